@@ -1,0 +1,4 @@
+using Gateway.ControlPlane;
+
+var app = ControlPlaneApp.Build(args);
+await app.RunAsync().ConfigureAwait(false);

@@ -1,0 +1,70 @@
+using System.Text.Json.Serialization;
+
+namespace Gateway.Core.Domains;
+
+/// <summary>One receiving server row (SPEC §3 "Inbound servers"), normalised.</summary>
+/// <param name="Recipient"><c>*@domain</c> or <c>local@domain</c>, lower case.</param>
+/// <param name="Host">Canonical IP text or a lower-case A-label host name.</param>
+public sealed record InboundServer(string Recipient, string Host, int Port, int Preference)
+{
+    public const int DefaultPort = 25;
+    public const int DefaultPreference = 10;
+    public const int MinPreference = 1;
+    public const int MaxPreference = 100;
+    public const int MaxRows = 100;
+
+    /// <summary>True for the catch-all row of the domain.</summary>
+    [JsonIgnore]
+    public bool IsCatchAll => Recipient.StartsWith("*@", StringComparison.Ordinal);
+}
+
+/// <summary>Sending sources allowed to relay outbound mail (SPEC §3 "Outbound servers").</summary>
+public sealed record OutboundSettings(bool Enabled, bool Office365, bool GoogleWorkspace, IReadOnlyList<string> CustomIps)
+{
+    public const int MaxCustomIps = 100;
+
+    public static readonly OutboundSettings Disabled = new(false, false, false, []);
+
+    /// <summary>True when outbound is on but no source is allowed: all outbound mail is refused.</summary>
+    [JsonIgnore]
+    public bool HasNoSource => Enabled && !Office365 && !GoogleWorkspace && CustomIps.Count == 0;
+}
+
+public enum VerificationMethod
+{
+    None = 0,
+    Txt = 1,
+    Mx = 2,
+}
+
+/// <summary>Proof of ownership (SPEC §3 "Verification"). Once verified it stays verified.</summary>
+public sealed record VerificationState(string Token, bool Verified, VerificationMethod Method, DateTimeOffset? VerifyTime);
+
+/// <summary>The settings a tenant edits; everything else of a domain is managed by the gateway.</summary>
+public sealed record DomainSettings(bool InboundEnabled, IReadOnlyList<InboundServer> InboundServers, OutboundSettings Outbound)
+{
+    public static readonly DomainSettings Empty = new(false, [], OutboundSettings.Disabled);
+}
+
+/// <summary>A managed domain as stored in Redis and held in the programs' snapshots.</summary>
+public sealed record DomainConfig
+{
+    public required string Name { get; init; }
+
+    public required string CompanyId { get; init; }
+
+    public required DomainSettings Settings { get; init; }
+
+    public required VerificationState Verification { get; init; }
+
+    public required DateTimeOffset CreateTime { get; init; }
+
+    public required DateTimeOffset UpdateTime { get; init; }
+
+    /// <summary>Stored revision; the API's etag. Kept beside the JSON in Redis, not inside it.</summary>
+    [JsonIgnore]
+    public long Revision { get; init; }
+
+    [JsonIgnore]
+    public string Etag => Revision.ToString(System.Globalization.CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,69 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Gateway.Core;
+
+/// <summary>
+/// Settings shared by the three programs, bound from the <c>Gateway</c> section
+/// (appsettings.json, or environment variables such as <c>Gateway__Redis</c>).
+/// </summary>
+public sealed class GatewayOptions
+{
+    public const string Section = "Gateway";
+
+    /// <summary>StackExchange.Redis configuration string, e.g. <c>127.0.0.1:6379</c>.</summary>
+    [Required(AllowEmptyStrings = false)]
+    public string Redis { get; set; } = "127.0.0.1:6379";
+
+    /// <summary>
+    /// The operator key. When empty the ControlPlane generates one at first start, stores only
+    /// its hash in Redis and writes the key to <see cref="OperatorKeyFile"/>.
+    /// </summary>
+    public string? OperatorKey { get; set; }
+
+    /// <summary>Where a generated operator key is written (owner-only permissions).</summary>
+    public string OperatorKeyFile { get; set; } = "data/operator.key";
+
+    /// <summary>
+    /// The gateway's own DNS domain. A tenant's inbound MX host is
+    /// <c>&lt;company-id&gt;.in.&lt;GatewayDomain&gt;</c> (SPEC §2).
+    /// </summary>
+    [Required(AllowEmptyStrings = false)]
+    public string GatewayDomain { get; set; } = "gateway.example";
+
+    /// <summary>Prefix of the verification TXT record: <c>&lt;prefix&gt;=&lt;token&gt;</c> (SPEC §3).</summary>
+    [Required(AllowEmptyStrings = false)]
+    [RegularExpression("^[a-z0-9][a-z0-9_-]{0,31}$", ErrorMessage = "Gateway:VerificationPrefix must be 1-32 lower-case letters, digits, '-' or '_'.")]
+    public string VerificationPrefix { get; set; } = "tmes";
+
+    /// <summary>
+    /// Public mailbox providers that no tenant may register (nor their subdomains).
+    /// Null or empty: the built-in list <see cref="Domains.PublicProviders.Default"/>.
+    /// </summary>
+    public string[]? PublicProviders { get; set; }
+
+    /// <summary>
+    /// Allow inbound servers on loopback addresses (127.0.0.0/8, ::1). Off in production: a tenant
+    /// must not make the Deliverer talk to the gateway host's own services. The development run
+    /// script and the tests turn it on to deliver to local sinks.
+    /// </summary>
+    public bool AllowLoopbackDestinations { get; set; }
+
+    /// <summary>How often a program compares its snapshot with the stored config version.</summary>
+    public TimeSpan SnapshotReconcileInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How many entries of the config change stream Redis keeps (approximately).</summary>
+    [Range(100, 10_000_000)]
+    public int ConfigChangeStreamLength { get; set; } = 100_000;
+
+    /// <summary>
+    /// The SPF mechanism customers add for outbound protection (SPEC §3 "Health"); by default
+    /// <c>include:_spf.&lt;GatewayDomain&gt;</c>.
+    /// </summary>
+    public string? SpfInclude { get; set; }
+
+    /// <summary>The SPF include to publish.</summary>
+    public string EffectiveSpfInclude => string.IsNullOrWhiteSpace(SpfInclude) ? $"include:_spf.{GatewayDomain}" : SpfInclude;
+
+    /// <summary>The inbound MX host of a tenant.</summary>
+    public string InboundMxHost(string companyId) => $"{companyId}.in.{GatewayDomain}";
+}

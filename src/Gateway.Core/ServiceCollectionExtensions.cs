@@ -1,0 +1,71 @@
+using Gateway.Core.Domains;
+using Gateway.Core.Storage;
+using Gateway.Core.Tenants;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace Gateway.Core;
+
+public static class ServiceCollectionExtensions
+{
+    /// <summary>
+    /// Options (validated at start), the shared Redis connection and the stores, for any of the programs.
+    /// </summary>
+    public static IServiceCollection AddGatewayCore(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<GatewayOptions>()
+            .Bind(configuration.GetSection(GatewayOptions.Section))
+            .ValidateDataAnnotations()
+            .Validate(o => Domains.DomainName.TryNormalize(o.GatewayDomain, out _, out _),
+                "Gateway:GatewayDomain must be a DNS name such as gateway.example.net.")
+            .Validate(o => o.SnapshotReconcileInterval > TimeSpan.Zero, "Gateway:SnapshotReconcileInterval must be positive.")
+            .Validate(o => TryParseRedis(o.Redis), "Gateway:Redis is not a valid StackExchange.Redis configuration string (e.g. 127.0.0.1:6379).")
+            .ValidateOnStart();
+        services.AddSingleton(sp => sp.GetRequiredService<IOptions<GatewayOptions>>().Value);
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<IConnectionMultiplexer>(sp =>
+        {
+            var options = sp.GetRequiredService<GatewayOptions>();
+            var config = ConfigurationOptions.Parse(options.Redis);
+            // Start and keep retrying while Redis is away; callers see errors, the process lives on.
+            config.AbortOnConnectFail = false;
+            config.ClientName ??= AppDomain.CurrentDomain.FriendlyName;
+            var log = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Redis");
+            var mux = ConnectionMultiplexer.Connect(config);
+            mux.ConnectionFailed += (_, e) => RedisLog.ConnectionFailed(log, e.EndPoint, e.FailureType);
+            mux.ConnectionRestored += (_, e) => RedisLog.ConnectionRestored(log, e.EndPoint);
+            return mux;
+        });
+        services.AddSingleton<ConfigChangeFeed>();
+        services.AddSingleton<DomainStore>();
+        services.AddSingleton<TenantStore>();
+        services.AddSingleton<DomainValidator>();
+        services.AddSingleton<DomainManager>();
+        services.AddSingleton<TenantManager>();
+        return services;
+    }
+
+    private static bool TryParseRedis(string value)
+    {
+        try
+        {
+            return ConfigurationOptions.Parse(value).EndPoints.Count > 0;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+}
+
+internal static partial class RedisLog
+{
+    [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "Redis connection to {EndPoint} failed: {FailureType}")]
+    public static partial void ConnectionFailed(ILogger logger, System.Net.EndPoint? endPoint, ConnectionFailureType failureType);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Redis connection to {EndPoint} restored")]
+    public static partial void ConnectionRestored(ILogger logger, System.Net.EndPoint? endPoint);
+}

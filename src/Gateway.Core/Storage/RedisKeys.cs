@@ -1,0 +1,65 @@
+using StackExchange.Redis;
+
+namespace Gateway.Core.Storage;
+
+/// <summary>
+/// Builds every Redis key and channel of the gateway; nothing else spells a key. The schema is
+/// documented in docs/architecture.md. Two hash-tag families keep multi-key operations in one
+/// Redis Cluster slot:
+/// <list type="bullet">
+/// <item><c>{cfg}</c>: tenants, API keys, the domain registry and the config change feed (small, one slot).</item>
+/// <item><c>{d:&lt;domain&gt;}</c>: everything of one managed domain (settings, later rules, queue index, quarantine, log).</item>
+/// </list>
+/// </summary>
+public static class RedisKeys
+{
+    private const string Cfg = "gw:{cfg}:";
+
+    /// <summary>Hash: company id → tenant JSON.</summary>
+    public static readonly RedisKey Tenants = Cfg + "tenants";
+
+    /// <summary>Sorted set (all scores 0, ordered by member): company ids, for paging.</summary>
+    public static readonly RedisKey TenantIds = Cfg + "tenant-ids";
+
+    /// <summary>Hash: API key id → key JSON (company, description, SHA-256 of the key).</summary>
+    public static readonly RedisKey ApiKeys = Cfg + "apikeys";
+
+    /// <summary>Hash with the generated operator key's hash (field <c>sha256</c>) and creation time.</summary>
+    public static readonly RedisKey OperatorKey = Cfg + "operator";
+
+    /// <summary>Hash: managed domain → owning company id. The uniqueness claim across tenants.</summary>
+    public static readonly RedisKey DomainRegistry = Cfg + "domains";
+
+    /// <summary>Counter bumped by every saved configuration change.</summary>
+    public static readonly RedisKey ConfigVersion = Cfg + "version";
+
+    /// <summary>Stream of changes; entry id <c>&lt;version&gt;-0</c>, fields <c>d</c> (domain) and <c>op</c>.</summary>
+    public static readonly RedisKey ConfigChanges = Cfg + "changes";
+
+    /// <summary>Pub/sub channel announcing each change as <c>"&lt;version&gt; &lt;op&gt; &lt;domain&gt;"</c>.</summary>
+    public static readonly RedisChannel ConfigChannel = RedisChannel.Literal("gw:config");
+
+    /// <summary>Set: API key ids of a tenant.</summary>
+    public static RedisKey TenantApiKeys(string companyId) => $"{Cfg}tenant:{companyId}:apikeys";
+
+    /// <summary>Sorted set (scores 0): domains of a tenant, for paging by name.</summary>
+    public static RedisKey TenantDomains(string companyId) => $"{Cfg}tenant:{companyId}:domains";
+
+    /// <summary>The hash tag of one domain's keys.</summary>
+    public static string DomainTag(string domain) => "{d:" + domain + "}";
+
+    /// <summary>Hash: <c>company</c>, <c>etag</c> (revision), <c>data</c> (settings JSON).</summary>
+    public static RedisKey Domain(string domain) => $"gw:{DomainTag(domain)}:config";
+
+    /// <summary>Sorted set of the domain's queued message ids (score: next attempt, unix ms).</summary>
+    public static RedisKey DomainQueue(string domain) => $"gw:{DomainTag(domain)}:queue";
+
+    /// <summary>Sorted set of the domain's quarantined message ids (score: quarantine time, unix ms).</summary>
+    public static RedisKey DomainQuarantine(string domain) => $"gw:{DomainTag(domain)}:quarantine";
+
+    /// <summary>Stream: the domain's message log (SPEC §7).</summary>
+    public static RedisKey DomainLog(string domain) => $"gw:{DomainTag(domain)}:log";
+
+    /// <summary>The pattern matching every key of one domain (for scans and cascade deletion).</summary>
+    public static RedisValue DomainKeyPattern(string domain) => $"gw:{{d:{domain}}}:*";
+}

@@ -1,0 +1,126 @@
+using System.Diagnostics;
+using StackExchange.Redis;
+
+namespace Gateway.Testing;
+
+/// <summary>
+/// A real redis-server on a free loopback port with its own data folder, started and stopped by a test.
+/// </summary>
+public sealed class RedisServer : IAsyncDisposable
+{
+    private Process? _process;
+
+    private RedisServer(int port, string directory, bool appendOnly)
+    {
+        Port = port;
+        Directory = directory;
+        AppendOnly = appendOnly;
+    }
+
+    public int Port { get; }
+
+    public string Directory { get; }
+
+    public bool AppendOnly { get; }
+
+    /// <summary>StackExchange.Redis configuration string for the gateway's programs.</summary>
+    public string ConnectionString => $"127.0.0.1:{Port}";
+
+    public static async Task<RedisServer> StartAsync(bool appendOnly = false, CancellationToken cancellationToken = default)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "gw-redis-" + Guid.NewGuid().ToString("N")[..12]);
+        System.IO.Directory.CreateDirectory(dir);
+        var server = new RedisServer(FreePort.Get(), dir, appendOnly);
+        await server.StartProcessAsync(cancellationToken).ConfigureAwait(false);
+        return server;
+    }
+
+    /// <summary>Starts the server again on the same port and data (after <see cref="StopAsync"/>).</summary>
+    public Task RestartAsync(CancellationToken cancellationToken = default) => StartProcessAsync(cancellationToken);
+
+    /// <summary>Kills the server process (as a crash would); with AOF the data comes back on restart.</summary>
+    public async Task StopAsync()
+    {
+        if (_process is { HasExited: false } p)
+        {
+            p.Kill(entireProcessTree: true);
+            await p.WaitForExitAsync().ConfigureAwait(false);
+        }
+
+        _process?.Dispose();
+        _process = null;
+    }
+
+    public async Task<ConnectionMultiplexer> ConnectAsync() =>
+        await ConnectionMultiplexer.ConnectAsync(ConnectionString + ",allowAdmin=true").ConfigureAwait(false);
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync().ConfigureAwait(false);
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private async Task StartProcessAsync(CancellationToken cancellationToken)
+    {
+        var psi = new ProcessStartInfo("redis-server")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in new[]
+                 {
+                     "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", Directory,
+                     "--save", "", "--appendonly", AppendOnly ? "yes" : "no", "--appendfsync", "everysec", "--daemonize", "no",
+                     "--logfile", Path.Combine(Directory, "redis.log"),
+                 })
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        _process = Process.Start(psi) ?? throw new InvalidOperationException("redis-server did not start; is it installed?");
+        _process.OutputDataReceived += (_, _) => { };
+        _process.ErrorDataReceived += (_, _) => { };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                using var tcp = new System.Net.Sockets.TcpClient();
+                await tcp.ConnectAsync("127.0.0.1", Port, cancellationToken).ConfigureAwait(false);
+                var stream = tcp.GetStream();
+                await stream.WriteAsync("PING\r\n"u8.ToArray(), cancellationToken).ConfigureAwait(false);
+                var buffer = new byte[64];
+                var n = await stream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+                if (n > 0 && System.Text.Encoding.ASCII.GetString(buffer, 0, n).StartsWith("+PONG", StringComparison.Ordinal))
+                {
+                    return;
+                }
+            }
+            catch (System.Net.Sockets.SocketException) when (DateTime.UtcNow < deadline && !_process.HasExited)
+            {
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline && !_process.HasExited)
+            {
+            }
+
+            if (_process.HasExited || DateTime.UtcNow > deadline)
+            {
+                var log = Path.Combine(Directory, "redis.log");
+                throw new InvalidOperationException("redis-server did not come up: " + (File.Exists(log) ? await File.ReadAllTextAsync(log, cancellationToken).ConfigureAwait(false) : "no log"));
+            }
+
+            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+        }
+    }
+}
