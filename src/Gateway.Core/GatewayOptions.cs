@@ -55,6 +55,9 @@ public sealed class GatewayOptions
     [Range(100, 10_000_000)]
     public int ConfigChangeStreamLength { get; set; } = 100_000;
 
+    /// <summary>How long message log events are kept (SPEC §7: 90 days by default).</summary>
+    public TimeSpan MessageLogRetention { get; set; } = TimeSpan.FromDays(90);
+
     /// <summary>
     /// The SPF mechanism customers add for outbound protection (SPEC §3 "Health"); by default
     /// <c>include:_spf.&lt;GatewayDomain&gt;</c>.

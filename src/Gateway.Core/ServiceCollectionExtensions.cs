@@ -45,6 +45,7 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<DomainValidator>();
         services.AddSingleton<DomainManager>();
         services.AddSingleton<TenantManager>();
+        services.AddSingleton<MessageLog.MessageLogWriter>();
         return services;
     }
 
@@ -68,4 +69,24 @@ internal static partial class RedisLog
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Redis connection to {EndPoint} restored")]
     public static partial void ConnectionRestored(ILogger logger, System.Net.EndPoint? endPoint);
+}
+
+public static class SnapshotServiceCollectionExtensions
+{
+    /// <summary>The non-blocking message log for hot paths (started as a hosted service).</summary>
+    public static IServiceCollection AddBufferedMessageLog(this IServiceCollection services)
+    {
+        services.AddSingleton<MessageLog.BufferedMessageLog>();
+        services.AddHostedService(sp => sp.GetRequiredService<MessageLog.BufferedMessageLog>());
+        return services;
+    }
+
+    /// <summary>The in-memory domain snapshot and the service that keeps it current (PolicyDaemon, Deliverer).</summary>
+    public static IServiceCollection AddConfigSnapshot(this IServiceCollection services)
+    {
+        services.AddSingleton<Snapshot.ConfigSnapshot>();
+        services.AddSingleton<Snapshot.ConfigSnapshotService>();
+        services.AddHostedService(sp => sp.GetRequiredService<Snapshot.ConfigSnapshotService>());
+        return services;
+    }
 }

@@ -57,7 +57,7 @@ public static class DomainName
             s = s[..^1];
         }
 
-        if (s.Length == 0 || s.StartsWith('.') || s.Contains("..", StringComparison.Ordinal))
+        if (s.Length == 0 || s.StartsWith('.') || s.EndsWith('.') || s.Contains("..", StringComparison.Ordinal))
         {
             error = $"'{input}' has an empty label";
             return false;

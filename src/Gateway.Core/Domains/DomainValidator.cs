@@ -241,19 +241,21 @@ public sealed class DomainValidator
             return string.Empty;
         }
 
+        if (s.Equals("localhost", StringComparison.OrdinalIgnoreCase) || s.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase))
+        {
+            if (!_allowLoopback)
+            {
+                violations.Add(new FieldViolation(field, $"'{s}' is the gateway itself"));
+                return string.Empty;
+            }
+
+            return s.ToLowerInvariant();
+        }
+
         if (!DomainName.TryNormalize(s, out var host, out var hostError))
         {
             violations.Add(new FieldViolation(field, hostError.Replace("register a fully qualified domain", "use a fully qualified host name", StringComparison.Ordinal)));
             return string.Empty;
-        }
-
-        if (host == "localhost" || host.EndsWith(".localhost", StringComparison.Ordinal))
-        {
-            if (!_allowLoopback)
-            {
-                violations.Add(new FieldViolation(field, $"'{host}' is the gateway itself"));
-                return string.Empty;
-            }
         }
 
         return host;

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the gateway and its tests need, if missing. Idempotent.
+# Used by scripts/run.sh and scripts/test.sh; needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+echo "Installing: ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+
+# Debian starts its own redis-server service on 6379 when the package is installed; the gateway runs
+# its own Redis (AOF on, data in ./data) there instead, so stop the distribution's service.
+if printf '%s\n' "${need[@]}" | grep -qx redis-server; then
+  ($SUDO service redis-server stop || $SUDO systemctl stop redis-server) >/dev/null 2>&1 || true
+fi

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Stops what scripts/run.sh started (the programs first, then Redis, which flushes its AOF).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DATA=${GATEWAY_DATA:-$ROOT/data}
+for name in deliverer policydaemon controlplane; do
+  pidfile="$DATA/run/$name.pid"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then
+    kill "$(cat "$pidfile")" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
+    echo "stopped $name"
+  fi
+  rm -f "$pidfile"
+done
+redis_pid=$(cat "$DATA/run/redis.pid" 2>/dev/null || true)
+if [ -n "$redis_pid" ] && kill -0 "$redis_pid" 2>/dev/null; then
+  kill "$redis_pid"
+  for _ in $(seq 1 50); do kill -0 "$redis_pid" 2>/dev/null || break; sleep 0.1; done
+  echo "stopped redis"
+fi
+rm -f "$DATA/run/redis.pid"

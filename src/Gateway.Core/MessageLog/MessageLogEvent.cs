@@ -1,0 +1,61 @@
+namespace Gateway.Core.MessageLog;
+
+/// <summary>Event names of the message log (SPEC §7). Stable: clients filter on them.</summary>
+public static class MessageLogEvents
+{
+    public const string PolicyReject = "policy_reject";
+    public const string PolicyAccept = "policy_accept";
+    public const string Intake = "intake";
+    public const string Attempt = "attempt";
+    public const string Deferred = "deferred";
+    public const string Delivered = "delivered";
+    public const string Bounced = "bounced";
+    public const string Expired = "expired";
+    public const string Quarantined = "quarantined";
+    public const string Released = "released";
+    public const string Deleted = "deleted";
+}
+
+/// <summary>Mail direction relative to the managed domain.</summary>
+public static class Directions
+{
+    public const string Inbound = "inbound";
+    public const string Outbound = "outbound";
+}
+
+/// <summary>
+/// One step of one message, written to the managed domain's log stream. Only <see cref="Domain"/> and
+/// <see cref="Event"/> are required; empty fields are not stored.
+/// </summary>
+public sealed record MessageLogEvent
+{
+    public required string Domain { get; init; }
+
+    public required string Event { get; init; }
+
+    public DateTimeOffset Time { get; init; } = DateTimeOffset.UtcNow;
+
+    /// <summary>The gateway's message id (assigned at intake), when there is a message.</summary>
+    public string? MessageId { get; init; }
+
+    public string? Direction { get; init; }
+
+    public string? Sender { get; init; }
+
+    public string? Recipient { get; init; }
+
+    /// <summary>The SMTP client's address (policy decisions, intake).</summary>
+    public string? ClientAddress { get; init; }
+
+    /// <summary>The remote host of a delivery attempt, <c>host:port</c>.</summary>
+    public string? Host { get; init; }
+
+    /// <summary>The SMTP reply or the decision text.</summary>
+    public string? Reply { get; init; }
+
+    /// <summary>Anything else worth keeping (rule id, error class, next attempt time).</summary>
+    public string? Detail { get; init; }
+
+    /// <summary>Which program wrote it (policydaemon, deliverer, controlplane).</summary>
+    public string? Program { get; init; }
+}

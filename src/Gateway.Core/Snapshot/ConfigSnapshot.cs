@@ -1,0 +1,111 @@
+using System.Collections.Concurrent;
+using Gateway.Core.Domains;
+
+namespace Gateway.Core.Snapshot;
+
+/// <summary>
+/// The in-memory copy of every managed domain that the PolicyDaemon and the Deliverer decide from.
+/// Reads never touch Redis and are O(1) in the number of domains; <see cref="ConfigSnapshotService"/>
+/// keeps it current. Until the first full load succeeds <see cref="IsLoaded"/> is false and callers
+/// must answer "try later" rather than decide (SPEC §4 rule 5).
+/// </summary>
+public sealed class ConfigSnapshot
+{
+    private volatile Map _map = new(0);
+    private long _version;
+    private long _syncedAtTicks;
+    private volatile bool _loaded;
+
+    /// <summary>True once a full load from Redis has completed.</summary>
+    public bool IsLoaded => _loaded;
+
+    /// <summary>The config version the snapshot reflects.</summary>
+    public long Version => Interlocked.Read(ref _version);
+
+    /// <summary>When the snapshot last agreed with Redis (UTC), or <see cref="DateTimeOffset.MinValue"/>.</summary>
+    public DateTimeOffset SyncedAt => new(Interlocked.Read(ref _syncedAtTicks), TimeSpan.Zero);
+
+    public int Count => _map.Domains.Count;
+
+    /// <summary>Raised after a domain was added, changed or removed (argument: its name).</summary>
+    public event Action<string>? DomainChanged;
+
+    /// <summary>Finds a managed domain; the name is matched case-insensitively, a trailing dot ignored.</summary>
+    public DomainEntry? Find(ReadOnlySpan<char> domain)
+    {
+        if (domain.Length > 0 && domain[^1] == '.')
+        {
+            domain = domain[..^1];
+        }
+
+        return _map.Lookup.TryGetValue(domain, out var entry) ? entry : null;
+    }
+
+    public DomainEntry? Find(string? domain) => domain is null ? null : Find(domain.AsSpan());
+
+    /// <summary>Every domain (a moment's view), for routing diagnostics and tests.</summary>
+    public IReadOnlyCollection<DomainEntry> All => (IReadOnlyCollection<DomainEntry>)_map.Domains.Values;
+
+    /// <summary>Replaces the whole content (a full load) and marks the snapshot loaded.</summary>
+    public void Replace(IEnumerable<DomainConfig> domains, long version, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(domains);
+        var list = domains as ICollection<DomainConfig> ?? domains.ToList();
+        var map = new Map(list.Count);
+        foreach (var d in list)
+        {
+            map.Domains[d.Name] = new DomainEntry(d);
+        }
+
+        var old = _map;
+        _map = map;
+        Interlocked.Exchange(ref _version, version);
+        Interlocked.Exchange(ref _syncedAtTicks, now.UtcTicks);
+        _loaded = true;
+
+        if (DomainChanged is { } handler)
+        {
+            foreach (var name in old.Domains.Keys.Union(map.Domains.Keys, StringComparer.OrdinalIgnoreCase))
+            {
+                handler(name);
+            }
+        }
+    }
+
+    /// <summary>Applies the current state of one domain (null: it no longer exists).</summary>
+    public void Apply(string name, DomainConfig? config)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (config is null)
+        {
+            _map.Domains.TryRemove(name, out _);
+        }
+        else
+        {
+            _map.Domains[name] = new DomainEntry(config);
+        }
+
+        DomainChanged?.Invoke(name);
+    }
+
+    /// <summary>Records that the snapshot now reflects <paramref name="version"/>.</summary>
+    public void MarkSynced(long version, DateTimeOffset now)
+    {
+        Interlocked.Exchange(ref _version, version);
+        Interlocked.Exchange(ref _syncedAtTicks, now.UtcTicks);
+    }
+
+    /// <summary>The dictionary and its span lookup, swapped together by a full load.</summary>
+    private sealed class Map
+    {
+        public Map(int capacity)
+        {
+            Domains = new(concurrencyLevel: Environment.ProcessorCount, capacity: Math.Max(capacity, 31), comparer: StringComparer.OrdinalIgnoreCase);
+            Lookup = Domains.GetAlternateLookup<ReadOnlySpan<char>>();
+        }
+
+        public ConcurrentDictionary<string, DomainEntry> Domains { get; }
+
+        public ConcurrentDictionary<string, DomainEntry>.AlternateLookup<ReadOnlySpan<char>> Lookup { get; }
+    }
+}

@@ -1,0 +1,42 @@
+using System.Collections.Frozen;
+using System.Net;
+using Gateway.Core.Domains;
+
+namespace Gateway.Core.Snapshot;
+
+/// <summary>
+/// A domain as the hot paths need it: the stored config plus lookup structures computed once per
+/// change, so a policy decision or a route choice does no parsing.
+/// </summary>
+public sealed class DomainEntry
+{
+    public DomainEntry(DomainConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        Config = config;
+        CustomIps = config.Settings.Outbound.CustomIps
+            .Select(ip => IPAddress.TryParse(ip, out var a) ? a : null)
+            .OfType<IPAddress>()
+            .ToFrozenSet();
+        ExactRecipients = config.Settings.InboundServers
+            .Where(s => !s.IsCatchAll)
+            .Select(s => s.Recipient)
+            .ToFrozenSet(StringComparer.OrdinalIgnoreCase);
+    }
+
+    public DomainConfig Config { get; }
+
+    public string Name => Config.Name;
+
+    /// <summary>Custom sending IPs (IPv4 and IPv6, IPv4-mapped already unwrapped by validation).</summary>
+    public FrozenSet<IPAddress> CustomIps { get; }
+
+    /// <summary>Recipients that have their own inbound rows (<c>local@domain</c>).</summary>
+    public FrozenSet<string> ExactRecipients { get; }
+
+    public bool InboundEnabled => Config.Settings.InboundEnabled;
+
+    public OutboundSettings Outbound => Config.Settings.Outbound;
+
+    public bool Verified => Config.Verification.Verified;
+}

@@ -1,0 +1,201 @@
+using Gateway.Core.Domains;
+using Gateway.Core.Snapshot;
+using Gateway.Core.Storage;
+using Gateway.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+using StackExchange.Redis;
+
+namespace Gateway.Core.Tests;
+
+/// <summary>The snapshot against a real redis-server: load, propagation, missed messages, gaps, outages.</summary>
+public sealed class SnapshotTests : IAsyncLifetime
+{
+    private RedisServer _redis = null!;
+    private ConnectionMultiplexer _mux = null!;
+    private GatewayOptions _options = null!;
+    private ConfigChangeFeed _feed = null!;
+    private DomainStore _store = null!;
+    private DomainManager _domains = null!;
+    private const string Company = "acme";
+
+    public async Task InitializeAsync()
+    {
+        _redis = await RedisServer.StartAsync();
+        _mux = await ConnectionMultiplexer.ConnectAsync(_redis.ConnectionString + ",abortConnect=false,connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000");
+        _options = new GatewayOptions { Redis = _redis.ConnectionString, SnapshotReconcileInterval = TimeSpan.FromMilliseconds(200), ConfigChangeStreamLength = 100 };
+        _feed = new ConfigChangeFeed(_mux, _options);
+        _store = new DomainStore(_mux, _feed);
+        _domains = new DomainManager(_store, new DomainValidator(_options), _options, TimeProvider.System);
+        Assert.True(await new TenantStore(_mux).CreateAsync(new TenantRecord(Company, Company, DateTimeOffset.UtcNow)));
+    }
+
+    public async Task DisposeAsync()
+    {
+        _mux.Dispose();
+        await _redis.DisposeAsync();
+    }
+
+    private async Task<(ConfigSnapshot Snapshot, ConfigSnapshotService Service, ConnectionMultiplexer Mux)> StartSnapshotAsync()
+    {
+        var mux = await ConnectionMultiplexer.ConnectAsync(_redis.ConnectionString + ",abortConnect=false,connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000");
+        var feed = new ConfigChangeFeed(mux, _options);
+        var snapshot = new ConfigSnapshot();
+        var service = new ConfigSnapshotService(snapshot, new DomainStore(mux, feed), feed, mux, _options, TimeProvider.System,
+            NullLogger<ConfigSnapshotService>.Instance);
+        await service.StartAsync(CancellationToken.None);
+        return (snapshot, service, mux);
+    }
+
+    private static DomainSettings Inbound(string domain, string host) =>
+        new(true, [new InboundServer("*@" + domain, host, 25, 10)], OutboundSettings.Disabled);
+
+    [Fact]
+    public async Task Start_LoadsEveryDomain_LookupsCaseInsensitive()
+    {
+        for (var i = 0; i < 300; i++)
+        {
+            await _domains.CreateAsync(Company, $"d{i}.example.com", DomainSettings.Empty);
+        }
+
+        var (snapshot, service, mux) = await StartSnapshotAsync();
+        try
+        {
+            await Eventually.WaitAsync(() => snapshot.IsLoaded, TimeSpan.FromSeconds(10), "snapshot loaded");
+            Assert.Equal(300, snapshot.Count);
+            Assert.NotNull(snapshot.Find("D17.Example.COM"));
+            Assert.NotNull(snapshot.Find("d17.example.com."));
+            Assert.Null(snapshot.Find("sub.d17.example.com"));
+            Assert.Null(snapshot.Find("example.com"));
+            Assert.Equal(await _feed.GetVersionAsync(), snapshot.Version);
+        }
+        finally
+        {
+            await service.StopAsync(CancellationToken.None);
+            mux.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task SavedChanges_AppliedWithinOneSecond_CreateUpdateDelete()
+    {
+        var (snapshot, service, mux) = await StartSnapshotAsync();
+        try
+        {
+            await Eventually.WaitAsync(() => snapshot.IsLoaded, TimeSpan.FromSeconds(10), "snapshot loaded");
+            await _domains.CreateAsync(Company, "live.example.com", Inbound("live.example.com", "192.0.2.1"));
+            await Eventually.WaitAsync(() => snapshot.Find("live.example.com") is not null, TimeSpan.FromSeconds(1), "create applied");
+
+            await _domains.UpdateAsync(Company, "live.example.com", Inbound("live.example.com", "192.0.2.2"), ["inbound_servers"], null);
+            await Eventually.WaitAsync(() => snapshot.Find("live.example.com")!.Config.Settings.InboundServers[0].Host == "192.0.2.2",
+                TimeSpan.FromSeconds(1), "update applied");
+
+            await _domains.DeleteAsync(Company, "live.example.com", force: false, etag: null);
+            await Eventually.WaitAsync(() => snapshot.Find("live.example.com") is null, TimeSpan.FromSeconds(1), "delete applied");
+        }
+        finally
+        {
+            await service.StopAsync(CancellationToken.None);
+            mux.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task MissedMessage_ReconciledFromVersionOnTimer()
+    {
+        var (snapshot, service, mux) = await StartSnapshotAsync();
+        try
+        {
+            await Eventually.WaitAsync(() => snapshot.IsLoaded, TimeSpan.FromSeconds(10), "snapshot loaded");
+            // Save a domain the way the store does, but without the PUBLISH: only the version and the stream tell.
+            var db = _mux.GetDatabase();
+            var config = new DomainConfig
+            {
+                Name = "quiet.example.com", CompanyId = Company, Settings = DomainSettings.Empty,
+                Verification = new VerificationState(new string('a', 32), false, VerificationMethod.None, null),
+                CreateTime = DateTimeOffset.UtcNow, UpdateTime = DateTimeOffset.UtcNow,
+            };
+            await db.HashSetAsync(RedisKeys.DomainRegistry, config.Name, Company);
+            await db.HashSetAsync(RedisKeys.Domain(config.Name), [new("company", Company), new("etag", 1), new("data", StoreJson.Serialize(config))]);
+            var v = await db.StringIncrementAsync(RedisKeys.ConfigVersion);
+            await db.ExecuteAsync("XADD", RedisKeys.ConfigChanges, $"{v}-0", "d", config.Name, "op", "create");
+
+            await Eventually.WaitAsync(() => snapshot.Find(config.Name) is not null, TimeSpan.FromSeconds(2), "reconciled without a message");
+            Assert.Equal(v, snapshot.Version);
+        }
+        finally
+        {
+            await service.StopAsync(CancellationToken.None);
+            mux.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task StreamTrimmedPastAppliedVersion_FullReload()
+    {
+        var (snapshot, service, mux) = await StartSnapshotAsync();
+        try
+        {
+            await Eventually.WaitAsync(() => snapshot.IsLoaded, TimeSpan.FromSeconds(10), "snapshot loaded");
+            await service.StopAsync(CancellationToken.None);
+
+            // While the service is away: many changes, and the stream forgets the early ones.
+            for (var i = 0; i < 50; i++)
+            {
+                await _domains.CreateAsync(Company, $"t{i}.example.com", DomainSettings.Empty);
+            }
+
+            await _mux.GetDatabase().ExecuteAsync("XTRIM", RedisKeys.ConfigChanges, "MAXLEN", "5");
+            await service.StartAsync(CancellationToken.None);
+            await Eventually.WaitAsync(() => snapshot.Count == 50, TimeSpan.FromSeconds(3), "full reload");
+            Assert.Equal(await _feed.GetVersionAsync(), snapshot.Version);
+        }
+        finally
+        {
+            await service.StopAsync(CancellationToken.None);
+            mux.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task RedisDown_SnapshotKeepsServing_CatchesUpWhenBack()
+    {
+        await _domains.CreateAsync(Company, "kept.example.com", Inbound("kept.example.com", "192.0.2.1"));
+        var (snapshot, service, mux) = await StartSnapshotAsync();
+        try
+        {
+            await Eventually.WaitAsync(() => snapshot.IsLoaded && snapshot.Find("kept.example.com") is not null, TimeSpan.FromSeconds(10), "loaded");
+            await _redis.StopAsync();
+            await Task.Delay(1500);
+            Assert.True(snapshot.IsLoaded);
+            Assert.NotNull(snapshot.Find("kept.example.com"));
+
+            await _redis.RestartAsync();
+            // Data was not persisted (no AOF in this test): the version went back, the snapshot reloads to match.
+            await Eventually.WaitAsync(() => snapshot.Find("kept.example.com") is null, TimeSpan.FromSeconds(15), "reload after Redis lost data");
+        }
+        finally
+        {
+            await service.StopAsync(CancellationToken.None);
+            mux.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task RedisUnreachableAtStart_NotLoaded_UntilItComes()
+    {
+        await _redis.StopAsync();
+        var (snapshot, service, mux) = await StartSnapshotAsync();
+        try
+        {
+            await Task.Delay(1000);
+            Assert.False(snapshot.IsLoaded);
+            await _redis.RestartAsync();
+            await Eventually.WaitAsync(() => snapshot.IsLoaded, TimeSpan.FromSeconds(15), "loaded once Redis is up");
+        }
+        finally
+        {
+            await service.StopAsync(CancellationToken.None);
+            mux.Dispose();
+        }
+    }
+}
