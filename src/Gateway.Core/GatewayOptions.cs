@@ -55,6 +55,9 @@ public sealed class GatewayOptions
     [Range(100, 10_000_000)]
     public int ConfigChangeStreamLength { get; set; } = 100_000;
 
+    /// <summary>Name servers for verification, health checks and delivery (<c>Gateway:Dns:Servers</c>).</summary>
+    public Dns.DnsOptions Dns { get; set; } = new();
+
     /// <summary>How long message log events are kept (SPEC §7: 90 days by default).</summary>
     public TimeSpan MessageLogRetention { get; set; } = TimeSpan.FromDays(90);
 

@@ -23,6 +23,7 @@ public static class ServiceCollectionExtensions
                 "Gateway:GatewayDomain must be a DNS name such as gateway.example.net.")
             .Validate(o => o.SnapshotReconcileInterval > TimeSpan.Zero, "Gateway:SnapshotReconcileInterval must be positive.")
             .Validate(o => TryParseRedis(o.Redis), "Gateway:Redis is not a valid StackExchange.Redis configuration string (e.g. 127.0.0.1:6379).")
+            .Validate(o => o.Dns.Servers.All(s => Dns.DnsSetup.TryParseServer(s, out _)), "Gateway:Dns:Servers entries must be ip or ip:port.")
             .ValidateOnStart();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<GatewayOptions>>().Value);
         services.AddSingleton(TimeProvider.System);
@@ -46,6 +47,7 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<DomainManager>();
         services.AddSingleton<TenantManager>();
         services.AddSingleton<MessageLog.MessageLogWriter>();
+        services.AddSingleton(sp => Dns.DnsSetup.CreateClient(sp.GetRequiredService<GatewayOptions>().Dns));
         return services;
     }
 
