@@ -1,0 +1,10 @@
+using System.CommandLine;
+using Gateway.Cli;
+using Gateway.Cli.Commands;
+
+var root = new RootCommand("gatewayctl: administer the managed-domain mail gateway through its gRPC API");
+GlobalOptions.AddTo(root);
+root.Subcommands.Add(TenantCommands.Tenants());
+root.Subcommands.Add(TenantCommands.Keys());
+root.Subcommands.Add(DomainCommands.Domains());
+return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -1,0 +1,158 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace ControlPlane.Tests;
+
+/// <summary>gatewayctl run as a real process against the ControlPlane on a real Kestrel listener.</summary>
+public sealed class CliTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
+{
+    private sealed record Result(int ExitCode, string Out, string Err);
+
+    private async Task<Result> RunAsync(IReadOnlyDictionary<string, string>? env, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "gatewayctl.dll"));
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        foreach (var name in new[] { "GATEWAY_ENDPOINT", "GATEWAY_KEY", "GATEWAY_KEY_FILE", "GATEWAY_COMPANY", "GATEWAYCTL_CONFIG" })
+        {
+            psi.Environment.Remove(name);
+        }
+
+        psi.Environment["XDG_CONFIG_HOME"] = Path.Combine(Path.GetTempPath(), "gwctl-none-" + Guid.NewGuid().ToString("N")[..8]);
+        psi.Environment["GATEWAY_ENDPOINT"] = fx.Address;
+        foreach (var (k, v) in env ?? new Dictionary<string, string>())
+        {
+            psi.Environment[k] = v;
+        }
+
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        return new Result(p.ExitCode, await stdout, await stderr);
+    }
+
+    private Task<Result> AsOperatorAsync(params string[] args) =>
+        RunAsync(new Dictionary<string, string> { ["GATEWAY_KEY"] = ControlPlaneFixture.OperatorKey }, args);
+
+    [Fact]
+    public async Task TenantsAndKeys_CreateListJson_ThenDomainsWithTheNewKey()
+    {
+        var company = "cli-" + Guid.NewGuid().ToString("N")[..8];
+        var created = await AsOperatorAsync("tenants", "create", company, "--display-name", "CLI Corp");
+        Assert.True(created.ExitCode == 0, created.Err);
+        Assert.Contains($"{company}.in.gw.test.example", created.Out, StringComparison.Ordinal);
+
+        var key = await AsOperatorAsync("keys", "create", company, "--json");
+        Assert.True(key.ExitCode == 0, key.Err);
+        using var json = JsonDocument.Parse(key.Out);
+        var secret = json.RootElement.GetProperty("key").GetString()!;
+
+        var list = await AsOperatorAsync("tenants", "list");
+        Assert.Contains(company, list.Out, StringComparison.Ordinal);
+        Assert.Contains("CLI Corp", list.Out, StringComparison.Ordinal);
+
+        var name = ControlPlaneFixture.NewDomainName("cli");
+        var asTenant = new Dictionary<string, string> { ["GATEWAY_KEY"] = secret };
+        var domain = await RunAsync(asTenant, "domains", "create", name, "--inbound", "true",
+            "--server", $"*@{name}=192.0.2.1/20", "--server", $"john@{name}=[2001:db8::1]:2525/10", "--outbound", "true", "--custom-ip", "198.51.100.7");
+        Assert.True(domain.ExitCode == 0, domain.Err);
+        Assert.Contains("tmes=", domain.Out, StringComparison.Ordinal);
+        Assert.Contains("2001:db8::1  2525", domain.Out, StringComparison.Ordinal);
+
+        var shown = await RunAsync(asTenant, "domains", "get", name, "--json");
+        using var d = JsonDocument.Parse(shown.Out);
+        Assert.Equal(20, d.RootElement.GetProperty("inbound_servers")[0].GetProperty("preference").GetInt32());
+        Assert.Equal("198.51.100.7", d.RootElement.GetProperty("outbound").GetProperty("custom_ips")[0].GetString());
+
+        var updated = await RunAsync(asTenant, "domains", "update", name, "--office365", "true");
+        Assert.True(updated.ExitCode == 0, updated.Err);
+        Assert.Contains("Microsoft 365, 198.51.100.7", updated.Out, StringComparison.Ordinal);
+
+        var listed = await RunAsync(asTenant, "domains", "list");
+        Assert.Contains(name, listed.Out, StringComparison.Ordinal);
+
+        var deleted = await RunAsync(asTenant, "domains", "delete", name);
+        Assert.True(deleted.ExitCode == 0, deleted.Err);
+        Assert.Contains("[MX]", deleted.Out, StringComparison.Ordinal);
+        Assert.Contains("[SPF]", deleted.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Errors_ReadableWithoutStackTraces_AndExitCodes()
+    {
+        var (_, key, _) = await fx.NewTenantAsync("cli");
+        var asTenant = new Dictionary<string, string> { ["GATEWAY_KEY"] = key };
+
+        var invalid = await RunAsync(asTenant, "domains", "create", ControlPlaneFixture.NewDomainName(), "--outbound", "true",
+            "--custom-ip", "10.0.0.0/8", "--custom-ip", "1.2.3");
+        Assert.Equal(5, invalid.ExitCode);
+        Assert.Contains("INVALID_ARGUMENT", invalid.Err, StringComparison.Ordinal);
+        Assert.Contains("domain.outbound.custom_ips[0]: '10.0.0.0/8' is a CIDR block", invalid.Err, StringComparison.Ordinal);
+        Assert.Contains("domain.outbound.custom_ips[1]", invalid.Err, StringComparison.Ordinal);
+
+        var missing = await RunAsync(asTenant, "domains", "get", "nothing-here.example.com");
+        Assert.Equal(4, missing.ExitCode);
+        Assert.Contains("NOT_FOUND", missing.Err, StringComparison.Ordinal);
+
+        var noKey = await RunAsync(null, "domains", "list");
+        Assert.Equal(3, noKey.ExitCode);
+        Assert.Contains("UNAUTHENTICATED", noKey.Err, StringComparison.Ordinal);
+
+        var denied = await RunAsync(asTenant, "tenants", "list");
+        Assert.Equal(3, denied.ExitCode);
+        Assert.Contains("PERMISSION_DENIED", denied.Err, StringComparison.Ordinal);
+
+        var nothing = await RunAsync(asTenant, "domains", "update", "example.com");
+        Assert.Equal(2, nothing.ExitCode);
+        Assert.Contains("nothing to change", nothing.Err, StringComparison.Ordinal);
+
+        var badServer = await RunAsync(asTenant, "domains", "create", "x.example.com", "--server", "no-equals-sign");
+        Assert.Equal(2, badServer.ExitCode);
+        Assert.Contains("RECIPIENT=HOST", badServer.Err, StringComparison.Ordinal);
+
+        var unreachable = await RunAsync(asTenant, "--endpoint", $"http://127.0.0.1:{Gateway.Testing.FreePort.Get()}", "domains", "list");
+        Assert.Equal(6, unreachable.ExitCode);
+        Assert.Contains("UNAVAILABLE", unreachable.Err, StringComparison.Ordinal);
+
+        foreach (var r in new[] { invalid, missing, noKey, denied, nothing, badServer, unreachable })
+        {
+            Assert.DoesNotContain("   at ", r.Err, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task ConfigFile_ProvidesEndpointKeyAndCompany_FlagsWin()
+    {
+        var (company, _, _) = await fx.NewTenantAsync("cfg");
+        var dir = Path.Combine(Path.GetTempPath(), "gwctl-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var keyFile = Path.Combine(dir, "operator.key");
+            await File.WriteAllTextAsync(keyFile, ControlPlaneFixture.OperatorKey + "\n");
+            var config = Path.Combine(dir, "config.json");
+            await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new Dictionary<string, string>
+            {
+                ["endpoint"] = fx.Address, ["key_file"] = keyFile, ["company"] = company,
+            }));
+
+            var env = new Dictionary<string, string> { ["GATEWAYCTL_CONFIG"] = config, ["GATEWAY_ENDPOINT"] = "" };
+            var name = ControlPlaneFixture.NewDomainName("cfg");
+            var created = await RunAsync(env, "domains", "create", name);
+            Assert.True(created.ExitCode == 0, created.Err);
+            Assert.Contains(company, created.Out, StringComparison.Ordinal);
+
+            var wrongFlag = await RunAsync(env, "--key", "wrong-key", "domains", "list");
+            Assert.Equal(3, wrongFlag.ExitCode);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
