@@ -12,22 +12,39 @@ public sealed class CheckDomainTests(OnboardingFixture fx) : IClassFixture<Onboa
 {
     private const string Include = OnboardingFixture.SpfInclude;
 
-    /// <summary>A verified domain with outbound on (custom IP), the MX at the gateway and the given SPF record(s).</summary>
-    private async Task<(string Name, DomainService.DomainServiceClient Client)> OutboundDomainAsync(params string[] spf)
+    /// <summary>
+    /// A new tenant's domain built by <paramref name="build"/>, with its verification TXT record, an MX (default: the
+    /// gateway's host) and the given extra TXT records published.
+    /// </summary>
+    private async Task<(string Name, DomainService.DomainServiceClient Client, string CompanyId)> PublishedDomainAsync(
+        Func<string, Domain> build, string? mx = null, params string[] txt)
     {
         var (companyId, _, client) = await fx.NewTenantAsync();
         var name = OnboardingFixture.NewDomainName();
-        var created = await client.CreateDomainAsync(new CreateDomainRequest
-        {
-            Domain = new Domain { Name = name, Outbound = new OutboundSettings { Enabled = true, CustomIps = { "198.51.100.7" } } },
-        });
-        fx.Dns.AddTxt(name, created.Verification.TxtRecord).AddMx(name, 10, OnboardingFixture.MxHostOf(companyId));
-        foreach (var record in spf)
+        var created = await client.CreateDomainAsync(new CreateDomainRequest { Domain = build(name) });
+        fx.Dns.AddTxt(name, created.Verification.TxtRecord).AddMx(name, 10, mx ?? OnboardingFixture.MxHostOf(companyId));
+        foreach (var record in txt)
         {
             fx.Dns.AddTxt(name, record);
         }
 
+        return (name, client, companyId);
+    }
+
+    /// <summary>A verified domain with outbound on (custom IP), the MX at the gateway and the given SPF record(s).</summary>
+    private async Task<(string Name, DomainService.DomainServiceClient Client)> OutboundDomainAsync(params string[] spf)
+    {
+        var (name, client, _) = await PublishedDomainAsync(
+            n => new Domain { Name = n, Outbound = new OutboundSettings { Enabled = true, CustomIps = { "198.51.100.7" } } }, null, spf);
         return (name, client);
+    }
+
+    /// <summary>Inbound enabled with one catch-all row per loopback port.</summary>
+    private static Domain InboundOn(string name, params int[] ports)
+    {
+        var domain = new Domain { Name = name, InboundEnabled = true };
+        domain.InboundServers.AddRange(ports.Select((p, i) => new InboundServer { Recipient = "*@" + name, Host = "127.0.0.1", Port = p, Preference = 10 + i }));
+        return domain;
     }
 
     private static Finding Only(CheckDomainResponse check, string code)
@@ -41,20 +58,13 @@ public sealed class CheckDomainTests(OnboardingFixture fx) : IClassFixture<Onboa
     [Fact]
     public async Task CheckDomain_EverythingInPlace_CompletedWithSpfPass()
     {
-        var (companyId, _, client) = await fx.NewTenantAsync();
-        var name = OnboardingFixture.NewDomainName();
         using var server = OnboardingFixture.StartListener();
-        var port = ((IPEndPoint)server.LocalEndpoint).Port;
-        var domain = new Domain
+        var (name, client, _) = await PublishedDomainAsync(n =>
         {
-            Name = name,
-            InboundEnabled = true,
-            Outbound = new OutboundSettings { Enabled = true, Office365 = true },
-        };
-        domain.InboundServers.Add(new InboundServer { Recipient = "*@" + name, Host = "127.0.0.1", Port = port });
-        var created = await client.CreateDomainAsync(new CreateDomainRequest { Domain = domain });
-        fx.Dns.AddTxt(name, created.Verification.TxtRecord).AddMx(name, 10, OnboardingFixture.MxHostOf(companyId))
-            .AddTxt(name, $"v=spf1 mx {Include} -all");
+            var domain = InboundOn(n, ((IPEndPoint)server.LocalEndpoint).Port);
+            domain.Outbound = new OutboundSettings { Enabled = true, Office365 = true };
+            return domain;
+        }, null, $"v=spf1 mx {Include} -all");
 
         var check = await client.CheckDomainAsync(new CheckDomainRequest { Name = name });
 
@@ -191,13 +201,8 @@ public sealed class CheckDomainTests(OnboardingFixture fx) : IClassFixture<Onboa
     [Fact]
     public async Task CheckDomain_OutboundWithoutSource_Error()
     {
-        var (companyId, _, client) = await fx.NewTenantAsync();
-        var name = OnboardingFixture.NewDomainName();
-        var created = await client.CreateDomainAsync(new CreateDomainRequest
-        {
-            Domain = new Domain { Name = name, Outbound = new OutboundSettings { Enabled = true } },
-        });
-        fx.Dns.AddTxt(name, created.Verification.TxtRecord).AddTxt(name, $"v=spf1 {Include} -all").AddMx(name, 10, OnboardingFixture.MxHostOf(companyId));
+        var (name, client, _) = await PublishedDomainAsync(n => new Domain { Name = n, Outbound = new OutboundSettings { Enabled = true } },
+            null, $"v=spf1 {Include} -all");
 
         var check = await client.CheckDomainAsync(new CheckDomainRequest { Name = name });
 
@@ -210,15 +215,9 @@ public sealed class CheckDomainTests(OnboardingFixture fx) : IClassFixture<Onboa
     [Fact]
     public async Task CheckDomain_InboundServerDown_ErrorNamesTheServer()
     {
-        var (companyId, _, client) = await fx.NewTenantAsync();
-        var name = OnboardingFixture.NewDomainName();
         using var up = OnboardingFixture.StartListener();
         var downPort = OnboardingFixture.ClosedPort();
-        var domain = new Domain { Name = name, InboundEnabled = true };
-        domain.InboundServers.Add(new InboundServer { Recipient = "*@" + name, Host = "127.0.0.1", Port = ((IPEndPoint)up.LocalEndpoint).Port });
-        domain.InboundServers.Add(new InboundServer { Recipient = "*@" + name, Host = "127.0.0.1", Port = downPort, Preference = 20 });
-        var created = await client.CreateDomainAsync(new CreateDomainRequest { Domain = domain });
-        fx.Dns.AddTxt(name, created.Verification.TxtRecord).AddMx(name, 10, OnboardingFixture.MxHostOf(companyId));
+        var (name, client, _) = await PublishedDomainAsync(n => InboundOn(n, ((IPEndPoint)up.LocalEndpoint).Port, downPort));
 
         var check = await client.CheckDomainAsync(new CheckDomainRequest { Name = name });
 
@@ -231,13 +230,8 @@ public sealed class CheckDomainTests(OnboardingFixture fx) : IClassFixture<Onboa
     [Fact]
     public async Task CheckDomain_InboundMxElsewhere_InfoWithGatewayMxAndStillCompleted()
     {
-        var (companyId, _, client) = await fx.NewTenantAsync();
-        var name = OnboardingFixture.NewDomainName();
         using var up = OnboardingFixture.StartListener();
-        var domain = new Domain { Name = name, InboundEnabled = true };
-        domain.InboundServers.Add(new InboundServer { Recipient = "*@" + name, Host = "127.0.0.1", Port = ((IPEndPoint)up.LocalEndpoint).Port });
-        var created = await client.CreateDomainAsync(new CreateDomainRequest { Domain = domain });
-        fx.Dns.AddTxt(name, created.Verification.TxtRecord).AddMx(name, 10, "mx.own-server.example");
+        var (name, client, companyId) = await PublishedDomainAsync(n => InboundOn(n, ((IPEndPoint)up.LocalEndpoint).Port), "mx.own-server.example");
 
         var check = await client.CheckDomainAsync(new CheckDomainRequest { Name = name });
 

@@ -75,9 +75,10 @@ public sealed class ConnectionTester(IMailDns dns, OnboardingOptions options, Ga
         foreach (var address in addresses)
         {
             last = address;
-            using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
             try
             {
+                // Created per attempt inside the try: a family the host has no stack for fails like a refused connect.
+                using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                 await socket.ConnectAsync(new IPEndPoint(address, port), limit.Token).ConfigureAwait(false);
                 return Result(true, address, null);
             }
