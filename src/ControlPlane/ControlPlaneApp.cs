@@ -1,6 +1,7 @@
 using Gateway.ControlPlane.Grpc;
 using Gateway.ControlPlane.Services;
 using Gateway.Core;
+using Gateway.Core.Onboarding;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -35,6 +36,8 @@ public static class ControlPlaneApp
         builder.Services.AddGrpcHealthChecks().AddCheck<RedisHealthCheck>("redis");
         builder.Services.AddSingleton<OperatorKeyBootstrap>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<OperatorKeyBootstrap>());
+        builder.Services.AddOnboarding(builder.Configuration);
+        builder.Services.AddHostedService<Onboarding.DomainRecheckService>();
 
         var app = builder.Build();
         app.MapGrpcService<TenantGrpcService>();

@@ -70,6 +70,13 @@ public sealed class GatewayOptions
     /// <summary>The SPF include to publish.</summary>
     public string EffectiveSpfInclude => string.IsNullOrWhiteSpace(SpfInclude) ? $"include:_spf.{GatewayDomain}" : SpfInclude;
 
+    /// <summary>
+    /// The public IPv4/IPv6 addresses the gateway sends outbound mail from (<c>Gateway:SendingAddresses</c>).
+    /// CheckDomain evaluates each customer's SPF record against them (RFC 7208); they should be what the
+    /// record behind <see cref="EffectiveSpfInclude"/> lists. Empty: the SPF check is skipped with a note.
+    /// </summary>
+    public string[] SendingAddresses { get; set; } = [];
+
     /// <summary>The inbound MX host of a tenant.</summary>
     public string InboundMxHost(string companyId) => $"{companyId}.in.{GatewayDomain}";
 }

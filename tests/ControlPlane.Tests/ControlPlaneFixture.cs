@@ -35,6 +35,8 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
             "--Gateway:OperatorKey", OperatorKey,
             "--Gateway:GatewayDomain", "gw.test.example",
             "--Gateway:AllowLoopbackDestinations", "true",
+            // No test DNS server here: keep the background checks from asking real DNS or connecting to 192.0.2.x.
+            "--Gateway:Onboarding:BackgroundChecks", "false",
             "--Logging:LogLevel:Default", "Warning",
         ]);
         await _app.StartAsync();

@@ -283,9 +283,10 @@ public sealed class DomainLifecycleTests(ControlPlaneFixture fx) : IClassFixture
     public async Task UnimplementedRpcs_AnswerUnimplemented()
     {
         var (_, _, a) = await fx.NewTenantAsync();
-        await RpcAssert.ThrowsAsync(StatusCode.Unimplemented, a.VerifyDomainAsync(new VerifyDomainRequest { Name = "example.com" }));
-        await RpcAssert.ThrowsAsync(StatusCode.Unimplemented, a.CheckDomainAsync(new CheckDomainRequest { Name = "example.com" }));
-        await RpcAssert.ThrowsAsync(StatusCode.Unimplemented, a.TestConnectionAsync(new TestConnectionRequest { Name = "example.com" }));
+        // Onboarding RPCs are implemented (issue 5): an unknown domain is NOT_FOUND. SendTestMessage waits for the Deliverer's queue.
+        await RpcAssert.ThrowsAsync(StatusCode.NotFound, a.VerifyDomainAsync(new VerifyDomainRequest { Name = "example.com" }));
+        await RpcAssert.ThrowsAsync(StatusCode.NotFound, a.CheckDomainAsync(new CheckDomainRequest { Name = "example.com" }));
+        await RpcAssert.ThrowsAsync(StatusCode.NotFound, a.TestConnectionAsync(new TestConnectionRequest { Name = "example.com" }));
         await RpcAssert.ThrowsAsync(StatusCode.Unimplemented, a.SendTestMessageAsync(new SendTestMessageRequest { Name = "example.com" }));
     }
 }

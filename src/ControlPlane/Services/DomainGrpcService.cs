@@ -1,12 +1,17 @@
 using Gateway.ControlPlane.Grpc;
 using Gateway.Core.Domains;
+using Gateway.Core.Onboarding;
 using Grpc.Core;
 using V1 = Gateway.Api.V1;
 
 namespace Gateway.ControlPlane.Services;
 
-/// <summary>gateway.v1.DomainService: thin; validation and rules live in <see cref="DomainManager"/>.</summary>
-public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper) : V1.DomainService.DomainServiceBase
+/// <summary>
+/// gateway.v1.DomainService: thin; validation and rules live in <see cref="DomainManager"/> and
+/// <see cref="OnboardingService"/>. SendTestMessage is not implemented here yet (UNIMPLEMENTED): it needs the
+/// Deliverer's queue.
+/// </summary>
+public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper, OnboardingService onboarding) : V1.DomainService.DomainServiceBase
 {
     public override async Task<V1.Domain> CreateDomain(V1.CreateDomainRequest request, ServerCallContext context)
     {
@@ -19,7 +24,8 @@ public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper
     public override async Task<V1.Domain> GetDomain(V1.GetDomainRequest request, ServerCallContext context)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return mapper.ToApi(await domains.GetAsync(Caller.TenantOf(context), request.Name).ConfigureAwait(false));
+        var domain = await domains.GetAsync(Caller.TenantOf(context), request.Name).ConfigureAwait(false);
+        return (await WithHealthAsync([domain]).ConfigureAwait(false))[0];
     }
 
     public override async Task<V1.ListDomainsResponse> ListDomains(V1.ListDomainsRequest request, ServerCallContext context)
@@ -27,7 +33,7 @@ public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper
         ArgumentNullException.ThrowIfNull(request);
         var (items, next) = await domains.ListAsync(Caller.TenantOf(context), request.PageSize, request.PageToken).ConfigureAwait(false);
         var response = new V1.ListDomainsResponse { NextPageToken = next };
-        response.Domains.AddRange(items.Select(mapper.ToApi));
+        response.Domains.AddRange(await WithHealthAsync(items).ConfigureAwait(false));
         return response;
     }
 
@@ -48,5 +54,42 @@ public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper
         var response = new V1.DeleteDomainResponse { Name = deleted.Name };
         response.UndoSteps.AddRange(undo.Select(u => new V1.UndoStep { Code = u.Code, Instruction = u.Instruction }));
         return response;
+    }
+
+    public override async Task<V1.VerifyDomainResponse> VerifyDomain(V1.VerifyDomainRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(context);
+        var outcome = await onboarding.VerifyAsync(Caller.TenantOf(context), request.Name, context.CancellationToken).ConfigureAwait(false);
+        return new V1.VerifyDomainResponse { Domain = mapper.ToApi(outcome.Domain), Verified = outcome.Verified, Message = outcome.Message };
+    }
+
+    public override async Task<V1.CheckDomainResponse> CheckDomain(V1.CheckDomainRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(context);
+        var (_, report) = await onboarding.CheckAsync(Caller.TenantOf(context), request.Name, context.CancellationToken).ConfigureAwait(false);
+        return OnboardingMapper.ToApi(report);
+    }
+
+    public override async Task<V1.TestConnectionResponse> TestConnection(V1.TestConnectionRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(context);
+        var rows = request.InboundServers.Select(DomainMapper.ToModel).ToList();
+        var result = await onboarding.TestConnectionAsync(Caller.TenantOf(context), request.Name, rows, context.CancellationToken).ConfigureAwait(false);
+        return OnboardingMapper.ToApi(result);
+    }
+
+    /// <summary>Domains with their stored health (SPEC §3: ListDomains shows each domain's status).</summary>
+    private async Task<List<V1.Domain>> WithHealthAsync(IReadOnlyList<DomainConfig> items)
+    {
+        var health = await onboarding.StoredHealthAsync(items).ConfigureAwait(false);
+        return items.Select((d, i) =>
+        {
+            var api = mapper.ToApi(d);
+            api.Health = OnboardingMapper.ToApi(health[i], d.Revision);
+            return api;
+        }).ToList();
     }
 }

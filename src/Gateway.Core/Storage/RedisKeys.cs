@@ -60,6 +60,12 @@ public static class RedisKeys
     /// <summary>Stream: the domain's message log (SPEC §7).</summary>
     public static RedisKey DomainLog(string domain) => $"gw:{DomainTag(domain)}:log";
 
+    /// <summary>Hash: the domain's last health check (status, findings JSON, time, revision checked) and last verification attempt.</summary>
+    public static RedisKey DomainHealth(string domain) => $"gw:{DomainTag(domain)}:health";
+
+    /// <summary>String with a random token: a ControlPlane is checking the domain in the background (expires by itself).</summary>
+    public static RedisKey DomainCheckLock(string domain) => $"gw:{DomainTag(domain)}:check-lock";
+
     /// <summary>The pattern matching every key of one domain (for scans and cascade deletion).</summary>
     public static RedisValue DomainKeyPattern(string domain) => $"gw:{{d:{domain}}}:*";
 }
