@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing and runs the gateway on this machine with the default ports:
 #   Redis          127.0.0.1:6379   AOF on, appendfsync always, data in ./data/redis
-#   ControlPlane   127.0.0.1:50051  gRPC (h2c), reflection and grpc.health.v1
+#   ControlPlane   127.0.0.1:50051  gRPC (h2c), reflection and grpc.health.v1; 127.0.0.1:50052 HTTP/JSON
 #   PolicyDaemon   127.0.0.1:10040 (policy), 127.0.0.1:10041 (socketmap)
 #   Deliverer      127.0.0.1:10025  SMTP intake
 # Runs in the foreground; Ctrl-C stops everything. With --background it returns once all is up,
@@ -65,6 +65,7 @@ cat <<INFO
 
 The gateway is running.
   ControlPlane  127.0.0.1:50051 (gRPC, h2c; reflection on)   log: $DATA/logs/controlplane.log
+                127.0.0.1:50052 (HTTP/JSON, curl)
   PolicyDaemon                                               log: $DATA/logs/policydaemon.log
   Deliverer                                                  log: $DATA/logs/deliverer.log
   Redis         127.0.0.1:$REDIS_PORT                              data: $DATA/redis

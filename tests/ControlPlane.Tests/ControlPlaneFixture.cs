@@ -22,6 +22,9 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
 
     public string Address { get; private set; } = string.Empty;
 
+    /// <summary>The HTTP/1.1 listener: JSON transcoding of the same API.</summary>
+    public string HttpAddress { get; private set; } = string.Empty;
+
     public GrpcChannel Channel { get; private set; } = null!;
 
     public async Task InitializeAsync()
@@ -30,7 +33,7 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
         RedisClient = await Redis.ConnectAsync();
         _app = ControlPlaneApp.Build(
         [
-            "--urls", "http://127.0.0.1:0",
+            "--urls", "http://127.0.0.1:0", "--ControlPlane:HttpUrl", "http://127.0.0.1:0",
             "--Gateway:Redis", Redis.ConnectionString,
             "--Gateway:OperatorKey", OperatorKey,
             "--Gateway:GatewayDomain", "gw.test.example",
@@ -40,7 +43,8 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
             "--Logging:LogLevel:Default", "Warning",
         ]);
         await _app.StartAsync();
-        Address = ControlPlaneApp.Addresses(_app).Single();
+        Address = ControlPlaneApp.GrpcAddress(_app);
+        HttpAddress = ControlPlaneApp.HttpAddress(_app)!;
         Channel = GrpcChannel.ForAddress(Address);
     }
 

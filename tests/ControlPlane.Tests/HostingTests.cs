@@ -47,7 +47,7 @@ public sealed class HostingTests(ControlPlaneFixture fx) : IClassFixture<Control
         var keyFile = Path.Combine(dir, "sub", "operator.key");
         try
         {
-            var app = ControlPlaneApp.Build(["--urls", "http://127.0.0.1:0", "--Gateway:Redis", redis.ConnectionString, "--Gateway:OperatorKeyFile", keyFile,
+            var app = ControlPlaneApp.Build(["--urls", "http://127.0.0.1:0", "--ControlPlane:HttpUrl", "http://127.0.0.1:0", "--Gateway:Redis", redis.ConnectionString, "--Gateway:OperatorKeyFile", keyFile,
                 "--Logging:LogLevel:Default", "Warning"]);
             await using (app)
             {
@@ -58,7 +58,7 @@ public sealed class HostingTests(ControlPlaneFixture fx) : IClassFixture<Control
                 var key = (await File.ReadAllTextAsync(keyFile)).Trim();
                 Assert.StartsWith("gwo_", key, StringComparison.Ordinal);
 
-                using var channel = GrpcChannel.ForAddress(ControlPlaneApp.Addresses(app).Single());
+                using var channel = GrpcChannel.ForAddress(ControlPlaneApp.GrpcAddress(app));
                 var withKey = new TenantService.TenantServiceClient(channel.Intercept(m => { m.Add("authorization", "Bearer " + key); return m; }));
                 await withKey.CreateTenantAsync(new CreateTenantRequest { CompanyId = "acme" });
                 var wrong = new TenantService.TenantServiceClient(channel.Intercept(m => { m.Add("authorization", "Bearer gwo_" + new string('0', 64)); return m; }));
@@ -72,7 +72,7 @@ public sealed class HostingTests(ControlPlaneFixture fx) : IClassFixture<Control
             }
 
             // A restart keeps the key (the file is not rewritten).
-            var app2 = ControlPlaneApp.Build(["--urls", "http://127.0.0.1:0", "--Gateway:Redis", redis.ConnectionString, "--Gateway:OperatorKeyFile", keyFile,
+            var app2 = ControlPlaneApp.Build(["--urls", "http://127.0.0.1:0", "--ControlPlane:HttpUrl", "http://127.0.0.1:0", "--Gateway:Redis", redis.ConnectionString, "--Gateway:OperatorKeyFile", keyFile,
                 "--Logging:LogLevel:Default", "Warning"]);
             await using (app2)
             {
@@ -95,7 +95,7 @@ public sealed class HostingTests(ControlPlaneFixture fx) : IClassFixture<Control
     [InlineData("--Gateway:VerificationPrefix", "Bad Prefix")]
     public async Task Start_InvalidConfiguration_FailsWithClearMessage(string key, string value)
     {
-        var app = ControlPlaneApp.Build(["--urls", "http://127.0.0.1:0", key, value]);
+        var app = ControlPlaneApp.Build(["--urls", "http://127.0.0.1:0", "--ControlPlane:HttpUrl", "http://127.0.0.1:0", key, value]);
         await using (app)
         {
             var e = await Assert.ThrowsAnyAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => app.StartAsync());

@@ -49,7 +49,7 @@ public sealed class OnboardingFixture : IAsyncLifetime
     {
         var app = ControlPlaneApp.Build(
         [
-            "--urls", "http://127.0.0.1:0",
+            "--urls", "http://127.0.0.1:0", "--ControlPlane:HttpUrl", "http://127.0.0.1:0",
             "--Gateway:Redis", Redis.ConnectionString,
             "--Gateway:OperatorKey", OperatorKey,
             "--Gateway:GatewayDomain", GatewayDomain,
@@ -67,7 +67,7 @@ public sealed class OnboardingFixture : IAsyncLifetime
         ]);
         await app.StartAsync();
         _apps.Add(app);
-        var channel = GrpcChannel.ForAddress(ControlPlaneApp.Addresses(app).Single());
+        var channel = GrpcChannel.ForAddress(ControlPlaneApp.GrpcAddress(app));
         _channels.Add(channel);
         return channel;
     }

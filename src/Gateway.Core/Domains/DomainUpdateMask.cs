@@ -33,12 +33,14 @@ public static class DomainUpdateMask
         }
 
         var set = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var p in paths)
+        foreach (var given in paths)
         {
+            // The JSON form of a FieldMask spells paths in lowerCamelCase (proto3 JSON mapping).
+            var p = ToSnakeCase(given);
             if (!Paths.Contains(p))
             {
                 violations.Add(new FieldViolation(field,
-                    $"'{p}' cannot be updated; paths are {string.Join(", ", Paths.Order(StringComparer.Ordinal))}"));
+                    $"'{given}' cannot be updated; paths are {string.Join(", ", Paths.Order(StringComparer.Ordinal))}"));
                 continue;
             }
 
@@ -46,6 +48,24 @@ public static class DomainUpdateMask
         }
 
         return set;
+    }
+
+    private static string ToSnakeCase(string path)
+    {
+        var b = new System.Text.StringBuilder(path.Length + 4);
+        foreach (var c in path)
+        {
+            if (char.IsAsciiLetterUpper(c))
+            {
+                b.Append('_').Append(char.ToLowerInvariant(c));
+            }
+            else
+            {
+                b.Append(c);
+            }
+        }
+
+        return b.ToString();
     }
 
     /// <summary>Applies the masked fields of <paramref name="patch"/> onto <paramref name="current"/>.</summary>
