@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Connections;
 
 namespace Gateway.PolicyDaemon.Postfix;
@@ -41,7 +42,10 @@ public abstract partial class FramedConnectionHandler(PolicyDaemonOptions option
         ArgumentNullException.ThrowIfNull(connection);
         var input = connection.Transport.Input;
         var output = connection.Transport.Output;
-        var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
+        // Kestrel asks connections to close when the host stops: answer what is complete, then close, so
+        // the host stops at once instead of draining idle Postfix connections (Postfix reconnects).
+        var closeRequested = connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested ?? CancellationToken.None;
+        var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, closeRequested);
         var midRequest = false;
         try
         {
@@ -54,6 +58,10 @@ public abstract partial class FramedConnectionHandler(PolicyDaemonOptions option
                 {
                     result = await input.ReadAsync(timeout.Token).ConfigureAwait(false);
                 }
+                catch (OperationCanceledException) when (closeRequested.IsCancellationRequested)
+                {
+                    break;
+                }
                 catch (OperationCanceledException) when (!connection.ConnectionClosed.IsCancellationRequested)
                 {
                     LogTimeout(logger, Protocol, connection.RemoteEndPoint, midRequest ? "the rest of a request" : "a request", limit.TotalSeconds);
@@ -64,7 +72,7 @@ public abstract partial class FramedConnectionHandler(PolicyDaemonOptions option
                 if (!timeout.TryReset())
                 {
                     timeout.Dispose();
-                    timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
+                    timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed, closeRequested);
                 }
 
                 var buffer = result.Buffer;
@@ -86,7 +94,7 @@ public abstract partial class FramedConnectionHandler(PolicyDaemonOptions option
                     }
                 }
 
-                if (status == FrameStatus.Invalid)
+                if (status == FrameStatus.Invalid || closeRequested.IsCancellationRequested)
                 {
                     break;
                 }
