@@ -66,6 +66,7 @@ public sealed partial class PostfixInstance : IAsyncDisposable
 
     private readonly Dictionary<string, IPEndPoint> _listeners;
     private bool _running;
+    private int? _masterPid;
 
     private PostfixInstance(string directory, IPEndPoint smtp, Dictionary<string, IPEndPoint> listeners)
     {
@@ -130,6 +131,7 @@ public sealed partial class PostfixInstance : IAsyncDisposable
             await instance.ConfigureAsync(deploy, options, cancellationToken).ConfigureAwait(false);
             await instance.RunPostfixAsync("start", cancellationToken).ConfigureAwait(false);
             instance._running = true;
+            instance._masterPid = instance.MasterPid();
             await instance.WaitForGreetingAsync(options.StartTimeout, cancellationToken).ConfigureAwait(false);
             return instance;
         }
@@ -260,14 +262,14 @@ public sealed partial class PostfixInstance : IAsyncDisposable
         }
 
         _running = false;
-        var pid = MasterPid();
+        var pid = _masterPid ?? MasterPid();
         try
         {
             await RunPostfixAsync("stop", CancellationToken.None).ConfigureAwait(false);
         }
         catch (InvalidOperationException)
         {
-            await RunPostfixAsync("abort", CancellationToken.None).ConfigureAwait(false);
+            // Not stoppable the polite way: the kill below ends it.
         }
 
         if (pid is int p)
@@ -312,8 +314,18 @@ public sealed partial class PostfixInstance : IAsyncDisposable
 
     private int? MasterPid()
     {
+        // The master keeps a lock on its pid file: read it shared.
         var file = Path.Combine(QueueDirectory, "pid", "master.pid");
-        return File.Exists(file) && int.TryParse(File.ReadAllText(file).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) ? pid : null;
+        try
+        {
+            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            using var reader = new StreamReader(stream);
+            return int.TryParse(reader.ReadToEnd().Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) ? pid : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     private static bool IsAlive(int pid)
