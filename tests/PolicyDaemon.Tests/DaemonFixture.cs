@@ -25,7 +25,7 @@ public sealed class DaemonFixture : IAsyncLifetime
         RedisClient = await Redis.ConnectAsync();
         Domains = NewDomainManager(RedisClient);
         Assert.True(await new TenantStore(RedisClient).CreateAsync(new TenantRecord(Company, Company, DateTimeOffset.UtcNow)));
-        Daemon = await PolicyDaemonServer.StartAsync(Redis.ConnectionString);
+        Daemon = await PolicyDaemonServer.StartAsync(Redis.ConnectionString, "--PolicyDaemon:LogAccepts", "true");
         await Daemon.WaitLoadedAsync();
     }
 

@@ -214,38 +214,25 @@ public static class PolicyRequestParser
         6 when name.SequenceEqual("sender"u8) => PolicyAttribute.Sender,
         7 when name.SequenceEqual("request"u8) => PolicyAttribute.Request,
         8 when name.SequenceEqual("queue_id"u8) => PolicyAttribute.QueueId,
-        8 when name.SequenceEqual("instance"u8) => PolicyAttribute.Instance,
         9 when name.SequenceEqual("recipient"u8) => PolicyAttribute.Recipient,
         9 when name.SequenceEqual("helo_name"u8) => PolicyAttribute.HeloName,
         11 when name.SequenceEqual("client_name"u8) => PolicyAttribute.ClientName,
-        13 when name.SequenceEqual("protocol_name"u8) => PolicyAttribute.ProtocolName,
-        13 when name.SequenceEqual("sasl_username"u8) => PolicyAttribute.SaslUsername,
         14 when name.SequenceEqual("protocol_state"u8) => PolicyAttribute.ProtocolState,
         14 when name.SequenceEqual("client_address"u8) => PolicyAttribute.ClientAddress,
         14 when name.SequenceEqual("policy_context"u8) => PolicyAttribute.PolicyContext,
         _ => PolicyAttribute.Count,
     };
 
-    /// <summary>UTF-8 (SMTPUTF8 addresses); the frequent constant values without allocating.</summary>
-    private static string Decode(ReadOnlySpan<byte> value)
+    /// <summary>UTF-8 (SMTPUTF8 addresses); the values every request repeats without allocating.</summary>
+    private static string Decode(ReadOnlySpan<byte> value) => value switch
     {
-        if (value.IsEmpty)
-        {
-            return string.Empty;
-        }
-
-        if (value.SequenceEqual("RCPT"u8))
-        {
-            return "RCPT";
-        }
-
-        if (value.SequenceEqual("smtpd_access_policy"u8))
-        {
-            return PolicyRequest.SmtpdAccessPolicy;
-        }
-
-        return Encoding.UTF8.GetString(value);
-    }
+        [] => string.Empty,
+        [(byte)'0'] => "0",
+        _ when value.SequenceEqual("RCPT"u8) => "RCPT",
+        _ when value.SequenceEqual("unknown"u8) => "unknown",
+        _ when value.SequenceEqual(PolicyRequest.SmtpdAccessPolicyUtf8) => PolicyRequest.SmtpdAccessPolicy,
+        _ => Encoding.UTF8.GetString(value),
+    };
 
     private static PolicyParseError Validate(PolicyRequest r) =>
         r.Request is null ? PolicyParseError.MissingRequestType
