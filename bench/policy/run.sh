@@ -11,13 +11,17 @@
 # The generator (PolicyBench load) sends Postfix 3.7 RCPT requests, half for managed domains, and checks
 # every reply. Everything runs on 127.0.0.1 free ports with a private redis-server; nothing is left behind.
 #
-# Knobs (environment): DURATION=10 WARMUP=3 CONNECTIONS="1 8 64" DOMAIN_COUNTS="10 100000"
+# Each trivial/daemon measurement is repeated REPEAT times, interleaved, and the report shows medians
+# (postfwd, far slower, runs once per configuration). Results: bench/policy/results/<UTC time>.md/.jsonl.
+#
+# Knobs (environment): DURATION=10 WARMUP=3 REPEAT=3 CONNECTIONS="1 8 64" DOMAIN_COUNTS="10 100000"
 #   SERVERS="trivial daemon postfwd" POSTFWD_DURATION=$DURATION OUT=bench/policy/results
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
+REPEAT=${REPEAT:-3}
 CONNECTIONS=${CONNECTIONS:-"1 8 64"}
 DOMAIN_COUNTS=${DOMAIN_COUNTS:-"10 100000"}
 SERVERS=${SERVERS:-"trivial daemon postfwd"}
@@ -69,7 +73,7 @@ wait_port() {
   echo
   echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GB RAM"
   echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "- duration $DURATION s per run after $WARMUP s warm-up (postfwd: $POSTFWD_DURATION s); connections: $CONNECTIONS"
+  echo "- each run: $WARMUP s warm-up, then $DURATION s measured (postfwd: $POSTFWD_DURATION s); trivial and daemon runs repeated $REPEAT times, interleaved; connections: $CONNECTIONS"
   echo "- $(dotnet --version | sed 's/^/.NET SDK /'), $(postconf -d mail_version 2>/dev/null | sed 's/mail_version = /Postfix /'), postfwd2 $(dpkg-query -W -f='${Version}' postfwd 2>/dev/null)"
   echo
 } > "$REPORT"
@@ -145,10 +149,13 @@ for domains in $DOMAIN_COUNTS; do
   "${BENCH[@]}" seed --redis "$REDIS" --to "$domains" --names "$WORK/domains-$domains.txt" 2>>"$REPORT.seed"
   [[ " $SERVERS " == *" daemon "* ]] && start_daemon "$domains"
   [[ " $SERVERS " == *" postfwd "* ]] && start_postfwd "$WORK/domains-$domains.txt"
+  echo "- $("${BENCH[@]}" loadtime --redis "$REDIS" --rounds 1)" >> "$REPORT"
   for conns in $CONNECTIONS; do
     # Interleaved per concurrency, so background load from other work hits all servers alike.
-    [[ " $SERVERS " == *" trivial "* ]] && run_load trivial "$TRIVIAL_PORT" "$domains" "$conns" "$DURATION" --all DUNNO
-    [[ " $SERVERS " == *" daemon "* ]] && run_load daemon "$DAEMON_PORT" "$domains" "$conns" "$DURATION"
+    for _ in $(seq 1 "$REPEAT"); do
+      [[ " $SERVERS " == *" trivial "* ]] && run_load trivial "$TRIVIAL_PORT" "$domains" "$conns" "$DURATION" --all DUNNO
+      [[ " $SERVERS " == *" daemon "* ]] && run_load daemon "$DAEMON_PORT" "$domains" "$conns" "$DURATION"
+    done
     [[ " $SERVERS " == *" postfwd "* ]] && run_load postfwd "$POSTFWD_PORT" "$domains" "$conns" "$POSTFWD_DURATION"
   done
   [ -n "$DAEMON_PID" ] && stop_daemon
