@@ -12,8 +12,6 @@ namespace Gateway.Core.Relay;
 /// </summary>
 public sealed class RelayDecider(ConfigSnapshot snapshot, ProviderRangesService ranges, RelayEngine engine)
 {
-    public ConfigSnapshot Snapshot => snapshot;
-
     public RelayDecision Decide(RelayRequest request) => engine.Evaluate(request, snapshot, ranges.Current);
 }
 

@@ -23,6 +23,9 @@ public sealed partial class PolicyConnectionHandler(
     private readonly PostfixPolicy _postfix = new(settings.AcceptAction);
     private readonly PolicyLimits _limits = settings.Limits;
 
+    // A misconfigured listener sends the same bad policy_context with every request: warn once per value.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _reportedContexts = new(StringComparer.Ordinal);
+
     protected override string Protocol => "policy";
 
     protected override FrameStatus Process(ref ReadOnlySequence<byte> buffer, IBufferWriter<byte> output, ConnectionContext connection)
@@ -45,7 +48,7 @@ public sealed partial class PolicyConnectionHandler(
         var action = _postfix.Action(decision);
         output.Write(_postfix.Reply(decision, action));
         metrics.Decision(decision);
-        if (decision.Reason == RelayReason.UnknownScope)
+        if (decision.Reason == RelayReason.UnknownScope && _reportedContexts.Count < 100 && _reportedContexts.TryAdd(request.PolicyContext ?? string.Empty, true))
         {
             LogUnknownContext(logger, request.PolicyContext);
         }
