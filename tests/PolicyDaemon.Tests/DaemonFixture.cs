@@ -50,6 +50,14 @@ public sealed class DaemonFixture : IAsyncLifetime
         return new DomainManager(store, new DomainValidator(options), options, TimeProvider.System);
     }
 
+    /// <summary>Saves one domain (and the tenant <see cref="Company"/>) into a Redis the test started.</summary>
+    public static async Task SeedAsync(RedisServer redis, string name, DomainSettings settings)
+    {
+        using var mux = await redis.ConnectAsync();
+        await new TenantStore(mux).CreateAsync(new TenantRecord(Company, Company, DateTimeOffset.UtcNow));
+        await NewDomainManager(mux).CreateAsync(Company, name, settings);
+    }
+
     /// <summary>A unique registrable domain name.</summary>
     public static string NewName(string label = "d") => $"{label}{Guid.NewGuid().ToString("N")[..10]}.example.com";
 

@@ -31,11 +31,7 @@ public sealed class DaemonLifecycleTests
     public async Task RedisStoppedAfterStart_DecisionsContinueFromSnapshot()
     {
         await using var redis = await RedisServer.StartAsync();
-        using (var mux = await redis.ConnectAsync())
-        {
-            await new Gateway.Core.Storage.TenantStore(mux).CreateAsync(new Gateway.Core.Storage.TenantRecord("acme", "acme", DateTimeOffset.UtcNow));
-            await DaemonFixture.NewDomainManager(mux).CreateAsync("acme", "kept.example.com", DaemonFixture.Inbound("kept.example.com"));
-        }
+        await DaemonFixture.SeedAsync(redis, "kept.example.com", DaemonFixture.Inbound("kept.example.com"));
 
         await using var daemon = await PolicyDaemonServer.StartAsync(redis.ConnectionString);
         await daemon.WaitLoadedAsync();
@@ -72,15 +68,11 @@ public sealed class DaemonLifecycleTests
     public async Task DirectMode_TransportIsTheInboundRoute()
     {
         await using var redis = await RedisServer.StartAsync();
-        using (var mux = await redis.ConnectAsync())
-        {
-            await new Gateway.Core.Storage.TenantStore(mux).CreateAsync(new Gateway.Core.Storage.TenantRecord("acme", "acme", DateTimeOffset.UtcNow));
-            await DaemonFixture.NewDomainManager(mux).CreateAsync("acme", "example.com", new DomainSettings(true,
-            [
-                new InboundServer("*@example.com", "192.0.2.1", 25, 20),
-                new InboundServer("john@example.com", "203.0.113.1", 25, 10),
-            ], OutboundSettings.Disabled));
-        }
+        await DaemonFixture.SeedAsync(redis, "example.com", new DomainSettings(true,
+        [
+            new InboundServer("*@example.com", "192.0.2.1", 25, 20),
+            new InboundServer("john@example.com", "203.0.113.1", 25, 10),
+        ], OutboundSettings.Disabled));
 
         await using var daemon = await PolicyDaemonServer.StartAsync(redis.ConnectionString, "--PolicyDaemon:TransportMode", "Direct");
         await daemon.WaitLoadedAsync();

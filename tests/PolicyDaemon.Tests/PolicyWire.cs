@@ -23,14 +23,14 @@ internal sealed class PolicyWire : IAsyncDisposable
     }
 
     /// <summary>A request in the shape Postfix 3.7 sends (attribute order and set as captured from it).</summary>
-    public static string Request(string recipient, string sender = "someone@unmanaged.example", string client = "198.51.100.7", string state = "RCPT", string? context = null) =>
+    public static string Request(string recipient, string sender = "someone@unmanaged.example", string client = "198.51.100.7", string state = "RCPT", string context = "") =>
         "request=smtpd_access_policy\n" +
         $"protocol_state={state}\nprotocol_name=ESMTP\nclient_address={client}\nclient_name=unknown\nclient_port=40000\n" +
         $"reverse_client_name=unknown\nserver_address=127.0.0.1\nserver_port=25\nhelo_name=client.example\nsender={sender}\n" +
         $"recipient={recipient}\nrecipient_count=0\nqueue_id=\ninstance=1a2b.3c4d.5e6f.0\nsize=0\netrn_domain=\nstress=\n" +
         "sasl_method=\nsasl_username=\nsasl_sender=\nccert_subject=\nccert_issuer=\nccert_fingerprint=\nccert_pubkey_fingerprint=\n" +
         "encryption_protocol=\nencryption_cipher=\nencryption_keysize=0\n" +
-        (context is null ? string.Empty : $"policy_context={context}\n") + "\n";
+        $"policy_context={context}\n\n";
 
     public Task SendAsync(string text) => SendAsync(Encoding.UTF8.GetBytes(text));
 

@@ -43,11 +43,7 @@ public sealed class PostfixResilienceTests
     public async Task RedisStoppedAfterStart_PostfixDecisionsKeepComingFromSnapshot()
     {
         await using var redis = await RedisServer.StartAsync();
-        using (var mux = await redis.ConnectAsync())
-        {
-            await new TenantStore(mux).CreateAsync(new TenantRecord("acme", "acme", DateTimeOffset.UtcNow));
-            await DaemonFixture.NewDomainManager(mux).CreateAsync("acme", "kept.example.com", DaemonFixture.Inbound("kept.example.com"));
-        }
+        await DaemonFixture.SeedAsync(redis, "kept.example.com", DaemonFixture.Inbound("kept.example.com"));
 
         await using var daemon = await PolicyDaemonServer.StartAsync(redis.ConnectionString);
         await daemon.WaitLoadedAsync();
@@ -71,15 +67,11 @@ public sealed class PostfixResilienceTests
         await using var redis = await RedisServer.StartAsync();
         await using var customer = await PostfixSmtpSink.StartAsync();
         var dead = FreePort.Get();
-        using (var mux = await redis.ConnectAsync())
-        {
-            await new TenantStore(mux).CreateAsync(new TenantRecord("acme", "acme", DateTimeOffset.UtcNow));
-            await DaemonFixture.NewDomainManager(mux).CreateAsync("acme", "direct.example.com", new DomainSettings(true,
-            [
-                new InboundServer("*@direct.example.com", "127.0.0.1", dead, 10),
-                new InboundServer("*@direct.example.com", "127.0.0.1", customer.EndPoint.Port, 20),
-            ], OutboundSettings.Disabled));
-        }
+        await DaemonFixture.SeedAsync(redis, "direct.example.com", new DomainSettings(true,
+        [
+            new InboundServer("*@direct.example.com", "127.0.0.1", dead, 10),
+            new InboundServer("*@direct.example.com", "127.0.0.1", customer.EndPoint.Port, 20),
+        ], OutboundSettings.Disabled));
 
         await using var daemon = await PolicyDaemonServer.StartAsync(redis.ConnectionString, "--PolicyDaemon:TransportMode", "Direct");
         await daemon.WaitLoadedAsync();

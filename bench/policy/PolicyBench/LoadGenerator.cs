@@ -93,7 +93,7 @@ internal static class LoadGenerator
                        $"sender=sender{i}@sender.example\nrecipient={recipient}\nrecipient_count=0\nqueue_id=\n" +
                        $"instance={i:x4}.6b0a8778.5b383.0\nsize=0\netrn_domain=\nstress=\nsasl_method=\nsasl_username=\nsasl_sender=\n" +
                        "ccert_subject=\nccert_issuer=\nccert_fingerprint=\nccert_pubkey_fingerprint=\nencryption_protocol=\n" +
-                       "encryption_cipher=\nencryption_keysize=0\n\n";
+                       "encryption_cipher=\nencryption_keysize=0\npolicy_context=\n\n";
             requests[i] = Encoding.ASCII.GetBytes(text);
             expected[i] = Encoding.ASCII.GetBytes($"action={(managed ? accept : reject)}\n\n");
         }
