@@ -164,4 +164,24 @@ public sealed class ProviderRangesTests
             Office365SpfDomain = "spf.o365.test",
             GoogleWorkspaceSpfDomain = "spf.google.test",
         }), TimeProvider.System, NullLogger<ProviderRangesService>.Instance);
+
+    [Fact]
+    public void Load_OperatorFile_UsedInsteadOfShipped_MissingProviderRefused()
+    {
+        const string Json = """
+            {"providers": {
+              "office365": {"source": "local copy", "as_of": "2026-01-02T00:00:00+00:00", "ranges": ["203.0.113.0/24"]},
+              "google_workspace": {"source": "local copy", "as_of": "2026-01-02T00:00:00+00:00", "ranges": ["2001:db8::/32"]}}}
+            """;
+        using var stream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(Json));
+        var ranges = ProviderRanges.Load(stream);
+
+        Assert.True(ranges.Office365.Contains(IPAddress.Parse("203.0.113.9")));
+        Assert.False(ranges.Office365.Contains(IPAddress.Parse("40.92.0.1")));
+        Assert.True(ranges.GoogleWorkspace.Contains(IPAddress.Parse("2001:db8::25")));
+        Assert.Equal("local copy", ranges.Office365Info.Source);
+
+        using var partial = new MemoryStream("""{"providers": {"office365": {"source": "x", "as_of": "2026-01-02T00:00:00+00:00", "ranges": []}}}"""u8.ToArray());
+        Assert.Throws<FormatException>(() => ProviderRanges.Load(partial));
+    }
 }

@@ -52,6 +52,18 @@ public sealed class PostfixOptions
 /// TLS off (the snakeoil key of main.cf is not readable in CI and loopback tests need no TLS). Then
 /// <see cref="PostfixOptions.Main"/>.
 /// </para>
+/// <example>
+/// <code>
+/// var options = new PostfixOptions();
+/// options.Main["gateway_policy_service"] = $"inet:127.0.0.1:{policyPort}";   // the daemon under test
+/// options.Main["gateway_socketmap"] = $"inet:127.0.0.1:{socketmapPort}";
+/// options.Main["gateway_intake"] = $"smtp:[127.0.0.1]:{intakePort}";          // e.g. a Deliverer or a PostfixSmtpSink
+/// options.ExtraListeners.Add(new("relay", new Dictionary&lt;string, string&gt; { ["smtpd_policy_service_policy_context"] = "outbound" }));
+/// await using var postfix = await PostfixInstance.StartAsync(options);
+/// var (rcpt, data) = await PostfixSmtpClient.SendAsync(postfix.SmtpEndPoint, "a@x.example", ["b@managed.example"], "Subject: hi\n\nbody\n");
+/// await postfix.WaitForMaillogAsync("status=sent", TimeSpan.FromSeconds(10));
+/// </code>
+/// </example>
 /// <para>
 /// Needs root (the master process starts as root and drops to the <c>postfix</c> user), like
 /// <c>postfix start</c> itself. Several instances can run at once. Set <c>GW_KEEP_POSTFIX=1</c> to keep the

@@ -82,4 +82,42 @@ public sealed class DaemonLifecycleTests
         Assert.Equal("OK smtp:[192.0.2.1]:25", await socketmap.LookupAsync("transport", "hanako@example.com"));
         Assert.Equal("NOTFOUND ", await socketmap.LookupAsync("transport", "bob@gmail.example"));
     }
+
+    [Fact]
+    public async Task PolicyEndpoint_UnixSocket_Answers()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var path = Path.Combine(Path.GetTempPath(), "gw-policy-" + Guid.NewGuid().ToString("N")[..8] + ".sock");
+        try
+        {
+            await using var daemon = await PolicyDaemonServer.StartAsync(redis.ConnectionString, "--PolicyDaemon:PolicyEndpoint", "unix:" + path);
+            await daemon.WaitLoadedAsync();
+            await using var wire = await PolicyWire.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+
+            Assert.Equal(PostfixPolicy.RejectNoDomain, await wire.AskAsync(PolicyWire.Request("a@x.example")));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Theory]
+    [InlineData("--PolicyDaemon:PolicyEndpoint", "localhost:10040", "PolicyDaemon:PolicyEndpoint")]
+    [InlineData("--PolicyDaemon:SocketmapEndpoint", "unix:relative.sock", "PolicyDaemon:SocketmapEndpoint")]
+    [InlineData("--PolicyDaemon:AcceptAction", "", "PolicyDaemon:AcceptAction")]
+    [InlineData("--PolicyDaemon:TransportMode", "Sideways", "TransportMode")]
+    [InlineData("--Gateway:ProviderRanges:CheckInterval", "00:00:00", "Gateway:ProviderRanges:CheckInterval")]
+    public async Task Start_InvalidSetting_FailsNamingIt(string name, string value, string expected)
+    {
+        var e = await Record.ExceptionAsync(async () =>
+        {
+            await using var app = PolicyDaemonServer.Build("127.0.0.1:1", name, value);
+            await app.StartAsync();
+            await app.StopAsync();
+        });
+
+        Assert.NotNull(e);
+        Assert.Contains(expected, e.ToString(), StringComparison.Ordinal);
+    }
 }

@@ -16,11 +16,15 @@ internal sealed class PolicyDaemonServer : IAsyncDisposable
     {
         _app = app;
         var endpoints = app.Services.GetRequiredService<PolicyDaemonEndpoints>();
-        Policy = (IPEndPoint)endpoints.PolicyEndPoint;
+        PolicyAny = endpoints.PolicyEndPoint;
+        Policy = PolicyAny as IPEndPoint ?? new IPEndPoint(IPAddress.None, 0);
         Socketmap = (IPEndPoint)endpoints.SocketmapEndPoint;
     }
 
     public IPEndPoint Policy { get; }
+
+    /// <summary>The policy listener as bound (a Unix socket when configured so).</summary>
+    public EndPoint PolicyAny { get; }
 
     public IPEndPoint Socketmap { get; }
 
@@ -32,7 +36,13 @@ internal sealed class PolicyDaemonServer : IAsyncDisposable
     /// <param name="args">More settings, e.g. <c>--PolicyDaemon:TransportMode Direct</c>.</param>
     public static async Task<PolicyDaemonServer> StartAsync(string redis, params string[] args)
     {
-        var app = PolicyDaemonApp.Build(
+        var app = Build(redis, args);
+        await app.StartAsync();
+        return new PolicyDaemonServer(app);
+    }
+
+    public static WebApplication Build(string redis, params string[] args) =>
+        PolicyDaemonApp.Build(
         [
             // Short Redis timeouts: the tests stop Redis and expect the daemon to carry on from its snapshot.
             "--Gateway:Redis", redis + ",connectTimeout=1000,asyncTimeout=1000,syncTimeout=1000",
@@ -44,9 +54,6 @@ internal sealed class PolicyDaemonServer : IAsyncDisposable
             "--Logging:LogLevel:Default", "Warning",
             .. args,
         ]);
-        await app.StartAsync();
-        return new PolicyDaemonServer(app);
-    }
 
     public Task WaitLoadedAsync() => Eventually.WaitAsync(() => Snapshot.IsLoaded, TimeSpan.FromSeconds(20), "PolicyDaemon snapshot loaded");
 

@@ -15,9 +15,15 @@ internal sealed class PolicyWire : IAsyncDisposable
 
     private PolicyWire(Socket socket) => _socket = socket;
 
-    public static async Task<PolicyWire> ConnectAsync(IPEndPoint endPoint)
+    public static async Task<PolicyWire> ConnectAsync(EndPoint endPoint)
     {
-        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var unix = endPoint is UnixDomainSocketEndPoint;
+        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, unix ? ProtocolType.Unspecified : ProtocolType.Tcp);
+        if (!unix)
+        {
+            socket.NoDelay = true;
+        }
+
         await socket.ConnectAsync(endPoint);
         return new PolicyWire(socket);
     }
