@@ -6,6 +6,8 @@ set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+# Postfix: the internet-facing MTA; the PolicyDaemon tests start private instances of it (and its smtp-sink).
+[ -x /usr/sbin/postfix ] || need+=(postfix)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
@@ -16,6 +18,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 echo "Installing: ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Postfix without Debian's auto-configuration: the gateway ships its own main.cf/master.cf (deploy/postfix).
+if printf '%s\n' "${need[@]}" | grep -qx postfix; then
+  echo 'postfix postfix/main_mailer_type select No configuration' | $SUDO debconf-set-selections
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 

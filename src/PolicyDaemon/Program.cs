@@ -1,8 +1,6 @@
-using Gateway.Core;
+using Gateway.PolicyDaemon;
 
-// Runnable host: configuration, Redis and the live domain snapshot. The PolicyDaemon's own
-// listeners arrive with their issue.
-var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
-builder.Services.AddGatewayCore(builder.Configuration);
-builder.Services.AddConfigSnapshot();
-await builder.Build().RunAsync().ConfigureAwait(false);
+// Postfix policy delegation (127.0.0.1:10040) and socketmap tables (127.0.0.1:10041) from the live
+// configuration snapshot; see PolicyDaemonApp and deploy/postfix/.
+var app = PolicyDaemonApp.Build(args);
+await app.RunAsync().ConfigureAwait(false);

@@ -39,6 +39,12 @@ public static class RedisKeys
     /// <summary>Pub/sub channel announcing each change as <c>"&lt;version&gt; &lt;op&gt; &lt;domain&gt;"</c>.</summary>
     public static readonly RedisChannel ConfigChannel = RedisChannel.Literal("gw:config");
 
+    /// <summary>
+    /// Hash: provider (<c>office365</c>, <c>google_workspace</c>) → JSON of its sending ranges as last refreshed
+    /// from its SPF records, shared by every PolicyDaemon (the shipped data file is the fallback).
+    /// </summary>
+    public static readonly RedisKey ProviderRanges = Cfg + "provider-ranges";
+
     /// <summary>Set: API key ids of a tenant.</summary>
     public static RedisKey TenantApiKeys(string companyId) => $"{Cfg}tenant:{companyId}:apikeys";
 

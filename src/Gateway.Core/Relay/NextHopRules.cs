@@ -1,0 +1,154 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Gateway.Core.Domains;
+using Gateway.Core.Snapshot;
+
+namespace Gateway.Core.Relay;
+
+/// <summary>Where accepted mail goes next (SPEC §5).</summary>
+public enum TransportMode
+{
+    /// <summary>Everything to the Deliverer's intake, which queues, routes and retries (the default).</summary>
+    Deliverer = 0,
+
+    /// <summary>
+    /// Without a Deliverer: inbound mail straight to the domain's inbound servers as a next-hop list in
+    /// route order; everything else is left to the MTA's own routing (MX lookup).
+    /// </summary>
+    Direct,
+}
+
+public enum LookupStatus
+{
+    Found,
+    NotFound,
+
+    /// <summary>Cannot answer now (no snapshot loaded): the MTA must retry later.</summary>
+    TryLater,
+}
+
+/// <summary>A table lookup's answer in MTA-neutral terms.</summary>
+public readonly record struct LookupAnswer(LookupStatus Status, string? Value)
+{
+    public static readonly LookupAnswer NotFound = new(LookupStatus.NotFound, null);
+
+    public static readonly LookupAnswer TryLater = new(LookupStatus.TryLater, null);
+
+    public static LookupAnswer Found(string value) => new(LookupStatus.Found, value);
+}
+
+/// <summary>
+/// The two lookup tables of SPEC §5 as pure functions of a key and the snapshot. Keys match
+/// case-insensitively; until a snapshot is loaded every answer is "try later".
+/// </summary>
+public static class NextHopRules
+{
+    /// <summary>
+    /// Table <c>domains</c> (Postfix <c>relay_domains</c>): found for a managed domain. Only exact domain
+    /// names match: a parent-domain probe (<c>.example.com</c>) or an address is not a managed domain.
+    /// </summary>
+    public static LookupAnswer ManagedDomain(string key, ConfigSnapshot snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(snapshot);
+        if (!snapshot.IsLoaded)
+        {
+            return LookupAnswer.TryLater;
+        }
+
+        if (key.Length == 0 || key[0] == '.' || key.Contains('@', StringComparison.Ordinal))
+        {
+            return LookupAnswer.NotFound;
+        }
+
+        return RelayRules.FindDomain(snapshot, key) is { } d ? LookupAnswer.Found(d.Name) : LookupAnswer.NotFound;
+    }
+
+    /// <summary>
+    /// Table <c>transport</c>: the next hop for a recipient address (or a bare domain). Postfix also asks
+    /// for <c>*</c>, its wildcard entry (transport(5)); that is never found, so each recipient gets its own answer.
+    /// </summary>
+    /// <param name="rotation">Rotates servers of equal preference in direct mode (any varying number, e.g. a counter).</param>
+    public static LookupAnswer Transport(string key, ConfigSnapshot snapshot, TransportMode mode, string delivererNextHop, uint rotation = 0)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(snapshot);
+        if (!snapshot.IsLoaded)
+        {
+            return LookupAnswer.TryLater;
+        }
+
+        if (key.Length == 0 || key == "*" || key[0] == '.')
+        {
+            return LookupAnswer.NotFound;
+        }
+
+        var at = key.LastIndexOf('@');
+        var domain = at < 0 ? key.AsSpan() : key.AsSpan(at + 1);
+        if (domain.IsEmpty)
+        {
+            return LookupAnswer.NotFound;
+        }
+
+        if (mode == TransportMode.Deliverer)
+        {
+            // The Deliverer routes inbound and outbound alike; Postfix only holds mail the policy accepted.
+            return LookupAnswer.Found(delivererNextHop);
+        }
+
+        var entry = RelayRules.FindDomain(snapshot, domain);
+        if (entry is null || !entry.InboundEnabled)
+        {
+            return LookupAnswer.NotFound;
+        }
+
+        var route = Route(entry, at < 0 ? null : key, rotation);
+        return route.Count == 0 ? LookupAnswer.NotFound : LookupAnswer.Found("smtp:" + string.Join(", ", route));
+    }
+
+    /// <summary>
+    /// The inbound route of SPEC §3 as next hops: every row whose recipient matches (the exact address and
+    /// the domain's <c>*@</c> rows together), by preference, lower first; equal preferences rotated by
+    /// <paramref name="rotation"/>; a host:port listed twice kept once.
+    /// </summary>
+    public static IReadOnlyList<string> Route(DomainEntry domain, string? recipient, uint rotation = 0)
+    {
+        ArgumentNullException.ThrowIfNull(domain);
+        var rows = domain.Config.Settings.InboundServers
+            .Where(s => s.IsCatchAll || (recipient is not null && string.Equals(s.Recipient, recipient, StringComparison.OrdinalIgnoreCase)))
+            .ToList();
+        var hops = new List<string>(rows.Count);
+        foreach (var group in rows.GroupBy(s => s.Preference).OrderBy(g => g.Key))
+        {
+            var members = group.ToList();
+            var shift = (int)(rotation % (uint)members.Count);
+            for (var i = 0; i < members.Count; i++)
+            {
+                var hop = NextHop(members[(i + shift) % members.Count]);
+                if (!hops.Contains(hop, StringComparer.OrdinalIgnoreCase))
+                {
+                    hops.Add(hop);
+                }
+            }
+        }
+
+        return hops;
+    }
+
+    /// <summary>
+    /// One Postfix SMTP next hop: always in brackets, so a host name is resolved to A/AAAA and never to MX
+    /// (SPEC §3), and an IPv6 address is written bare inside them (<c>[2001:db8::1]:25</c>).
+    /// </summary>
+    public static string NextHop(InboundServer server)
+    {
+        ArgumentNullException.ThrowIfNull(server);
+        var host = server.Host;
+        if (IPAddress.TryParse(host, out var ip) && ip.AddressFamily == AddressFamily.InterNetworkV6)
+        {
+            host = ip.ToString();
+        }
+
+        return new StringBuilder(host.Length + 8).Append('[').Append(host).Append("]:").Append(server.Port).ToString();
+    }
+}

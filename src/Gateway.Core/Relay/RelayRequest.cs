@@ -1,0 +1,81 @@
+namespace Gateway.Core.Relay;
+
+/// <summary>The SMTP stage a relay question is asked at. Only <see cref="Rcpt"/> gets a relay decision.</summary>
+public enum SmtpStage
+{
+    Other = 0,
+    Connect,
+    Helo,
+    Mail,
+    Rcpt,
+    Data,
+    EndOfMessage,
+}
+
+/// <summary>
+/// Which direction a front end lets the rules grant. Postfix sets it per listener with
+/// <c>policy_context</c> (SPEC §4): an MX-only listener asks for <see cref="Inbound"/>, a relay
+/// listener for customers' servers for <see cref="Outbound"/>.
+/// </summary>
+public enum RelayScope
+{
+    /// <summary>Both rules apply (one listener for the internet and the customers' servers).</summary>
+    Any = 0,
+    Inbound,
+    Outbound,
+
+    /// <summary>The front end named a scope this gateway does not know: a configuration error.</summary>
+    Unknown,
+}
+
+/// <summary>
+/// One relay question in MTA-neutral terms: the envelope and the client of one recipient. Front ends
+/// (Postfix policy delegation today; a milter or an HTTP check later) translate their protocol into it.
+/// </summary>
+public sealed record RelayRequest
+{
+    public SmtpStage Stage { get; init; }
+
+    public RelayScope Scope { get; init; }
+
+    /// <summary>Envelope sender as given (MAIL FROM); empty for the null sender <c>&lt;&gt;</c>.</summary>
+    public string Sender { get; init; } = string.Empty;
+
+    /// <summary>Envelope recipient as given (RCPT TO).</summary>
+    public string Recipient { get; init; } = string.Empty;
+
+    /// <summary>The SMTP client's IP address as text (IPv4 dotted quad or IPv6).</summary>
+    public string ClientAddress { get; init; } = string.Empty;
+
+    /// <summary>Verified client host name, when the front end knows it (for rules and logs).</summary>
+    public string? ClientName { get; init; }
+
+    public string? HeloName { get; init; }
+
+    /// <summary>Message size announced with MAIL FROM (SIZE=), when known.</summary>
+    public long? Size { get; init; }
+
+    /// <summary>The MTA's own id of the transaction (Postfix queue id), when known; for logs.</summary>
+    public string? QueueId { get; init; }
+
+    /// <summary>The domain of <see cref="Recipient"/> (after the last '@'); empty when there is none.</summary>
+    public ReadOnlySpan<char> RecipientDomain => DomainOf(Recipient);
+
+    /// <summary>The domain of <see cref="Sender"/>; empty for the null sender.</summary>
+    public ReadOnlySpan<char> SenderDomain => DomainOf(Sender);
+
+    /// <summary>
+    /// The domain part of an address: after the last '@' (a quoted local part may itself contain '@',
+    /// RFC 5321 §4.1.2). Empty when there is no '@' or nothing after it.
+    /// </summary>
+    public static ReadOnlySpan<char> DomainOf(string? address)
+    {
+        if (string.IsNullOrEmpty(address))
+        {
+            return [];
+        }
+
+        var at = address.LastIndexOf('@');
+        return at < 0 ? [] : address.AsSpan(at + 1);
+    }
+}

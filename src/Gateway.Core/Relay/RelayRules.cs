@@ -1,0 +1,226 @@
+using System.Globalization;
+using System.Net;
+using Gateway.Core.MessageLog;
+using Gateway.Core.Snapshot;
+
+namespace Gateway.Core.Relay;
+
+/// <summary>
+/// The relay decision of SPEC §4, as a pure function of the request, the configuration snapshot and the
+/// providers' ranges: no I/O, nothing about any MTA. Per recipient:
+/// <list type="number">
+/// <item>recipient domain managed with inbound enabled → accept, inbound;</item>
+/// <item>else sender domain managed, verified, outbound enabled and the client among its sending sources → accept, outbound;</item>
+/// <item>else reject (NO-DOMAIN);</item>
+/// <item>(envelope checks run after an accept: <see cref="RelayEngine"/>);</item>
+/// <item>no snapshot loaded yet → try later.</item>
+/// </list>
+/// Domains match exactly and case-insensitively (a subdomain is a domain of its own); lookups are O(1)
+/// in the number of domains.
+/// </summary>
+public static class RelayRules
+{
+    public const string InboundDisabled = "inbound relay is disabled for the domain";
+    public const string InboundNotOnListener = "inbound relay is not offered on this listener";
+    public const string OutboundNotOnListener = "outbound relay is not offered on this listener";
+    public const string NotVerified = "the domain is not verified";
+    public const string OutboundDisabled = "outbound relay is disabled for the domain";
+    public const string NoSendingSource = "outbound relay is enabled but no sending source is configured";
+
+    public static RelayDecision Evaluate(RelayRequest request, ConfigSnapshot snapshot, ProviderRanges providers)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(snapshot);
+        ArgumentNullException.ThrowIfNull(providers);
+
+        if (request.Stage != SmtpStage.Rcpt)
+        {
+            return RelayDecision.NotApplicable;
+        }
+
+        if (!snapshot.IsLoaded)
+        {
+            return RelayDecision.NotLoaded;
+        }
+
+        if (request.Scope == RelayScope.Unknown)
+        {
+            return RelayDecision.UnknownScope;
+        }
+
+        // Rule 1: inbound, by the recipient's domain.
+        var recipientDomain = FindDomain(snapshot, request.RecipientDomain);
+        string? inboundRefusal = null;
+        if (recipientDomain is not null)
+        {
+            if (request.Scope == RelayScope.Outbound)
+            {
+                inboundRefusal = InboundNotOnListener;
+            }
+            else if (!recipientDomain.InboundEnabled)
+            {
+                inboundRefusal = InboundDisabled;
+            }
+            else
+            {
+                return new RelayDecision
+                {
+                    Outcome = RelayOutcome.Accept, Reason = RelayReason.Inbound, Direction = Directions.Inbound,
+                    Domain = recipientDomain, RecipientDomain = recipientDomain,
+                };
+            }
+        }
+
+        // Rule 2: outbound, by the sender's domain and the client's address.
+        var senderDomain = FindDomain(snapshot, request.SenderDomain);
+        string? outboundRefusal = null;
+        if (senderDomain is not null)
+        {
+            outboundRefusal = request.Scope == RelayScope.Inbound
+                ? OutboundNotOnListener
+                : WhyNotOutbound(senderDomain, request.ClientAddress, providers);
+            if (outboundRefusal is null)
+            {
+                return new RelayDecision
+                {
+                    Outcome = RelayOutcome.Accept, Reason = RelayReason.Outbound, Direction = Directions.Outbound,
+                    Domain = senderDomain, RecipientDomain = recipientDomain, SenderDomain = senderDomain,
+                };
+            }
+        }
+
+        // Rule 3.
+        if (recipientDomain is null && senderDomain is null)
+        {
+            return RelayDecision.NoDomainUnmanaged;
+        }
+
+        return new RelayDecision
+        {
+            Outcome = RelayOutcome.Reject, Reason = RelayReason.NoDomain,
+            RecipientDomain = recipientDomain, SenderDomain = senderDomain,
+            InboundRefusal = inboundRefusal, OutboundRefusal = outboundRefusal,
+        };
+    }
+
+    /// <summary>Null when the domain may relay outbound mail from <paramref name="clientAddress"/>; otherwise why not.</summary>
+    public static string? WhyNotOutbound(DomainEntry domain, string clientAddress, ProviderRanges providers)
+    {
+        ArgumentNullException.ThrowIfNull(domain);
+        ArgumentNullException.ThrowIfNull(providers);
+        if (!domain.Verified)
+        {
+            return NotVerified;
+        }
+
+        var outbound = domain.Outbound;
+        if (!outbound.Enabled)
+        {
+            return OutboundDisabled;
+        }
+
+        if (outbound.HasNoSource)
+        {
+            return NoSendingSource;
+        }
+
+        if (!TryParseClientAddress(clientAddress, out var client))
+        {
+            return $"the client address '{clientAddress}' is not an IP address";
+        }
+
+        if (domain.CustomIps.Contains(client) || providers.Allows(outbound.Office365, outbound.GoogleWorkspace, client))
+        {
+            return null;
+        }
+
+        return $"the client address {client} is not among the domain's sending sources";
+    }
+
+    /// <summary>
+    /// Parses the client address an MTA reports. IPv4-mapped IPv6 becomes IPv4 and a zone index is dropped,
+    /// so it compares equal to the stored custom IPs (stored the same way).
+    /// </summary>
+    public static bool TryParseClientAddress(string? text, out IPAddress address)
+    {
+        address = IPAddress.None;
+        if (string.IsNullOrEmpty(text) || !IPAddress.TryParse(text, out var parsed))
+        {
+            return false;
+        }
+
+        if (parsed.IsIPv4MappedToIPv6)
+        {
+            parsed = parsed.MapToIPv4();
+        }
+        else if (parsed.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && parsed.ScopeId != 0)
+        {
+            parsed = new IPAddress(parsed.GetAddressBytes());
+        }
+
+        address = parsed;
+        return true;
+    }
+
+    /// <summary>
+    /// The managed domain for an envelope domain: exact, case-insensitive, trailing dot ignored. A U-label
+    /// (SMTPUTF8) domain is looked up by its A-label, the form domains are stored in (SPEC §3).
+    /// </summary>
+    public static DomainEntry? FindDomain(ConfigSnapshot snapshot, ReadOnlySpan<char> domain)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        if (domain.IsEmpty)
+        {
+            return null;
+        }
+
+        if (!System.Text.Ascii.IsValid(domain))
+        {
+            try
+            {
+                return snapshot.Find(new IdnMapping().GetAscii(domain.ToString().TrimEnd('.')));
+            }
+            catch (ArgumentException)
+            {
+                return null;
+            }
+        }
+
+        return snapshot.Find(domain);
+    }
+}
+
+/// <summary>
+/// The relay rules followed by the envelope checks (SPEC §4 rule 4). Pure as long as the checks are:
+/// <c>Evaluate(request, snapshot, providers) → decision</c>. Checks may only turn an accept into a
+/// refusal (see <see cref="IEnvelopeCheck"/>).
+/// </summary>
+public sealed class RelayEngine(IEnumerable<IEnvelopeCheck> checks)
+{
+    private readonly IEnvelopeCheck[] _checks = checks?.ToArray() ?? [];
+
+    public RelayDecision Evaluate(RelayRequest request, ConfigSnapshot snapshot, ProviderRanges providers)
+    {
+        var decision = RelayRules.Evaluate(request, snapshot, providers);
+        if (decision.Outcome != RelayOutcome.Accept)
+        {
+            return decision;
+        }
+
+        foreach (var check in _checks)
+        {
+            if (check.Check(request, decision) is { } refusal)
+            {
+                return decision with
+                {
+                    Outcome = refusal.Temporary ? RelayOutcome.TryLater : RelayOutcome.Reject,
+                    Reason = RelayReason.EnvelopeRule,
+                    ReplyText = refusal.ReplyText,
+                    LogDetail = refusal.LogDetail,
+                };
+            }
+        }
+
+        return decision;
+    }
+}

@@ -1,0 +1,69 @@
+using System.Buffers;
+using Gateway.Core.MessageLog;
+using Gateway.Core.Relay;
+using Gateway.PolicyDaemon.Protocol;
+using Microsoft.AspNetCore.Connections;
+
+namespace Gateway.PolicyDaemon.Postfix;
+
+/// <summary>
+/// Postfix SMTP access policy delegation (SMTPD_POLICY_README) on a Kestrel listener: many requests per
+/// connection, one <c>action=…</c> reply each, decided from memory by <see cref="RelayDecider"/>. Log
+/// events go to a buffer and never delay the reply.
+/// </summary>
+public sealed partial class PolicyConnectionHandler(
+    RelayDecider decider,
+    BufferedMessageLog messageLog,
+    PolicyDaemonOptions settings,
+    PolicyDaemonMetrics metrics,
+    TimeProvider clock,
+    ILogger<PolicyConnectionHandler> logger) : FramedConnectionHandler(settings, logger)
+{
+    private const string Program = "policydaemon";
+    private readonly PostfixPolicy _postfix = new(settings.AcceptAction);
+    private readonly PolicyLimits _limits = settings.Limits;
+
+    // A misconfigured listener sends the same bad policy_context with every request: warn once per value.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _reportedContexts = new(StringComparer.Ordinal);
+
+    protected override string Protocol => "policy";
+
+    protected override FrameStatus Process(ref ReadOnlySequence<byte> buffer, IBufferWriter<byte> output, ConnectionContext connection)
+    {
+        var status = PolicyRequestParser.TryParse(ref buffer, _limits, out var request, out var error);
+        if (status == OperationStatus.NeedMoreData)
+        {
+            return FrameStatus.NeedMoreData;
+        }
+
+        if (status != OperationStatus.Done || request is null)
+        {
+            metrics.Malformed(Protocol);
+            LogMalformed(logger, connection.RemoteEndPoint, error);
+            return FrameStatus.Invalid;
+        }
+
+        var relay = PostfixPolicy.ToRelayRequest(request);
+        var decision = decider.Decide(relay);
+        var action = _postfix.Action(decision);
+        output.Write(_postfix.Reply(decision, action));
+        metrics.Decision(decision);
+        if (decision.Reason == RelayReason.UnknownScope && _reportedContexts.Count < 100 && _reportedContexts.TryAdd(request.PolicyContext ?? string.Empty, true))
+        {
+            LogUnknownContext(logger, request.PolicyContext);
+        }
+
+        foreach (var e in RelayLog.Events(relay, decision, action, Program, Options.LogAccepts, clock.GetUtcNow()))
+        {
+            messageLog.Post(e);
+        }
+
+        return FrameStatus.Answered;
+    }
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "Malformed policy request from {Remote} ({Error}); connection closed without a reply")]
+    private static partial void LogMalformed(ILogger logger, System.Net.EndPoint? remote, PolicyParseError error);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Policy request with unknown policy_context '{Context}' (expected empty, inbound or outbound); answered DEFER_IF_PERMIT")]
+    private static partial void LogUnknownContext(ILogger logger, string? context);
+}

@@ -1,0 +1,126 @@
+using System.Globalization;
+using System.Text;
+using Gateway.Core.Relay;
+using Gateway.PolicyDaemon.Protocol;
+
+namespace Gateway.PolicyDaemon.Postfix;
+
+/// <summary>
+/// The Postfix side of the policy front end, as pure functions: a policy request in relay terms, and a
+/// decision as a Postfix access(5) action. Replies (SPEC §4):
+/// <list type="table">
+/// <item><term>accept</term><description><c>OK</c> (<see cref="PolicyDaemonOptions.AcceptAction"/>)</description></item>
+/// <item><term>NO-DOMAIN</term><description><c>REJECT NO-DOMAIN</c>; Postfix tells the client
+/// <c>554 5.7.1 &lt;rcpt&gt;: Recipient address rejected: NO-DOMAIN</c></description></item>
+/// <item><term>no snapshot yet</term><description><c>DEFER_IF_PERMIT</c> + <see cref="NotLoadedText"/> (4xx)</description></item>
+/// <item><term>unknown policy_context</term><description><c>DEFER_IF_PERMIT</c> + <see cref="UnknownContextText"/></description></item>
+/// <item><term>other protocol states</term><description><c>DUNNO</c></description></item>
+/// </list>
+/// </summary>
+public sealed class PostfixPolicy
+{
+    public const string RejectNoDomain = "REJECT NO-DOMAIN";
+    public const string Dunno = "DUNNO";
+    public const string NotLoadedText = "Gateway configuration not loaded yet, try again later";
+    public const string UnknownContextText = "Gateway policy service misconfigured (unknown policy_context)";
+    public const string ContextInbound = "inbound";
+    public const string ContextOutbound = "outbound";
+
+    private readonly string _accept;
+    private readonly byte[] _acceptReply;
+    private static readonly byte[] DunnoReply = Frame(Dunno);
+    private static readonly byte[] RejectReply = Frame(RejectNoDomain);
+    private static readonly byte[] NotLoadedReply = Frame("DEFER_IF_PERMIT " + NotLoadedText);
+    private static readonly byte[] UnknownContextReply = Frame("DEFER_IF_PERMIT " + UnknownContextText);
+
+    public PostfixPolicy(string acceptAction)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(acceptAction);
+        _accept = acceptAction;
+        _acceptReply = Frame(acceptAction);
+    }
+
+    /// <summary>The request in MTA-neutral terms.</summary>
+    public static RelayRequest ToRelayRequest(PolicyRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return new RelayRequest
+        {
+            Stage = Stage(request.ProtocolState),
+            Scope = Scope(request.PolicyContext),
+            Sender = request.Sender ?? string.Empty,
+            Recipient = request.Recipient ?? string.Empty,
+            ClientAddress = request.ClientAddress ?? string.Empty,
+            ClientName = request.ClientName,
+            HeloName = request.HeloName,
+            QueueId = string.IsNullOrEmpty(request.QueueId) ? null : request.QueueId,
+            Size = long.TryParse(request.Size, NumberStyles.None, CultureInfo.InvariantCulture, out var size) ? size : null,
+        };
+    }
+
+    /// <summary>Postfix protocol states (SMTPD_POLICY_README): CONNECT, EHLO, HELO, MAIL, RCPT, DATA, END-OF-MESSAGE, VRFY, ETRN.</summary>
+    public static SmtpStage Stage(string? protocolState) => protocolState switch
+    {
+        "RCPT" => SmtpStage.Rcpt,
+        "CONNECT" => SmtpStage.Connect,
+        "EHLO" or "HELO" => SmtpStage.Helo,
+        "MAIL" => SmtpStage.Mail,
+        "DATA" => SmtpStage.Data,
+        "END-OF-MESSAGE" => SmtpStage.EndOfMessage,
+        _ => SmtpStage.Other,
+    };
+
+    /// <summary>
+    /// <c>policy_context</c> as set per listener (<c>-o smtpd_policy_service_policy_context=inbound</c>): empty
+    /// for both directions, <c>inbound</c> or <c>outbound</c> for one; anything else is a configuration
+    /// error that is answered "try later" rather than guessed.
+    /// </summary>
+    public static RelayScope Scope(string? policyContext) => policyContext switch
+    {
+        null or "" => RelayScope.Any,
+        ContextInbound => RelayScope.Inbound,
+        ContextOutbound => RelayScope.Outbound,
+        _ => RelayScope.Unknown,
+    };
+
+    /// <summary>The action text (without <c>action=</c>).</summary>
+    public string Action(RelayDecision decision)
+    {
+        ArgumentNullException.ThrowIfNull(decision);
+        return decision.Outcome switch
+        {
+            RelayOutcome.NotApplicable => Dunno,
+            RelayOutcome.Accept => _accept,
+            RelayOutcome.Reject when decision.Reason == RelayReason.EnvelopeRule => "REJECT " + OneLine(decision.ReplyText),
+            RelayOutcome.Reject => RejectNoDomain,
+            RelayOutcome.TryLater when decision.Reason == RelayReason.EnvelopeRule => "DEFER_IF_PERMIT " + OneLine(decision.ReplyText),
+            RelayOutcome.TryLater when decision.Reason == RelayReason.UnknownScope => "DEFER_IF_PERMIT " + UnknownContextText,
+            _ => "DEFER_IF_PERMIT " + NotLoadedText,
+        };
+    }
+
+    /// <summary>The whole reply on the wire: <c>action=…</c> LF, empty line. Constant replies are cached.</summary>
+    public ReadOnlySpan<byte> Reply(RelayDecision decision, string action)
+    {
+        ArgumentNullException.ThrowIfNull(decision);
+        return decision.Reason switch
+        {
+            RelayReason.NotRecipientStage => DunnoReply,
+            RelayReason.Inbound or RelayReason.Outbound => _acceptReply,
+            RelayReason.NoDomain => RejectReply,
+            RelayReason.NotLoaded => NotLoadedReply,
+            RelayReason.UnknownScope => UnknownContextReply,
+            _ => Frame(action),
+        };
+    }
+
+    /// <summary><c>action=&lt;action&gt;\n\n</c>.</summary>
+    public static byte[] Frame(string action) => Encoding.UTF8.GetBytes("action=" + action + "\n\n");
+
+    /// <summary>Text for Postfix must be one line: CR, LF and NUL would break the protocol.</summary>
+    private static string OneLine(string? text)
+    {
+        var s = string.IsNullOrWhiteSpace(text) ? "Refused by policy" : text;
+        return s.Replace('\r', ' ').Replace('\n', ' ').Replace('\0', ' ').Trim();
+    }
+}
