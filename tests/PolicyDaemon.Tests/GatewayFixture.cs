@@ -44,7 +44,7 @@ public sealed class GatewayFixture : IAsyncLifetime
         RedisClient = await Redis.ConnectAsync();
         _controlPlane = ControlPlaneApp.Build(
         [
-            "--urls", "http://127.0.0.1:0",
+            "--urls", "http://127.0.0.1:0", "--ControlPlane:HttpUrl", "http://127.0.0.1:0", "--Gateway:Onboarding:BackgroundChecks", "false",
             "--Gateway:Redis", Redis.ConnectionString,
             "--Gateway:OperatorKey", OperatorKey,
             "--Gateway:GatewayDomain", "gw.test.example",
@@ -52,7 +52,7 @@ public sealed class GatewayFixture : IAsyncLifetime
             "--Logging:LogLevel:Default", "Warning",
         ]);
         await _controlPlane.StartAsync();
-        Channel = GrpcChannel.ForAddress(ControlPlaneApp.Addresses(_controlPlane).Single());
+        Channel = GrpcChannel.ForAddress(ControlPlaneApp.GrpcAddress(_controlPlane));
         var op = new TenantService.TenantServiceClient(Channel.Intercept(m => { m.Add("authorization", "Bearer " + OperatorKey); return m; }));
         await op.CreateTenantAsync(new CreateTenantRequest { CompanyId = CompanyId });
         var key = (await op.CreateApiKeyAsync(new CreateApiKeyRequest { CompanyId = CompanyId, Description = "policy tests" })).Key;
