@@ -128,14 +128,19 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
     /// <see cref="CompleteAsync"/> it with a due time; if the process dies the lease expires and any
     /// Deliverer takes it. Both writes are sent together; the caller answers 250 only after this returns.
     /// </summary>
-    public async Task<ScheduledItem> EnqueueLeasedAsync(QueueEnvelope envelope, ReadOnlyMemory<byte> rawMessage, CancellationToken cancellationToken = default)
+    public async Task<ScheduledItem> EnqueueLeasedAsync(QueueEnvelope envelope, ReadOnlyMemory<byte> rawMessage, CancellationToken cancellationToken = default) =>
+        (await EnqueueLeasedWithMessageAsync(envelope, rawMessage, cancellationToken).ConfigureAwait(false)).Item;
+
+    /// <summary><see cref="EnqueueLeasedAsync"/> that also returns the stored message, so the caller can deliver it without reading it back.</summary>
+    public async Task<(ScheduledItem Item, QueuedMessage Message)> EnqueueLeasedWithMessageAsync(QueueEnvelope envelope, ReadOnlyMemory<byte> rawMessage,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(envelope);
         cancellationToken.ThrowIfCancellationRequested();
         var now = clock.GetUtcNow();
         var message = new QueuedMessage
         {
-            Id = MessageId.New(now),
+            Id = envelope.Id is { } given && MessageId.IsValid(given) ? given : MessageId.New(now),
             Domain = envelope.Domain,
             Direction = envelope.Direction,
             Sender = envelope.Sender,
@@ -168,7 +173,7 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
             throw new RedisException("queue write was not applied");
         }
 
-        return item;
+        return (item, message);
     }
 
     /// <summary>Takes up to <paramref name="limit"/> due messages of one shard under this process's lease.</summary>

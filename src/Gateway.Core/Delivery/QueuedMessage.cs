@@ -94,6 +94,9 @@ public sealed record QueueEnvelope(string Domain, string Direction, string Sende
     public bool Utf8 { get; init; }
 
     public bool IsDsn { get; init; }
+
+    /// <summary>The id to use (the intake names it in the Received header first); null: a new one.</summary>
+    public string? Id { get; init; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, UseStringEnumConverter = true,
