@@ -1,6 +1,7 @@
 using Gateway.ControlPlane.Grpc;
 using Gateway.ControlPlane.Services;
 using Gateway.Core;
+using Gateway.Core.Delivery;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -26,6 +27,7 @@ public static class ControlPlaneApp
 
         builder.Services.AddGatewayCore(builder.Configuration);
         builder.Services.AddSingleton<DomainMapper>();
+        builder.Services.AddDeliveryQueue(builder.Configuration);
         builder.Services.AddGrpc(o =>
         {
             o.Interceptors.Add<ErrorInterceptor>();
@@ -39,6 +41,7 @@ public static class ControlPlaneApp
         var app = builder.Build();
         app.MapGrpcService<TenantGrpcService>();
         app.MapGrpcService<DomainGrpcService>();
+        app.MapGrpcService<QueueGrpcService>();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         return app;
