@@ -73,6 +73,7 @@ public sealed class SmtpSink : IAsyncDisposable
     private readonly ConcurrentQueue<SinkMessage> _unacknowledged = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly object _gate = new();
+    private readonly ConcurrentDictionary<Socket, bool> _active = new();
     private TcpListener? _listener;
     private Task _acceptLoop = Task.CompletedTask;
     private TaskCompletionSource _release = NewRelease();
@@ -116,7 +117,10 @@ public sealed class SmtpSink : IAsyncDisposable
 
     public static SmtpSink Start(string address, int? port = null) => Start(IPAddress.Parse(address), port);
 
-    /// <summary>Closes the listening socket: new connections are refused until <see cref="Listen"/>.</summary>
+    /// <summary>
+    /// The host goes down: the listening socket closes (new connections are refused until <see cref="Listen"/>)
+    /// and open connections are reset, so a client's cached connection fails too.
+    /// </summary>
     public void Refuse()
     {
         lock (_gate)
@@ -124,6 +128,18 @@ public sealed class SmtpSink : IAsyncDisposable
             _listener?.Stop();
             _listener = null;
             Listening = false;
+        }
+
+        foreach (var socket in _active.Keys)
+        {
+            try
+            {
+                socket.LingerState = new LingerOption(true, 0);
+                socket.Close();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
         }
     }
 
@@ -206,6 +222,8 @@ public sealed class SmtpSink : IAsyncDisposable
     private async Task ServeAsync(Socket socket)
     {
         var client = (IPEndPoint)socket.RemoteEndPoint!;
+        _active.TryAdd(socket, true);
+        using var untrack = new Untrack(_active, socket);
         await using var stream = new NetworkStream(socket, ownsSocket: true);
         var reader = new LineReader(stream);
         try
@@ -391,6 +409,11 @@ public sealed class SmtpSink : IAsyncDisposable
         var bytes = Encoding.UTF8.GetBytes(reply + "\r\n");
         await stream.WriteAsync(bytes).ConfigureAwait(false);
         await stream.FlushAsync().ConfigureAwait(false);
+    }
+
+    private sealed class Untrack(ConcurrentDictionary<Socket, bool> active, Socket socket) : IDisposable
+    {
+        public void Dispose() => active.TryRemove(socket, out _);
     }
 
     /// <summary>Byte-exact line reading (commands and DATA) over a stream.</summary>

@@ -70,7 +70,10 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
 
                 var outcome = e is NoRecipientsAcceptedException ? (DeliveryOutcome?)null : OutcomeClassifier.Classify(e);
                 var results = new Dictionary<string, DeliveryOutcome>(StringComparer.OrdinalIgnoreCase);
-                foreach (var (address, o) in client.Outcomes)
+                // With PIPELINING the RCPT replies after a refused MAIL FROM are only its echo ("503 need MAIL"):
+                // the MAIL reply decides for every recipient.
+                var senderRefused = e is SmtpCommandException { ErrorCode: SmtpErrorCode.SenderNotAccepted };
+                foreach (var (address, o) in senderRefused ? [] : client.Outcomes)
                 {
                     // A transaction that failed after RCPT (at DATA) fails the accepted recipients with it.
                     if (o.Kind != OutcomeKind.Delivered)
