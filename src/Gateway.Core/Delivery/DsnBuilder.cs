@@ -58,7 +58,7 @@ public static partial class DsnBuilder
             };
             if (f.RemoteHost is not null)
             {
-                group.Add("Remote-MTA", "dns; " + f.RemoteHost);
+                group.Add("Remote-MTA", "dns; " + RemoteMtaName(f.RemoteHost));
             }
 
             // Diagnostic-Code carries the remote reply (smtp) or our own reason (x-gateway).
@@ -103,6 +103,24 @@ public static partial class DsnBuilder
         }
 
         return code is >= 400 and < 500 ? "4.0.0" : "5.0.0";
+    }
+
+    /// <summary>RFC 3464 §2.3.5: Remote-MTA is a host name (or address), without our <c>[ip]:port</c> decoration.</summary>
+    internal static string RemoteMtaName(string host)
+    {
+        var bracket = host.IndexOf('[', StringComparison.Ordinal);
+        if (bracket > 0)
+        {
+            return host[..bracket];
+        }
+
+        if (bracket == 0 && host.IndexOf(']', StringComparison.Ordinal) is var close and > 0)
+        {
+            return host[1..close];
+        }
+
+        var colon = host.LastIndexOf(':');
+        return colon > 0 ? host[..colon] : host;
     }
 
     private static (int? Code, string Text) SplitReply(string reply)
