@@ -56,7 +56,8 @@ public sealed class DeliveryTests(GatewayFixture fx) : IClassFixture<GatewayFixt
         Assert.StartsWith("smtp; 550 5.1.1", recipient["Diagnostic-Code"], StringComparison.Ordinal);
         Assert.Equal("dns; 127.0.0.3", recipient["Remote-MTA"]);
         Assert.Equal("dns; gateway.test", status.StatusGroups[0]["Reporting-MTA"]);
-        Assert.Contains("Subject: two recipients", Encoding.UTF8.GetString(((MimePart)multipart[2]).Content!.Open().ReadAllBytes()), StringComparison.Ordinal);
+        var headers = Assert.IsType<TextRfc822Headers>(multipart[2]);
+        Assert.Contains("Subject: two recipients", headers.Message!.ToString(), StringComparison.Ordinal);
 
         Assert.Equal(0, secondary.Connections);
         var log = await fx.LogAsync(d);
