@@ -12,8 +12,15 @@ public sealed class DelivererOptions
     [Required(AllowEmptyStrings = false)]
     public string Listen { get; set; } = "127.0.0.1:10025";
 
-    /// <summary>Clients allowed to hand mail in (SPEC §6: loopback by default), as addresses or CIDR ranges.</summary>
-    public string[] TrustedNetworks { get; set; } = ["127.0.0.0/8", "::1/128"];
+    /// <summary>
+    /// Clients allowed to hand mail in, as addresses or CIDR ranges; empty: loopback (SPEC §6). No default
+    /// array here: the configuration binder would append configured entries to it instead of replacing it.
+    /// </summary>
+    public string[] TrustedNetworks { get; set; } = [];
+
+    public static readonly string[] DefaultTrustedNetworks = ["127.0.0.0/8", "::1/128"];
+
+    private string[] EffectiveTrustedNetworks => TrustedNetworks.Length > 0 ? TrustedNetworks : DefaultTrustedNetworks;
 
     /// <summary>SPEC §6: message size limit, default 50 MB (advertised as SIZE, RFC 1870).</summary>
     [Range(1024, 1L << 31)]
@@ -68,11 +75,11 @@ public sealed class DelivererOptions
 
     internal static bool IsValid(DelivererOptions o) =>
         IPEndPoint.TryParse(o.Listen, out _) &&
-        o.TrustedNetworks.All(n => IPNetwork.TryParse(n.Contains('/', StringComparison.Ordinal) ? n : n + (n.Contains(':', StringComparison.Ordinal) ? "/128" : "/32"), out _)) &&
+        o.EffectiveTrustedNetworks.All(n => IPNetwork.TryParse(n.Contains('/', StringComparison.Ordinal) ? n : n + (n.Contains(':', StringComparison.Ordinal) ? "/128" : "/32"), out _)) &&
         o.IdleTimeout > TimeSpan.Zero && o.PollInterval > TimeSpan.Zero && o.ConnectTimeout > TimeSpan.Zero && o.CommandTimeout > TimeSpan.Zero &&
         o.SweepInterval > TimeSpan.Zero && o.ConnectionCacheTime >= TimeSpan.Zero;
 
     /// <summary>The trusted networks parsed (an address alone is a /32 or /128).</summary>
     public IReadOnlyList<IPNetwork> ParsedTrustedNetworks() =>
-        TrustedNetworks.Select(n => IPNetwork.Parse(n.Contains('/', StringComparison.Ordinal) ? n : n + (n.Contains(':', StringComparison.Ordinal) ? "/128" : "/32"))).ToList();
+        EffectiveTrustedNetworks.Select(n => IPNetwork.Parse(n.Contains('/', StringComparison.Ordinal) ? n : n + (n.Contains(':', StringComparison.Ordinal) ? "/128" : "/32"))).ToList();
 }
