@@ -188,6 +188,20 @@ public sealed class DeliveryTests(GatewayFixture fx) : IClassFixture<GatewayFixt
     }
 
     [Fact]
+    public async Task EnqueueAsync_FromAnotherProgram_DeliveredByTheDeliverer()
+    {
+        var sink = SmtpSink.Start("127.0.0.2");
+        await using var _s = sink;
+        var d = await fx.CreateInboundDomainAsync(GatewayFixture.NewDomainName("api"), ("*@{d}", sink.Host, sink.Port, 10));
+        // The ControlPlane's queue (issue 5's SendTestMessage puts its generated message in this way).
+        var id = await fx.Store.EnqueueAsync(new Gateway.Core.Delivery.QueueEnvelope(d, "inbound", "postmaster@gateway.test", ["u@" + d]),
+            "Subject: test message\r\n\r\nGenerated.\r\n"u8.ToArray());
+        var m = Assert.Single(await sink.WaitForMessagesAsync(1, Wait));
+        Assert.Equal("Subject: test message\r\n\r\nGenerated.\r\n", m.Text);
+        await fx.WaitForLogAsync(d, e => e["event"] == "delivered" && e["message_id"] == id, "delivered under the returned id");
+    }
+
+    [Fact]
     public async Task InboundHostName_ResolvedToAddressRecord_NotMx()
     {
         var sink = SmtpSink.Start("127.0.0.17");
