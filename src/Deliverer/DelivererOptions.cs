@@ -37,6 +37,9 @@ public sealed class DelivererOptions
     /// <summary>How long the intake waits for the client's next bytes (RFC 5321 §4.5.3.2.7 suggests 5 minutes).</summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>How long a connection's greeting waits for the first snapshot load after a start (then RCPT answers 451).</summary>
+    public TimeSpan SnapshotWait { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Bad commands tolerated per connection before it is closed (Postfix: smtpd_hard_error_limit).</summary>
     [Range(1, 1000)]
     public int MaxErrors { get; set; } = 20;

@@ -47,6 +47,13 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
         using var idle = new CancellationTokenSource();
         try
         {
+            // Right after a start the snapshot may still be loading: hold the greeting briefly rather than answer
+            // every RCPT with 451 (Postfix would defer the mail for its whole retry interval).
+            for (var waited = TimeSpan.Zero; !snapshot.IsLoaded && waited < options.SnapshotWait; waited += TimeSpan.FromMilliseconds(50))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(50), clock, connection.ConnectionClosed).ConfigureAwait(false);
+            }
+
             Write(output, $"220 {_host} ESMTP gateway-deliverer\r\n");
             await output.FlushAsync(connection.ConnectionClosed).ConfigureAwait(false);
             await RunAsync(connection.Transport.Input, output, session, idle, connection.ConnectionClosed).ConfigureAwait(false);
