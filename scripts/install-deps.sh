@@ -6,6 +6,9 @@ set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+# bench/deliverer: Postfix (private instances), smtp-source and smtp-sink (in the postfix package), python3.
+command -v smtp-source >/dev/null 2>&1 || need+=(postfix)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
@@ -16,6 +19,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 echo "Installing: ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+if printf '%s\n' "${need[@]}" | grep -qx postfix; then
+  # No system mail configuration: the gateway runs its own Postfix instances.
+  echo 'postfix postfix/main_mailer_type select No configuration' | $SUDO debconf-set-selections
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 
