@@ -64,9 +64,9 @@ public sealed class DelivererOptions
     /// <summary>How long an idle delivery connection is kept for the next message to the same host (Postfix: smtp_connection_cache_time_limit = 2s).</summary>
     public TimeSpan ConnectionCacheTime { get; set; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>Idle connections kept per destination.</summary>
-    [Range(0, 1000)]
-    public int ConnectionCachePerHost { get; set; } = 16;
+    /// <summary>Idle connections kept per destination (as many as deliveries may run at once, so a busy route keeps its sessions).</summary>
+    [Range(0, 10_000)]
+    public int ConnectionCachePerHost { get; set; } = 64;
 
     /// <summary>How often to look for queued messages that lost their schedule entry.</summary>
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromMinutes(5);
@@ -78,11 +78,13 @@ public sealed class DelivererOptions
 
     internal static bool IsValid(DelivererOptions o) =>
         IPEndPoint.TryParse(o.Listen, out _) &&
-        o.EffectiveTrustedNetworks.All(n => IPNetwork.TryParse(n.Contains('/', StringComparison.Ordinal) ? n : n + (n.Contains(':', StringComparison.Ordinal) ? "/128" : "/32"), out _)) &&
+        o.EffectiveTrustedNetworks.All(n => IPNetwork.TryParse(AsCidr(n), out _)) &&
         o.IdleTimeout > TimeSpan.Zero && o.PollInterval > TimeSpan.Zero && o.ConnectTimeout > TimeSpan.Zero && o.CommandTimeout > TimeSpan.Zero &&
         o.SweepInterval > TimeSpan.Zero && o.ConnectionCacheTime >= TimeSpan.Zero;
 
     /// <summary>The trusted networks parsed (an address alone is a /32 or /128).</summary>
-    public IReadOnlyList<IPNetwork> ParsedTrustedNetworks() =>
-        EffectiveTrustedNetworks.Select(n => IPNetwork.Parse(n.Contains('/', StringComparison.Ordinal) ? n : n + (n.Contains(':', StringComparison.Ordinal) ? "/128" : "/32"))).ToList();
+    public IReadOnlyList<IPNetwork> ParsedTrustedNetworks() => EffectiveTrustedNetworks.Select(n => IPNetwork.Parse(AsCidr(n))).ToList();
+
+    private static string AsCidr(string n) =>
+        n.Contains('/', StringComparison.Ordinal) ? n : n + (n.Contains(':', StringComparison.Ordinal) ? "/128" : "/32");
 }

@@ -331,8 +331,9 @@ public sealed class SmtpSink : IAsyncDisposable
                             _unacknowledged.Enqueue(message);
                         }
 
-                        if (!await StallIfAsync(behavior, SinkStage.DataEnd).ConfigureAwait(false))
+                        if (!await StallIfAsync(behavior, SinkStage.DataEnd).ConfigureAwait(false) || (behavior.StallAt == SinkStage.DataEnd && PeerClosed(socket)))
                         {
+                            // A client that went away while held (killed) never got the reply: not accepted.
                             return;
                         }
 
@@ -394,6 +395,18 @@ public sealed class SmtpSink : IAsyncDisposable
         finally
         {
             Interlocked.Decrement(ref _stalled);
+        }
+    }
+
+    private static bool PeerClosed(Socket socket)
+    {
+        try
+        {
+            return socket.Poll(0, SelectMode.SelectRead) && socket.Available == 0;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return true;
         }
     }
 

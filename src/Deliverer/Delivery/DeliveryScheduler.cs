@@ -30,6 +30,7 @@ public sealed partial class DeliveryScheduler(
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly ConcurrentDictionary<Task, bool> _running = new();
     private int _count;
+    private volatile bool _backlog = true;
     private CancellationToken _stopping = CancellationToken.None;
 
     /// <summary>Messages being attempted by this process now.</summary>
@@ -51,6 +52,7 @@ public sealed partial class DeliveryScheduler(
             return;
         }
 
+        _backlog = true;
         _ = ReleaseAsync(item);
     }
 
@@ -73,6 +75,7 @@ public sealed partial class DeliveryScheduler(
                         var room = Math.Min(TakeBatch, options.MaxConcurrentDeliveries - InFlight);
                         var items = await queue.TakeDueAsync(shard, room).ConfigureAwait(false);
                         tookFull |= items.Count == room;
+                        _backlog = tookFull;
                         foreach (var item in items)
                         {
                             if (TryReserve(item))
@@ -151,7 +154,11 @@ public sealed partial class DeliveryScheduler(
         {
             _inFlight.TryRemove(item.Member, out _);
             Interlocked.Decrement(ref _count);
-            Wake();
+            // A freed slot matters only when due work was left behind for lack of room.
+            if (_backlog)
+            {
+                Wake();
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Sockets;
 using Gateway.Core.Delivery;
 using MailKit;
 using MailKit.Net.Smtp;
@@ -177,17 +178,28 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
 #pragma warning disable CA5359 // Do not disable certificate validation: opportunistic STARTTLS, as Postfix's "may" level.
         client.ServerCertificateValidationCallback = static (_, _, _, _) => true;
 #pragma warning restore CA5359
+        // Our own socket, for NoDelay: MailKit writes a message's last bytes as a small segment, and with Nagle
+        // plus the peer's delayed ACK every transaction on a reused connection waited ~40 ms (measured: 100
+        // messages on one connection took 6 s, with NoDelay 0.1 s).
+        var socket = new Socket(endpoint.Address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
+            using (var connect = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                connect.CancelAfter(options.ConnectTimeout);
+                await socket.ConnectAsync(endpoint.Address, connect.Token).ConfigureAwait(false);
+            }
+
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(options.ConnectTimeout + options.CommandTimeout);
-            await client.ConnectAsync(endpoint.Address.Address.ToString(), endpoint.Address.Port,
+            timeout.CancelAfter(options.CommandTimeout);
+            await client.ConnectAsync(socket, endpoint.Address.Address.ToString(), endpoint.Address.Port,
                 options.OpportunisticTls ? SecureSocketOptions.StartTlsWhenAvailable : SecureSocketOptions.None, timeout.Token).ConfigureAwait(false);
             return client;
         }
         catch
         {
             client.Dispose();
+            socket.Dispose();
             throw;
         }
     }
