@@ -11,6 +11,7 @@ N=${1:-20000}
 SIZE=${SIZE:-4096}
 SESSIONS=${SESSIONS:-20}
 FAILOVER_N=${FAILOVER_N:-500}
+SCENARIOS=${SCENARIOS:-abcd}   # a subset, e.g. SCENARIOS=b; KEEP=1 keeps the work folder (Postfix logs)
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/gw-bench.XXXXXX)
 chmod 755 "$WORK" # Postfix (user postfix) must reach its data directory inside
@@ -131,23 +132,30 @@ declare -A RESULT
 echo "N=$N messages of $SIZE bytes, $SESSIONS sessions; $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 # (a) Postfix alone
+if [[ $SCENARIOS == *a* ]]; then
 start_sink; start_postfix a "$SINK"
 s=$(run_source "$PF_PORT"); RESULT[a]=$(rate "$s"); echo "(a) Postfix -> smtp-sink: $s s, ${RESULT[a]} msg/s" >&2
 postfix -c "$WORK/a/conf" stop >/dev/null; stop_sink
+fi
 
 # (b) Postfix -> Deliverer -> smtp-sink (Redis appendfsync always, as run.sh configures it)
+if [[ $SCENARIOS == *b* ]]; then
 start_sink; start_redis always; add_domain bench.test "127.0.0.1:$SINK:10"; start_deliverer; start_postfix b "$DELIVERER"
 s=$(run_source "$PF_PORT"); RESULT[b]=$(rate "$s"); echo "(b) Postfix -> Deliverer -> smtp-sink: $s s, ${RESULT[b]} msg/s" >&2
 postfix -c "$WORK/b/conf" stop >/dev/null; stop_deliverer; stop_sink
+fi
 
 # (c) smtp-source -> Deliverer -> smtp-sink
 for fsync in always everysec; do
+  [[ $SCENARIOS == *c* ]] || continue
   start_sink; start_redis "$fsync"; add_domain bench.test "127.0.0.1:$SINK:10"; start_deliverer
   s=$(run_source "$DELIVERER"); RESULT[c_$fsync]=$(rate "$s"); echo "(c) Deliverer ($fsync) -> smtp-sink: $s s, ${RESULT[c_$fsync]} msg/s" >&2
   stop_deliverer; stop_sink
 done
 
 # (d) refused primary -> next host: time between the failed attempt and the delivery, from the message log
+FAILOVER=n/a
+if [[ $SCENARIOS == *d* ]]; then
 start_sink; start_redis always; DEAD=$(freeport)
 add_domain failover.test "127.0.0.1:$DEAD:10" "127.0.0.1:$SINK:20"; start_deliverer
 smtp-source -s 4 -l "$SIZE" -m "$FAILOVER_N" -f sender@remote.test -t user@failover.test "127.0.0.1:$DELIVERER" 2>>"$WORK/source.err"
@@ -175,14 +183,16 @@ PY
 )
 echo "(d) refused primary -> next host: $FAILOVER" >&2
 stop_deliverer; stop_sink
+fi
+ratio() { [ -n "${RESULT[a]:-}" ] && [ -n "${RESULT[b]:-}" ] && python3 -c "print(f'{${RESULT[b]}/${RESULT[a]}:.2f}× (a)')" || echo "-"; }
 
 cat <<OUT
 | scenario | messages/s |
 |---|---|
-| (a) smtp-source → Postfix → smtp-sink | ${RESULT[a]} |
-| (b) smtp-source → Postfix → Deliverer → smtp-sink (Redis appendfsync always) | ${RESULT[b]} ($(python3 -c "print(f'{${RESULT[b]}/${RESULT[a]}:.2f}')")× (a)) |
-| (c) smtp-source → Deliverer → smtp-sink, appendfsync always | ${RESULT[c_always]} |
-| (c) smtp-source → Deliverer → smtp-sink, appendfsync everysec | ${RESULT[c_everysec]} |
+| (a) smtp-source → Postfix → smtp-sink | ${RESULT[a]:--} |
+| (b) smtp-source → Postfix → Deliverer → smtp-sink (Redis appendfsync always) | ${RESULT[b]:--} ($(ratio)) |
+| (c) smtp-source → Deliverer → smtp-sink, appendfsync always | ${RESULT[c_always]:--} |
+| (c) smtp-source → Deliverer → smtp-sink, appendfsync everysec | ${RESULT[c_everysec]:--} |
 | (d) refused primary → delivered on the next host | $FAILOVER |
 
 N=$N, $SIZE-byte messages, $SESSIONS smtp-source sessions, $(nproc) cores, load average after: $(cut -d' ' -f1-3 /proc/loadavg)
