@@ -8,6 +8,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 # Postfix: the internet-facing MTA; the PolicyDaemon tests start private instances of it (and its smtp-sink).
 [ -x /usr/sbin/postfix ] || need+=(postfix)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

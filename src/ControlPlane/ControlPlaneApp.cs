@@ -3,6 +3,7 @@ using Gateway.ControlPlane.Services;
 using Gateway.Core;
 using Gateway.Core.Hosting;
 using Gateway.Core.Onboarding;
+using Gateway.Core.Delivery;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -44,6 +45,7 @@ public static class ControlPlaneApp
 
         builder.Services.AddGatewayCore(builder.Configuration);
         builder.Services.AddSingleton<DomainMapper>();
+        builder.Services.AddDeliveryQueue(builder.Configuration);
         builder.Services.AddGrpc(o =>
         {
             o.Interceptors.Add<ErrorInterceptor>();
@@ -63,6 +65,7 @@ public static class ControlPlaneApp
         var app = builder.Build();
         app.MapGrpcService<TenantGrpcService>();
         app.MapGrpcService<DomainGrpcService>();
+        app.MapGrpcService<QueueGrpcService>();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         return app;

@@ -1,8 +1,5 @@
-using Gateway.Core;
+using Gateway.Deliverer;
 
-// Runnable host: configuration, Redis and the live domain snapshot. The Deliverer's own
-// listeners arrive with their issue.
-var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
-builder.Services.AddGatewayCore(builder.Configuration);
-builder.Services.AddConfigSnapshot();
-await builder.Build().RunAsync().ConfigureAwait(false);
+// SMTP intake (Postfix hands accepted mail here), the durable Redis queue and delivery.
+var app = DelivererApp.Build(args);
+await app.RunAsync().ConfigureAwait(false);

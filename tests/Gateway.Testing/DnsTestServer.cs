@@ -98,7 +98,8 @@ public sealed class DnsTestServer : IAsyncDisposable
 
     private static string Key(string name) => name.TrimEnd('.').ToLowerInvariant();
 
-    private static ArsDomainName Name(string name) => ArsDomainName.Parse(name.TrimEnd('.'));
+    // "." is the root: the exchange of a null MX (RFC 7505).
+    private static ArsDomainName Name(string name) => name.TrimEnd('.') is { Length: > 0 } n ? ArsDomainName.Parse(n) : ArsDomainName.Root;
 
     private Task OnQueryReceived(object sender, QueryReceivedEventArgs e)
     {

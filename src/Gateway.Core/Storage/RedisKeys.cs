@@ -74,4 +74,21 @@ public static class RedisKeys
 
     /// <summary>The pattern matching every key of one domain (for scans and cascade deletion).</summary>
     public static RedisValue DomainKeyPattern(string domain) => $"gw:{{d:{domain}}}:*";
+
+    // ---- Delivery queue (Deliverer, ControlPlane QueueService); see docs/architecture.md "Delivery queue".
+
+    /// <summary>Hash of one queued message in its owning domain's slot: <c>env</c> (envelope and per-recipient state, JSON) and <c>body</c> (raw bytes).</summary>
+    public static RedisKey QueueMessage(string domain, string id) => $"gw:{DomainTag(domain)}:msg:{id}";
+
+    /// <summary>Counter of one route group (hosts of equal preference) for round robin across the whole fleet.</summary>
+    public static RedisKey RoundRobin(string domain, string groupKey) => $"gw:{DomainTag(domain)}:rr:{groupKey}";
+
+    /// <summary>Sorted set of one schedule shard: member <c>&lt;domain&gt;|&lt;id&gt;</c>, score = due time (unix ms); a lease moves the score to its expiry.</summary>
+    public static RedisKey ScheduleDue(int shard) => $"gw:{{sched:{shard}}}:due";
+
+    /// <summary>Hash of one schedule shard: member → lease token of the worker that holds it.</summary>
+    public static RedisKey ScheduleLeases(int shard) => $"gw:{{sched:{shard}}}:leases";
+
+    /// <summary>Pub/sub channel that wakes Deliverers when work became due (message: the shard number).</summary>
+    public static readonly RedisChannel QueueChannel = RedisChannel.Literal("gw:queue");
 }

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Deliverer benchmark, one command: bench/deliverer/run.sh [N]
+#   (a) smtp-source -> Postfix -> smtp-sink
+#   (b) smtp-source -> Postfix -> Deliverer -> smtp-sink
+#   (c) smtp-source -> Deliverer -> smtp-sink, Redis appendfsync always, then everysec
+#   (d) delay from a refused primary to delivery on the next host (message log timestamps)
+# N messages of 4 KB (default 20,000), SESSIONS parallel smtp-source sessions (default 20).
+# Everything runs on 127.0.0.1 with free ports, in a temporary folder, and is stopped at the end.
+set -euo pipefail
+N=${1:-20000}
+SIZE=${SIZE:-4096}
+SESSIONS=${SESSIONS:-20}
+FAILOVER_N=${FAILOVER_N:-500}
+SCENARIOS=${SCENARIOS:-abcd}   # a subset, e.g. SCENARIOS=b; KEEP=1 keeps the work folder (Postfix logs)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d /tmp/gw-bench.XXXXXX)
+chmod 755 "$WORK" # Postfix (user postfix) must reach its data directory inside
+PIDS=()
+POSTFIX_DIRS=()
+
+cleanup() {
+  for d in "${POSTFIX_DIRS[@]}"; do postfix -c "$d/conf" stop >/dev/null 2>&1 || true; done
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need() { command -v "$1" >/dev/null || { echo "missing $1 (scripts/install-deps.sh installs it)" >&2; exit 1; }; }
+need smtp-source; need smtp-sink; need postfix; need redis-server; need redis-cli; need python3; need dotnet
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+now() { date +%s.%N; }
+wait_port() { for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && { exec 3>&- 3<&-; return 0; }; sleep 0.1; done; echo "port $1 did not open" >&2; return 1; }
+
+echo "building the Deliverer (Release)..." >&2
+dotnet build "$ROOT/src/Deliverer/Deliverer.csproj" -c Release -v q -nologo >/dev/null
+DLL="$ROOT/src/Deliverer/bin/Release/net10.0/Gateway.Deliverer.dll"
+
+# ---- smtp-sink: counts messages ("mesg=N" on stdout with -c)
+SINK=0
+start_sink() {
+  SINK=$(freeport)
+  : > "$WORK/sink.out"
+  smtp-sink -u postfix -c "127.0.0.1:$SINK" 1024 > "$WORK/sink.out" 2>"$WORK/sink.err" &
+  SINK_PID=$!; PIDS+=("$SINK_PID")
+  wait_port "$SINK"
+}
+stop_sink() { kill "$SINK_PID" 2>/dev/null || true; wait "$SINK_PID" 2>/dev/null || true; }
+sink_count() { tr '\r' '\n' < "$WORK/sink.out" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2 || true; }
+wait_sink() { # $1 = count, $2 = timeout seconds
+  local deadline=$(( $(date +%s) + $2 ))
+  while :; do
+    local c; c=$(sink_count); c=${c:-0}
+    [ "$c" -ge "$1" ] && return 0
+    [ "$(date +%s)" -ge "$deadline" ] && { echo "sink got $c of $1 in time" >&2; return 1; }
+    sleep 0.05
+  done
+}
+
+# ---- a private Postfix instance relaying everything for bench.test to 127.0.0.1:$2
+start_postfix() { # $1 = name, $2 = next hop port; sets PF_PORT
+  local dir="$WORK/$1"; PF_PORT=$(freeport)
+  mkdir -p "$dir/conf" "$dir/queue" "$dir/data"
+  chown postfix "$dir/data"
+  cat > "$dir/conf/main.cf" <<CF
+compatibility_level = 3.6
+queue_directory = $dir/queue
+data_directory = $dir/data
+myhostname = bench-$1.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relay_domains = bench.test
+relayhost = [127.0.0.1]:$2
+smtpd_recipient_restrictions = permit_mynetworks, reject
+alias_maps =
+alias_database =
+local_recipient_maps =
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+maillog_file = $dir/maillog
+maillog_file_prefixes = $dir
+CF
+  # The distribution's master.cf with the SMTP listener moved to our port and no chroot (a private instance).
+  awk -v port="$PF_PORT" '
+    /^smtp[ \t]+inet/ { print "127.0.0.1:" port " inet n - n - - smtpd"; next }
+    /^[a-z]/ && NF >= 8 { $5 = "n" }
+    { print }' /usr/share/postfix/master.cf.dist > "$dir/conf/master.cf"
+  postfix -c "$dir/conf" start >/dev/null 2>"$dir/start.err" || { cat "$dir/start.err" "$dir/maillog" >&2 2>/dev/null; exit 1; }
+  POSTFIX_DIRS+=("$dir")
+  wait_port "$PF_PORT"
+}
+
+# ---- Redis + Deliverer
+REDIS=0
+start_redis() { # $1 = appendfsync
+  REDIS=$(freeport); mkdir -p "$WORK/redis-$REDIS"
+  redis-server --port "$REDIS" --bind 127.0.0.1 --dir "$WORK/redis-$REDIS" --save "" --appendonly yes --appendfsync "$1" \
+    --daemonize no --logfile "$WORK/redis-$REDIS/log" &
+  PIDS+=("$!"); wait_port "$REDIS"
+}
+domain_json() { # $1 = domain, then rows "host:port:pref"
+  local d=$1; shift; local rows="" sep=""
+  for r in "$@"; do IFS=: read -r h p pref <<<"$r"; rows="$rows$sep{\"recipient\":\"*@$d\",\"host\":\"$h\",\"port\":$p,\"preference\":$pref}"; sep=","; done
+  printf '{"name":"%s","company_id":"bench","settings":{"inbound_enabled":true,"inbound_servers":[%s],"outbound":{"enabled":false,"office365":false,"google_workspace":false,"custom_ips":[]}},"verification":{"token":"00","verified":false,"method":"None"},"create_time":"2026-01-01T00:00:00+00:00","update_time":"2026-01-01T00:00:00+00:00"}' "$d" "$rows"
+}
+add_domain() { # $1 = domain, rows...; written as the ControlPlane's DomainStore writes it (docs/architecture.md)
+  local d=$1
+  redis-cli -p "$REDIS" HSET 'gw:{cfg}:domains' "$d" bench >/dev/null
+  redis-cli -p "$REDIS" HSET "gw:{d:$d}:config" company bench etag 1 data "$(domain_json "$@")" >/dev/null
+}
+DELIVERER=0
+start_deliverer() {
+  DELIVERER=$(freeport)
+  dotnet "$DLL" --Gateway:Redis="127.0.0.1:$REDIS" --Gateway:Deliverer:Listen="127.0.0.1:$DELIVERER" \
+    --Gateway:Queue:HostName=bench-deliverer.test --Logging:LogLevel:Default=Warning > "$WORK/deliverer-$DELIVERER.log" 2>&1 &
+  DELIVERER_PID=$!; PIDS+=("$DELIVERER_PID"); wait_port "$DELIVERER"
+}
+stop_deliverer() { kill "$DELIVERER_PID" 2>/dev/null || true; wait "$DELIVERER_PID" 2>/dev/null || true; }
+
+run_source() { # $1 = port; prints seconds from the first connection to the N-th message at the sink
+  local t0; t0=$(now)
+  smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f sender@remote.test -t user@bench.test "127.0.0.1:$1" 2>"$WORK/source.err"
+  wait_sink "$N" 900
+  python3 -c "print(f'{$(now) - $t0:.3f}')"
+}
+rate() { python3 -c "print(f'{$N / $1:.0f}')"; }
+
+declare -A RESULT
+echo "N=$N messages of $SIZE bytes, $SESSIONS sessions; $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+# (a) Postfix alone
+if [[ $SCENARIOS == *a* ]]; then
+start_sink; start_postfix a "$SINK"
+s=$(run_source "$PF_PORT"); RESULT[a]=$(rate "$s"); echo "(a) Postfix -> smtp-sink: $s s, ${RESULT[a]} msg/s" >&2
+postfix -c "$WORK/a/conf" stop >/dev/null; stop_sink
+fi
+
+# (b) Postfix -> Deliverer -> smtp-sink (Redis appendfsync always, as run.sh configures it)
+if [[ $SCENARIOS == *b* ]]; then
+start_sink; start_redis always; add_domain bench.test "127.0.0.1:$SINK:10"; start_deliverer; start_postfix b "$DELIVERER"
+s=$(run_source "$PF_PORT"); RESULT[b]=$(rate "$s"); echo "(b) Postfix -> Deliverer -> smtp-sink: $s s, ${RESULT[b]} msg/s" >&2
+postfix -c "$WORK/b/conf" stop >/dev/null; stop_deliverer; stop_sink
+fi
+
+# (c) smtp-source -> Deliverer -> smtp-sink
+for fsync in always everysec; do
+  [[ $SCENARIOS == *c* ]] || continue
+  start_sink; start_redis "$fsync"; add_domain bench.test "127.0.0.1:$SINK:10"; start_deliverer
+  s=$(run_source "$DELIVERER"); RESULT[c_$fsync]=$(rate "$s"); echo "(c) Deliverer ($fsync) -> smtp-sink: $s s, ${RESULT[c_$fsync]} msg/s" >&2
+  stop_deliverer; stop_sink
+done
+
+# (d) refused primary -> next host: time between the failed attempt and the delivery, from the message log
+FAILOVER=n/a
+if [[ $SCENARIOS == *d* ]]; then
+start_sink; start_redis always; DEAD=$(freeport)
+add_domain failover.test "127.0.0.1:$DEAD:10" "127.0.0.1:$SINK:20"; start_deliverer
+smtp-source -s 4 -l "$SIZE" -m "$FAILOVER_N" -f sender@remote.test -t user@failover.test "127.0.0.1:$DELIVERER" 2>>"$WORK/source.err"
+wait_sink "$FAILOVER_N" 300
+sleep 1
+redis-cli -p "$REDIS" --raw XRANGE 'gw:{d:failover.test}:log' - + > "$WORK/failover.log"
+FAILOVER=$(python3 - "$WORK/failover.log" <<'PY'
+import sys, statistics
+lines = open(sys.argv[1]).read().split("\n")
+entries, cur, i = [], None, 0
+while i < len(lines):
+    l = lines[i]
+    if "-" in l and l.split("-")[0].isdigit() and (i + 1 < len(lines)) and lines[i + 1] == "event":
+        cur = {}; entries.append(cur); i += 1; continue
+    if cur is not None and i + 1 < len(lines):
+        cur[l] = lines[i + 1]; i += 2; continue
+    i += 1
+refused, delivered = {}, {}
+for e in entries:
+    if e.get("event") == "attempt" and "refused" in e.get("reply", ""): refused[e["message_id"]] = int(e["time"])
+    if e.get("event") == "delivered": delivered[e["message_id"]] = int(e["time"])
+d = sorted(delivered[k] - refused[k] for k in refused if k in delivered)
+print(f"n={len(d)} median={statistics.median(d):.0f} ms p95={d[int(len(d)*0.95)-1]:.0f} ms max={d[-1]} ms" if d else "no data")
+PY
+)
+echo "(d) refused primary -> next host: $FAILOVER" >&2
+stop_deliverer; stop_sink
+fi
+ratio() { [ -n "${RESULT[a]:-}" ] && [ -n "${RESULT[b]:-}" ] && python3 -c "print(f'{${RESULT[b]}/${RESULT[a]}:.2f}× (a)')" || echo "-"; }
+
+cat <<OUT
+| scenario | messages/s |
+|---|---|
+| (a) smtp-source → Postfix → smtp-sink | ${RESULT[a]:--} |
+| (b) smtp-source → Postfix → Deliverer → smtp-sink (Redis appendfsync always) | ${RESULT[b]:--} ($(ratio)) |
+| (c) smtp-source → Deliverer → smtp-sink, appendfsync always | ${RESULT[c_always]:--} |
+| (c) smtp-source → Deliverer → smtp-sink, appendfsync everysec | ${RESULT[c_everysec]:--} |
+| (d) refused primary → delivered on the next host | $FAILOVER |
+
+N=$N, $SIZE-byte messages, $SESSIONS smtp-source sessions, $(nproc) cores, load average after: $(cut -d' ' -f1-3 /proc/loadavg)
+OUT

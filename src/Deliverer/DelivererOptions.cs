@@ -1,0 +1,90 @@
+using System.ComponentModel.DataAnnotations;
+using System.Net;
+
+namespace Gateway.Deliverer;
+
+/// <summary>The Deliverer's own settings (<c>Gateway:Deliverer</c>); the queue's are <c>Gateway:Queue</c>.</summary>
+public sealed class DelivererOptions
+{
+    public const string Section = "Gateway:Deliverer";
+
+    /// <summary>Where the SMTP intake listens (SPEC §1: 127.0.0.1:10025). Port 0 picks a free port (tests).</summary>
+    [Required(AllowEmptyStrings = false)]
+    public string Listen { get; set; } = "127.0.0.1:10025";
+
+    /// <summary>
+    /// Clients allowed to hand mail in, as addresses or CIDR ranges; empty: loopback (SPEC §6). No default
+    /// array here: the configuration binder would append configured entries to it instead of replacing it.
+    /// </summary>
+    public string[] TrustedNetworks { get; set; } = [];
+
+    public static readonly string[] DefaultTrustedNetworks = ["127.0.0.0/8", "::1/128"];
+
+    private string[] EffectiveTrustedNetworks => TrustedNetworks.Length > 0 ? TrustedNetworks : DefaultTrustedNetworks;
+
+    /// <summary>SPEC §6: message size limit, default 50 MB (advertised as SIZE, RFC 1870).</summary>
+    [Range(1024, 1L << 31)]
+    public long MaxMessageSize { get; set; } = 50L * 1024 * 1024;
+
+    /// <summary>SPEC §6: recipients per message (RFC 5321 §4.5.3.1.8 wants at least 100).</summary>
+    [Range(1, 100_000)]
+    public int MaxRecipients { get; set; } = 1000;
+
+    /// <summary>Messages with this many Received headers are refused as looping (Postfix: hopcount_limit = 50).</summary>
+    [Range(5, 500)]
+    public int MaxHops { get; set; } = 50;
+
+    /// <summary>How long the intake waits for the client's next bytes (RFC 5321 §4.5.3.2.7 suggests 5 minutes).</summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How long a connection's greeting waits for the first snapshot load after a start (then RCPT answers 451).</summary>
+    public TimeSpan SnapshotWait { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Bad commands tolerated per connection before it is closed (Postfix: smtpd_hard_error_limit).</summary>
+    [Range(1, 1000)]
+    public int MaxErrors { get; set; } = 20;
+
+    /// <summary>Destination port for outbound mail to recipients' MX hosts (25; tests deliver to a sink elsewhere).</summary>
+    [Range(1, 65535)]
+    public int OutboundPort { get; set; } = 25;
+
+    /// <summary>How many messages one Deliverer attempts at the same time.</summary>
+    [Range(1, 10_000)]
+    public int MaxConcurrentDeliveries { get; set; } = 64;
+
+    /// <summary>How often the schedule is polled when nothing announced work (a missed wake-up costs at most this).</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>TCP connect timeout per host (Postfix: smtp_connect_timeout = 30s).</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Timeout of each SMTP command and of the DATA transfer (Postfix waits 300 s for most replies).</summary>
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How long an idle delivery connection is kept for the next message to the same host (Postfix: smtp_connection_cache_time_limit = 2s).</summary>
+    public TimeSpan ConnectionCacheTime { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Idle connections kept per destination (as many as deliveries may run at once, so a busy route keeps its sessions).</summary>
+    [Range(0, 10_000)]
+    public int ConnectionCachePerHost { get; set; } = 64;
+
+    /// <summary>How often to look for queued messages that lost their schedule entry.</summary>
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Offer STARTTLS-capable servers TLS (opportunistic, RFC 3207; certificates are not checked, as Postfix's "may" level).</summary>
+    public bool OpportunisticTls { get; set; } = true;
+
+    public IPEndPoint ListenEndPoint => IPEndPoint.Parse(Listen);
+
+    internal static bool IsValid(DelivererOptions o) =>
+        IPEndPoint.TryParse(o.Listen, out _) &&
+        o.EffectiveTrustedNetworks.All(n => IPNetwork.TryParse(AsCidr(n), out _)) &&
+        o.IdleTimeout > TimeSpan.Zero && o.PollInterval > TimeSpan.Zero && o.ConnectTimeout > TimeSpan.Zero && o.CommandTimeout > TimeSpan.Zero &&
+        o.SweepInterval > TimeSpan.Zero && o.ConnectionCacheTime >= TimeSpan.Zero;
+
+    /// <summary>The trusted networks parsed (an address alone is a /32 or /128).</summary>
+    public IReadOnlyList<IPNetwork> ParsedTrustedNetworks() => EffectiveTrustedNetworks.Select(n => IPNetwork.Parse(AsCidr(n))).ToList();
+
+    private static string AsCidr(string n) =>
+        n.Contains('/', StringComparison.Ordinal) ? n : n + (n.Contains(':', StringComparison.Ordinal) ? "/128" : "/32");
+}

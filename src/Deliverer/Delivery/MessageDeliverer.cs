@@ -1,0 +1,347 @@
+using System.Globalization;
+using Gateway.Core.Delivery;
+using Gateway.Core.MessageLog;
+using Gateway.Core.Snapshot;
+using MimeKit;
+
+namespace Gateway.Deliverer.Delivery;
+
+/// <summary>
+/// One delivery attempt of one queued message: reads the current domain config from the snapshot
+/// (SPEC §3: a change saved while mail waits applies at the next attempt), routes each pending recipient
+/// (inbound: the domain's route with fleet-wide round robin; outbound: the recipient domain's MX), tries
+/// hosts in order until each recipient has a final answer, then writes the new state, logs every step,
+/// sends DSNs for permanent failures and schedules the retry.
+/// </summary>
+public sealed partial class MessageDeliverer(
+    MessageQueue queue,
+    ConfigSnapshot snapshot,
+    DestinationResolver resolver,
+    SmtpTransport transport,
+    BufferedMessageLog log,
+    QueueOptions queueOptions,
+    TimeProvider clock,
+    ILogger<MessageDeliverer> logger)
+{
+    private const string Program = "deliverer";
+
+    /// <summary>Attempts the message held by <paramref name="item"/>; <paramref name="known"/> skips reading it back (intake fast path).</summary>
+    public async Task RunAsync(ScheduledItem item, (QueuedMessage Message, byte[] Body)? known, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(item);
+        var loaded = known ?? await queue.LoadAsync(item.Domain, item.Id).ConfigureAwait(false);
+        if (loaded is null)
+        {
+            // Delivered, deleted, or its domain was removed with force: nothing left to do.
+            await queue.CompleteAsync(item, null).ConfigureAwait(false);
+            return;
+        }
+
+        var (message, body) = loaded.Value;
+        var now = clock.GetUtcNow();
+        if (message.NextAttempt > now + TimeSpan.FromSeconds(1))
+        {
+            // A schedule entry older than the message's state (a crash between the two writes): follow the message.
+            await queue.CompleteAsync(item, message.NextAttempt).ConfigureAwait(false);
+            return;
+        }
+
+        var pending = message.Pending.Select(r => r.Address).ToList();
+        if (pending.Count == 0)
+        {
+            await queue.SaveStateAsync(message, finished: true).ConfigureAwait(false);
+            await queue.CompleteAsync(item, null).ConfigureAwait(false);
+            return;
+        }
+
+        if (!snapshot.IsLoaded)
+        {
+            // Our own trouble, not the message's: no attempt is counted.
+            await queue.CompleteAsync(item, now + TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+            return;
+        }
+
+        var results = new Dictionary<string, (DeliveryOutcome Outcome, string? Host)>(StringComparer.OrdinalIgnoreCase);
+        MimeMessage? mime = null;
+        try
+        {
+            using var stream = new MemoryStream(body, writable: false);
+            mime = await MimeMessage.LoadAsync(stream, cancellationToken).ConfigureAwait(false);
+        }
+        catch (FormatException e)
+        {
+            foreach (var r in pending)
+            {
+                results[r] = (DeliveryOutcome.Permanent("554 5.6.0 The message cannot be parsed: " + e.Message), null);
+            }
+        }
+
+        if (mime is not null)
+        {
+            foreach (var group in await RouteAsync(message, pending, cancellationToken).ConfigureAwait(false))
+            {
+                await DeliverGroupAsync(message, mime, group, results, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        await FinishAsync(item, message, body, results, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Recipients that travel together: same route (inbound) or same domain (outbound), or an immediate outcome.</summary>
+    private sealed record Group(IReadOnlyList<string> Recipients, Func<CancellationToken, Task<IReadOnlyList<Endpoint>>>? Endpoints, DeliveryOutcome? Failure);
+
+    private async Task<IReadOnlyList<Group>> RouteAsync(QueuedMessage message, List<string> pending, CancellationToken cancellationToken)
+    {
+        var groups = new List<Group>();
+        if (message.Direction == Directions.Outbound)
+        {
+            foreach (var byDomain in pending.GroupBy(r => Addresses.DomainOf(r).ToLowerInvariant()))
+            {
+                var domain = byDomain.Key;
+                groups.Add(new Group(byDomain.ToList(), async ct =>
+                {
+                    var resolution = await resolver.ResolveMxAsync(domain, ct).ConfigureAwait(false);
+                    return resolution.Failure is { } f ? throw new RouteFailure(f) : resolution.Endpoints;
+                }, domain.Length == 0 ? DeliveryOutcome.Permanent("550 5.1.3 Recipient address has no domain") : null));
+            }
+
+            return groups;
+        }
+
+        var byPlan = new Dictionary<string, (List<string> Recipients, string Domain, IReadOnlyList<RouteGroup> Plan)>(StringComparer.Ordinal);
+        foreach (var r in pending)
+        {
+            var entry = RecipientClassifier.Find(snapshot, Addresses.DomainOf(r));
+            if (entry is not { InboundEnabled: true })
+            {
+                groups.Add(new Group([r], null, DeliveryOutcome.Transient(entry is null
+                    ? $"No inbound route: {Addresses.DomainOf(r)} is not a managed domain (any more)"
+                    : $"No inbound route: inbound is disabled for {entry.Name}")));
+                continue;
+            }
+
+            var plan = RoutePlanner.Plan(r, entry.Name, entry.Config.Settings.InboundServers);
+            if (plan.Count == 0)
+            {
+                groups.Add(new Group([r], null, DeliveryOutcome.Transient($"No inbound server of {entry.Name} matches {r}")));
+                continue;
+            }
+
+            var key = entry.Name + "/" + RoutePlanner.PlanKey(plan);
+            if (!byPlan.TryGetValue(key, out var bucket))
+            {
+                bucket = ([], entry.Name, plan);
+                byPlan[key] = bucket;
+            }
+
+            bucket.Recipients.Add(r);
+        }
+
+        foreach (var (recipients, domain, plan) in byPlan.Values)
+        {
+            groups.Add(new Group(recipients, async ct =>
+            {
+                // One turn per group per message: SPEC §3 round robin "message by message, across the whole fleet".
+                var turns = new Dictionary<RouteGroup, long>();
+                foreach (var g in plan.Where(g => g.NeedsTurn))
+                {
+                    turns[g] = await queue.NextTurnAsync(domain, g.Key).ConfigureAwait(false) - 1;
+                }
+
+                var endpoints = new List<Endpoint>();
+                foreach (var host in RoutePlanner.Order(plan, g => turns[g]))
+                {
+                    var resolution = await resolver.ResolveHostAsync(host, ct).ConfigureAwait(false);
+                    endpoints.AddRange(resolution.Failure is { } f ? [new Endpoint(host.Host, new System.Net.IPEndPoint(System.Net.IPAddress.None, host.Port)) { Unresolved = f }] : resolution.Endpoints);
+                }
+
+                return endpoints;
+            }, null));
+        }
+
+        return groups;
+    }
+
+    private async Task DeliverGroupAsync(QueuedMessage message, MimeMessage mime, Group group,
+        Dictionary<string, (DeliveryOutcome Outcome, string? Host)> results, CancellationToken cancellationToken)
+    {
+        if (group.Failure is { } immediate)
+        {
+            foreach (var r in group.Recipients)
+            {
+                results[r] = (immediate, null);
+            }
+
+            return;
+        }
+
+        IReadOnlyList<Endpoint> endpoints;
+        try
+        {
+            endpoints = await group.Endpoints!(cancellationToken).ConfigureAwait(false);
+        }
+        catch (RouteFailure f)
+        {
+            foreach (var r in group.Recipients)
+            {
+                results[r] = (f.Outcome, null);
+            }
+
+            return;
+        }
+
+        var remaining = group.Recipients.ToList();
+        foreach (var endpoint in endpoints)
+        {
+            if (remaining.Count == 0)
+            {
+                break;
+            }
+
+            TransactionResult result;
+            if (endpoint.Unresolved is { } unresolved)
+            {
+                result = new TransactionResult(new Dictionary<string, DeliveryOutcome>(), unresolved);
+            }
+            else if (resolver.IsLoop(endpoint.Address))
+            {
+                result = new TransactionResult(new Dictionary<string, DeliveryOutcome>(),
+                    DeliveryOutcome.Permanent($"554 5.4.6 Mail for {Addresses.DomainOf(remaining[0])} loops back to myself ({endpoint})"));
+            }
+            else
+            {
+                result = await transport.SendAsync(endpoint, mime, message.Sender, remaining, cancellationToken).ConfigureAwait(false);
+            }
+
+            var host = endpoint.ToString();
+            var still = new List<string>(remaining.Count);
+            foreach (var r in remaining)
+            {
+                var outcome = result.Recipients.TryGetValue(r, out var own) ? own : result.HostFailure ?? DeliveryOutcome.Transient("no reply for this recipient");
+                results[r] = (outcome, host);
+                log.Post(Event(message, MessageLogEvents.Attempt, r, host, outcome.Reply, outcome.Kind.ToString().ToLowerInvariant()));
+                // Transient: the next host at once (SPEC §3). Delivered or permanent (5xx): final, no other host.
+                if (outcome.Kind == OutcomeKind.Transient)
+                {
+                    still.Add(r);
+                }
+            }
+
+            LogAttempt(logger, message.Id, host, remaining.Count, remaining.Count - still.Count);
+            remaining = still;
+        }
+
+        foreach (var r in remaining.Where(r => !results.ContainsKey(r)))
+        {
+            results[r] = (DeliveryOutcome.Transient("no host to try"), null);
+        }
+    }
+
+    private async Task FinishAsync(ScheduledItem item, QueuedMessage message, byte[] body,
+        Dictionary<string, (DeliveryOutcome Outcome, string? Host)> results, CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow();
+        var attempts = message.Attempts + 1;
+        var anyTransient = results.Values.Any(v => v.Outcome.Kind == OutcomeKind.Transient);
+        var next = anyTransient ? RetryPolicy.NextAttempt(message.CreateTime, attempts, now, queueOptions) : null;
+        var expired = anyTransient && next is null;
+
+        var failed = new List<FailedRecipient>();
+        var recipients = new List<QueuedRecipient>(message.Recipients.Count);
+        string? lastError = message.LastError;
+        foreach (var r in message.Recipients)
+        {
+            if (r.State != RecipientState.Pending || !results.TryGetValue(r.Address, out var res))
+            {
+                recipients.Add(r);
+                continue;
+            }
+
+            var (outcome, host) = res;
+            var state = outcome.Kind switch
+            {
+                OutcomeKind.Delivered => RecipientState.Delivered,
+                OutcomeKind.Permanent => RecipientState.Failed,
+                _ => expired ? RecipientState.Failed : RecipientState.Pending,
+            };
+            recipients.Add(r with { State = state, LastReply = outcome.Reply, LastHost = host });
+            if (outcome.Kind != OutcomeKind.Delivered)
+            {
+                lastError = host is null ? outcome.Reply : $"{host}: {outcome.Reply}";
+            }
+
+            switch (outcome.Kind)
+            {
+                case OutcomeKind.Delivered:
+                    log.Post(Event(message, MessageLogEvents.Delivered, r.Address, host, outcome.Reply, null));
+                    break;
+                case OutcomeKind.Permanent:
+                    failed.Add(new FailedRecipient(r.Address, outcome.Reply, host, false));
+                    break;
+                case OutcomeKind.Transient when expired:
+                    failed.Add(new FailedRecipient(r.Address, outcome.Reply, host, true));
+                    break;
+                default:
+                    log.Post(Event(message, MessageLogEvents.Deferred, r.Address, host, outcome.Reply,
+                        "next attempt " + next!.Value.ToString("O", CultureInfo.InvariantCulture)));
+                    break;
+            }
+        }
+
+        var finished = recipients.All(r => r.State != RecipientState.Pending);
+        var updated = message with
+        {
+            Recipients = recipients,
+            Attempts = attempts,
+            FirstFailure = message.FirstFailure ?? (anyTransient || failed.Count > 0 ? now : null),
+            LastError = lastError,
+            NextAttempt = next ?? now,
+        };
+
+        // The DSN first: once the state below says "failed", nothing would send it again.
+        string? dsnId = null;
+        if (failed.Count > 0)
+        {
+            var senderEntry = RecipientClassifier.Find(snapshot, Addresses.DomainOf(message.Sender));
+            dsnId = await Bounces.SendDsnAsync(queue, message, body, failed, senderEntry is { InboundEnabled: true } ? senderEntry.Name : null, now, cancellationToken)
+                .ConfigureAwait(false);
+            foreach (var f in failed)
+            {
+                var detail = dsnId is null ? "no DSN (null sender or a DSN itself)" : "DSN " + dsnId;
+                log.Post(Event(message, f.Expired ? MessageLogEvents.Expired : MessageLogEvents.Bounced, f.Address, f.RemoteHost, f.Reply, detail));
+            }
+        }
+
+        if (!await queue.SaveStateAsync(updated, finished).ConfigureAwait(false))
+        {
+            LogGone(logger, message.Id);
+        }
+
+        await queue.CompleteAsync(item, finished ? null : updated.NextAttempt).ConfigureAwait(false);
+    }
+
+    private static MessageLogEvent Event(QueuedMessage message, string name, string recipient, string? host, string? reply, string? detail) => new()
+    {
+        Domain = message.Domain,
+        Event = name,
+        MessageId = message.Id,
+        Direction = message.Direction,
+        Sender = message.Sender,
+        Recipient = recipient,
+        Host = host,
+        Reply = reply,
+        Detail = detail,
+        Program = Program,
+    };
+
+    private sealed class RouteFailure(DeliveryOutcome outcome) : Exception(outcome.Reply)
+    {
+        public DeliveryOutcome Outcome { get; } = outcome;
+    }
+
+    [LoggerMessage(EventId = 1200, Level = LogLevel.Debug, Message = "Message {Id}: {Host} answered for {Count} recipients, {Final} final")]
+    private static partial void LogAttempt(ILogger logger, string id, string host, int count, int final);
+
+    [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Message {Id} was removed from the queue while it was being delivered")]
+    private static partial void LogGone(ILogger logger, string id);
+}

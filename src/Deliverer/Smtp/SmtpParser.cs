@@ -1,0 +1,391 @@
+using System.Buffers;
+using System.Text;
+
+namespace Gateway.Deliverer.Smtp;
+
+/// <summary>SMTP commands the intake knows (RFC 5321 §4.1, RFC 1869, RFC 3030 for BDAT which it refuses).</summary>
+public enum SmtpVerb
+{
+    Unknown,
+    Helo,
+    Ehlo,
+    Mail,
+    Rcpt,
+    Data,
+    Rset,
+    Noop,
+    Quit,
+    Vrfy,
+    Expn,
+    Help,
+    StartTls,
+    Auth,
+    Bdat,
+}
+
+/// <summary>One command line: its verb and the text after it (UTF-8 decoded; null when the bytes are not valid UTF-8).</summary>
+public readonly record struct SmtpCommand(SmtpVerb Verb, string? Argument);
+
+/// <summary>A parsed MAIL FROM / RCPT TO: the address (empty for <c>&lt;&gt;</c>) and its ESMTP parameters.</summary>
+public sealed record SmtpPath(string Address, IReadOnlyList<KeyValuePair<string, string?>> Parameters)
+{
+    public string? Parameter(string name) =>
+        Parameters.FirstOrDefault(p => string.Equals(p.Key, name, StringComparison.OrdinalIgnoreCase)).Value;
+
+    public bool HasParameter(string name) => Parameters.Any(p => string.Equals(p.Key, name, StringComparison.OrdinalIgnoreCase));
+}
+
+/// <summary>
+/// The intake's SMTP parsing as pure functions over bytes (STYLE "Protocols"): lines, commands, paths
+/// and the DATA stream. No I/O; sizes are capped inside, so a peer cannot make the server buffer
+/// without bound.
+/// </summary>
+public static class SmtpParser
+{
+    /// <summary>RFC 5321 §4.5.3.1.4 allows 512 octets per command line; Postfix takes up to 2048 (line_length_limit). So does this.</summary>
+    public const int MaxCommandLine = 2048;
+
+    private static readonly UTF8Encoding StrictUtf8 = new(false, true);
+
+    /// <summary>
+    /// The next command line of <paramref name="buffer"/> without its line end (CRLF; a bare LF is taken
+    /// too, as Postfix does). <see cref="OperationStatus.InvalidData"/> when no line end comes within
+    /// <paramref name="maxLength"/> bytes: the caller answers "line too long" and skips to the next LF.
+    /// </summary>
+    public static OperationStatus TryReadLine(ref ReadOnlySequence<byte> buffer, int maxLength, out ReadOnlySequence<byte> line)
+    {
+        var reader = new SequenceReader<byte>(buffer);
+        if (!reader.TryReadTo(out line, (byte)'\n', advancePastDelimiter: true))
+        {
+            line = default;
+            return buffer.Length > maxLength ? OperationStatus.InvalidData : OperationStatus.NeedMoreData;
+        }
+
+        if (line.Length > maxLength)
+        {
+            buffer = buffer.Slice(reader.Position);
+            line = default;
+            return OperationStatus.InvalidData;
+        }
+
+        if (line.Length > 0 && EndsWithCr(line))
+        {
+            line = line.Slice(0, line.Length - 1);
+        }
+
+        buffer = buffer.Slice(reader.Position);
+        return OperationStatus.Done;
+    }
+
+    /// <summary>Drops bytes up to and including the next LF (after an over-long line). True when the LF was found.</summary>
+    public static bool SkipLine(ref ReadOnlySequence<byte> buffer)
+    {
+        var lf = buffer.PositionOf((byte)'\n');
+        if (lf is null)
+        {
+            buffer = buffer.Slice(buffer.End);
+            return false;
+        }
+
+        buffer = buffer.Slice(buffer.GetPosition(1, lf.Value));
+        return true;
+    }
+
+    public static SmtpCommand ParseCommand(ReadOnlySpan<byte> line)
+    {
+        var space = line.IndexOf((byte)' ');
+        var verbBytes = space < 0 ? line : line[..space];
+        var verb = verbBytes.Length switch
+        {
+            4 when Is(verbBytes, "HELO"u8) => SmtpVerb.Helo,
+            4 when Is(verbBytes, "EHLO"u8) => SmtpVerb.Ehlo,
+            4 when Is(verbBytes, "MAIL"u8) => SmtpVerb.Mail,
+            4 when Is(verbBytes, "RCPT"u8) => SmtpVerb.Rcpt,
+            4 when Is(verbBytes, "DATA"u8) => SmtpVerb.Data,
+            4 when Is(verbBytes, "RSET"u8) => SmtpVerb.Rset,
+            4 when Is(verbBytes, "NOOP"u8) => SmtpVerb.Noop,
+            4 when Is(verbBytes, "QUIT"u8) => SmtpVerb.Quit,
+            4 when Is(verbBytes, "VRFY"u8) => SmtpVerb.Vrfy,
+            4 when Is(verbBytes, "EXPN"u8) => SmtpVerb.Expn,
+            4 when Is(verbBytes, "HELP"u8) => SmtpVerb.Help,
+            4 when Is(verbBytes, "AUTH"u8) => SmtpVerb.Auth,
+            4 when Is(verbBytes, "BDAT"u8) => SmtpVerb.Bdat,
+            8 when Is(verbBytes, "STARTTLS"u8) => SmtpVerb.StartTls,
+            _ => SmtpVerb.Unknown,
+        };
+        var rest = space < 0 ? ReadOnlySpan<byte>.Empty : line[(space + 1)..];
+        string? argument;
+        try
+        {
+            argument = StrictUtf8.GetString(rest).Trim();
+        }
+        catch (DecoderFallbackException)
+        {
+            argument = null;
+        }
+
+        return new SmtpCommand(verb, argument);
+    }
+
+    /// <summary>
+    /// Parses the argument of MAIL (<paramref name="keyword"/> <c>FROM:</c>) or RCPT (<c>TO:</c>):
+    /// <c>&lt;path&gt; [param[=value] ...]</c> (RFC 5321 §4.1.2). A source route (<c>@a,@b:</c>) is dropped
+    /// (§4.1.1.3 says to ignore it); a quoted local part keeps its quotes. Spaces after the colon are
+    /// tolerated as Postfix tolerates them.
+    /// </summary>
+    public static bool TryParsePath(string argument, string keyword, bool allowEmpty, out SmtpPath path, out string error)
+    {
+        ArgumentNullException.ThrowIfNull(argument);
+        ArgumentNullException.ThrowIfNull(keyword);
+        path = new SmtpPath(string.Empty, []);
+        if (!argument.StartsWith(keyword, StringComparison.OrdinalIgnoreCase))
+        {
+            error = $"Syntax: {keyword}<address>";
+            return false;
+        }
+
+        var s = argument.AsSpan(keyword.Length).TrimStart(' ');
+        if (s.Length == 0 || s[0] != '<')
+        {
+            error = "Syntax: the address must be in angle brackets";
+            return false;
+        }
+
+        var end = -1;
+        var quoted = false;
+        for (var i = 1; i < s.Length; i++)
+        {
+            var c = s[i];
+            if (quoted && c == '\\')
+            {
+                i++;
+                continue;
+            }
+
+            if (c == '"')
+            {
+                quoted = !quoted;
+            }
+            else if (c == '>' && !quoted)
+            {
+                end = i;
+                break;
+            }
+        }
+
+        if (end < 0)
+        {
+            error = "Syntax: missing '>'";
+            return false;
+        }
+
+        var address = s[1..end].ToString();
+        if (address.StartsWith('@'))
+        {
+            var colon = address.IndexOf(':', StringComparison.Ordinal);
+            address = colon < 0 ? string.Empty : address[(colon + 1)..];
+        }
+
+        if (address.Length == 0)
+        {
+            if (!allowEmpty)
+            {
+                error = "Syntax: an address is required";
+                return false;
+            }
+        }
+        else if (!IsMailbox(address, out error))
+        {
+            return false;
+        }
+
+        var parameters = new List<KeyValuePair<string, string?>>();
+        foreach (var token in s[(end + 1)..].ToString().Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var eq = token.IndexOf('=', StringComparison.Ordinal);
+            var key = eq < 0 ? token : token[..eq];
+            if (key.Length == 0 || !key.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
+            {
+                error = $"Syntax: bad parameter '{token}'";
+                return false;
+            }
+
+            parameters.Add(new(key, eq < 0 ? null : token[(eq + 1)..]));
+            if (parameters.Count > 16)
+            {
+                error = "Syntax: too many parameters";
+                return false;
+            }
+        }
+
+        path = new SmtpPath(address, parameters);
+        error = string.Empty;
+        return true;
+    }
+
+    /// <summary>local@domain with a non-empty local part (dot-atom or quoted string) and domain (name or [literal]); no control characters.</summary>
+    public static bool IsMailbox(string address, out string error)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        var at = address.LastIndexOf('@');
+        if (at <= 0 || at == address.Length - 1)
+        {
+            error = $"Syntax: '{address}' is not local-part@domain";
+            return false;
+        }
+
+        if (address.Any(c => char.IsControl(c)))
+        {
+            error = "Syntax: control characters in the address";
+            return false;
+        }
+
+        var local = address.AsSpan(0, at);
+        var quotedLocal = local.Length >= 2 && local[0] == '"' && local[^1] == '"';
+        if (!quotedLocal && (local.Contains(' ') || local.Contains('"') || local.Contains('<') || local.Contains('>')))
+        {
+            error = $"Syntax: '{address}': a local part with spaces or quotes must be a quoted string";
+            return false;
+        }
+
+        var domain = address.AsSpan(at + 1);
+        var literal = domain.Length > 2 && domain[0] == '[' && domain[^1] == ']';
+        if (!literal && (domain.Contains(' ') || domain.Contains('[') || domain.Contains(']') || domain.Contains('"') || domain.StartsWith(".") || domain.Contains("..", StringComparison.Ordinal)))
+        {
+            error = $"Syntax: '{address}' has an invalid domain";
+            return false;
+        }
+
+        error = string.Empty;
+        return true;
+    }
+
+    private static bool Is(ReadOnlySpan<byte> verb, ReadOnlySpan<byte> name) => Ascii.EqualsIgnoreCase(verb, name);
+
+    private static bool EndsWithCr(ReadOnlySequence<byte> line)
+    {
+        if (line.IsSingleSegment)
+        {
+            return line.FirstSpan[^1] == (byte)'\r';
+        }
+
+        return line.Slice(line.Length - 1).FirstSpan[0] == (byte)'\r';
+    }
+}
+
+/// <summary>Progress through one DATA section.</summary>
+public struct DataState
+{
+    public DataState()
+    {
+    }
+
+    /// <summary>The next byte begins a line (where a dot means stuffing or the end).</summary>
+    public bool AtLineStart { get; set; } = true;
+
+    /// <summary>Bytes of message content so far (after removing dot-stuffing).</summary>
+    public long Size { get; set; }
+
+    /// <summary>The content passed the size limit: the rest is read and dropped, then 552 is answered.</summary>
+    public bool TooBig { get; set; }
+}
+
+/// <summary>
+/// The DATA stream (RFC 5321 §4.1.1.4 and §4.5.2): content lines up to the line with a single dot,
+/// leading dots un-stuffed, line ends stored as CRLF (a bare LF becomes CRLF, as Postfix stores lines).
+/// Lines longer than the buffer are passed through in pieces, so memory is bounded by the size limit.
+/// </summary>
+public static class DataReader
+{
+    public static OperationStatus TryRead(ref ReadOnlySequence<byte> buffer, ref DataState state, IBufferWriter<byte> output, long maxSize)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        while (buffer.Length > 0)
+        {
+            if (state.AtLineStart && First(buffer) == (byte)'.')
+            {
+                if (buffer.Length < 2)
+                {
+                    return OperationStatus.NeedMoreData;
+                }
+
+                var second = At(buffer, 1);
+                if (second == (byte)'\n')
+                {
+                    buffer = buffer.Slice(2);
+                    return OperationStatus.Done;
+                }
+
+                if (second == (byte)'\r')
+                {
+                    if (buffer.Length < 3)
+                    {
+                        return OperationStatus.NeedMoreData;
+                    }
+
+                    if (At(buffer, 2) == (byte)'\n')
+                    {
+                        buffer = buffer.Slice(3);
+                        return OperationStatus.Done;
+                    }
+                }
+
+                // Dot-stuffing: the first dot of a line that is not the terminator is removed.
+                buffer = buffer.Slice(1);
+                state.AtLineStart = false;
+                continue;
+            }
+
+            var lf = buffer.PositionOf((byte)'\n');
+            if (lf is { } pos)
+            {
+                var content = buffer.Slice(0, pos);
+                if (content.Length > 0 && Last(content) == (byte)'\r')
+                {
+                    content = content.Slice(0, content.Length - 1);
+                }
+
+                Write(content, ref state, output, maxSize);
+                Write(new ReadOnlySequence<byte>("\r\n"u8.ToArray()), ref state, output, maxSize);
+                buffer = buffer.Slice(buffer.GetPosition(1, pos));
+                state.AtLineStart = true;
+                continue;
+            }
+
+            // No line end yet: pass the part line on, but keep a trailing CR (its LF may come next).
+            var take = Last(buffer) == (byte)'\r' ? buffer.Length - 1 : buffer.Length;
+            if (take == 0)
+            {
+                return OperationStatus.NeedMoreData;
+            }
+
+            Write(buffer.Slice(0, take), ref state, output, maxSize);
+            buffer = buffer.Slice(take);
+            state.AtLineStart = false;
+            return OperationStatus.NeedMoreData;
+        }
+
+        return OperationStatus.NeedMoreData;
+    }
+
+    private static void Write(ReadOnlySequence<byte> bytes, ref DataState state, IBufferWriter<byte> output, long maxSize)
+    {
+        state.Size += bytes.Length;
+        if (state.TooBig || state.Size > maxSize)
+        {
+            state.TooBig = true;
+            return;
+        }
+
+        foreach (var segment in bytes)
+        {
+            output.Write(segment.Span);
+        }
+    }
+
+    private static byte First(ReadOnlySequence<byte> b) => b.FirstSpan[0];
+
+    private static byte At(ReadOnlySequence<byte> b, long index) => b.Slice(index, 1).FirstSpan[0];
+
+    private static byte Last(ReadOnlySequence<byte> b) => b.Slice(b.Length - 1).FirstSpan[0];
+}

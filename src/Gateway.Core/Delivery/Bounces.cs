@@ -1,0 +1,32 @@
+using Gateway.Core.MessageLog;
+
+namespace Gateway.Core.Delivery;
+
+/// <summary>Sending DSNs through the queue, shared by the Deliverer (5xx, expiry) and the ControlPlane (operator bounce).</summary>
+public static class Bounces
+{
+    /// <summary>
+    /// Enqueues the DSN for <paramref name="failed"/> recipients of <paramref name="original"/> to its
+    /// envelope sender, from the null sender. None for the null sender or for a DSN (RFC 3464 §2: a DSN
+    /// is never sent about a DSN). Goes inbound when the sender's domain is a managed domain with inbound
+    /// on (<paramref name="senderInboundDomain"/>), else outbound to the sender's MX.
+    /// Returns the DSN's queue id, or null when none is due.
+    /// </summary>
+    public static async Task<string?> SendDsnAsync(MessageQueue queue, QueuedMessage original, ReadOnlyMemory<byte> body,
+        IReadOnlyList<FailedRecipient> failed, string? senderInboundDomain, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        ArgumentNullException.ThrowIfNull(original);
+        ArgumentNullException.ThrowIfNull(failed);
+        if (original.IsNullSender || original.IsDsn || failed.Count == 0)
+        {
+            return null;
+        }
+
+        var dsn = DsnBuilder.Build(original, body.Span, failed, queue.Options.EffectiveHostName, now);
+        var envelope = senderInboundDomain is not null
+            ? new QueueEnvelope(senderInboundDomain, Directions.Inbound, string.Empty, [original.Sender])
+            : new QueueEnvelope(original.Domain, Directions.Outbound, string.Empty, [original.Sender]);
+        return await queue.EnqueueAsync(envelope with { IsDsn = true, Utf8 = original.Utf8 }, dsn, cancellationToken).ConfigureAwait(false);
+    }
+}

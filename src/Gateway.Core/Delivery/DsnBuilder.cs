@@ -1,0 +1,182 @@
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using MimeKit;
+using MimeKit.Utils;
+
+namespace Gateway.Core.Delivery;
+
+/// <summary>One failed recipient in a DSN.</summary>
+/// <param name="Address">The envelope recipient (Final-Recipient).</param>
+/// <param name="Reply">What the remote server said, or the local reason.</param>
+/// <param name="RemoteHost">The server that said it (Remote-MTA), if any.</param>
+/// <param name="Expired">True when the message expired in the queue rather than being refused.</param>
+public sealed record FailedRecipient(string Address, string Reply, string? RemoteHost, bool Expired);
+
+/// <summary>
+/// Builds RFC 3464 delivery status notifications with MimeKit: a <c>multipart/report;
+/// report-type=delivery-status</c> (RFC 6522) with a human-readable part, the <c>message/delivery-status</c>
+/// part (per-message and per-recipient fields) and the original headers (<c>text/rfc822-headers</c>).
+/// Sent from the null sender (RFC 5321 §4.5.5) so a DSN is never answered by another DSN.
+/// </summary>
+public static partial class DsnBuilder
+{
+    /// <summary>The DSN message for <paramref name="original"/>'s failed recipients, as raw bytes to enqueue.</summary>
+    public static byte[] Build(QueuedMessage original, ReadOnlySpan<byte> originalBody, IReadOnlyList<FailedRecipient> failed, string reportingMta, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(original);
+        ArgumentNullException.ThrowIfNull(failed);
+        var message = new MimeMessage();
+        message.From.Add(new MailboxAddress("Mail Delivery System", "MAILER-DAEMON@" + reportingMta));
+        message.To.Add(MailboxAddress.Parse(original.Sender));
+        var expired = failed.All(f => f.Expired);
+        message.Subject = expired ? "Delivery Status Notification (Expired)" : "Undelivered Mail Returned to Sender";
+        message.Date = now;
+        message.MessageId = $"{original.Id}.dsn.{now.ToUnixTimeMilliseconds()}@{reportingMta}";
+        // RFC 3834 §5: machine-generated; auto-responders must not answer it.
+        message.Headers.Add("Auto-Submitted", "auto-replied");
+
+        var report = new MultipartReport("delivery-status");
+        report.Add(new TextPart("plain") { Text = HumanText(original, failed, reportingMta) });
+
+        var status = new MessageDeliveryStatus();
+        var perMessage = new HeaderList
+        {
+            { "Reporting-MTA", "dns; " + reportingMta },
+            { "X-Gateway-Queue-ID", original.Id },
+            { "Arrival-Date", DateUtils.FormatDate(original.CreateTime) },
+        };
+        status.StatusGroups.Add(perMessage);
+        foreach (var f in failed)
+        {
+            var (code, reply) = SplitReply(f.Reply);
+            var group = new HeaderList
+            {
+                { "Final-Recipient", "rfc822; " + f.Address },
+                { "Action", "failed" },
+                { "Status", StatusCode(f, code, reply) },
+            };
+            if (f.RemoteHost is not null)
+            {
+                group.Add("Remote-MTA", "dns; " + RemoteMtaName(f.RemoteHost));
+            }
+
+            // Diagnostic-Code carries the remote reply (smtp) or our own reason (x-gateway).
+            group.Add("Diagnostic-Code", code is not null ? "smtp; " + f.Reply : "x-gateway; " + f.Reply);
+            group.Add("Last-Attempt-Date", DateUtils.FormatDate(now));
+            if (f.Expired)
+            {
+                group.Add("Will-Retry-Until", DateUtils.FormatDate(now));
+            }
+
+            status.StatusGroups.Add(group);
+        }
+
+        report.Add(status);
+        report.Add(OriginalHeaders(originalBody));
+        message.Body = report;
+
+        using var stream = new MemoryStream();
+        var format = FormatOptions.Default.Clone();
+        format.NewLineFormat = NewLineFormat.Dos;
+        message.WriteTo(format, stream);
+        return stream.ToArray();
+    }
+
+    /// <summary>
+    /// The RFC 3463 status of a failed recipient: the enhanced code in the reply when there is one
+    /// (RFC 2034), 4.4.7 for an expired message, else derived from the basic code (5.0.0).
+    /// </summary>
+    public static string StatusCode(FailedRecipient failed, int? code, string reply)
+    {
+        ArgumentNullException.ThrowIfNull(failed);
+        ArgumentNullException.ThrowIfNull(reply);
+        if (failed.Expired)
+        {
+            return "4.4.7";
+        }
+
+        var m = EnhancedCode().Match(reply);
+        if (m.Success && (m.Value[0] == '5' || m.Value[0] == '4'))
+        {
+            return m.Value;
+        }
+
+        return code is >= 400 and < 500 ? "4.0.0" : "5.0.0";
+    }
+
+    /// <summary>RFC 3464 §2.3.5: Remote-MTA is a host name (or address), without our <c>[ip]:port</c> decoration.</summary>
+    internal static string RemoteMtaName(string host)
+    {
+        var bracket = host.IndexOf('[', StringComparison.Ordinal);
+        if (bracket > 0)
+        {
+            return host[..bracket];
+        }
+
+        if (bracket == 0 && host.IndexOf(']', StringComparison.Ordinal) is var close and > 0)
+        {
+            return host[1..close];
+        }
+
+        var colon = host.LastIndexOf(':');
+        return colon > 0 ? host[..colon] : host;
+    }
+
+    private static (int? Code, string Text) SplitReply(string reply)
+    {
+        if (reply.Length >= 3 && int.TryParse(reply.AsSpan(0, 3), NumberStyles.None, CultureInfo.InvariantCulture, out var code) && code is >= 200 and < 600 &&
+            (reply.Length == 3 || reply[3] == ' ' || reply[3] == '-'))
+        {
+            return (code, reply.Length > 4 ? reply[4..] : string.Empty);
+        }
+
+        return (null, reply);
+    }
+
+    private static string HumanText(QueuedMessage original, IReadOnlyList<FailedRecipient> failed, string reportingMta)
+    {
+        var sb = new StringBuilder();
+        sb.Append(CultureInfo.InvariantCulture, $"This is the mail system at host {reportingMta}.\r\n\r\n");
+        sb.Append(failed.All(f => f.Expired)
+            ? "Your message could not be delivered within the time the gateway keeps mail, and was returned.\r\n"
+            : "Your message could not be delivered to one or more recipients. It is attached below.\r\n");
+        sb.Append("\r\n");
+        foreach (var f in failed)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"<{f.Address}>: ");
+            sb.Append(f.RemoteHost is null ? f.Reply : $"host {f.RemoteHost} said: {f.Reply}");
+            sb.Append("\r\n");
+        }
+
+        sb.Append(CultureInfo.InvariantCulture, $"\r\nQueue id: {original.Id}\r\n");
+        return sb.ToString();
+    }
+
+    private static MimePart OriginalHeaders(ReadOnlySpan<byte> body)
+    {
+        // The header section ends at the first empty line (RFC 5322 §2.1).
+        var end = HeaderEnd(body);
+        var part = new MimePart("text", "rfc822-headers")
+        {
+            Content = new MimeContent(new MemoryStream(body[..end].ToArray())),
+            ContentTransferEncoding = ContentEncoding.EightBit,
+        };
+        return part;
+    }
+
+    internal static int HeaderEnd(ReadOnlySpan<byte> body)
+    {
+        var i = body.IndexOf("\r\n\r\n"u8);
+        if (i >= 0)
+        {
+            return i + 2;
+        }
+
+        var j = body.IndexOf("\n\n"u8);
+        return j >= 0 ? j + 1 : body.Length;
+    }
+
+    [GeneratedRegex(@"\b[245]\.\d{1,3}\.\d{1,3}\b", RegexOptions.CultureInvariant)]
+    private static partial Regex EnhancedCode();
+}

@@ -1,0 +1,411 @@
+using System.Globalization;
+using System.IO.Hashing;
+using System.Security.Cryptography;
+using System.Text;
+using Gateway.Core.Storage;
+using StackExchange.Redis;
+
+namespace Gateway.Core.Delivery;
+
+/// <summary>Result of <see cref="MessageQueue.RetryNowAsync"/>.</summary>
+public enum RetryNowOutcome
+{
+    /// <summary>Due now; a Deliverer takes it within moments.</summary>
+    Scheduled,
+
+    /// <summary>A Deliverer is attempting it at this moment.</summary>
+    InFlight,
+
+    NotFound,
+}
+
+/// <summary>
+/// The durable delivery queue in Redis (SPEC §6). Layout (docs/architecture.md "Delivery queue"):
+/// <list type="bullet">
+/// <item>each message in its owning domain's slot: <c>gw:{d:&lt;domain&gt;}:msg:&lt;id&gt;</c> (envelope with
+/// per-recipient state, and body), indexed in <c>gw:{d:&lt;domain&gt;}:queue</c> by next attempt;</item>
+/// <item>due work in <see cref="QueueOptions.ScheduleShards"/> sorted sets <c>gw:{sched:N}:due</c>
+/// (member <c>&lt;domain&gt;|&lt;id&gt;</c>, score = due time) with a lease hash beside each. A worker takes
+/// a member by moving its score to now + lease and recording its token, inside that one key's slot.</item>
+/// </list>
+/// Every script touches one slot. A write that spans the two (store, then schedule; complete, then
+/// reschedule) is ordered so that a crash in between repeats work (at-least-once), never loses a message;
+/// <see cref="SweepAsync"/> re-schedules anything the schedule lost.
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1711:Identifiers should not have incorrect suffix",
+    Justification = "It is a queue of mail messages; the name is the enqueue API other issues call.")]
+public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions options, TimeProvider clock)
+{
+    // KEYS: due, leases. ARGV: now, lease until, limit, token.
+    private const string TakeScript = """
+        local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+        for _, m in ipairs(due) do
+          redis.call('ZADD', KEYS[1], ARGV[2], m)
+          redis.call('HSET', KEYS[2], m, ARGV[4])
+        end
+        return due
+        """;
+
+    // KEYS: due, leases. ARGV: lease until, token, members...
+    private const string RenewScript = """
+        local n = 0
+        for i = 3, #ARGV do
+          if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[2] then
+            redis.call('ZADD', KEYS[1], 'XX', ARGV[1], ARGV[i])
+            n = n + 1
+          end
+        end
+        return n
+        """;
+
+    // KEYS: due, leases. ARGV: member, token, next due ('' = remove). Only the lease holder may complete.
+    private const string CompleteScript = """
+        if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+        redis.call('HDEL', KEYS[2], ARGV[1])
+        if ARGV[3] == '' then redis.call('ZREM', KEYS[1], ARGV[1]) else redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1]) end
+        return 1
+        """;
+
+    // KEYS: message, queue index. ARGV: id, env ('' = finished: delete), next attempt score.
+    private const string SaveStateScript = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        if ARGV[2] == '' then
+          redis.call('DEL', KEYS[1])
+          redis.call('ZREM', KEYS[2], ARGV[1])
+        else
+          redis.call('HSET', KEYS[1], 'env', ARGV[2])
+          redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+        end
+        return 1
+        """;
+
+    // KEYS: message, queue index. ARGV: id, expected env, new env, score. Compare-and-set for operator edits.
+    private const string ReplaceEnvScript = """
+        if redis.call('HGET', KEYS[1], 'env') ~= ARGV[2] then return 0 end
+        redis.call('HSET', KEYS[1], 'env', ARGV[3])
+        redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+        return 1
+        """;
+
+    // KEYS: message, queue index. ARGV: id. Returns {env, body} of the removed message, or nil.
+    private const string RemoveScript = """
+        local v = redis.call('HMGET', KEYS[1], 'env', 'body')
+        if not v[1] then return false end
+        redis.call('DEL', KEYS[1])
+        redis.call('ZREM', KEYS[2], ARGV[1])
+        return v
+        """;
+
+    // KEYS: due, leases. ARGV: member, due. Not while a worker holds it (it is being attempted now).
+    private const string MakeDueScript = """
+        if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+        redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+        return 1
+        """;
+
+    private IDatabase Db => redis.GetDatabase();
+
+    /// <summary>This process's lease token: leases it takes carry it, so only it can renew or complete them.</summary>
+    public string Token { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
+
+    public QueueOptions Options => options;
+
+    /// <summary>
+    /// Puts a message into the queue, durably, due at once, and wakes the Deliverers. The public entry
+    /// for other programs (the ControlPlane's test message): returns the message id.
+    /// </summary>
+    public async Task<string> EnqueueAsync(QueueEnvelope envelope, ReadOnlyMemory<byte> rawMessage, CancellationToken cancellationToken = default)
+    {
+        var item = await EnqueueLeasedAsync(envelope, rawMessage, cancellationToken).ConfigureAwait(false);
+        await CompleteAsync(item, clock.GetUtcNow()).ConfigureAwait(false);
+        await WakeAsync(item.Shard).ConfigureAwait(false);
+        return item.Id;
+    }
+
+    /// <summary>
+    /// Stores a message and schedules it already leased to this process, so the caller can deliver it
+    /// at once without another worker racing it (the intake's fast path). The caller must attempt it or
+    /// <see cref="CompleteAsync"/> it with a due time; if the process dies the lease expires and any
+    /// Deliverer takes it. Both writes are sent together; the caller answers 250 only after this returns.
+    /// </summary>
+    public async Task<ScheduledItem> EnqueueLeasedAsync(QueueEnvelope envelope, ReadOnlyMemory<byte> rawMessage, CancellationToken cancellationToken = default) =>
+        (await EnqueueLeasedWithMessageAsync(envelope, rawMessage, cancellationToken).ConfigureAwait(false)).Item;
+
+    /// <summary><see cref="EnqueueLeasedAsync"/> that also returns the stored message, so the caller can deliver it without reading it back.</summary>
+    public async Task<(ScheduledItem Item, QueuedMessage Message)> EnqueueLeasedWithMessageAsync(QueueEnvelope envelope, ReadOnlyMemory<byte> rawMessage,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        cancellationToken.ThrowIfCancellationRequested();
+        var now = clock.GetUtcNow();
+        var message = new QueuedMessage
+        {
+            Id = envelope.Id is { } given && MessageId.IsValid(given) ? given : MessageId.New(now),
+            Domain = envelope.Domain,
+            Direction = envelope.Direction,
+            Sender = envelope.Sender,
+            Recipients = envelope.Recipients.Select(r => new QueuedRecipient { Address = r }).ToList(),
+            CreateTime = now,
+            NextAttempt = now,
+            Size = rawMessage.Length,
+            ClientAddress = envelope.ClientAddress,
+            Utf8 = envelope.Utf8,
+            IsDsn = envelope.IsDsn,
+        };
+        var item = new ScheduledItem(message.Domain, message.Id, ShardOf(message.Id), Token);
+        var db = Db;
+
+        // Schedule first (leased to us, so nobody takes it before the message exists), then the message;
+        // a crash between them leaves either a lease that expires onto a missing message (dropped by the
+        // worker) or a message without schedule entry (found by SweepAsync). Sent together: one round trip.
+        var schedule = db.CreateTransaction();
+        var leaseUntil = Score(now + options.Lease);
+        _ = schedule.SortedSetAddAsync(RedisKeys.ScheduleDue(item.Shard), item.Member, leaseUntil);
+        _ = schedule.HashSetAsync(RedisKeys.ScheduleLeases(item.Shard), item.Member, Token);
+        var store = db.CreateTransaction();
+        _ = store.HashSetAsync(RedisKeys.QueueMessage(message.Domain, message.Id),
+            [new HashEntry("env", QueueJson.Serialize(message)), new HashEntry("body", rawMessage)]);
+        _ = store.SortedSetAddAsync(RedisKeys.DomainQueue(message.Domain), message.Id, Score(now));
+        var scheduled = schedule.ExecuteAsync();
+        var stored = store.ExecuteAsync();
+        if (!await scheduled.ConfigureAwait(false) || !await stored.ConfigureAwait(false))
+        {
+            throw new RedisException("queue write was not applied");
+        }
+
+        return (item, message);
+    }
+
+    /// <summary>Takes up to <paramref name="limit"/> due messages of one shard under this process's lease.</summary>
+    public async Task<IReadOnlyList<ScheduledItem>> TakeDueAsync(int shard, int limit)
+    {
+        var now = clock.GetUtcNow();
+        var result = (RedisResult[]?)await Db.ScriptEvaluateAsync(TakeScript,
+            [RedisKeys.ScheduleDue(shard), RedisKeys.ScheduleLeases(shard)],
+            [Score(now), Score(now + options.Lease), limit, Token]).ConfigureAwait(false);
+        var items = new List<ScheduledItem>(result?.Length ?? 0);
+        foreach (var r in result ?? [])
+        {
+            if (ScheduledItem.TryParseMember(r.ToString(), out var domain, out var id))
+            {
+                items.Add(new ScheduledItem(domain, id, shard, Token));
+            }
+            else
+            {
+                // Not ours to understand: drop it rather than take it again forever.
+                await Db.ScriptEvaluateAsync(CompleteScript, [RedisKeys.ScheduleDue(shard), RedisKeys.ScheduleLeases(shard)], [r.ToString(), Token, string.Empty])
+                    .ConfigureAwait(false);
+            }
+        }
+
+        return items;
+    }
+
+    /// <summary>Extends the leases this process holds in one shard; returns how many it still held.</summary>
+    public async Task<int> RenewAsync(int shard, IReadOnlyList<string> members)
+    {
+        ArgumentNullException.ThrowIfNull(members);
+        if (members.Count == 0)
+        {
+            return 0;
+        }
+
+        var args = new RedisValue[members.Count + 2];
+        args[0] = Score(clock.GetUtcNow() + options.Lease);
+        args[1] = Token;
+        for (var i = 0; i < members.Count; i++)
+        {
+            args[i + 2] = members[i];
+        }
+
+        return (int)await Db.ScriptEvaluateAsync(RenewScript, [RedisKeys.ScheduleDue(shard), RedisKeys.ScheduleLeases(shard)], args).ConfigureAwait(false);
+    }
+
+    /// <summary>Ends a lease: the member becomes due at <paramref name="next"/>, or leaves the schedule when null. False if the lease was lost.</summary>
+    public async Task<bool> CompleteAsync(ScheduledItem item, DateTimeOffset? next)
+    {
+        ArgumentNullException.ThrowIfNull(item);
+        var r = (long)await Db.ScriptEvaluateAsync(CompleteScript, [RedisKeys.ScheduleDue(item.Shard), RedisKeys.ScheduleLeases(item.Shard)],
+            [item.Member, item.Token, next is { } n ? Score(n) : string.Empty]).ConfigureAwait(false);
+        return r == 1;
+    }
+
+    /// <summary>The stored message and body, or null when it is gone (delivered, deleted, domain removed).</summary>
+    public async Task<(QueuedMessage Message, byte[] Body)?> LoadAsync(string domain, string id)
+    {
+        var v = await Db.HashGetAsync(RedisKeys.QueueMessage(domain, id), ["env", "body"]).ConfigureAwait(false);
+        if (v[0].IsNull)
+        {
+            return null;
+        }
+
+        return (QueueJson.Deserialize(v[0].ToString()), v[1].IsNull ? [] : (byte[])v[1]!);
+    }
+
+    /// <summary>The stored envelope and state without the body.</summary>
+    public async Task<QueuedMessage?> GetAsync(string domain, string id)
+    {
+        var v = await Db.HashGetAsync(RedisKeys.QueueMessage(domain, id), "env").ConfigureAwait(false);
+        return v.IsNull ? null : QueueJson.Deserialize(v.ToString());
+    }
+
+    /// <summary>
+    /// Writes a message's new state in its domain's slot; <paramref name="finished"/> deletes it and its
+    /// index entry. False when the message is gone (an operator bounced or deleted it meanwhile).
+    /// </summary>
+    public async Task<bool> SaveStateAsync(QueuedMessage message, bool finished)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var r = (long)await Db.ScriptEvaluateAsync(SaveStateScript,
+            [RedisKeys.QueueMessage(message.Domain, message.Id), RedisKeys.DomainQueue(message.Domain)],
+            [message.Id, finished ? string.Empty : QueueJson.Serialize(message), Score(message.NextAttempt)]).ConfigureAwait(false);
+        return r == 1;
+    }
+
+    /// <summary>A domain's queued messages ordered by next attempt; paging by the last (score, id) seen.</summary>
+    public async Task<(IReadOnlyList<QueuedMessage> Items, (double Score, string Id)? Last)> ListAsync(string domain, (double Score, string Id)? after, int limit)
+    {
+        var db = Db;
+        var key = RedisKeys.DomainQueue(domain);
+        var picked = new List<SortedSetEntry>(limit + 1);
+        var skip = 0;
+        while (picked.Count <= limit)
+        {
+            var batch = await db.SortedSetRangeByScoreWithScoresAsync(key, after?.Score ?? double.NegativeInfinity, double.PositiveInfinity,
+                skip: skip, take: limit + 1).ConfigureAwait(false);
+            foreach (var e in batch)
+            {
+                // Same score: Redis orders members lexicographically, so the cursor's id separates seen from unseen.
+                if (after is { } a && e.Score == a.Score && string.CompareOrdinal(e.Element.ToString(), a.Id) <= 0)
+                {
+                    continue;
+                }
+
+                picked.Add(e);
+            }
+
+            if (batch.Length < limit + 1)
+            {
+                break;
+            }
+
+            skip += batch.Length;
+        }
+
+        var more = picked.Count > limit;
+        var page = picked.Take(limit).ToList();
+        var envs = await Task.WhenAll(page.Select(e => db.HashGetAsync(RedisKeys.QueueMessage(domain, e.Element.ToString()), "env"))).ConfigureAwait(false);
+        var items = envs.Where(v => !v.IsNull).Select(v => QueueJson.Deserialize(v.ToString())).ToList();
+        return (items, more && page.Count > 0 ? (page[^1].Score, page[^1].Element.ToString()) : null);
+    }
+
+    /// <summary>How many messages a domain has queued.</summary>
+    public Task<long> CountAsync(string domain) => Db.SortedSetLengthAsync(RedisKeys.DomainQueue(domain));
+
+    /// <summary>Makes a message due now (SPEC §6 "retry now") and wakes the Deliverers.</summary>
+    public async Task<RetryNowOutcome> RetryNowAsync(string domain, string id)
+    {
+        var db = Db;
+        var now = clock.GetUtcNow();
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            var raw = await db.HashGetAsync(RedisKeys.QueueMessage(domain, id), "env").ConfigureAwait(false);
+            if (raw.IsNull)
+            {
+                return RetryNowOutcome.NotFound;
+            }
+
+            var message = QueueJson.Deserialize(raw.ToString()) with { NextAttempt = now };
+            // The message first (a worker that takes the schedule entry checks the message's due time),
+            // then the schedule.
+            var replaced = (long)await db.ScriptEvaluateAsync(ReplaceEnvScript, [RedisKeys.QueueMessage(domain, id), RedisKeys.DomainQueue(domain)],
+                [id, raw, QueueJson.Serialize(message), Score(now)]).ConfigureAwait(false);
+            if (replaced == 0)
+            {
+                continue;
+            }
+
+            var shard = ShardOf(id);
+            var member = domain + "|" + id;
+            var made = (long)await db.ScriptEvaluateAsync(MakeDueScript, [RedisKeys.ScheduleDue(shard), RedisKeys.ScheduleLeases(shard)], [member, Score(now)])
+                .ConfigureAwait(false);
+            if (made == 0)
+            {
+                return RetryNowOutcome.InFlight;
+            }
+
+            await WakeAsync(shard).ConfigureAwait(false);
+            return RetryNowOutcome.Scheduled;
+        }
+
+        return RetryNowOutcome.InFlight;
+    }
+
+    /// <summary>
+    /// Removes a message from the queue (operator bounce or delete) and returns what it was. A worker
+    /// attempting it at this moment finds it gone when it saves its result.
+    /// </summary>
+    public async Task<(QueuedMessage Message, byte[] Body)?> RemoveAsync(string domain, string id)
+    {
+        var db = Db;
+        var r = await db.ScriptEvaluateAsync(RemoveScript, [RedisKeys.QueueMessage(domain, id), RedisKeys.DomainQueue(domain)], [id]).ConfigureAwait(false);
+        if (r.IsNull)
+        {
+            return null;
+        }
+
+        var parts = (RedisValue[])r!;
+        var shard = ShardOf(id);
+        var member = domain + "|" + id;
+        var tx = db.CreateTransaction();
+        _ = tx.SortedSetRemoveAsync(RedisKeys.ScheduleDue(shard), member);
+        _ = tx.HashDeleteAsync(RedisKeys.ScheduleLeases(shard), member);
+        await tx.ExecuteAsync().ConfigureAwait(false);
+        return (QueueJson.Deserialize(parts[0].ToString()), parts[1].IsNull ? [] : (byte[])parts[1]!);
+    }
+
+    /// <summary>
+    /// Re-schedules messages of <paramref name="domains"/> whose schedule entry is missing (a crash between
+    /// the two writes of enqueue or completion, or a cluster master that lost a write). Only messages
+    /// overdue by more than two leases are looked at, so nothing in flight is touched. Returns how many.
+    /// </summary>
+    public async Task<int> SweepAsync(IEnumerable<string> domains, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(domains);
+        var db = Db;
+        var now = clock.GetUtcNow();
+        var cutoff = Score(now - (options.Lease * 2));
+        var fixedCount = 0;
+        foreach (var domain in domains)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var ids = await db.SortedSetRangeByScoreAsync(RedisKeys.DomainQueue(domain), double.NegativeInfinity, cutoff, take: 500).ConfigureAwait(false);
+            foreach (var idValue in ids)
+            {
+                var id = idValue.ToString();
+                var shard = ShardOf(id);
+                var member = domain + "|" + id;
+                if (await db.SortedSetScoreAsync(RedisKeys.ScheduleDue(shard), member).ConfigureAwait(false) is null &&
+                    await db.SortedSetAddAsync(RedisKeys.ScheduleDue(shard), member, Score(now), SortedSetWhen.NotExists).ConfigureAwait(false))
+                {
+                    fixedCount++;
+                }
+            }
+        }
+
+        return fixedCount;
+    }
+
+    /// <summary>Announces due work of a shard to every Deliverer.</summary>
+    public Task WakeAsync(int shard) =>
+        redis.GetSubscriber().PublishAsync(RedisKeys.QueueChannel, shard.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>The round robin turn of a route group (SPEC §3: across the whole fleet, message by message).</summary>
+    public Task<long> NextTurnAsync(string domain, string groupKey) => Db.StringIncrementAsync(RedisKeys.RoundRobin(domain, groupKey));
+
+    /// <summary>The schedule shard of a message id.</summary>
+    public int ShardOf(string id) => (int)(XxHash32.HashToUInt32(Encoding.UTF8.GetBytes(id)) % (uint)options.ScheduleShards);
+
+    /// <summary>Scores are unix milliseconds.</summary>
+    public static double Score(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
+}
