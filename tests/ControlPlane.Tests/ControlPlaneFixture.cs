@@ -12,9 +12,9 @@ namespace ControlPlane.Tests;
 /// <summary>A real redis-server and the ControlPlane on a real Kestrel listener (port 0), shared by a test class.</summary>
 public sealed class ControlPlaneFixture : IAsyncLifetime
 {
-    public const string OperatorKey = "test-operator-key-0123456789";
+    public const string OperatorKey = ControlPlaneHost.OperatorKey;
 
-    private WebApplication? _app;
+    private ControlPlaneHost? _host;
 
     public RedisServer Redis { get; private set; } = null!;
 
@@ -31,30 +31,17 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
     {
         Redis = await RedisServer.StartAsync();
         RedisClient = await Redis.ConnectAsync();
-        _app = ControlPlaneApp.Build(
-        [
-            "--urls", "http://127.0.0.1:0", "--ControlPlane:HttpUrl", "http://127.0.0.1:0",
-            "--Gateway:Redis", Redis.ConnectionString,
-            "--Gateway:OperatorKey", OperatorKey,
-            "--Gateway:GatewayDomain", "gw.test.example",
-            "--Gateway:AllowLoopbackDestinations", "true",
-            // No test DNS server here: keep the background checks from asking real DNS or connecting to 192.0.2.x.
-            "--Gateway:Onboarding:BackgroundChecks", "false",
-            "--Logging:LogLevel:Default", "Warning",
-        ]);
-        await _app.StartAsync();
-        Address = ControlPlaneApp.GrpcAddress(_app);
-        HttpAddress = ControlPlaneApp.HttpAddress(_app)!;
-        Channel = GrpcChannel.ForAddress(Address);
+        _host = await ControlPlaneHost.StartAsync(Redis.ConnectionString);
+        Address = _host.Address;
+        HttpAddress = _host.HttpAddress!;
+        Channel = _host.Channel;
     }
 
     public async Task DisposeAsync()
     {
-        Channel?.Dispose();
-        if (_app is not null)
+        if (_host is not null)
         {
-            await _app.StopAsync();
-            await _app.DisposeAsync();
+            await _host.DisposeAsync();
         }
 
         RedisClient?.Dispose();
@@ -64,31 +51,15 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
         }
     }
 
-    public CallInvoker WithKey(string? key, string? companyId = null) =>
-        Channel.Intercept(metadata =>
-        {
-            if (key is not null)
-            {
-                metadata.Add("authorization", "Bearer " + key);
-            }
-
-            if (companyId is not null)
-            {
-                metadata.Add("x-company-id", companyId);
-            }
-
-            return metadata;
-        });
+    public CallInvoker WithKey(string? key, string? companyId = null) => _host!.WithKey(key, companyId);
 
     public TenantService.TenantServiceClient Operator => new(WithKey(OperatorKey));
 
     /// <summary>A new tenant with a unique company id and a client holding its API key.</summary>
     public async Task<(string CompanyId, string Key, DomainService.DomainServiceClient Domains)> NewTenantAsync(string prefix = "t")
     {
-        var id = $"{prefix}-{Guid.NewGuid().ToString("N")[..10]}";
-        await Operator.CreateTenantAsync(new CreateTenantRequest { CompanyId = id });
-        var key = await Operator.CreateApiKeyAsync(new CreateApiKeyRequest { CompanyId = id, Description = "tests" });
-        return (id, key.Key, new DomainService.DomainServiceClient(WithKey(key.Key)));
+        var (id, key) = await _host!.NewTenantAsync(prefix);
+        return (id, key, new DomainService.DomainServiceClient(WithKey(key)));
     }
 
     /// <summary>A unique registrable domain name.</summary>

@@ -18,14 +18,13 @@ namespace ControlPlane.Tests;
 /// </summary>
 public sealed class OnboardingFixture : IAsyncLifetime
 {
-    public const string OperatorKey = "test-operator-key-onboarding-0123";
+    public const string OperatorKey = ControlPlaneHost.OperatorKey;
     public const string GatewayDomain = "gw.test.example";
     public const string SpfInclude = "include:_spf.gw.test.example";
     public const string SendingV4 = "127.0.0.10";
     public const string SendingV6 = "2001:db8::10";
 
-    private readonly List<WebApplication> _apps = [];
-    private readonly List<GrpcChannel> _channels = [];
+    private readonly List<ControlPlaneHost> _apps = [];
 
     public RedisServer Redis { get; private set; } = null!;
 
@@ -47,29 +46,20 @@ public sealed class OnboardingFixture : IAsyncLifetime
     /// <summary>Starts (another) ControlPlane on the same Redis and DNS; extra arguments override the defaults.</summary>
     public async Task<GrpcChannel> StartControlPlaneAsync(params string[] extra)
     {
-        var app = ControlPlaneApp.Build(
+        var host = await ControlPlaneHost.StartAsync(Redis.ConnectionString,
         [
-            "--urls", "http://127.0.0.1:0", "--ControlPlane:HttpUrl", "http://127.0.0.1:0",
-            "--Gateway:Redis", Redis.ConnectionString,
-            "--Gateway:OperatorKey", OperatorKey,
             "--Gateway:GatewayDomain", GatewayDomain,
-            "--Gateway:AllowLoopbackDestinations", "true",
             "--Gateway:Dns:Servers:0", Dns.Address,
             "--Gateway:Dns:UseCache", "false",
             "--Gateway:Dns:Timeout", "00:00:02",
             "--Gateway:Dns:Retries", "0",
             "--Gateway:SendingAddresses:0", SendingV4,
             "--Gateway:SendingAddresses:1", SendingV6,
-            "--Gateway:Onboarding:BackgroundChecks", "false",
             "--Gateway:Onboarding:ConnectTimeout", "00:00:03",
-            "--Logging:LogLevel:Default", "Warning",
             .. extra,
         ]);
-        await app.StartAsync();
-        _apps.Add(app);
-        var channel = GrpcChannel.ForAddress(ControlPlaneApp.GrpcAddress(app));
-        _channels.Add(channel);
-        return channel;
+        _apps.Add(host);
+        return host.Channel;
     }
 
     /// <summary>The services of the first ControlPlane (for the background round).</summary>
@@ -79,14 +69,8 @@ public sealed class OnboardingFixture : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        foreach (var c in _channels)
-        {
-            c.Dispose();
-        }
-
         foreach (var app in _apps)
         {
-            await app.StopAsync();
             await app.DisposeAsync();
         }
 

@@ -25,10 +25,10 @@ namespace Deliverer.Tests;
 /// </summary>
 public class GatewayFixture : IAsyncLifetime
 {
-    public const string OperatorKey = "test-operator-key-0123456789";
-    public const string GatewayDomain = "gw.test.example";
+    public const string OperatorKey = ControlPlaneHost.OperatorKey;
+    public const string GatewayDomain = ControlPlaneHost.GatewayDomain;
 
-    private WebApplication? _controlPlane;
+    private ControlPlaneHost? _controlPlane;
     private WebApplication? _deliverer;
     private Process? _process;
 
@@ -71,18 +71,8 @@ public class GatewayFixture : IAsyncLifetime
         RedisClient = await Redis.ConnectAsync();
         Dns = DnsTestServer.Start();
         OutboundPort = FreePort.Get(IPAddress.Parse("127.0.0.1"));
-        _controlPlane = ControlPlaneApp.Build(
-        [
-            "--urls", "http://127.0.0.1:0",
-            "--Gateway:Redis", Redis.ConnectionString,
-            "--Gateway:OperatorKey", OperatorKey,
-            "--Gateway:GatewayDomain", GatewayDomain,
-            "--Gateway:AllowLoopbackDestinations", "true",
-            "--Gateway:Queue:HostName", "gateway.test",
-            "--Logging:LogLevel:Default", "Warning",
-        ]);
-        await _controlPlane.StartAsync();
-        Channel = GrpcChannel.ForAddress(ControlPlaneApp.Addresses(_controlPlane).Single());
+        _controlPlane = await ControlPlaneHost.StartAsync(Redis.ConnectionString, "--Gateway:Queue:HostName", "gateway.test");
+        Channel = _controlPlane.Channel;
         var op = new TenantService.TenantServiceClient(WithKey(OperatorKey));
         CompanyId = "t-" + Guid.NewGuid().ToString("N")[..10];
         await op.CreateTenantAsync(new CreateTenantRequest { CompanyId = CompanyId });
@@ -96,10 +86,8 @@ public class GatewayFixture : IAsyncLifetime
     public virtual async Task DisposeAsync()
     {
         await StopDelivererAsync(kill: true);
-        Channel?.Dispose();
         if (_controlPlane is not null)
         {
-            await _controlPlane.StopAsync();
             await _controlPlane.DisposeAsync();
         }
 

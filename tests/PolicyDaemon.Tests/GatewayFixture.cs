@@ -18,9 +18,9 @@ namespace PolicyDaemon.Tests;
 /// </summary>
 public sealed class GatewayFixture : IAsyncLifetime
 {
-    public const string OperatorKey = "test-operator-key-0123456789";
+    public const string OperatorKey = ControlPlaneHost.OperatorKey;
 
-    private WebApplication? _controlPlane;
+    private ControlPlaneHost? _controlPlane;
 
     public RedisServer Redis { get; private set; } = null!;
 
@@ -42,17 +42,8 @@ public sealed class GatewayFixture : IAsyncLifetime
     {
         Redis = await RedisServer.StartAsync();
         RedisClient = await Redis.ConnectAsync();
-        _controlPlane = ControlPlaneApp.Build(
-        [
-            "--urls", "http://127.0.0.1:0", "--ControlPlane:HttpUrl", "http://127.0.0.1:0", "--Gateway:Onboarding:BackgroundChecks", "false",
-            "--Gateway:Redis", Redis.ConnectionString,
-            "--Gateway:OperatorKey", OperatorKey,
-            "--Gateway:GatewayDomain", "gw.test.example",
-            "--Gateway:AllowLoopbackDestinations", "true",
-            "--Logging:LogLevel:Default", "Warning",
-        ]);
-        await _controlPlane.StartAsync();
-        Channel = GrpcChannel.ForAddress(ControlPlaneApp.GrpcAddress(_controlPlane));
+        _controlPlane = await ControlPlaneHost.StartAsync(Redis.ConnectionString);
+        Channel = _controlPlane.Channel;
         var op = new TenantService.TenantServiceClient(Channel.Intercept(m => { m.Add("authorization", "Bearer " + OperatorKey); return m; }));
         await op.CreateTenantAsync(new CreateTenantRequest { CompanyId = CompanyId });
         var key = (await op.CreateApiKeyAsync(new CreateApiKeyRequest { CompanyId = CompanyId, Description = "policy tests" })).Key;
@@ -103,10 +94,8 @@ public sealed class GatewayFixture : IAsyncLifetime
             await Daemon.DisposeAsync();
         }
 
-        Channel?.Dispose();
         if (_controlPlane is not null)
         {
-            await _controlPlane.StopAsync();
             await _controlPlane.DisposeAsync();
         }
 
