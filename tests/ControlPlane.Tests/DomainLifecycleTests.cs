@@ -280,13 +280,12 @@ public sealed class DomainLifecycleTests(ControlPlaneFixture fx) : IClassFixture
     }
 
     [Fact]
-    public async Task UnimplementedRpcs_AnswerUnimplemented()
+    public async Task OnboardingRpcs_UnknownDomain_NotFound()
     {
         var (_, _, a) = await fx.NewTenantAsync();
-        // Onboarding RPCs are implemented (issue 5): an unknown domain is NOT_FOUND. SendTestMessage waits for the Deliverer's queue.
         await RpcAssert.ThrowsAsync(StatusCode.NotFound, a.VerifyDomainAsync(new VerifyDomainRequest { Name = "example.com" }));
         await RpcAssert.ThrowsAsync(StatusCode.NotFound, a.CheckDomainAsync(new CheckDomainRequest { Name = "example.com" }));
         await RpcAssert.ThrowsAsync(StatusCode.NotFound, a.TestConnectionAsync(new TestConnectionRequest { Name = "example.com" }));
-        await RpcAssert.ThrowsAsync(StatusCode.Unimplemented, a.SendTestMessageAsync(new SendTestMessageRequest { Name = "example.com" }));
+        await RpcAssert.ThrowsAsync(StatusCode.NotFound, a.SendTestMessageAsync(new SendTestMessageRequest { Name = "example.com", Recipient = "a@example.com" }));
     }
 }

@@ -8,11 +8,19 @@ namespace Gateway.ControlPlane.Services;
 
 /// <summary>
 /// gateway.v1.DomainService: thin; validation and rules live in <see cref="DomainManager"/> and
-/// <see cref="OnboardingService"/>. SendTestMessage is not implemented here yet (UNIMPLEMENTED): it needs the
-/// Deliverer's queue.
+/// <see cref="OnboardingService"/>; SendTestMessage in <see cref="TestMessageSender"/>.
 /// </summary>
-public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper, OnboardingService onboarding) : V1.DomainService.DomainServiceBase
+public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper, OnboardingService onboarding, TestMessageSender testMessages)
+    : V1.DomainService.DomainServiceBase
 {
+    public override async Task<V1.SendTestMessageResponse> SendTestMessage(V1.SendTestMessageRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(context);
+        var id = await testMessages.SendAsync(Caller.TenantOf(context), request.Name, request.Recipient, context.CancellationToken).ConfigureAwait(false);
+        return new V1.SendTestMessageResponse { MessageId = id };
+    }
+
     public override async Task<V1.Domain> CreateDomain(V1.CreateDomainRequest request, ServerCallContext context)
     {
         ArgumentNullException.ThrowIfNull(request);

@@ -29,6 +29,7 @@ public static class OnboardingServiceCollectionExtensions
                 "Gateway:SendingAddresses entries must be single IPv4 or IPv6 addresses (the gateway's outbound sending addresses).")
             .ValidateOnStart();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<OnboardingOptions>>().Value);
+        services.AddSingleton<TestMessageSender>();
         services.TryAddSingleton<IMailDns, MailDns>();
         services.AddSingleton<SpfEvaluator>();
         services.AddSingleton<SpfFindings>();
