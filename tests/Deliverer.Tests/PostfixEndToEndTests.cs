@@ -1,0 +1,121 @@
+using System.Net;
+using Gateway.Api.V1;
+using Gateway.Core.Domains;
+using Gateway.Testing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Deliverer.Tests;
+
+/// <summary>
+/// End to end through a real Postfix from deploy/postfix: an SMTP client talks to Postfix, the
+/// PolicyDaemon decides, Postfix hands the message to the Deliverer's intake, and the message arrives at
+/// the sink the route chose (SPEC §3 worked example) or at the recipient's MX (outbound).
+/// </summary>
+public sealed class PostfixEndToEndTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+    private WholeGateway _gw = null!;
+
+    public async Task InitializeAsync() => _gw = await WholeGateway.StartAsync();
+
+    public async Task DisposeAsync() => await _gw.DisposeAsync();
+
+    private static string Message(string from, string to, string subject) =>
+        $"From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nMessage-ID: <{Guid.NewGuid():N}@client.test>\r\n\r\nHello through Postfix.\r\n";
+
+    /// <summary>On a timeout, says what Postfix did with the message.</summary>
+    private async Task<T> WithMaillogAsync<T>(Task<T> wait)
+    {
+        try
+        {
+            return await wait;
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException(e.Message + "\nPostfix maillog:\n" + _gw.Postfix.ReadMaillog(), e);
+        }
+    }
+
+    private async Task<DomainService.DomainServiceClient> TenantAsync()
+    {
+        var (_, key) = await _gw.ControlPlane.NewTenantAsync("e2e");
+        return new DomainService.DomainServiceClient(_gw.ControlPlane.WithKey(key));
+    }
+
+    [Fact]
+    public async Task Inbound_ThroughPostfix_ArrivesAtTheSinkTheRouteChose()
+    {
+        // The seed's four hosts: 192.0.2.1 (*@, pref 20), 203.0.113.1 (john, 10), 203.0.113.2 (sophie, 20), 198.51.100.1 (taro, 50).
+        var catchAll = SmtpSink.Start("127.0.0.2");
+        var john = SmtpSink.Start("127.0.0.3");
+        var sophie = SmtpSink.Start("127.0.0.4");
+        var taro = SmtpSink.Start("127.0.0.5");
+        await using var _1 = catchAll;
+        await using var _2 = john;
+        await using var _3 = sophie;
+        await using var _4 = taro;
+
+        var domains = await TenantAsync();
+        var name = $"e2e{Guid.NewGuid().ToString("N")[..8]}.example.com";
+        var domain = new Domain { Name = name, InboundEnabled = true };
+        domain.InboundServers.Add(new Gateway.Api.V1.InboundServer { Recipient = "*@" + name, Host = catchAll.Host, Port = catchAll.Port, Preference = 20 });
+        domain.InboundServers.Add(new Gateway.Api.V1.InboundServer { Recipient = "john@" + name, Host = john.Host, Port = john.Port, Preference = 10 });
+        domain.InboundServers.Add(new Gateway.Api.V1.InboundServer { Recipient = "sophie@" + name, Host = sophie.Host, Port = sophie.Port, Preference = 20 });
+        domain.InboundServers.Add(new Gateway.Api.V1.InboundServer { Recipient = "taro@" + name, Host = taro.Host, Port = taro.Port, Preference = 50 });
+        var created = await domains.CreateDomainAsync(new CreateDomainRequest { Domain = domain });
+        await _gw.WaitAppliedAsync(name, created.Etag);
+
+        foreach (var local in new[] { "john", "taro", "hanako" })
+        {
+            var (rcpt, data) = await PostfixSmtpClient.SendAsync(_gw.Postfix.SmtpEndPoint, "sender@remote.test", [$"{local}@{name}"],
+                Message("sender@remote.test", $"{local}@{name}", "to " + local));
+            Assert.True(rcpt[0].IsPositive, $"{local}: {rcpt[0]}");
+            Assert.True(data!.IsPositive, $"{local}: {data}");
+        }
+
+        var atJohn = Assert.Single(await WithMaillogAsync(john.WaitForMessagesAsync(1, Wait)));
+        Assert.Equal([$"john@{name}"], atJohn.Recipients);
+        var atCatchAll = await catchAll.WaitForMessagesAsync(2, Wait);
+        Assert.Equal([$"hanako@{name}", $"taro@{name}"], atCatchAll.SelectMany(m => m.Recipients).Order(StringComparer.Ordinal));
+        Assert.Empty(taro.Messages);
+        Assert.Empty(sophie.Messages);
+        Assert.Contains("Hello through Postfix.", System.Text.Encoding.UTF8.GetString(atJohn.Data), StringComparison.Ordinal);
+
+        // Unmanaged domain: Postfix refuses at RCPT with the exact text.
+        var (refused, _) = await PostfixSmtpClient.SendAsync(_gw.Postfix.SmtpEndPoint, "sender@remote.test", ["x@unmanaged.example.org"]);
+        Assert.Equal("554 5.7.1 <x@unmanaged.example.org>: Recipient address rejected: NO-DOMAIN", refused[0].ToString());
+    }
+
+    [Fact]
+    public async Task Outbound_FromAuthorisedSource_ThroughPostfix_DeliveredToRecipientsMx()
+    {
+        var mx = SmtpSink.Start("127.0.0.6", _gw.OutboundPort);
+        await using var _ = mx;
+        var external = $"ext{Guid.NewGuid().ToString("N")[..8]}.remote.test";
+        _gw.Dns.AddMx(external, 10, "mx." + external).AddA("mx." + external, "127.0.0.6");
+
+        var domains = await TenantAsync();
+        var name = $"out{Guid.NewGuid().ToString("N")[..8]}.example.com";
+        await domains.CreateDomainAsync(new CreateDomainRequest
+        {
+            Domain = new Domain { Name = name, Outbound = new Gateway.Api.V1.OutboundSettings { Enabled = true, CustomIps = { "127.0.0.7" } } },
+        });
+        // Verification has its own tests; here the gateway-side change marks the domain verified.
+        var verified = await _gw.ControlPlane.Services.GetRequiredService<DomainManager>().ChangeAsync(name,
+            d => d with { Verification = d.Verification with { Verified = true, Method = Gateway.Core.Domains.VerificationMethod.Txt, VerifyTime = DateTimeOffset.UtcNow } },
+            Gateway.Core.Storage.ConfigOps.Verify);
+        await _gw.WaitAppliedAsync(name, verified.Etag);
+
+        var (rcpt, data) = await PostfixSmtpClient.SendAsync(_gw.Postfix.SmtpEndPoint, $"alice@{name}", [$"bob@{external}"],
+            Message($"alice@{name}", $"bob@{external}", "outbound"), localAddress: IPAddress.Parse("127.0.0.7"));
+        Assert.True(rcpt[0].IsPositive, rcpt[0].ToString());
+        Assert.True(data!.IsPositive, data.ToString());
+        var delivered = Assert.Single(await WithMaillogAsync(mx.WaitForMessagesAsync(1, Wait)));
+        Assert.Equal($"alice@{name}", delivered.MailFrom);
+        Assert.Equal([$"bob@{external}"], delivered.Recipients);
+
+        var (other, _) = await PostfixSmtpClient.SendAsync(_gw.Postfix.SmtpEndPoint, $"alice@{name}", [$"bob@{external}"],
+            localAddress: IPAddress.Parse("127.0.0.8"));
+        Assert.Equal($"554 5.7.1 <bob@{external}>: Recipient address rejected: NO-DOMAIN", other[0].ToString());
+    }
+}
