@@ -7,4 +7,5 @@ GlobalOptions.AddTo(root);
 root.Subcommands.Add(TenantCommands.Tenants());
 root.Subcommands.Add(TenantCommands.Keys());
 root.Subcommands.Add(DomainCommands.Domains());
+root.Subcommands.Add(QueueCommands.Queue());
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
