@@ -89,7 +89,7 @@ start_daemon() {
   local label=$1
   DAEMON_PORT=$(port); local sm; sm=$(port)
   dotnet "$DAEMON_DLL" --Gateway:Redis="$REDIS" \
-    --PolicyDaemon:PolicyEndpoint="127.0.0.1:$DAEMON_PORT" --PolicyDaemon:SocketmapEndpoint="127.0.0.1:$sm" \
+    --PolicyDaemon:PolicyEndpoint="127.0.0.1:$DAEMON_PORT" --PolicyDaemon:SocketmapEndpoint="127.0.0.1:$sm" --PolicyDaemon:HttpUrl= \
     --Gateway:ProviderRanges:RefreshInterval=00:00:00 \
     --Logging:LogLevel:Default=Warning --Logging:LogLevel:Gateway.Core.Snapshot=Information \
     >"$WORK/daemon-$label.log" 2>&1 &
