@@ -65,6 +65,12 @@ public class GatewayFixture : IAsyncLifetime
     /// <summary>Redis with AOF (restart keeps data).</summary>
     protected virtual bool AppendOnly => false;
 
+    /// <summary>Extra ControlPlane settings, as <c>--Key=value</c> pairs.</summary>
+    protected virtual IEnumerable<string> ControlPlaneSettings => [];
+
+    /// <summary>The ControlPlane's gRPC address (for gatewayctl).</summary>
+    public string ControlPlaneAddress => _controlPlane!.Address;
+
     /// <summary>Extra Deliverer settings, as <c>--Key=value</c> pairs.</summary>
     protected virtual IEnumerable<string> DelivererSettings => [];
 
@@ -74,7 +80,7 @@ public class GatewayFixture : IAsyncLifetime
         RedisClient = await Redis.ConnectAsync();
         Dns = DnsTestServer.Start();
         OutboundPort = FreePort.Get(IPAddress.Parse("127.0.0.1"));
-        _controlPlane = await ControlPlaneHost.StartAsync(Redis.ConnectionString, "--Gateway:Queue:HostName", "gateway.test");
+        _controlPlane = await ControlPlaneHost.StartAsync(Redis.ConnectionString, ["--Gateway:Queue:HostName", "gateway.test", .. ControlPlaneSettings]);
         Channel = _controlPlane.Channel;
         var op = new TenantService.TenantServiceClient(WithKey(OperatorKey));
         CompanyId = "t-" + Guid.NewGuid().ToString("N")[..10];
