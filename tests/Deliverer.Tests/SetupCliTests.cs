@@ -17,13 +17,37 @@ public sealed class SetupFixture : GatewayFixture
 /// </summary>
 public sealed class SetupCliTests(SetupFixture fx) : IClassFixture<SetupFixture>
 {
-    private Task<CliResult> SetupAsync(params string[] args) =>
+    private static readonly string[] Questions =
+        ["Domain to protect", "Press Enter to check again", "Inbound server:", "Another one", "Send the test message to", "Delivered:", "IN MX"];
+
+    private Task<CliResult> SetupAsync(params string[] args) => SetupWithInputAsync(null, args);
+
+    private Task<CliResult> SetupWithInputAsync(string? stdin, params string[] args) =>
         GatewayCtl.RunAsync(new Dictionary<string, string>
         {
             ["GATEWAY_ENDPOINT"] = fx.ControlPlaneAddress,
             ["GATEWAY_KEY"] = GatewayFixture.OperatorKey,
             ["GATEWAY_COMPANY"] = fx.CompanyId,
-        }, ["setup", .. args]);
+        }, ["setup", .. args], stdin: stdin);
+
+    [Fact]
+    public async Task Setup_Interactive_AnswersFromInput_AsksEachStepInOrder()
+    {
+        var sink = SmtpSink.Start("127.0.0.11");
+        await using var _ = sink;
+        var d = GatewayFixture.NewDomainName("setupi");
+
+        // Domain, "skip" verification, one server, end of servers, the test recipient.
+        var answers = $"{d}\nskip\n{sink.Host}:{sink.Port}\n\nadmin@{d}\n";
+        var result = await SetupWithInputAsync(answers, "--interactive");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var o = result.Out;
+        var order = Questions.Select(q => o.IndexOf(q, StringComparison.Ordinal)).ToList();
+        Assert.DoesNotContain(-1, order);
+        Assert.Equal(order.Order().ToList(), order);
+        var message = Assert.Single(await sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(10)));
+        Assert.Equal(["admin@" + d], message.Recipients);
+    }
 
     [Fact]
     public async Task Setup_WithFlags_RegistersWaitsForTxtVerifiesSavesDeliversAndPrintsDns()

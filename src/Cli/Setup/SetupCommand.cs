@@ -26,6 +26,7 @@ internal static class SetupCommand
         };
         var servers = new Option<string[]>("--server") { Description = "An inbound server row RECIPIENT=HOST[:PORT][/PREFERENCE], as in 'domains create'; repeat for more" };
         var yes = new Option<bool>("--yes", "-y", "--non-interactive") { Description = "Never ask: take everything from flags (scripts)" };
+        var interactive = new Option<bool>("--interactive") { Description = "Ask even when the input is not a terminal (answers piped in)" };
         var verifyWait = new Option<int>("--verify-wait")
         {
             Description = "Seconds to keep checking DNS for the verification record before continuing unverified (non-interactive; default 0: check once)",
@@ -39,11 +40,11 @@ internal static class SetupCommand
 
         var setup = new Command("setup", "Guided first-domain setup: register, verify, inbound servers, connection test, save, test message, DNS to publish")
         {
-            domainArg, hosts, servers, yes, verifyWait, verifyInterval, requireVerified, force, recipient, noTest, deliveryWait,
+            domainArg, hosts, servers, yes, interactive, verifyWait, verifyInterval, requireVerified, force, recipient, noTest, deliveryWait,
         };
         CommandRunner.SetAction(setup, async (ctx, p, ct) =>
         {
-            var flow = new Flow(ctx, new Prompter(ctx.Out, interactive: !p.GetValue(yes) && !Console.IsInputRedirected), ct)
+            var flow = new Flow(ctx, new Prompter(ctx.Out, interactive: !p.GetValue(yes) && (p.GetValue(interactive) || !Console.IsInputRedirected)), ct)
             {
                 VerifyWait = TimeSpan.FromSeconds(Math.Max(0, p.GetValue(verifyWait))),
                 VerifyInterval = TimeSpan.FromSeconds(Math.Max(1, p.GetValue(verifyInterval))),
