@@ -32,7 +32,8 @@ public static class DelivererApp
         builder.Services.AddSingleton<DeliveryScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());
         builder.Services.AddSingleton<IntakeWriter>();
-        builder.Services.AddGatewayTelemetry()
+        var configured = builder.Configuration.GetSection(DelivererOptions.Section).Get<DelivererOptions>() ?? new DelivererOptions();
+        builder.Services.AddGatewayTelemetry(exportMetrics: configured.HttpUrl.Length > 0)
             .AddCheck<RedisHealthCheck>("redis")
             .AddCheck<SnapshotHealthCheck>("snapshot");
         builder.Services.AddGatewayInstruments<DelivererMetrics>();
@@ -43,7 +44,6 @@ public static class DelivererApp
 
         // The intake is raw SMTP on Kestrel (no HTTP): see docs/architecture.md for why not the SmtpServer package.
         // /healthz and /metrics on their own HTTP/1.1 listener (Gateway:Deliverer:HttpUrl).
-        var configured = builder.Configuration.GetSection(DelivererOptions.Section).Get<DelivererOptions>() ?? new DelivererOptions();
         builder.WebHost.ConfigureKestrel(k =>
         {
             if (System.Net.IPEndPoint.TryParse(configured.Listen, out var endpoint))

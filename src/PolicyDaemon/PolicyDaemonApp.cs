@@ -62,7 +62,8 @@ public static partial class PolicyDaemonApp
         builder.Services.AddSingleton<PolicyDaemonMetrics>();
         builder.Services.AddSingleton<PolicyDaemonEndpoints>();
         builder.Services.AddHostedService<ListenerAnnouncer>();
-        builder.Services.AddGatewayTelemetry().AddCheck<SnapshotHealthCheck>("snapshot");
+        var httpUrl = builder.Configuration[$"{PolicyDaemonOptions.Section}:{nameof(PolicyDaemonOptions.HttpUrl)}"] ?? new PolicyDaemonOptions().HttpUrl;
+        builder.Services.AddGatewayTelemetry(exportMetrics: httpUrl.Length > 0).AddCheck<SnapshotHealthCheck>("snapshot");
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {

@@ -21,8 +21,12 @@ public static class TelemetryServiceCollectionExtensions
     public const string MetricsPath = "/metrics";
     public const string HealthPath = "/healthz";
 
-    /// <summary>The registry, the bridge (started with the host) and the health check builder to add checks to.</summary>
-    public static IHealthChecksBuilder AddGatewayTelemetry(this IServiceCollection services)
+    /// <summary>
+    /// The registry, the bridge (started with the host) and the health check builder to add checks to. Without
+    /// <paramref name="exportMetrics"/> (no HTTP listener serves <c>/metrics</c>) no listener is attached to the
+    /// instruments, so recording them costs next to nothing.
+    /// </summary>
+    public static IHealthChecksBuilder AddGatewayTelemetry(this IServiceCollection services, bool exportMetrics = true)
     {
         ArgumentNullException.ThrowIfNull(services);
         services.AddMetrics();
@@ -36,7 +40,11 @@ public static class TelemetryServiceCollectionExtensions
         });
         services.AddSingleton<PrometheusMeterBridge>();
         // First among the hosted services: the bridge must listen before anything records.
-        services.Insert(0, ServiceDescriptor.Singleton<IHostedService, TelemetryStarter>());
+        if (exportMetrics)
+        {
+            services.Insert(0, ServiceDescriptor.Singleton<IHostedService, TelemetryStarter>());
+        }
+
         return services.AddHealthChecks();
     }
 
