@@ -38,7 +38,11 @@ public static class DelivererApp
             .AddCheck<SnapshotHealthCheck>("snapshot");
         builder.Services.AddGatewayInstruments<DelivererMetrics>();
         builder.Services.AddSingleton<QueueDepth>();
-        builder.Services.AddHostedService<QueueDepthSampler>();
+        if (configured.HttpUrl.Length > 0)
+        {
+            // The queue depth is read from Redis only for the metrics.
+            builder.Services.AddHostedService<QueueDepthSampler>();
+        }
         var listeners = new DelivererListeners();
         builder.Services.AddSingleton(listeners);
 
