@@ -67,4 +67,27 @@ public sealed class TelemetryTests(DaemonFixture fixture) : IClassFixture<Daemon
         var scrape = await Scrape.GetAsync(daemon.HttpAddress!);
         Assert.Equal(0, scrape.Value("gateway_snapshot_loaded"));
     }
+
+    [Fact]
+    public async Task Healthz_RedisGone_DegradedWhileServingFromSnapshot_AgeGrows()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var daemon = await PolicyDaemonServer.StartAsync(redis.ConnectionString);
+        await daemon.WaitLoadedAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(daemon.HttpAddress!) };
+        await redis.StopAsync();
+
+        // More than five reconcile intervals (at least 5 s) without Redis: still deciding, but degraded.
+        string body = string.Empty;
+        await Eventually.WaitAsync(async () =>
+        {
+            using var r = await http.GetAsync(new Uri("/healthz", UriKind.Relative));
+            body = await r.Content.ReadAsStringAsync();
+            return r.StatusCode == HttpStatusCode.OK && body.StartsWith("Degraded", StringComparison.Ordinal);
+        }, TimeSpan.FromSeconds(20), "/healthz says Degraded");
+        Assert.Contains("snapshot stale", body, StringComparison.Ordinal);
+        var scrape = await Scrape.GetAsync(daemon.HttpAddress!);
+        Assert.True(scrape.Value("gateway_snapshot_age_seconds") >= 5, scrape.Text);
+        Assert.Equal(1, scrape.Value("gateway_snapshot_loaded"));
+    }
 }
