@@ -44,6 +44,11 @@ internal static class SetupCommand
         };
         CommandRunner.SetAction(setup, async (ctx, p, ct) =>
         {
+            if (ctx.Json)
+            {
+                throw new CliException("setup is a guided flow for people and scripts (exit codes); for JSON use the domains and queue commands with --json");
+            }
+
             var flow = new Flow(ctx, new Prompter(ctx.Out, interactive: !p.GetValue(yes) && (p.GetValue(interactive) || !Console.IsInputRedirected)), ct)
             {
                 VerifyWait = TimeSpan.FromSeconds(Math.Max(0, p.GetValue(verifyWait))),
