@@ -1,25 +1,61 @@
 #!/usr/bin/env bash
 # Installs what is missing and runs the gateway on this machine with the default ports:
 #   Redis          127.0.0.1:6379   AOF on, appendfsync always, data in ./data/redis
-#   ControlPlane   127.0.0.1:50051  gRPC (h2c), reflection and grpc.health.v1; 127.0.0.1:50052 HTTP/JSON
-#   PolicyDaemon   127.0.0.1:10040 (policy), 127.0.0.1:10041 (socketmap)
-#   Deliverer      127.0.0.1:10025  SMTP intake
+#   ControlPlane   127.0.0.1:50051  gRPC (h2c), reflection and grpc.health.v1
+#                  127.0.0.1:50052  HTTP/JSON, /healthz, /metrics
+#   PolicyDaemon   127.0.0.1:10040 (policy), 127.0.0.1:10041 (socketmap), 127.0.0.1:10042 (/healthz, /metrics)
+#   Deliverer      127.0.0.1:10025  SMTP intake; 127.0.0.1:10026 (/healthz, /metrics)
+# and, unless --no-demo, the newcomer demo (scripts/demo-postfix.sh; needs root or sudo):
+#   Postfix        127.0.0.1:2525   a private instance from deploy/postfix wired to the programs
+#   SMTP sink      127.0.0.1:2526   stands in for a customer's mail server; messages land in ./data/sink
+#                                   (so the demo allows inbound servers on loopback: Gateway:AllowLoopbackDestinations)
 # Runs in the foreground; Ctrl-C stops everything. With --background it returns once all is up,
-# and scripts/stop.sh stops it. Environment: GATEWAY_DATA (default ./data), GATEWAY_REDIS_PORT,
-# and any Gateway__* setting (e.g. Gateway__OperatorKey, Gateway__GatewayDomain).
+# and scripts/stop.sh stops it. --no-build skips the build (the Release binaries must exist).
+# Environment: GATEWAY_DATA (default ./data), the ports GATEWAY_REDIS_PORT, GATEWAY_GRPC_PORT, GATEWAY_HTTP_PORT,
+# GATEWAY_POLICY_PORT, GATEWAY_SOCKETMAP_PORT, GATEWAY_POLICY_HTTP_PORT, GATEWAY_INTAKE_PORT,
+# GATEWAY_DELIVERER_HTTP_PORT, GATEWAY_SMTP_PORT, GATEWAY_SINK_PORT, GATEWAY_CONFIGURATION (Release), and any
+# Gateway__* setting (e.g. Gateway__OperatorKey, Gateway__GatewayDomain).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 BACKGROUND=0
-[ "${1:-}" = "--background" ] && BACKGROUND=1
+DEMO=1
+BUILD=1
+for arg in "$@"; do
+  case "$arg" in
+    --background) BACKGROUND=1 ;;
+    --no-demo) DEMO=0 ;;
+    --no-build) BUILD=0 ;;
+    *) echo "usage: $0 [--background] [--no-demo] [--no-build]" >&2; exit 2 ;;
+  esac
+done
 
 DATA=${GATEWAY_DATA:-$ROOT/data}
+export GATEWAY_DATA=$DATA
 REDIS_PORT=${GATEWAY_REDIS_PORT:-6379}
+GRPC_PORT=${GATEWAY_GRPC_PORT:-50051}
+HTTP_PORT=${GATEWAY_HTTP_PORT:-50052}
+POLICY_PORT=${GATEWAY_POLICY_PORT:-10040}
+SOCKETMAP_PORT=${GATEWAY_SOCKETMAP_PORT:-10041}
+POLICY_HTTP_PORT=${GATEWAY_POLICY_HTTP_PORT:-10042}
+INTAKE_PORT=${GATEWAY_INTAKE_PORT:-10025}
+DELIVERER_HTTP_PORT=${GATEWAY_DELIVERER_HTTP_PORT:-10026}
+SMTP_PORT=${GATEWAY_SMTP_PORT:-2525}
+SINK_PORT=${GATEWAY_SINK_PORT:-2526}
+export GATEWAY_POLICY_PORT=$POLICY_PORT GATEWAY_SOCKETMAP_PORT=$SOCKETMAP_PORT GATEWAY_INTAKE_PORT=$INTAKE_PORT \
+  GATEWAY_SMTP_PORT=$SMTP_PORT GATEWAY_SINK_PORT=$SINK_PORT
+CONFIGURATION=${GATEWAY_CONFIGURATION:-Release}
 mkdir -p "$DATA/redis" "$DATA/logs" "$DATA/run"
 
 scripts/install-deps.sh
-echo "Building (Release)..."
-dotnet build Gateway.sln -c Release -nologo -v quiet -clp:ErrorsOnly >/dev/null
+if [ "$BUILD" = 1 ]; then
+  echo "Building ($CONFIGURATION)..."
+  dotnet build Gateway.sln -c "$CONFIGURATION" -nologo -v quiet -clp:ErrorsOnly >/dev/null
+fi
+if [ "$DEMO" = 1 ] && [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
+  echo "note: the demo Postfix needs root (or sudo); starting without it (--no-demo)" >&2
+  DEMO=0
+fi
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {
@@ -46,17 +82,35 @@ fi
 export Gateway__Redis="${Gateway__Redis:-127.0.0.1:$REDIS_PORT}"
 export Gateway__OperatorKeyFile="${Gateway__OperatorKeyFile:-$DATA/operator.key}"
 export DOTNET_NOLOGO=1
+if [ "$DEMO" = 1 ]; then
+  # The demo's customer server is the sink on 127.0.0.1: allow loopback inbound servers (off by default).
+  export Gateway__AllowLoopbackDestinations="${Gateway__AllowLoopbackDestinations:-true}"
+fi
 
-start() { # name dll
-  if running "$1"; then echo "$1 already running (pid $(cat "$DATA/run/$1.pid"))"; return; fi
-  nohup dotnet "$2" >"$DATA/logs/$1.log" 2>&1 &
-  echo $! >"$DATA/run/$1.pid"
+start() { # name dll args...
+  local name=$1 dll=$2
+  shift 2
+  if running "$name"; then echo "$name already running (pid $(cat "$DATA/run/$name.pid"))"; return; fi
+  nohup dotnet "$dll" "$@" >"$DATA/logs/$name.log" 2>&1 &
+  echo $! >"$DATA/run/$name.pid"
 }
-start controlplane src/ControlPlane/bin/Release/net10.0/Gateway.ControlPlane.dll
-start policydaemon src/PolicyDaemon/bin/Release/net10.0/Gateway.PolicyDaemon.dll
-start deliverer src/Deliverer/bin/Release/net10.0/Gateway.Deliverer.dll
+BIN=bin/$CONFIGURATION/net10.0
+start controlplane "src/ControlPlane/$BIN/Gateway.ControlPlane.dll" \
+  --urls "http://127.0.0.1:$GRPC_PORT" --ControlPlane:HttpUrl="http://127.0.0.1:$HTTP_PORT"
+start policydaemon "src/PolicyDaemon/$BIN/Gateway.PolicyDaemon.dll" \
+  --PolicyDaemon:PolicyEndpoint="127.0.0.1:$POLICY_PORT" --PolicyDaemon:SocketmapEndpoint="127.0.0.1:$SOCKETMAP_PORT" \
+  --PolicyDaemon:HttpUrl="http://127.0.0.1:$POLICY_HTTP_PORT" --PolicyDaemon:DelivererNextHop="smtp:[127.0.0.1]:$INTAKE_PORT"
+start deliverer "src/Deliverer/$BIN/Gateway.Deliverer.dll" \
+  --Gateway:Deliverer:Listen="127.0.0.1:$INTAKE_PORT" --Gateway:Deliverer:HttpUrl="http://127.0.0.1:$DELIVERER_HTTP_PORT"
 
-wait_port 50051
+wait_port "$GRPC_PORT"
+wait_port "$POLICY_PORT"
+wait_port "$INTAKE_PORT"
+if [ "$DEMO" = 1 ]; then
+  scripts/demo-postfix.sh start
+  wait_port "$SMTP_PORT"
+  wait_port "$SINK_PORT"
+fi
 if [ -z "${Gateway__OperatorKey:-}" ]; then
   for _ in $(seq 1 100); do [ -s "$Gateway__OperatorKeyFile" ] && break; sleep 0.1; done
 fi
@@ -64,12 +118,19 @@ fi
 cat <<INFO
 
 The gateway is running.
-  ControlPlane  127.0.0.1:50051 (gRPC, h2c; reflection on)   log: $DATA/logs/controlplane.log
-                127.0.0.1:50052 (HTTP/JSON, curl)
-  PolicyDaemon                                               log: $DATA/logs/policydaemon.log
-  Deliverer                                                  log: $DATA/logs/deliverer.log
+  ControlPlane  127.0.0.1:$GRPC_PORT (gRPC, h2c; reflection on)   log: $DATA/logs/controlplane.log
+                127.0.0.1:$HTTP_PORT (HTTP/JSON, curl; /healthz, /metrics)
+  PolicyDaemon  127.0.0.1:$POLICY_PORT, :$SOCKETMAP_PORT; :$POLICY_HTTP_PORT (/healthz, /metrics)   log: $DATA/logs/policydaemon.log
+  Deliverer     127.0.0.1:$INTAKE_PORT; :$DELIVERER_HTTP_PORT (/healthz, /metrics)   log: $DATA/logs/deliverer.log
   Redis         127.0.0.1:$REDIS_PORT                              data: $DATA/redis
 INFO
+if [ "$DEMO" = 1 ]; then
+  cat <<INFO
+  Postfix       127.0.0.1:$SMTP_PORT (demo, from deploy/postfix)     log: $DATA/postfix/maillog
+  SMTP sink     127.0.0.1:$SINK_PORT (the customer's server)      messages: $DATA/sink/
+  Next: the newcomer path in README.md ("See it work").
+INFO
+fi
 if [ -n "${Gateway__OperatorKey:-}" ]; then
   echo "  Operator key: from Gateway__OperatorKey"
 elif [ -s "$Gateway__OperatorKeyFile" ]; then
@@ -86,5 +147,7 @@ fi
 
 trap 'echo; scripts/stop.sh; exit 0' INT TERM
 echo "Ctrl-C stops the gateway. Following the logs:"
-tail -n 0 -F "$DATA/logs/controlplane.log" "$DATA/logs/policydaemon.log" "$DATA/logs/deliverer.log" &
+LOGS=("$DATA/logs/controlplane.log" "$DATA/logs/policydaemon.log" "$DATA/logs/deliverer.log")
+if [ "$DEMO" = 1 ]; then LOGS+=("$DATA/postfix/maillog"); fi
+tail -n 0 -F "${LOGS[@]}" &
 wait

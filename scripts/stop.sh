@@ -3,6 +3,11 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${GATEWAY_DATA:-$ROOT/data}
+export GATEWAY_DATA=$DATA
+# The demo (private Postfix and sink) first: Postfix hands mail to the Deliverer.
+if [ -d "$DATA/postfix" ] || [ -f "$DATA/run/sink.pid" ]; then
+  "$ROOT/scripts/demo-postfix.sh" stop
+fi
 for name in deliverer policydaemon controlplane; do
   pidfile="$DATA/run/$name.pid"
   if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then

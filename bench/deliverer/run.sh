@@ -114,7 +114,7 @@ add_domain() { # $1 = domain, rows...; written as the ControlPlane's DomainStore
 DELIVERER=0
 start_deliverer() {
   DELIVERER=$(freeport)
-  dotnet "$DLL" --Gateway:Redis="127.0.0.1:$REDIS" --Gateway:Deliverer:Listen="127.0.0.1:$DELIVERER" \
+  dotnet "$DLL" --Gateway:Redis="127.0.0.1:$REDIS" --Gateway:Deliverer:Listen="127.0.0.1:$DELIVERER" --Gateway:Deliverer:HttpUrl= \
     --Gateway:Queue:HostName=bench-deliverer.test --Logging:LogLevel:Default=Warning > "$WORK/deliverer-$DELIVERER.log" 2>&1 &
   DELIVERER_PID=$!; PIDS+=("$DELIVERER_PID"); wait_port "$DELIVERER"
 }

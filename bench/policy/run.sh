@@ -16,6 +16,8 @@
 #
 # Knobs (environment): DURATION=10 WARMUP=3 REPEAT=3 CONNECTIONS="1 8 64" DOMAIN_COUNTS="10 100000"
 #   SERVERS="trivial daemon postfwd" POSTFWD_DURATION=$DURATION OUT=bench/policy/results
+#   DAEMON_HTTP_URL (empty: no /metrics listener, so no metrics listener on the instruments either;
+#   http://127.0.0.1:0 measures the daemon with its Prometheus export on)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -89,7 +91,7 @@ start_daemon() {
   local label=$1
   DAEMON_PORT=$(port); local sm; sm=$(port)
   dotnet "$DAEMON_DLL" --Gateway:Redis="$REDIS" \
-    --PolicyDaemon:PolicyEndpoint="127.0.0.1:$DAEMON_PORT" --PolicyDaemon:SocketmapEndpoint="127.0.0.1:$sm" \
+    --PolicyDaemon:PolicyEndpoint="127.0.0.1:$DAEMON_PORT" --PolicyDaemon:SocketmapEndpoint="127.0.0.1:$sm" --PolicyDaemon:HttpUrl="${DAEMON_HTTP_URL:-}" \
     --Gateway:ProviderRanges:RefreshInterval=00:00:00 \
     --Logging:LogLevel:Default=Warning --Logging:LogLevel:Gateway.Core.Snapshot=Information \
     >"$WORK/daemon-$label.log" 2>&1 &

@@ -7,4 +7,6 @@ GlobalOptions.AddTo(root);
 root.Subcommands.Add(TenantCommands.Tenants());
 root.Subcommands.Add(TenantCommands.Keys());
 root.Subcommands.Add(DomainCommands.Domains());
+root.Subcommands.Add(QueueCommands.Queue());
+root.Subcommands.Add(Gateway.Cli.Setup.SetupCommand.Create());
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -4,6 +4,7 @@ using Gateway.Core;
 using Gateway.Core.Hosting;
 using Gateway.Core.Onboarding;
 using Gateway.Core.Delivery;
+using Gateway.Core.Telemetry;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -46,8 +47,11 @@ public static class ControlPlaneApp
         builder.Services.AddGatewayCore(builder.Configuration);
         builder.Services.AddSingleton<DomainMapper>();
         builder.Services.AddDeliveryQueue(builder.Configuration);
+        builder.Services.AddGatewayTelemetry();
+        builder.Services.AddGatewayInstruments<ControlPlaneMetrics>();
         builder.Services.AddGrpc(o =>
         {
+            o.Interceptors.Add<MetricsInterceptor>();
             o.Interceptors.Add<ErrorInterceptor>();
             o.Interceptors.Add<AuthInterceptor>();
         }).AddJsonTranscoding(o =>
@@ -68,6 +72,7 @@ public static class ControlPlaneApp
         app.MapGrpcService<QueueGrpcService>();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
+        app.MapGatewayTelemetry(); // /metrics and /healthz (docs/telemetry.md), meant for the HTTP/1.1 listener
         return app;
     }
 

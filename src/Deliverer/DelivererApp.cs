@@ -1,10 +1,10 @@
 using Gateway.Core;
 using Gateway.Core.Delivery;
+using Gateway.Core.Hosting;
+using Gateway.Core.Telemetry;
 using Gateway.Deliverer.Delivery;
 using Gateway.Deliverer.Intake;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Deliverer;
@@ -23,7 +23,7 @@ public static class DelivererApp
             .Bind(builder.Configuration.GetSection(DelivererOptions.Section))
             .ValidateDataAnnotations()
             .Validate(DelivererOptions.IsValid,
-                "Gateway:Deliverer: Listen must be ip:port, TrustedNetworks addresses or CIDR ranges, and every timeout and interval positive.")
+                "Gateway:Deliverer: Listen must be ip:port, HttpUrl http://ip:port or empty, TrustedNetworks addresses or CIDR ranges, and every timeout and interval positive.")
             .ValidateOnStart();
         builder.Services.AddSingleton(sp => sp.GetRequiredService<IOptions<DelivererOptions>>().Value);
         builder.Services.AddSingleton<DestinationResolver>();
@@ -32,27 +32,63 @@ public static class DelivererApp
         builder.Services.AddSingleton<DeliveryScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());
         builder.Services.AddSingleton<IntakeWriter>();
+        var configured = builder.Configuration.GetSection(DelivererOptions.Section).Get<DelivererOptions>() ?? new DelivererOptions();
+        builder.Services.AddGatewayTelemetry(exportMetrics: configured.HttpUrl.Length > 0)
+            .AddCheck<RedisHealthCheck>("redis")
+            .AddCheck<SnapshotHealthCheck>("snapshot");
+        builder.Services.AddGatewayInstruments<DelivererMetrics>();
+        builder.Services.AddSingleton<QueueDepth>();
+        if (configured.HttpUrl.Length > 0)
+        {
+            // The queue depth is read from Redis only for the metrics.
+            builder.Services.AddHostedService<QueueDepthSampler>();
+        }
+        var listeners = new DelivererListeners();
+        builder.Services.AddSingleton(listeners);
 
         // The intake is raw SMTP on Kestrel (no HTTP): see docs/architecture.md for why not the SmtpServer package.
-        var listen = builder.Configuration.GetSection(DelivererOptions.Section).Get<DelivererOptions>()?.Listen ?? new DelivererOptions().Listen;
+        // /healthz and /metrics on their own HTTP/1.1 listener (Gateway:Deliverer:HttpUrl).
         builder.WebHost.ConfigureKestrel(k =>
         {
-            if (System.Net.IPEndPoint.TryParse(listen, out var endpoint))
+            if (System.Net.IPEndPoint.TryParse(configured.Listen, out var endpoint))
             {
-                k.Listen(endpoint, l => l.UseConnectionHandler<SmtpIntakeHandler>());
+                k.Listen(endpoint, l =>
+                {
+                    listeners.Intake = l;
+                    l.UseConnectionHandler<SmtpIntakeHandler>();
+                });
+            }
+
+            if (configured.HttpUrl.Length > 0 && KestrelUrls.TryParse(configured.HttpUrl, out _, out _, out _))
+            {
+                KestrelUrls.Bind(k, configured.HttpUrl, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1, l => listeners.Http = l);
             }
         });
         builder.WebHost.UseUrls();
-        return builder.Build();
+        var app = builder.Build();
+        app.MapGatewayTelemetry();
+        return app;
+    }
+
+    /// <summary>The <c>/healthz</c> and <c>/metrics</c> address (<c>http://ip:port</c>, port 0 resolved); null when turned off.</summary>
+    public static string? HttpAddress(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        return app.Services.GetRequiredService<DelivererListeners>().Http is { } http ? KestrelUrls.Address(http) : null;
     }
 
     /// <summary>The intake's actual address (port 0 resolved).</summary>
     public static System.Net.IPEndPoint IntakeEndPoint(WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.Single()
-            ?? throw new InvalidOperationException("not started");
-        var uri = new Uri(address);
-        return new System.Net.IPEndPoint(System.Net.IPAddress.Parse(uri.Host.Trim('[', ']')), uri.Port);
+        return app.Services.GetRequiredService<DelivererListeners>().Intake?.IPEndPoint ?? throw new InvalidOperationException("not started");
     }
+}
+
+/// <summary>The Deliverer's listeners as bound (their real ports are known once the host started).</summary>
+public sealed class DelivererListeners
+{
+    public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Intake { get; set; }
+
+    public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Http { get; set; }
 }

@@ -74,13 +74,23 @@ public sealed class DelivererOptions
     /// <summary>Offer STARTTLS-capable servers TLS (opportunistic, RFC 3207; certificates are not checked, as Postfix's "may" level).</summary>
     public bool OpportunisticTls { get; set; } = true;
 
+    /// <summary>
+    /// The HTTP/1.1 listener for <c>/healthz</c> and <c>/metrics</c> (Prometheus), an <c>http://ip:port</c> URL;
+    /// empty turns it off. 10026: next to the intake (10025).
+    /// </summary>
+    public string HttpUrl { get; set; } = "http://127.0.0.1:10026";
+
+    /// <summary>How often the fleet-wide queue depth (<c>gateway.queue.*</c>) is read from Redis for the metrics.</summary>
+    public TimeSpan QueueSampleInterval { get; set; } = TimeSpan.FromSeconds(5);
+
     public IPEndPoint ListenEndPoint => IPEndPoint.Parse(Listen);
 
     internal static bool IsValid(DelivererOptions o) =>
         IPEndPoint.TryParse(o.Listen, out _) &&
         o.EffectiveTrustedNetworks.All(n => IPNetwork.TryParse(AsCidr(n), out _)) &&
         o.IdleTimeout > TimeSpan.Zero && o.PollInterval > TimeSpan.Zero && o.ConnectTimeout > TimeSpan.Zero && o.CommandTimeout > TimeSpan.Zero &&
-        o.SweepInterval > TimeSpan.Zero && o.ConnectionCacheTime >= TimeSpan.Zero;
+        o.SweepInterval > TimeSpan.Zero && o.ConnectionCacheTime >= TimeSpan.Zero && o.QueueSampleInterval > TimeSpan.Zero &&
+        (o.HttpUrl.Length == 0 || Gateway.Core.Hosting.KestrelUrls.TryParse(o.HttpUrl, out _, out _, out _));
 
     /// <summary>The trusted networks parsed (an address alone is a /32 or /128).</summary>
     public IReadOnlyList<IPNetwork> ParsedTrustedNetworks() => EffectiveTrustedNetworks.Select(n => IPNetwork.Parse(AsCidr(n))).ToList();

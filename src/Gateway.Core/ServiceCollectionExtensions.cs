@@ -1,5 +1,6 @@
 using Gateway.Core.Domains;
 using Gateway.Core.Storage;
+using Gateway.Core.Telemetry;
 using Gateway.Core.Tenants;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -89,6 +90,7 @@ public static class SnapshotServiceCollectionExtensions
         services.AddSingleton<Snapshot.ConfigSnapshot>();
         services.AddSingleton<Snapshot.ConfigSnapshotService>();
         services.AddHostedService(sp => sp.GetRequiredService<Snapshot.ConfigSnapshotService>());
+        services.AddGatewayInstruments<Telemetry.SnapshotMetrics>(); // gateway.snapshot.* (docs/telemetry.md)
         return services;
     }
 }

@@ -1,5 +1,7 @@
 using System.Net;
 using Gateway.Core;
+using Gateway.Core.Hosting;
+using Gateway.Core.Telemetry;
 using Gateway.Core.Relay;
 using Gateway.PolicyDaemon.Postfix;
 using Microsoft.AspNetCore.Connections;
@@ -20,6 +22,11 @@ public sealed class PolicyDaemonEndpoints
 
     /// <summary>The socketmap listener (valid once the host started).</summary>
     public EndPoint SocketmapEndPoint => Socketmap?.EndPoint ?? throw new InvalidOperationException("not started");
+
+    internal ListenOptions? Http { get; set; }
+
+    /// <summary>The <c>/healthz</c> and <c>/metrics</c> listener as <c>http://ip:port</c>; null when turned off.</summary>
+    public string? HttpAddress => Http is null ? null : KestrelUrls.Address(Http);
 }
 
 /// <summary>
@@ -48,11 +55,15 @@ public static partial class PolicyDaemonApp
                 "PolicyDaemon limits out of range (MaxLineLength 256..1048576, MaxAttributes 10..10000, MaxRequestBytes >= MaxLineLength, MaxSocketmapRequest 256..100000).")
             .Validate(o => o.MaxConnections >= 0, "PolicyDaemon:MaxConnections must not be negative (0: no limit).")
             .Validate(o => Enum.IsDefined(o.TransportMode), "PolicyDaemon:TransportMode must be Deliverer or Direct.")
+            .Validate(o => o.HttpUrl.Length == 0 || KestrelUrls.TryParse(o.HttpUrl, out _, out _, out _),
+                "PolicyDaemon:HttpUrl must be http://ip:port (the /healthz and /metrics listener) or empty to turn it off.")
             .ValidateOnStart();
         builder.Services.AddSingleton(sp => sp.GetRequiredService<IOptions<PolicyDaemonOptions>>().Value);
         builder.Services.AddSingleton<PolicyDaemonMetrics>();
         builder.Services.AddSingleton<PolicyDaemonEndpoints>();
         builder.Services.AddHostedService<ListenerAnnouncer>();
+        var httpUrl = builder.Configuration[$"{PolicyDaemonOptions.Section}:{nameof(PolicyDaemonOptions.HttpUrl)}"] ?? new PolicyDaemonOptions().HttpUrl;
+        builder.Services.AddGatewayTelemetry(exportMetrics: httpUrl.Length > 0).AddCheck<SnapshotHealthCheck>("snapshot");
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -61,9 +72,15 @@ public static partial class PolicyDaemonApp
             kestrel.Limits.MaxConcurrentConnections = options.MaxConnections == 0 ? null : options.MaxConnections;
             endpoints.Policy = Listen(kestrel, options.PolicyEndpoint, l => l.UseConnectionHandler<PolicyConnectionHandler>());
             endpoints.Socketmap = Listen(kestrel, options.SocketmapEndpoint, l => l.UseConnectionHandler<SocketmapConnectionHandler>());
+            if (options.HttpUrl.Length > 0 && KestrelUrls.TryParse(options.HttpUrl, out _, out _, out _))
+            {
+                KestrelUrls.Bind(kestrel, options.HttpUrl, HttpProtocols.Http1, l => endpoints.Http = l);
+            }
         });
 
-        return builder.Build();
+        var app = builder.Build();
+        app.MapGatewayTelemetry();
+        return app;
     }
 
     private static ListenOptions Listen(KestrelServerOptions kestrel, string setting, Action<ListenOptions> configure)
@@ -108,6 +125,10 @@ public static partial class PolicyDaemonApp
             {
                 LogListening(logger, "policy delegation", endpoints.PolicyEndPoint);
                 LogListening(logger, "socketmap", endpoints.SocketmapEndPoint);
+                if (endpoints.Http is { } http)
+                {
+                    LogListening(logger, "health and metrics (HTTP)", http.EndPoint);
+                }
             });
             return Task.CompletedTask;
         }

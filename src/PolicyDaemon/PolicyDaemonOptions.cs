@@ -48,6 +48,12 @@ public sealed class PolicyDaemonOptions
     /// <summary>Most concurrent connections per listener (Postfix holds one per smtpd process); 0: no limit.</summary>
     public int MaxConnections { get; set; } = 10_000;
 
+    /// <summary>
+    /// The HTTP/1.1 listener for <c>/healthz</c> and <c>/metrics</c> (Prometheus), an <c>http://ip:port</c> URL;
+    /// empty turns it off. 10042: next to the policy (10040) and socketmap (10041) ports.
+    /// </summary>
+    public string HttpUrl { get; set; } = "http://127.0.0.1:10042";
+
     /// <summary><see cref="TransportMode.Deliverer"/> (default) or <see cref="TransportMode.Direct"/> (SPEC §5).</summary>
     public TransportMode TransportMode { get; set; } = TransportMode.Deliverer;
 

@@ -1,42 +1,23 @@
-using System.Diagnostics;
 using System.Text.Json;
+using Gateway.Testing;
 
 namespace ControlPlane.Tests;
 
 /// <summary>gatewayctl run as a real process against the ControlPlane on a real Kestrel listener.</summary>
 public sealed class CliTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
-    private sealed record Result(int ExitCode, string Out, string Err);
-
-    private async Task<Result> RunAsync(IReadOnlyDictionary<string, string>? env, params string[] args)
+    private Task<CliResult> RunAsync(IReadOnlyDictionary<string, string>? env, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "gatewayctl.dll"));
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        foreach (var name in new[] { "GATEWAY_ENDPOINT", "GATEWAY_KEY", "GATEWAY_KEY_FILE", "GATEWAY_COMPANY", "GATEWAYCTL_CONFIG" })
-        {
-            psi.Environment.Remove(name);
-        }
-
-        psi.Environment["XDG_CONFIG_HOME"] = Path.Combine(Path.GetTempPath(), "gwctl-none-" + Guid.NewGuid().ToString("N")[..8]);
-        psi.Environment["GATEWAY_ENDPOINT"] = fx.Address;
+        var all = new Dictionary<string, string> { ["GATEWAY_ENDPOINT"] = fx.Address };
         foreach (var (k, v) in env ?? new Dictionary<string, string>())
         {
-            psi.Environment[k] = v;
+            all[k] = v;
         }
 
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        return new Result(p.ExitCode, await stdout, await stderr);
+        return GatewayCtl.RunAsync(all, args);
     }
 
-    private Task<Result> AsOperatorAsync(params string[] args) =>
+    private Task<CliResult> AsOperatorAsync(params string[] args) =>
         RunAsync(new Dictionary<string, string> { ["GATEWAY_KEY"] = ControlPlaneFixture.OperatorKey }, args);
 
     [Fact]

@@ -45,6 +45,9 @@ public class GatewayFixture : IAsyncLifetime
 
     public IPEndPoint Intake { get; private set; } = null!;
 
+    /// <summary>The in-process Deliverer's /healthz and /metrics listener (http://ip:port).</summary>
+    public string? DelivererHttp { get; private set; }
+
     public string CompanyId { get; private set; } = string.Empty;
 
     public DomainService.DomainServiceClient Domains { get; private set; } = null!;
@@ -62,6 +65,12 @@ public class GatewayFixture : IAsyncLifetime
     /// <summary>Redis with AOF (restart keeps data).</summary>
     protected virtual bool AppendOnly => false;
 
+    /// <summary>Extra ControlPlane settings, as <c>--Key=value</c> pairs.</summary>
+    protected virtual IEnumerable<string> ControlPlaneSettings => [];
+
+    /// <summary>The ControlPlane's gRPC address (for gatewayctl).</summary>
+    public string ControlPlaneAddress => _controlPlane!.Address;
+
     /// <summary>Extra Deliverer settings, as <c>--Key=value</c> pairs.</summary>
     protected virtual IEnumerable<string> DelivererSettings => [];
 
@@ -71,7 +80,7 @@ public class GatewayFixture : IAsyncLifetime
         RedisClient = await Redis.ConnectAsync();
         Dns = DnsTestServer.Start();
         OutboundPort = FreePort.Get(IPAddress.Parse("127.0.0.1"));
-        _controlPlane = await ControlPlaneHost.StartAsync(Redis.ConnectionString, "--Gateway:Queue:HostName", "gateway.test");
+        _controlPlane = await ControlPlaneHost.StartAsync(Redis.ConnectionString, ["--Gateway:Queue:HostName", "gateway.test", .. ControlPlaneSettings]);
         Channel = _controlPlane.Channel;
         var op = new TenantService.TenantServiceClient(WithKey(OperatorKey));
         CompanyId = "t-" + Guid.NewGuid().ToString("N")[..10];
@@ -112,6 +121,8 @@ public class GatewayFixture : IAsyncLifetime
         "--Gateway:Dns:Timeout=00:00:02",
         "--Gateway:SnapshotReconcileInterval=00:00:00.200",
         $"--Gateway:Deliverer:Listen=127.0.0.1:{port}",
+        "--Gateway:Deliverer:HttpUrl=http://127.0.0.1:0",
+        "--Gateway:Deliverer:QueueSampleInterval=00:00:00.200",
         $"--Gateway:Deliverer:OutboundPort={OutboundPort}",
         "--Gateway:Deliverer:ConnectTimeout=00:00:03",
         "--Gateway:Deliverer:CommandTimeout=00:00:10",
@@ -158,6 +169,7 @@ public class GatewayFixture : IAsyncLifetime
         _deliverer = DelivererApp.Build(DelivererArgs(0));
         await _deliverer.StartAsync();
         Intake = DelivererApp.IntakeEndPoint(_deliverer);
+        DelivererHttp = DelivererApp.HttpAddress(_deliverer);
     }
 
     /// <summary>Stops the Deliverer: SIGKILL for the process (as a crash), or a host stop in-process.</summary>

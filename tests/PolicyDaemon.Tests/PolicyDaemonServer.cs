@@ -19,7 +19,11 @@ internal sealed class PolicyDaemonServer : IAsyncDisposable
         PolicyAny = endpoints.PolicyEndPoint;
         Policy = PolicyAny as IPEndPoint ?? new IPEndPoint(IPAddress.None, 0);
         Socketmap = (IPEndPoint)endpoints.SocketmapEndPoint;
+        HttpAddress = endpoints.HttpAddress;
     }
+
+    /// <summary>The /healthz and /metrics listener (http://ip:port).</summary>
+    public string? HttpAddress { get; }
 
     public IPEndPoint Policy { get; }
 
@@ -48,6 +52,7 @@ internal sealed class PolicyDaemonServer : IAsyncDisposable
             "--Gateway:Redis", redis + ",connectTimeout=1000,asyncTimeout=1000,syncTimeout=1000",
             "--PolicyDaemon:PolicyEndpoint", "127.0.0.1:0",
             "--PolicyDaemon:SocketmapEndpoint", "127.0.0.1:0",
+            "--PolicyDaemon:HttpUrl", "http://127.0.0.1:0",
             // No DNS from tests: the shipped provider ranges (or the copy in Redis) are used.
             "--Gateway:ProviderRanges:RefreshInterval", "00:00:00",
             "--Gateway:GatewayDomain", "gw.test.example",

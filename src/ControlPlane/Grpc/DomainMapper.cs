@@ -34,6 +34,7 @@ public sealed class DomainMapper(GatewayOptions options)
             CreateTime = Timestamp.FromDateTimeOffset(d.CreateTime),
             UpdateTime = Timestamp.FromDateTimeOffset(d.UpdateTime),
             InboundMxHost = options.InboundMxHost(d.CompanyId),
+            SpfInclude = options.EffectiveSpfInclude,
         };
         if (d.Verification.VerifyTime is { } t)
         {

@@ -23,6 +23,7 @@ public sealed partial class DeliveryScheduler(
     DelivererOptions options,
     QueueOptions queueOptions,
     TimeProvider clock,
+    DelivererMetrics metrics,
     ILogger<DeliveryScheduler> logger) : BackgroundService
 {
     private const int TakeBatch = 100;
@@ -137,6 +138,7 @@ public sealed partial class DeliveryScheduler(
 
     private async Task RunOneAsync(ScheduledItem item, (QueuedMessage, byte[])? known)
     {
+        metrics.InFlight(1);
         try
         {
             await deliverer.RunAsync(item, known, _stopping).ConfigureAwait(false);
@@ -152,6 +154,7 @@ public sealed partial class DeliveryScheduler(
         }
         finally
         {
+            metrics.InFlight(-1);
             _inFlight.TryRemove(item.Member, out _);
             Interlocked.Decrement(ref _count);
             // A freed slot matters only when due work was left behind for lack of room.

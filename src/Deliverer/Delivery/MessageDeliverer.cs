@@ -21,6 +21,7 @@ public sealed partial class MessageDeliverer(
     BufferedMessageLog log,
     QueueOptions queueOptions,
     TimeProvider clock,
+    DelivererMetrics metrics,
     ILogger<MessageDeliverer> logger)
 {
     private const string Program = "deliverer";
@@ -61,6 +62,7 @@ public sealed partial class MessageDeliverer(
             return;
         }
 
+        var started = clock.GetTimestamp();
         var results = new Dictionary<string, (DeliveryOutcome Outcome, string? Host)>(StringComparer.OrdinalIgnoreCase);
         MimeMessage? mime = null;
         try
@@ -84,6 +86,7 @@ public sealed partial class MessageDeliverer(
             }
         }
 
+        metrics.Attempt(message.Direction, clock.GetElapsedTime(started));
         await FinishAsync(item, message, body, results, cancellationToken).ConfigureAwait(false);
     }
 
@@ -274,6 +277,8 @@ public sealed partial class MessageDeliverer(
             {
                 case OutcomeKind.Delivered:
                     log.Post(Event(message, MessageLogEvents.Delivered, r.Address, host, outcome.Reply, null));
+                    metrics.Delivery("delivered", message.Direction);
+                    metrics.Delivered(message.Direction, now - message.CreateTime);
                     break;
                 case OutcomeKind.Permanent:
                     failed.Add(new FailedRecipient(r.Address, outcome.Reply, host, false));
@@ -284,6 +289,7 @@ public sealed partial class MessageDeliverer(
                 default:
                     log.Post(Event(message, MessageLogEvents.Deferred, r.Address, host, outcome.Reply,
                         "next attempt " + next!.Value.ToString("O", CultureInfo.InvariantCulture)));
+                    metrics.Delivery("deferred", message.Direction);
                     break;
             }
         }
@@ -309,6 +315,7 @@ public sealed partial class MessageDeliverer(
             {
                 var detail = dsnId is null ? "no DSN (null sender or a DSN itself)" : "DSN " + dsnId;
                 log.Post(Event(message, f.Expired ? MessageLogEvents.Expired : MessageLogEvents.Bounced, f.Address, f.RemoteHost, f.Reply, detail));
+                metrics.Delivery(f.Expired ? "expired" : "bounced", message.Direction);
             }
         }
 

@@ -19,7 +19,7 @@ namespace Gateway.Deliverer.Intake;
 /// The read loop follows StackExchange.Redis's RespServer: slice, AdvanceTo, expected disconnects caught.
 /// </summary>
 public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapshot snapshot, DelivererOptions options, QueueOptions queueOptions,
-    TimeProvider clock, ILogger<SmtpIntakeHandler> logger) : ConnectionHandler
+    TimeProvider clock, DelivererMetrics metrics, ILogger<SmtpIntakeHandler> logger) : ConnectionHandler
 {
     private readonly IReadOnlyList<IPNetwork> _trusted = options.ParsedTrustedNetworks();
     private readonly string _host = queueOptions.EffectiveHostName;
@@ -34,7 +34,9 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
         }
 
         var output = connection.Transport.Output;
-        if (!_trusted.Any(n => n.Contains(remote)))
+        var trusted = _trusted.Any(n => n.Contains(remote));
+        metrics.Connection(trusted);
+        if (!trusted)
         {
             // RFC 5321 §3.1: a server may answer the connection with 554 and then only accept QUIT; closing is simpler.
             LogUntrusted(logger, remote);
@@ -319,10 +321,14 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
         switch (decision.Decision)
         {
             case RecipientDecision.TryLater:
+                metrics.Recipient("try_later");
                 return $"451 4.3.0 <{path.Address}>: Temporary lookup failure";
             case RecipientDecision.NoDomain:
+                metrics.Recipient("no_domain");
                 return $"554 5.7.1 <{path.Address}>: Recipient address rejected: NO-DOMAIN";
         }
+
+        metrics.Recipient("accepted");
 
         if (!session.Recipients.Any(r => string.Equals(r.Address, path.Address, StringComparison.OrdinalIgnoreCase)))
         {
@@ -364,6 +370,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
         {
             if (state.TooBig)
             {
+                metrics.Message("rejected");
                 return "552 5.3.4 Error: message file too big";
             }
 
@@ -371,6 +378,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
             if (hops > options.MaxHops)
             {
                 LogTooManyHops(logger, session.Id!, hops);
+                metrics.Message("rejected");
                 return $"554 5.4.6 Too many hops ({hops} Received headers): mail loop?";
             }
 
@@ -378,11 +386,13 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
             {
                 var ids = await intake.EnqueueAsync(session.Id!, session.Sender!, session.Recipients, session.Utf8, session.Client, data.WrittenSpan.ToArray())
                     .ConfigureAwait(false);
+                metrics.Message("queued");
                 return $"250 2.0.0 Ok: queued as {string.Join(' ', ids)}";
             }
             catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException)
             {
                 LogEnqueueFailed(logger, session.Id!, e.Message);
+                metrics.Message("failed");
                 return "451 4.3.0 Error: queue file write error";
             }
         }

@@ -1,9 +1,9 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using StackExchange.Redis;
 
-namespace Gateway.ControlPlane;
+namespace Gateway.Core.Telemetry;
 
-/// <summary>Serving only while Redis answers a PING: every RPC needs the store.</summary>
+/// <summary>Healthy while Redis answers a PING (the ControlPlane's RPCs and the Deliverer's 250 need the store).</summary>
 public sealed class RedisHealthCheck(IConnectionMultiplexer redis) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)

@@ -1,0 +1,29 @@
+using Gateway.Core.Snapshot;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Gateway.Core.Telemetry;
+
+/// <summary>
+/// The snapshot as health: unhealthy before the first load (the program answers "try later", SPEC §4 rule 5),
+/// degraded while it has not agreed with Redis for longer than <see cref="StaleAfter"/> (it keeps deciding from
+/// the last configuration it has, but changes are not arriving), healthy otherwise.
+/// </summary>
+public sealed class SnapshotHealthCheck(ConfigSnapshot snapshot, GatewayOptions options, TimeProvider clock) : IHealthCheck
+{
+    /// <summary>Five reconcile intervals, at least 5 seconds: the snapshot re-checks its version every interval.</summary>
+    public TimeSpan StaleAfter => TimeSpan.FromTicks(Math.Max(options.SnapshotReconcileInterval.Ticks * 5, TimeSpan.FromSeconds(5).Ticks));
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        if (!snapshot.IsLoaded)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy("configuration snapshot not loaded yet: answering 'try later'"));
+        }
+
+        var age = clock.GetUtcNow() - snapshot.SyncedAt;
+        var description = $"{snapshot.Count} domains at config version {snapshot.Version}, synced {age.TotalSeconds:F1} s ago";
+        return Task.FromResult(age > StaleAfter
+            ? HealthCheckResult.Degraded("snapshot stale (Redis unreachable?): " + description)
+            : HealthCheckResult.Healthy(description));
+    }
+}

@@ -1,0 +1,149 @@
+using Gateway.Api.V1;
+using Gateway.Testing;
+using Grpc.Core;
+
+namespace Deliverer.Tests;
+
+/// <summary>The ControlPlane resolves through the test DNS server, so the verification record can be published by the test.</summary>
+public sealed class SetupFixture : GatewayFixture
+{
+    protected override IEnumerable<string> ControlPlaneSettings =>
+        [$"--Gateway:Dns:Servers:0={Dns.Address}", "--Gateway:Dns:UseCache=false", "--Gateway:Dns:Timeout=00:00:02"];
+}
+
+/// <summary>
+/// <c>gatewayctl setup</c> driven with flags as its own process against the ControlPlane, the Deliverer and an SMTP
+/// sink standing in for the customer's server: the whole guided flow, and where it stops.
+/// </summary>
+public sealed class SetupCliTests(SetupFixture fx) : IClassFixture<SetupFixture>
+{
+    private static readonly string[] Questions =
+        ["Domain to protect", "Press Enter to check again", "Inbound server:", "Another one", "Send the test message to", "Delivered:", "IN MX"];
+
+    private Task<CliResult> SetupAsync(params string[] args) => SetupWithInputAsync(null, args);
+
+    private Task<CliResult> SetupWithInputAsync(string? stdin, params string[] args) =>
+        GatewayCtl.RunAsync(new Dictionary<string, string>
+        {
+            ["GATEWAY_ENDPOINT"] = fx.ControlPlaneAddress,
+            ["GATEWAY_KEY"] = GatewayFixture.OperatorKey,
+            ["GATEWAY_COMPANY"] = fx.CompanyId,
+        }, ["setup", .. args], stdin: stdin);
+
+    [Fact]
+    public async Task Setup_Interactive_AnswersFromInput_AsksEachStepInOrder()
+    {
+        var sink = SmtpSink.Start("127.0.0.11");
+        await using var _ = sink;
+        var d = GatewayFixture.NewDomainName("setupi");
+
+        // Domain, "skip" verification, one server, end of servers, the test recipient.
+        var answers = $"{d}\nskip\n{sink.Host}:{sink.Port}\n\nadmin@{d}\n";
+        var result = await SetupWithInputAsync(answers, "--interactive");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var o = result.Out;
+        var order = Questions.Select(q => o.IndexOf(q, StringComparison.Ordinal)).ToList();
+        Assert.DoesNotContain(-1, order);
+        Assert.Equal(order.Order().ToList(), order);
+        var message = Assert.Single(await sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(10)));
+        Assert.Equal(["admin@" + d], message.Recipients);
+    }
+
+    [Fact]
+    public async Task Setup_WithFlags_RegistersWaitsForTxtVerifiesSavesDeliversAndPrintsDns()
+    {
+        var sink = SmtpSink.Start("127.0.0.9");
+        await using var _ = sink;
+        var d = GatewayFixture.NewDomainName("setup");
+
+        var run = SetupAsync(d, "--yes", "--host", $"{sink.Host}:{sink.Port}", "--verify-wait", "60", "--verify-interval", "1");
+
+        // The customer publishes the TXT record while setup waits and checks again.
+        Domain? registered = null;
+        await Eventually.WaitAsync(async () =>
+        {
+            try
+            {
+                registered = await fx.Domains.GetDomainAsync(new GetDomainRequest { Name = d });
+                return true;
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(60), "setup registers the domain");
+        await Eventually.WaitAsync(() => fx.Dns.QueryCount(d) > 0, TimeSpan.FromSeconds(60), "setup asks DNS a first time");
+        fx.Dns.AddTxt(d, registered!.Verification.TxtRecord);
+
+        var result = await run;
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var o = result.Out;
+        Assert.Contains($"Registered {d}", o, StringComparison.Ordinal);
+        Assert.Contains($"{d}.  IN TXT  \"{registered.Verification.TxtRecord}\"", o, StringComparison.Ordinal);
+        Assert.Contains("Not verified yet; checking every 1 s", o, StringComparison.Ordinal);
+        Assert.Contains("Verified (by its TXT record)", o, StringComparison.Ordinal);
+        Assert.Contains("Connected successfully.", o, StringComparison.Ordinal);
+        Assert.Contains("Saved: inbound relay is on", o, StringComparison.Ordinal);
+        Assert.Contains("Delivered: test message", o, StringComparison.Ordinal);
+        Assert.Contains($"{d}.  IN MX  10 {fx.CompanyId}.in.{GatewayFixture.GatewayDomain}.", o, StringComparison.Ordinal);
+        Assert.Contains($"include:_spf.{GatewayFixture.GatewayDomain}", o, StringComparison.Ordinal);
+        // The DNS to publish comes last, after the test message.
+        Assert.True(o.IndexOf("IN MX", StringComparison.Ordinal) > o.IndexOf("Delivered:", StringComparison.Ordinal));
+
+        var message = Assert.Single(await sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(10)));
+        Assert.Equal(["postmaster@" + d], message.Recipients);
+        var saved = await fx.Domains.GetDomainAsync(new GetDomainRequest { Name = d });
+        Assert.True(saved.InboundEnabled);
+        Assert.True(saved.Verification.Verified);
+        Assert.Equal(sink.Port, Assert.Single(saved.InboundServers).Port);
+    }
+
+    [Fact]
+    public async Task Setup_ServerUnreachable_StopsBeforeSaving_Exit5_ThenForceSavesAndReportsDeferral()
+    {
+        var sink = SmtpSink.Start("127.0.0.10");
+        await using var _ = sink;
+        sink.Refuse();
+        var d = GatewayFixture.NewDomainName("setup");
+
+        var refused = await SetupAsync(d, "--yes", "--host", $"{sink.Host}:{sink.Port}");
+        Assert.Equal(5, refused.ExitCode);
+        Assert.Contains("Cannot connect to the inbound server", refused.Out, StringComparison.Ordinal);
+        Assert.Contains("nothing was saved", refused.Err, StringComparison.Ordinal);
+        Assert.Contains("Going on unverified", refused.Out, StringComparison.Ordinal);
+        Assert.False((await fx.Domains.GetDomainAsync(new GetDomainRequest { Name = d })).InboundEnabled);
+
+        // Run again for the registered domain: it continues; --force saves; the test message waits in the queue.
+        var forced = await SetupAsync(d, "--yes", "--host", $"{sink.Host}:{sink.Port}", "--force", "--delivery-wait", "5", "--test-recipient", "it@" + d);
+        Assert.Equal(1, forced.ExitCode);
+        Assert.Contains("already registered; continuing", forced.Out, StringComparison.Ordinal);
+        Assert.Contains("Saving anyway", forced.Out, StringComparison.Ordinal);
+        Assert.Contains("attempt 1:", forced.Out, StringComparison.Ordinal);
+        Assert.Contains("Not delivered yet", forced.Out, StringComparison.Ordinal);
+        Assert.Contains("IN MX", forced.Out, StringComparison.Ordinal);
+        Assert.Contains("not delivered within 5 s", forced.Err, StringComparison.Ordinal);
+        Assert.True((await fx.Domains.GetDomainAsync(new GetDomainRequest { Name = d })).InboundEnabled);
+        Assert.Single((await fx.Queue.ListQueueAsync(new ListQueueRequest { Domain = d })).Messages);
+    }
+
+    [Fact]
+    public async Task Setup_MissingServersOrRequiredVerification_ClearErrors()
+    {
+        var d = GatewayFixture.NewDomainName("setup");
+        var noServers = await SetupAsync(d, "--yes");
+        Assert.Equal(2, noServers.ExitCode);
+        Assert.Contains("--host", noServers.Err, StringComparison.Ordinal);
+
+        var unverified = await SetupAsync(d, "--yes", "--host", "127.0.0.1:25", "--require-verified");
+        Assert.Equal(5, unverified.ExitCode);
+        Assert.Contains("not verified", unverified.Err, StringComparison.Ordinal);
+
+        var noDomain = await SetupAsync("--yes");
+        Assert.Equal(2, noDomain.ExitCode);
+        Assert.Contains("gatewayctl setup example.com", noDomain.Err, StringComparison.Ordinal);
+        foreach (var r in new[] { noServers, unverified, noDomain })
+        {
+            Assert.DoesNotContain("   at ", r.Err, StringComparison.Ordinal);
+        }
+    }
+}

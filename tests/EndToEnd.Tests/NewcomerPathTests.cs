@@ -1,0 +1,194 @@
+using System.Diagnostics;
+using Gateway.Testing;
+
+namespace EndToEnd.Tests;
+
+/// <summary>
+/// README.md "See it work", step by step, with the real thing: <c>scripts/run.sh</c> starts Redis, the three
+/// programs, a private Postfix from deploy/postfix and an SMTP sink (every port moved to a free one, DNS to a test
+/// server so nothing leaves the machine); an SMTP client (<c>scripts/send-mail.py</c>) talks to Postfix; gatewayctl
+/// runs as its own process; <c>scripts/stop.sh</c> ends it all. Needs root, as every test with Postfix.
+/// </summary>
+public sealed class NewcomerPathTests
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task NewcomerPath_UnmanagedRefused_ThenSetup_ThenAcceptedAndDelivered()
+    {
+        await using var dns = DnsTestServer.Start();
+        await using var run = await RunSh.StartAsync(dns.Address);
+
+        // 1. A message for a domain nobody manages: Postfix asks the PolicyDaemon, which refuses it.
+        var refused = await run.SendMailAsync("someone@example.net", "postmaster@demo.example", "first try");
+        Assert.True(refused.ExitCode == 1, refused.ToString());
+        Assert.Contains("RCPT TO:<postmaster@demo.example>  ->  554 5.7.1 <postmaster@demo.example>: Recipient address rejected: NO-DOMAIN", refused.Out,
+            StringComparison.Ordinal);
+
+        // 2. A tenant, then the guided setup with the sink as the customer's server.
+        var tenant = await run.CtlAsync("tenants", "create", "demo");
+        Assert.True(tenant.ExitCode == 0, tenant.ToString());
+        var setup = await run.CtlAsync("setup", "demo.example", "--yes", "--host", $"127.0.0.1:{run.SinkPort}");
+        Assert.True(setup.ExitCode == 0, setup.ToString());
+        Assert.Contains("Connected successfully.", setup.Out, StringComparison.Ordinal);
+        Assert.Contains("Delivered: test message", setup.Out, StringComparison.Ordinal);
+        Assert.Contains("demo.example.  IN MX  10 demo.in.", setup.Out, StringComparison.Ordinal);
+        await Eventually.WaitAsync(() => run.SinkMessages().Any(m => m.Contains("demo.example", StringComparison.Ordinal)), Wait, "the test message in the sink");
+
+        // 3. The same message again: accepted by Postfix, handed to the Deliverer, delivered to the customer's server.
+        var accepted = await run.SendMailAsync("someone@example.net", "postmaster@demo.example", "second try");
+        Assert.True(accepted.ExitCode == 0, accepted.ToString());
+        Assert.Contains("RCPT TO:<postmaster@demo.example>  ->  250 2.1.5 Ok", accepted.Out, StringComparison.Ordinal);
+        Assert.Contains("DATA  ->  250 2.0.0 Ok: queued as", accepted.Out, StringComparison.Ordinal);
+        await Eventually.WaitAsync(() => run.SinkMessages().Any(m => m.Contains("Subject: second try", StringComparison.Ordinal)), Wait, "the message in the sink");
+        var delivered = run.SinkMessages().Single(m => m.Contains("Subject: second try", StringComparison.Ordinal));
+        Assert.Contains("postmaster@demo.example", delivered, StringComparison.Ordinal);
+
+        // 4. What the README shows next: the queue is empty, the metrics counted the deliveries, /healthz is happy.
+        var queue = await run.CtlAsync("queue", "list", "demo.example");
+        Assert.Contains("(none)", queue.Out, StringComparison.Ordinal);
+        var scrape = await Scrape.GetAsync($"http://127.0.0.1:{run.DelivererHttpPort}");
+        Assert.True(scrape.Value("gateway_deliverer_deliveries_total", ("outcome", "delivered")) >= 2, scrape.Text);
+        var policy = await Scrape.GetAsync($"http://127.0.0.1:{run.PolicyHttpPort}");
+        Assert.True(policy.Value("gateway_policy_decisions_total", ("outcome", "reject")) >= 1);
+        Assert.True(policy.Value("gateway_policy_decisions_total", ("outcome", "accept")) >= 1);
+    }
+
+    /// <summary>One <c>scripts/run.sh --background</c> on free ports and a temporary data folder; disposing runs stop.sh.</summary>
+    private sealed class RunSh : IAsyncDisposable
+    {
+        private readonly Dictionary<string, string> _env;
+
+        private RunSh(string root, string data, Dictionary<string, string> env)
+        {
+            Root = root;
+            Data = data;
+            _env = env;
+        }
+
+        public string Root { get; }
+
+        public string Data { get; }
+
+        public int SinkPort => int.Parse(_env["GATEWAY_SINK_PORT"], System.Globalization.CultureInfo.InvariantCulture);
+
+        public int DelivererHttpPort => int.Parse(_env["GATEWAY_DELIVERER_HTTP_PORT"], System.Globalization.CultureInfo.InvariantCulture);
+
+        public int PolicyHttpPort => int.Parse(_env["GATEWAY_POLICY_HTTP_PORT"], System.Globalization.CultureInfo.InvariantCulture);
+
+        public static async Task<RunSh> StartAsync(string dnsServer)
+        {
+            var root = RepositoryRoot();
+            var data = Path.Combine(Path.GetTempPath(), "gw-newcomer-" + Guid.NewGuid().ToString("N")[..8]);
+            var env = new Dictionary<string, string>
+            {
+                ["GATEWAY_DATA"] = data,
+                ["GATEWAY_CONFIGURATION"] = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug",
+                // Every DNS question of every program goes to the test server; no provider-range refresh.
+                ["Gateway__Dns__Servers__0"] = dnsServer,
+                ["Gateway__ProviderRanges__RefreshInterval"] = "00:00:00",
+            };
+            foreach (var name in new[]
+                     {
+                         "GATEWAY_REDIS_PORT", "GATEWAY_GRPC_PORT", "GATEWAY_HTTP_PORT", "GATEWAY_POLICY_PORT", "GATEWAY_SOCKETMAP_PORT", "GATEWAY_POLICY_HTTP_PORT",
+                         "GATEWAY_INTAKE_PORT", "GATEWAY_DELIVERER_HTTP_PORT", "GATEWAY_SMTP_PORT", "GATEWAY_SINK_PORT",
+                     })
+            {
+                env[name] = FreePort.Get().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            var run = new RunSh(root, data, env);
+            var started = await run.RunAsync("bash", [Path.Combine(root, "scripts", "run.sh"), "--background", "--no-build"], TimeSpan.FromMinutes(3));
+            if (started.ExitCode != 0)
+            {
+                await run.DisposeAsync();
+                throw new InvalidOperationException("scripts/run.sh failed: " + started + run.Logs());
+            }
+
+            return run;
+        }
+
+        public Task<CliResult> SendMailAsync(string from, string to, string subject) =>
+            RunAsync("python3", [Path.Combine(Root, "scripts", "send-mail.py"), from, to, "--subject", subject], Wait);
+
+        public Task<CliResult> CtlAsync(params string[] args) =>
+            GatewayCtl.RunAsync(new Dictionary<string, string>
+            {
+                ["GATEWAY_ENDPOINT"] = "127.0.0.1:" + _env["GATEWAY_GRPC_PORT"],
+                ["GATEWAY_KEY_FILE"] = Path.Combine(Data, "operator.key"),
+                ["GATEWAY_COMPANY"] = "demo",
+            }, args);
+
+        public IReadOnlyList<string> SinkMessages()
+        {
+            var dir = Path.Combine(Data, "sink");
+            return Directory.Exists(dir) ? Directory.GetFiles(dir).Select(File.ReadAllText).ToList() : [];
+        }
+
+        public string Logs()
+        {
+            var logs = Path.Combine(Data, "logs");
+            var parts = Directory.Exists(logs) ? Directory.GetFiles(logs).Select(f => $"\n--- {f}\n{File.ReadAllText(f)}") : [];
+            var maillog = Path.Combine(Data, "postfix", "maillog");
+            return string.Concat(parts) + (File.Exists(maillog) ? "\n--- maillog\n" + File.ReadAllText(maillog) : string.Empty);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await RunAsync("bash", [Path.Combine(Root, "scripts", "stop.sh")], TimeSpan.FromMinutes(1));
+            try
+            {
+                Directory.Delete(Data, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+
+        private async Task<CliResult> RunAsync(string file, IReadOnlyList<string> args, TimeSpan timeout)
+        {
+            var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Root };
+            foreach (var a in args)
+            {
+                psi.ArgumentList.Add(a);
+            }
+
+            foreach (var (k, v) in _env)
+            {
+                psi.Environment[k] = v;
+            }
+
+            using var p = Process.Start(psi) ?? throw new InvalidOperationException(file + " did not start");
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEndAsync();
+            using var cts = new CancellationTokenSource(timeout);
+            try
+            {
+                await p.WaitForExitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                p.Kill(entireProcessTree: true);
+                throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish in {timeout}");
+            }
+
+            return new CliResult(p.ExitCode, await stdout, await stderr);
+        }
+
+        private static string RepositoryRoot()
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            {
+                if (File.Exists(Path.Combine(dir.FullName, "Gateway.sln")) && File.Exists(Path.Combine(dir.FullName, "scripts", "run.sh")))
+                {
+                    return dir.FullName;
+                }
+            }
+
+            throw new InvalidOperationException("repository root not found above " + AppContext.BaseDirectory);
+        }
+    }
+}
