@@ -84,6 +84,7 @@ public sealed class WholeGateway : IAsyncDisposable
         [
             .. common,
             "--Gateway:Deliverer:Listen=127.0.0.1:0",
+            "--Gateway:Deliverer:HttpUrl=http://127.0.0.1:0",
             $"--Gateway:Deliverer:OutboundPort={OutboundPort}",
             "--Gateway:Deliverer:ConnectTimeout=00:00:03",
             "--Gateway:Deliverer:PollInterval=00:00:00.200",
@@ -99,6 +100,7 @@ public sealed class WholeGateway : IAsyncDisposable
             .. common,
             "--PolicyDaemon:PolicyEndpoint=127.0.0.1:0",
             "--PolicyDaemon:SocketmapEndpoint=127.0.0.1:0",
+            "--PolicyDaemon:HttpUrl=http://127.0.0.1:0",
             // The socketmap's transport answer sends accepted mail to this Deliverer's intake.
             $"--PolicyDaemon:DelivererNextHop=smtp:[{Intake.Address}]:{Intake.Port}",
             .. configure,
