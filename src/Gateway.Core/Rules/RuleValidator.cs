@@ -167,7 +167,9 @@ public static class RuleValidator
             }
 
             var single = !text.Contains('/', StringComparison.Ordinal);
-            return single ? network.BaseAddress.ToString() : network.ToString();
+            // A single IPv4-mapped IPv6 address is stored as IPv4, as clients are compared (RelayRules.TryParseClientAddress).
+            return !single ? network.ToString()
+                : network.BaseAddress.IsIPv4MappedToIPv6 ? network.BaseAddress.MapToIPv4().ToString() : network.BaseAddress.ToString();
         });
 
     private static List<string> List(IReadOnlyList<string> items, string field, List<FieldViolation> violations, Func<string, string, string?> one)
