@@ -8,5 +8,7 @@ root.Subcommands.Add(TenantCommands.Tenants());
 root.Subcommands.Add(TenantCommands.Keys());
 root.Subcommands.Add(DomainCommands.Domains());
 root.Subcommands.Add(QueueCommands.Queue());
+root.Subcommands.Add(RuleCommands.Rules());
+root.Subcommands.Add(QuarantineCommands.Quarantine());
 root.Subcommands.Add(Gateway.Cli.Setup.SetupCommand.Create());
 return await root.Parse(args).InvokeAsync().ConfigureAwait(false);

@@ -21,6 +21,9 @@ public enum SmtpVerb
     StartTls,
     Auth,
     Bdat,
+
+    /// <summary>Postfix's XFORWARD (XFORWARD_README): the original client's attributes.</summary>
+    Xforward,
 }
 
 /// <summary>One command line: its verb and the text after it (UTF-8 decoded; null when the bytes are not valid UTF-8).</summary>
@@ -111,6 +114,7 @@ public static class SmtpParser
             4 when Is(verbBytes, "AUTH"u8) => SmtpVerb.Auth,
             4 when Is(verbBytes, "BDAT"u8) => SmtpVerb.Bdat,
             8 when Is(verbBytes, "STARTTLS"u8) => SmtpVerb.StartTls,
+            8 when Is(verbBytes, "XFORWARD"u8) => SmtpVerb.Xforward,
             _ => SmtpVerb.Unknown,
         };
         var rest = space < 0 ? ReadOnlySpan<byte>.Empty : line[(space + 1)..];
