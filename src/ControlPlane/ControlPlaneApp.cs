@@ -65,11 +65,13 @@ public static class ControlPlaneApp
         builder.Services.AddHostedService(sp => sp.GetRequiredService<OperatorKeyBootstrap>());
         builder.Services.AddOnboarding(builder.Configuration);
         builder.Services.AddHostedService<Onboarding.DomainRecheckService>();
+        builder.Services.AddHostedService<Maintenance.MaintenanceService>();
 
         var app = builder.Build();
         app.MapGrpcService<TenantGrpcService>();
         app.MapGrpcService<DomainGrpcService>();
         app.MapGrpcService<QueueGrpcService>();
+        app.MapGrpcService<MessageLogGrpcService>();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         app.MapGatewayTelemetry(); // /metrics and /healthz (docs/telemetry.md), meant for the HTTP/1.1 listener

@@ -30,7 +30,17 @@ public sealed partial class IntakeWriter(MessageQueue queue, BufferedMessageLog 
         {
             await Task.WhenAll(tasks).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException)
+        catch (DomainDeletedException) when (tasks.All(t => t.IsCompletedSuccessfully || t.Exception?.InnerException is DomainDeletedException))
+        {
+            // A domain deleted between RCPT and the end of DATA: its copy is discarded as a forced
+            // DeleteDomain discards queued mail. Nothing left at all: the caller refuses the message.
+            tasks = tasks.Where(t => t.IsCompletedSuccessfully).ToList();
+            if (tasks.Count == 0)
+            {
+                throw;
+            }
+        }
+        catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException or DomainDeletedException)
         {
             // The client is told 451 and sends the whole message again: take back the copies that were stored.
             foreach (var t in tasks.Where(t => t.IsCompletedSuccessfully))

@@ -389,7 +389,13 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
                 metrics.Message("queued");
                 return $"250 2.0.0 Ok: queued as {string.Join(' ', ids)}";
             }
-            catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException)
+            catch (DomainDeletedException)
+            {
+                // Every recipient's domain was deleted since RCPT (SPEC §3: from then on NO-DOMAIN).
+                metrics.Message("rejected");
+                return "554 5.7.1 Recipient address rejected: NO-DOMAIN";
+            }
+            catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException or DomainDeletedException)
             {
                 LogEnqueueFailed(logger, session.Id!, e.Message);
                 metrics.Message("failed");
