@@ -15,7 +15,9 @@ public sealed record IntakeRecipient(string Address, RecipientClass Class);
 /// </summary>
 public sealed partial class IntakeWriter(MessageQueue queue, BufferedMessageLog log, DeliveryScheduler scheduler, TimeProvider clock, ILogger<IntakeWriter> logger)
 {
-    public async Task<IReadOnlyList<string>> EnqueueAsync(string id, string sender, IReadOnlyList<IntakeRecipient> recipients, bool utf8, string client, byte[] body)
+    /// <param name="postfixQueueId">Postfix's queue id (XFORWARD IDENT), logged with the intake to link Postfix's log and the policy decisions.</param>
+    public async Task<IReadOnlyList<string>> EnqueueAsync(string id, string sender, IReadOnlyList<IntakeRecipient> recipients, bool utf8, string client, byte[] body,
+        string? postfixQueueId = null)
     {
         ArgumentNullException.ThrowIfNull(recipients);
         var parts = recipients.GroupBy(r => (r.Class.Domain!, r.Class.Direction)).ToList();
@@ -69,7 +71,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, BufferedMessageLog 
                 log.Post(new MessageLogEvent
                 {
                     Domain = message.Domain, Event = MessageLogEvents.Intake, Time = now, MessageId = message.Id, Direction = message.Direction,
-                    Sender = sender, Recipient = r.Address, ClientAddress = client, Program = "deliverer",
+                    Sender = sender, Recipient = r.Address, ClientAddress = client, Program = "deliverer", PostfixQueueId = postfixQueueId,
                     Detail = $"size={body.Length}",
                 });
             }

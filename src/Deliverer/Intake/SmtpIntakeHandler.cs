@@ -211,13 +211,15 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
                 session.Esmtp = command.Verb == SmtpVerb.Ehlo;
                 return command.Verb == SmtpVerb.Helo
                     ? ($"250 {_host}", false)
-                    : ($"250-{_host}\r\n250-PIPELINING\r\n250-SIZE {options.MaxMessageSize.ToString(CultureInfo.InvariantCulture)}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES", false);
+                    : ($"250-{_host}\r\n250-PIPELINING\r\n250-SIZE {options.MaxMessageSize.ToString(CultureInfo.InvariantCulture)}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n{XforwardAnnouncement}250 ENHANCEDSTATUSCODES", false);
             case SmtpVerb.Mail:
                 return (Mail(command.Argument, session), false);
             case SmtpVerb.Rcpt:
                 return (Rcpt(command.Argument, session), false);
             case SmtpVerb.Data:
                 return (Data(session), false);
+            case SmtpVerb.Xforward:
+                return (Xforward(command.Argument, session), false);
             case SmtpVerb.Rset:
                 session.Reset();
                 return ("250 2.0.0 Ok", false);
@@ -232,6 +234,41 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
             default:
                 return ("502 5.5.1 Error: command not implemented", false);
         }
+    }
+
+    // Postfix's SMTP client sends XFORWARD before MAIL when the server announces it (smtp_send_xforward_command
+    // = yes in deploy/postfix): IDENT is Postfix's queue id, the link from its log and policy requests to the
+    // gateway's message id; ADDR is the internet client the intake otherwise only knows as Postfix.
+    private static readonly string XforwardAnnouncement = "250-XFORWARD " + string.Join(' ', SmtpParser.XforwardAttributes) + "\r\n";
+
+    private static string Xforward(string argument, Session session)
+    {
+        if (session.Sender is not null)
+        {
+            return "503 5.5.1 Error: MAIL transaction in progress";
+        }
+
+        if (!SmtpParser.TryParseXforward(argument, out var attributes, out var error))
+        {
+            return "501 5.5.4 " + error;
+        }
+
+        foreach (var (name, value) in attributes)
+        {
+            switch (name)
+            {
+                case "IDENT":
+                    session.ForwardedQueueId = value is { Length: <= 64 } id && id.All(char.IsAsciiLetterOrDigit) ? id : null;
+                    break;
+                case "ADDR":
+                    session.ForwardedClient = value is not null && System.Net.IPAddress.TryParse(value.StartsWith("IPV6:", StringComparison.OrdinalIgnoreCase) ? value[5..] : value, out var ip)
+                        ? ip.ToString()
+                        : null;
+                    break;
+            }
+        }
+
+        return "250 2.0.0 Ok";
     }
 
     private string Mail(string argument, Session session)
@@ -384,7 +421,8 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
 
             try
             {
-                var ids = await intake.EnqueueAsync(session.Id!, session.Sender!, session.Recipients, session.Utf8, session.Client, data.WrittenSpan.ToArray())
+                var ids = await intake.EnqueueAsync(session.Id!, session.Sender!, session.Recipients, session.Utf8, session.ForwardedClient ?? session.Client,
+                        data.WrittenSpan.ToArray(), session.ForwardedQueueId)
                     .ConfigureAwait(false);
                 metrics.Message("queued");
                 return $"250 2.0.0 Ok: queued as {string.Join(' ', ids)}";
@@ -439,6 +477,12 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
 
         public int Errors { get; set; }
 
+        /// <summary>XFORWARD IDENT: the up-stream (Postfix) queue id of the current transaction.</summary>
+        public string? ForwardedQueueId { get; set; }
+
+        /// <summary>XFORWARD ADDR: the up-stream client's address.</summary>
+        public string? ForwardedClient { get; set; }
+
         public bool SkippingLongLine { get; set; }
 
         public void Reset()
@@ -447,6 +491,9 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
             Utf8 = false;
             Recipients.Clear();
             Id = null;
+            // XFORWARD attributes describe one transaction; Postfix sends them again before the next MAIL.
+            ForwardedQueueId = null;
+            ForwardedClient = null;
             Data?.Dispose();
             Data = null;
         }

@@ -10,11 +10,11 @@ using StackExchange.Redis;
 namespace Deliverer.Tests;
 
 /// <summary>
-/// SPEC §3 "Deletion" through the whole gateway (Redis, ControlPlane, PolicyDaemon, Deliverer, a real Postfix):
+/// SPEC §3 "Deletion" and §7 (linking a message across programs) through the whole gateway (Redis, ControlPlane, PolicyDaemon, Deliverer, a real Postfix):
 /// refused while mail is queued or quarantined; forced deletion leaves no key of the domain anywhere in Redis, and
 /// Postfix answers NO-DOMAIN for it within a second, inbound and outbound.
 /// </summary>
-public sealed class DeleteDomainEndToEndTests : IAsyncLifetime
+public sealed class PostfixLogAndDeletionTests : IAsyncLifetime
 {
     private static readonly TimeSpan OneSecond = TimeSpan.FromSeconds(1);
     private WholeGateway _gw = null!;
@@ -114,5 +114,45 @@ public sealed class DeleteDomainEndToEndTests : IAsyncLifetime
 
         Assert.Empty(left);
         await Assert.ThrowsAsync<RpcException>(async () => await domains.GetDomainAsync(new GetDomainRequest { Name = name }));
+    }
+
+    [Fact]
+    public async Task PostfixQueueId_LinksPolicyDecisionAndIntakeToTheGatewaysMessageId()
+    {
+        var sink = SmtpSink.Start("127.0.0.9");
+        await using var _ = sink;
+        var (_, key) = await _gw.ControlPlane.NewTenantAsync("link");
+        var domains = new DomainService.DomainServiceClient(_gw.ControlPlane.WithKey(key));
+        var log = new MessageLogService.MessageLogServiceClient(_gw.ControlPlane.WithKey(key));
+        var open = $"open{Guid.NewGuid().ToString("N")[..8]}.example.com";
+        var closed = $"closed{Guid.NewGuid().ToString("N")[..8]}.example.com";
+        var domain = new Domain { Name = open, InboundEnabled = true };
+        domain.InboundServers.Add(new Gateway.Api.V1.InboundServer { Recipient = "*@" + open, Host = sink.Host, Port = sink.Port, Preference = 10 });
+        var created = await domains.CreateDomainAsync(new CreateDomainRequest { Domain = domain });
+        var off = await domains.CreateDomainAsync(new CreateDomainRequest { Domain = new Domain { Name = closed } });
+        await _gw.WaitAppliedAsync(open, created.Etag);
+        await _gw.WaitAppliedAsync(closed, off.Etag);
+
+        // Postfix opens its queue file at the first accepted recipient (smtpd_delay_open_until_valid_rcpt), so the
+        // second RCPT's policy request names the queue id the message keeps; Postfix hands it to the intake (XFORWARD).
+        var (rcpt, data) = await PostfixSmtpClient.SendAsync(_gw.Postfix.SmtpEndPoint, "sender@remote.test", [$"a@{open}", $"b@{closed}"],
+            Message("sender@remote.test", $"a@{open}"));
+        Assert.True(rcpt[0].IsPositive, rcpt[0].ToString());
+        Assert.Equal(NoDomain($"b@{closed}"), rcpt[1].ToString());
+        var queueId = data!.Lines[0].Split(' ')[^1];
+        Assert.Matches("^[0-9A-Za-z]+$", queueId);
+
+        await Eventually.WaitAsync(async () => (await log.QueryLogAsync(new QueryLogRequest { Domain = open, Events = { "delivered" } })).Events.Count == 1,
+            TimeSpan.FromSeconds(30), "delivered (Postfix maillog: " + _gw.Postfix.ReadMaillog() + ")");
+        var intake = Assert.Single((await log.QueryLogAsync(new QueryLogRequest { Domain = open, PostfixQueueId = queueId })).Events);
+        Assert.Equal("intake", intake.Event);
+        Assert.Equal("127.0.0.1", intake.ClientAddress); // the client Postfix saw, forwarded with XFORWARD ADDR
+        var story = await log.QueryLogAsync(new QueryLogRequest { Domain = open, MessageId = intake.MessageId, Order = LogOrder.OldestFirst });
+        Assert.Equal(["intake", "attempt", "delivered"], story.Events.Select(e => e.Event));
+
+        var reject = Assert.Single((await log.QueryLogAsync(new QueryLogRequest { Domain = closed, PostfixQueueId = queueId })).Events);
+        Assert.Equal("policy_reject", reject.Event);
+        Assert.Equal($"b@{closed}", reject.Recipient);
+        Assert.Equal("policydaemon", reject.Program);
     }
 }
