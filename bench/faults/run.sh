@@ -114,7 +114,7 @@ POL=("$(freeport)" "$(freeport)"); SM=("$(freeport)" "$(freeport)")
 for k in 0 1; do
   start_program "policydaemon-$k" "PolicyDaemon/$BIN/Gateway.PolicyDaemon.dll" --PolicyDaemon:PolicyEndpoint="127.0.0.1:${POL[$k]}" \
     --PolicyDaemon:SocketmapEndpoint="127.0.0.1:${SM[$k]}" --PolicyDaemon:HttpUrl= \
-    --PolicyDaemon:DelivererNextHop="smtp:[127.0.0.1]:${D[0]}, [127.0.0.1]:${D[1]}"
+    --PolicyDaemon:DelivererNextHop="smtp:[127.0.0.1]:${D[0]},[127.0.0.1]:${D[1]}"
   done
 for p in "${D[@]}" "${POL[@]}" "${SM[@]}" "$CP"; do wait_port 127.0.0.1 "$p"; done
 
@@ -135,7 +135,8 @@ postconf -c "$PF/conf" -F -e '*/*/chroot = n'
 postfix -c "$PF/conf" start >/dev/null 2>"$WORK/postfix-start.err" || { cat "$WORK/postfix-start.err" "$PF/maillog" >&2; exit 1; }
 wait_port 127.0.0.1 "$PF1"; wait_port 127.0.0.1 "$PF2"
 
-# ---- chaos while the sender runs
+# ---- chaos while the sender runs and Postfix still holds mail for the Deliverers
+pf_queue() { find "$PF/queue/incoming" "$PF/queue/active" "$PF/queue/deferred" "$PF/queue/maildrop" -type f 2>/dev/null | wc -l; }
 PROGRESS=$WORK/progress; echo 0 > "$PROGRESS"
 EVENTS=$WORK/events; : > "$EVENTS"
 chaos() {
@@ -157,8 +158,10 @@ chaos() {
       kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true
       start_redis; echo "$(date -u +%T) Redis killed (SIGKILL) and restarted from its AOF at $sent sent" >> "$EVENTS"; redis_done=1
     fi
-    if [ "$sent" -ge "$N" ] && [ "$flapped" = 2 ] && [ "$redis_done" = 1 ]; then break; fi
-    if [ $(( t - last_kill )) -ge "$KILL_EVERY" ] && [ "$sent" -lt "$N" ]; then
+    local busy=1
+    if [ "$sent" -ge "$N" ] && [ "$(pf_queue)" -eq 0 ]; then busy=0; fi
+    if [ "$busy" = 0 ] && [ "$flapped" = 2 ] && [ "$redis_done" = 1 ]; then break; fi
+    if [ $(( t - last_kill )) -ge "$KILL_EVERY" ] && [ "$busy" = 1 ]; then
       local k=$(( RANDOM % 2 ))
       kill -9 "${DELIVERER_PID[$k]}"; wait "${DELIVERER_PID[$k]}" 2>/dev/null || true
       start_deliverer "$k"; kills=$(( kills + 1 )); last_kill=$t
@@ -173,12 +176,11 @@ T0=$(date +%s)
 chaos & CHAOS_PID=$!
 python3 "$ROOT/bench/faults/send.py" "$N" "$RUN" "$WORK/sent.txt" "$PROGRESS" "$PF1,$PF2" "$SESSIONS"
 T_SENT=$(date +%s)
-log "sent in $(( T_SENT - T0 )) s; waiting for the last faults to end"
+log "sent in $(( T_SENT - T0 )) s; faults go on until Postfix has handed everything to the gateway"
 wait "$CHAOS_PID"; CHAOS_PID=
 for k in 0 1; do wait_port 127.0.0.1 "${D[$k]}"; done
 
 # ---- drain: Postfix's queue and the gateway's queue empty
-pf_queue() { find "$PF/queue/incoming" "$PF/queue/active" "$PF/queue/deferred" "$PF/queue/maildrop" -type f 2>/dev/null | wc -l; }
 gw_queue() { local t=0 c; for s in $(seq 0 7); do c=$(redis-cli -p "$REDIS" ZCARD "gw:{sched:$s}:due"); t=$(( t + c )); done; echo "$t"; }
 deadline=$(( $(date +%s) + DRAIN_TIMEOUT ))
 while :; do
