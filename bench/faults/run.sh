@@ -13,6 +13,9 @@
 # Everything is on 127.0.0.x with free ports in a temporary folder (KEEP=1 keeps it) and is stopped at the end.
 # Needs root (Postfix's master runs as root) and the packages of scripts/install-deps.sh.
 set -euo pipefail
+# The whole script is one compound command: bash reads it completely before running it, so editing this file
+# during a run (they take minutes) cannot change the running script.
+{
 N=${1:-${N:-20000}}
 SESSIONS=${SESSIONS:-8}
 KILL_EVERY=${KILL_EVERY:-5}
@@ -144,7 +147,7 @@ chaos() {
   last_kill=$(date +%s)
   while :; do
     sleep 0.5
-    local sent; sent=$(cat "$PROGRESS" 2>/dev/null || echo 0)
+    local sent; sent=$(cat "$PROGRESS" 2>/dev/null || true); sent=${sent:-0}
     t=$(date +%s)
     if [ "$flapped" = 0 ] && [ "$sent" -ge $(( N * FLAP_AT / 100 )) ]; then
       kill "${SINK_PID[f]}"; wait "${SINK_PID[f]}" 2>/dev/null || true
@@ -243,3 +246,4 @@ PY
 } >> "$REPORT"
 cat "$REPORT"
 exit $STATUS
+}

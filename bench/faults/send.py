@@ -11,6 +11,7 @@ Message i (token "<run>-<i>") goes to:
 A 4xx answer is retried (as a client MTA would) until accepted or refused; a 5xx is final. One line per
 message is written to RESULTS_FILE: "<token> <kind> <accepted|refused|failed> <last reply>".
 """
+import os
 import smtplib
 import sys
 import threading
@@ -87,8 +88,9 @@ def worker(k):
             out.write(f"{token} {kind} {status} {reply.replace(chr(10), ' ')}\n")
             done += 1
             if done % 100 == 0:
-                with open(progress_path, "w") as p:
+                with open(progress_path + ".tmp", "w") as p:
                     p.write(str(done))
+                os.replace(progress_path + ".tmp", progress_path)
     try:
         s.quit()
     except (OSError, smtplib.SMTPException):

@@ -1,0 +1,248 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using CsCheck;
+using Gateway.Core;
+using Gateway.Core.Domains;
+using Gateway.Core.Snapshot;
+using Gateway.Core.Storage;
+using Gateway.Core.Tenants;
+using Gateway.Deliverer;
+using Gateway.Deliverer.Smtp;
+using Gateway.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Xunit.Abstractions;
+
+namespace Fuzz.Tests;
+
+/// <summary>
+/// The Deliverer's intake fed hostile SMTP: the pure parser (command lines, MAIL/RCPT paths, the DATA stream)
+/// with every input, and the real intake over real sockets (Kestrel, Redis, delivery to a sink) with a share of
+/// them as whole sessions. Nothing throws; DATA content is bounded by the size limit and reads the same in any
+/// segmentation; no accepted path can smuggle protocol characters; over the socket, every message that arrives
+/// anywhere was answered "queued" to its client and is for the managed domain only, and the intake still serves
+/// a well-formed session afterwards.
+/// </summary>
+public sealed class SmtpFuzzTests(ITestOutputHelper output)
+{
+    private const long MaxData = 2000;
+
+    private static readonly string[] Vocabulary =
+    [
+        "EHLO c\r\n", "HELO c\r\n", "MAIL FROM:<s@remote.test>\r\n", "MAIL FROM:<>\r\n", "MAIL FROM:<s@remote.test> SMTPUTF8\r\n", "MAIL FROM:<s@remote.test> SIZE=99999999999\r\n",
+        "RCPT TO:<user@managed.test>\r\n", "RCPT TO:<USER@Managed.Test>\r\n", "RCPT TO:<user@other.test>\r\n", "RCPT TO:<user@managed.test.>\r\n",
+        "RCPT TO:<\"a>b\"@managed.test>\r\n", "RCPT TO:<user@other.test@managed.test>\r\n", "RCPT TO:<@x:user@other.test>\r\n", "RCPT TO:<user@[127.0.0.1]>\r\n",
+        "DATA\r\n", ".\r\n", "..\r\n", "\r\n.\r\n", "RSET\r\n", "NOOP\r\n", "QUIT\r\n", "BDAT 5\r\n", "STARTTLS\r\n", "Subject: x\r\n", "\n", "\r",
+        "MAIL FROM:<s@remote.test\r\n", "RCPT TO:user@managed.test\r\n", "RCPT TO:<user@managed.test> FOO=\0\r\n", "\xff\xfe\r\n",
+    ];
+
+    [Fact]
+    public void SmtpParser_HostileBytes_NoCrashBoundedDataNoSmuggledPaths()
+    {
+        var seeds = FuzzInput.Seeds("smtp");
+        long inputs = 0, paths = 0;
+        FuzzInput.Bytes(seeds, Vocabulary).Select(Gen.UInt).Sample((bytes, cut) =>
+        {
+            Interlocked.Increment(ref inputs);
+            var buffer = new ReadOnlySequence<byte>(bytes);
+            while (buffer.Length > 0)
+            {
+                var status = SmtpParser.TryReadLine(ref buffer, SmtpParser.MaxCommandLine, out var line);
+                if (status == OperationStatus.InvalidData)
+                {
+                    if (!SmtpParser.SkipLine(ref buffer))
+                    {
+                        break;
+                    }
+
+                    continue;
+                }
+
+                if (status != OperationStatus.Done)
+                {
+                    break;
+                }
+
+                var command = SmtpParser.ParseCommand(line.ToArray());
+                if (command.Argument is { } argument && command.Verb is SmtpVerb.Mail or SmtpVerb.Rcpt &&
+                    SmtpParser.TryParsePath(argument, command.Verb == SmtpVerb.Mail ? "FROM:" : "TO:", command.Verb == SmtpVerb.Mail, out var path, out _))
+                {
+                    Interlocked.Increment(ref paths);
+                    if (path.Address.Any(c => c is '\r' or '\n' or '\0'))
+                    {
+                        throw new InvalidOperationException($"a path carries protocol characters: {path.Address}");
+                    }
+                }
+            }
+
+            var whole = ReadData([bytes]);
+            var pieces = ReadData(Chunks(bytes, cut));
+            if (whole != pieces)
+            {
+                throw new InvalidOperationException($"DATA reads differently in pieces: {whole} vs {pieces}");
+            }
+        }, iter: FuzzInput.Iterations, threads: 1);
+        output.WriteLine($"fuzz smtp parser: {inputs} inputs, {paths} accepted paths");
+        Assert.Equal(FuzzInput.Iterations, inputs);
+        Assert.True(paths > 0);
+    }
+
+    /// <summary>Feeds DATA content chunk by chunk as the intake's read loop does (unconsumed bytes are presented again with the next read).</summary>
+    private static (string Output, OperationStatus Status, long Left, bool TooBig) ReadData(IEnumerable<byte[]> chunks)
+    {
+        var state = new DataState();
+        var written = new ArrayBufferWriter<byte>();
+        var pending = Array.Empty<byte>();
+        var status = OperationStatus.NeedMoreData;
+        foreach (var chunk in chunks)
+        {
+            var combined = pending.Concat(chunk).ToArray();
+            var buffer = new ReadOnlySequence<byte>(combined);
+            status = DataReader.TryRead(ref buffer, ref state, written, MaxData);
+            pending = buffer.ToArray();
+            if (written.WrittenCount > MaxData)
+            {
+                throw new InvalidOperationException($"DATA kept {written.WrittenCount} bytes past the limit of {MaxData}");
+            }
+
+            if (status == OperationStatus.Done)
+            {
+                break;
+            }
+        }
+
+        var text = Encoding.Latin1.GetString(written.WrittenSpan);
+        if (text.Replace("\r\n", string.Empty, StringComparison.Ordinal).Contains('\n', StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException("DATA stored a bare LF");
+        }
+
+        return (text, status, status == OperationStatus.Done ? pending.Length : -1, state.TooBig);
+    }
+
+    private static IEnumerable<byte[]> Chunks(byte[] bytes, uint seed)
+    {
+        var random = new Random((int)seed);
+        for (var at = 0; at < bytes.Length;)
+        {
+            var n = Math.Min(bytes.Length - at, random.Next(1, 3) == 1 ? 1 : random.Next(1, 300));
+            yield return bytes[at..(at + n)];
+            at += n;
+        }
+    }
+
+    [Fact]
+    public async Task Intake_HostileSessionsOverSockets_OnlyQueuedManagedMailArrives_StillServes()
+    {
+        var sessions = Math.Max(25, FuzzInput.Iterations / 100);
+        await using var redis = await RedisServer.StartAsync();
+        var sink = SmtpSink.Start("127.0.0.5");
+        await using var _s = sink;
+        using (var mux = await redis.ConnectAsync())
+        {
+            var options = new GatewayOptions { Redis = redis.ConnectionString, AllowLoopbackDestinations = true };
+            var store = new DomainStore(mux, new ConfigChangeFeed(mux, options));
+            await new TenantManager(new TenantStore(mux), store, options, TimeProvider.System).CreateAsync("fuzz", null);
+            await new DomainManager(store, new DomainValidator(options), options, TimeProvider.System).CreateAsync("fuzz", PolicyFuzzTests.Inbound,
+                new DomainSettings(true, [new InboundServer("*@" + PolicyFuzzTests.Inbound, sink.Host, sink.Port, 10)], OutboundSettings.Disabled));
+        }
+
+        var app = DelivererApp.Build(
+        [
+            $"--Gateway:Redis={redis.ConnectionString}", "--Gateway:AllowLoopbackDestinations=true", "--Gateway:Deliverer:Listen=127.0.0.1:0",
+            "--Gateway:Deliverer:HttpUrl=", $"--Gateway:Deliverer:MaxMessageSize={MaxData}", "--Gateway:Deliverer:IdleTimeout=00:00:05",
+            "--Gateway:Deliverer:PollInterval=00:00:00.200", "--Gateway:Queue:HostName=gateway.fuzz", "--Logging:LogLevel:Default=Error",
+        ]);
+        await app.StartAsync();
+        try
+        {
+            await Eventually.WaitAsync(() => app.Services.GetRequiredService<ConfigSnapshot>().Find(PolicyFuzzTests.Inbound) is not null, TimeSpan.FromSeconds(10), "the domain loaded");
+            var intake = DelivererApp.IntakeEndPoint(app);
+            var seeds = FuzzInput.Seeds("smtp");
+            var scripts = FuzzInput.Bytes(seeds, Vocabulary).Array[1, 4].Select(parts => parts.SelectMany(p => p).ToArray());
+            long queued = 0, run = 0;
+            // Sessions run one at a time: each is a whole conversation, and CsCheck's generation stays reproducible.
+            await scripts.SampleAsync(async script =>
+            {
+                Interlocked.Increment(ref run);
+                var transcript = await SessionAsync(intake, script);
+                Interlocked.Add(ref queued, transcript.Split('\n').Count(l => l.StartsWith("250 2.0.0 Ok: queued as", StringComparison.Ordinal)));
+            }, iter: sessions, threads: 1);
+
+            // A well-formed session is still served.
+            var proper = await SessionAsync(intake, Encoding.ASCII.GetBytes(
+                "EHLO c\r\nMAIL FROM:<s@remote.test>\r\nRCPT TO:<user@managed.test>\r\nDATA\r\nSubject: still here\r\n\r\nyes\r\n.\r\nQUIT\r\n"));
+            Assert.Contains("250 2.0.0 Ok: queued as", proper, StringComparison.Ordinal);
+            queued++;
+
+            // Everything queued is delivered (the sink accepts all), and nothing else arrives.
+            await Eventually.WaitAsync(() => sink.Messages.Count >= queued, TimeSpan.FromSeconds(120), $"{queued} queued messages at the sink");
+            using var check = await redis.ConnectAsync();
+            await Eventually.WaitAsync(async () => await check.GetDatabase().SortedSetLengthAsync(RedisKeys.DomainQueue(PolicyFuzzTests.Inbound)) == 0,
+                TimeSpan.FromSeconds(60), "the queue to empty");
+            Assert.Equal(queued, sink.Messages.Count);
+            Assert.All(sink.Messages, m => Assert.All(m.Recipients, r => Assert.EndsWith("@" + PolicyFuzzTests.Inbound, r, StringComparison.OrdinalIgnoreCase)));
+            output.WriteLine($"fuzz smtp intake: {run} sessions over sockets, {queued} messages queued and delivered, all for {PolicyFuzzTests.Inbound}");
+            Assert.Equal(sessions, run);
+        }
+        finally
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// Writes the script and half-closes while reading every reply concurrently (a server that closes early must not
+    /// leave the writer blocked on a full socket buffer), until the server closes. A hang fails the test.
+    /// </summary>
+    private static async Task<string> SessionAsync(IPEndPoint intake, byte[] script)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(intake, timeout.Token);
+        var reader = Task.Run(async () =>
+        {
+            var received = new MemoryStream();
+            var buffer = new byte[8192];
+            try
+            {
+                while (true)
+                {
+                    var n = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token);
+                    if (n == 0)
+                    {
+                        break;
+                    }
+
+                    received.Write(buffer, 0, n);
+                }
+            }
+            catch (SocketException)
+            {
+                // Reset after the server closed with unread input: the replies so far stand.
+            }
+
+            return Encoding.UTF8.GetString(received.ToArray());
+        });
+        try
+        {
+            await socket.SendAsync(script, SocketFlags.None, timeout.Token);
+            socket.Shutdown(SocketShutdown.Send);
+        }
+        catch (SocketException)
+        {
+            // The server closed first (421 after too many errors, line too long, ...).
+        }
+
+        try
+        {
+            return await reader;
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException("the intake neither answered nor closed a session within 60 s: " + Encoding.UTF8.GetString(script[..Math.Min(script.Length, 300)]));
+        }
+    }
+}
