@@ -76,8 +76,16 @@ public sealed class SmtpFuzzTests(ITestOutputHelper output)
                 }
             }
 
+            // Content past the size limit is dropped (the intake answers 552), from wherever the read crossed it: then
+            // only the verdict and the end of the DATA section must agree.
             var whole = ReadData([bytes]);
             var pieces = ReadData(Chunks(bytes, cut));
+            if (whole.TooBig && pieces.TooBig)
+            {
+                whole = whole with { Output = string.Empty };
+                pieces = pieces with { Output = string.Empty };
+            }
+
             if (whole != pieces)
             {
                 throw new InvalidOperationException($"DATA reads differently in pieces: {whole} vs {pieces}");
@@ -89,14 +97,16 @@ public sealed class SmtpFuzzTests(ITestOutputHelper output)
     }
 
     /// <summary>Feeds DATA content chunk by chunk as the intake's read loop does (unconsumed bytes are presented again with the next read).</summary>
-    private static (string Output, OperationStatus Status, long Left, bool TooBig) ReadData(IEnumerable<byte[]> chunks)
+    private static (string Output, OperationStatus Status, long End, bool TooBig) ReadData(IEnumerable<byte[]> chunks)
     {
         var state = new DataState();
         var written = new ArrayBufferWriter<byte>();
         var pending = Array.Empty<byte>();
         var status = OperationStatus.NeedMoreData;
+        long fed = 0;
         foreach (var chunk in chunks)
         {
+            fed += chunk.Length;
             var combined = pending.Concat(chunk).ToArray();
             var buffer = new ReadOnlySequence<byte>(combined);
             status = DataReader.TryRead(ref buffer, ref state, written, MaxData);
@@ -118,7 +128,7 @@ public sealed class SmtpFuzzTests(ITestOutputHelper output)
             throw new InvalidOperationException("DATA stored a bare LF");
         }
 
-        return (text, status, status == OperationStatus.Done ? pending.Length : -1, state.TooBig);
+        return (text, status, status == OperationStatus.Done ? fed - pending.Length : -1, state.TooBig);
     }
 
     private static IEnumerable<byte[]> Chunks(byte[] bytes, uint seed)
