@@ -177,7 +177,19 @@ public sealed class PolicyFuzzTests(ITestOutputHelper output)
             }
 
             string Get(string name) => attributes.TryGetValue(name, out var v) ? v : string.Empty;
-            static string DomainOf(string address) => address.LastIndexOf('@') is var at and >= 0 ? address[(at + 1)..] : string.Empty;
+            // Trailing dots name the same (fully qualified) domain, and a U-label is looked up by its A-label (SPEC §3).
+            static string DomainOf(string address) => address.LastIndexOf('@') is var at and >= 0 ? ALabel(address[(at + 1)..].TrimEnd('.')) : string.Empty;
+            static string ALabel(string domain)
+            {
+                try
+                {
+                    return System.Text.Ascii.IsValid(domain) ? domain : new System.Globalization.IdnMapping().GetAscii(domain);
+                }
+                catch (ArgumentException)
+                {
+                    return string.Empty;
+                }
+            }
             if (Get("request") != "smtpd_access_policy" || Get("protocol_state") != "RCPT")
             {
                 return "it is not an RCPT access policy request";
