@@ -3,7 +3,7 @@
 # Runs tests/Fuzz.Tests with ITERATIONS inputs per target (default 350,000): the policy parser and decision, the
 # socketmap netstrings and lookups, the SMTP parser and DATA reader, plus ITERATIONS/100 whole SMTP sessions over
 # sockets against a real intake. 3 x 350,000 + 3,500 sessions = over 1,000,000 inputs. CI runs the same tests
-# with 5,000 per target (a few seconds). Seeds: tests/Fuzz/corpus/<target>/. A failure prints a CsCheck seed;
+# with 2,000 per target (a few seconds). Seeds: tests/Fuzz/corpus/<target>/. A failure prints a CsCheck seed;
 # rerun it with CsCheck_Seed=<seed> scripts/fuzz.sh.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

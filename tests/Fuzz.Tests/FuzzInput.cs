@@ -13,7 +13,7 @@ internal static class FuzzInput
 {
     /// <summary>Inputs per target: <c>FUZZ_ITERATIONS</c> (scripts/fuzz.sh sets it for the full run), else a few seconds' worth for CI.</summary>
     public static long Iterations { get; } =
-        long.TryParse(Environment.GetEnvironmentVariable("FUZZ_ITERATIONS"), out var n) && n > 0 ? n : 5_000;
+        long.TryParse(Environment.GetEnvironmentVariable("FUZZ_ITERATIONS"), out var n) && n > 0 ? n : 2_000;
 
     /// <summary>The corpus folder of the repository (seeds and regressions), found from the test's output folder.</summary>
     public static string CorpusDirectory(string target)
