@@ -149,18 +149,10 @@ public abstract class FleetTests
 
 public sealed class SingleRedisFleetTests : FleetTests
 {
-    protected override async Task<(IAsyncDisposable Server, string ConnectionString)> StartRedisAsync()
-    {
-        var redis = await RedisServer.StartAsync();
-        return (redis, redis.ConnectionString);
-    }
+    protected override Task<(IAsyncDisposable Server, string ConnectionString)> StartRedisAsync() => RedisTopology.StartSingleAsync();
 }
 
 public sealed class ClusterFleetTests : FleetTests
 {
-    protected override async Task<(IAsyncDisposable Server, string ConnectionString)> StartRedisAsync()
-    {
-        var cluster = await RedisCluster.StartAsync();
-        return (cluster, cluster.ConnectionString);
-    }
+    protected override Task<(IAsyncDisposable Server, string ConnectionString)> StartRedisAsync() => RedisTopology.StartClusterAsync();
 }

@@ -104,41 +104,18 @@ internal static class FuzzInput
     }
 
     /// <summary>The bytes as a sequence of segments cut at random points (exercises parsing across segments).</summary>
-    public static ReadOnlySequence<byte> Segmented(byte[] bytes, uint randomSeed)
-    {
-        if (bytes.Length < 2)
-        {
-            return new ReadOnlySequence<byte>(bytes);
-        }
+    public static ReadOnlySequence<byte> Segmented(byte[] bytes, uint randomSeed) =>
+        Gateway.Testing.Segments.Of(Chunks(bytes, randomSeed).Select(c => (ReadOnlyMemory<byte>)c));
 
+    /// <summary>The bytes in pieces of random length (often single bytes), as reads from a socket may deliver them.</summary>
+    public static IEnumerable<byte[]> Chunks(byte[] bytes, uint randomSeed)
+    {
         var random = new Random((int)randomSeed);
-        Segment? first = null;
-        Segment? last = null;
-        var at = 0;
-        while (at < bytes.Length)
+        for (var at = 0; at < bytes.Length;)
         {
-            var length = Math.Min(bytes.Length - at, random.Next(1, 3) == 1 ? 1 : random.Next(1, 200));
-            var memory = bytes.AsMemory(at, length);
-            last = last is null ? first = new Segment(memory, 0) : last.Append(memory);
-            at += length;
-        }
-
-        return new ReadOnlySequence<byte>(first!, 0, last!, last!.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
+            var n = Math.Min(bytes.Length - at, random.Next(1, 3) == 1 ? 1 : random.Next(1, 300));
+            yield return bytes[at..(at + n)];
+            at += n;
         }
     }
 }

@@ -80,7 +80,7 @@ public sealed class SmtpFuzzTests(ITestOutputHelper output)
             // Content past the size limit is dropped (the intake answers 552), from wherever the read crossed it: then
             // only the verdict and the end of the DATA section must agree.
             var whole = ReadData([bytes]);
-            var pieces = ReadData(Chunks(bytes, cut));
+            var pieces = ReadData(FuzzInput.Chunks(bytes, cut));
             if (whole.TooBig && pieces.TooBig)
             {
                 whole = whole with { Output = string.Empty };
@@ -130,17 +130,6 @@ public sealed class SmtpFuzzTests(ITestOutputHelper output)
         }
 
         return (text, status, status == OperationStatus.Done ? fed - pending.Length : -1, state.TooBig);
-    }
-
-    private static IEnumerable<byte[]> Chunks(byte[] bytes, uint seed)
-    {
-        var random = new Random((int)seed);
-        for (var at = 0; at < bytes.Length;)
-        {
-            var n = Math.Min(bytes.Length - at, random.Next(1, 3) == 1 ? 1 : random.Next(1, 300));
-            yield return bytes[at..(at + n)];
-            at += n;
-        }
     }
 
     [Fact]

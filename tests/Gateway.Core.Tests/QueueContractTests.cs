@@ -47,20 +47,12 @@ public abstract class QueueRedisFixture : IAsyncLifetime
 
 public sealed class SingleQueueRedisFixture : QueueRedisFixture
 {
-    protected override async Task<(IAsyncDisposable Server, string ConnectionString)> StartAsync()
-    {
-        var redis = await RedisServer.StartAsync();
-        return (redis, redis.ConnectionString);
-    }
+    protected override Task<(IAsyncDisposable Server, string ConnectionString)> StartAsync() => RedisTopology.StartSingleAsync();
 }
 
 public sealed class ClusterQueueRedisFixture : QueueRedisFixture
 {
-    protected override async Task<(IAsyncDisposable Server, string ConnectionString)> StartAsync()
-    {
-        var cluster = await RedisCluster.StartAsync();
-        return (cluster, cluster.ConnectionString);
-    }
+    protected override Task<(IAsyncDisposable Server, string ConnectionString)> StartAsync() => RedisTopology.StartClusterAsync();
 }
 
 /// <summary>A clock the test moves by hand: leases and due times are scores computed from it, never Redis TTLs.</summary>
