@@ -86,6 +86,7 @@ if [ "${GATEWAY_REDIS_CLUSTER:-0}" = 1 ]; then
   fi
   export Gateway__Redis="${Gateway__Redis:-$(printf '127.0.0.1:%s,' "${CLUSTER_PORTS[@]}" | sed 's/,$//')}"
   echo "Redis Cluster on 127.0.0.1:${CLUSTER_PORTS[*]} (3 masters, AOF, appendfsync always) with data in $DATA/redis-cluster"
+  REDIS_SUMMARY="cluster 127.0.0.1:${CLUSTER_PORTS[*]}           data: $DATA/redis-cluster"
 elif running redis; then
   echo "Redis already running (pid $(cat "$DATA/run/redis.pid"))"
 elif port_open "$REDIS_PORT"; then
@@ -101,6 +102,7 @@ else
 fi
 
 export Gateway__Redis="${Gateway__Redis:-127.0.0.1:$REDIS_PORT}"
+REDIS_SUMMARY=${REDIS_SUMMARY:-"127.0.0.1:$REDIS_PORT                              data: $DATA/redis"}
 export Gateway__OperatorKeyFile="${Gateway__OperatorKeyFile:-$DATA/operator.key}"
 export DOTNET_NOLOGO=1
 if [ "$DEMO" = 1 ]; then
@@ -143,7 +145,7 @@ The gateway is running.
                 127.0.0.1:$HTTP_PORT (HTTP/JSON, curl; /healthz, /metrics)
   PolicyDaemon  127.0.0.1:$POLICY_PORT, :$SOCKETMAP_PORT; :$POLICY_HTTP_PORT (/healthz, /metrics)   log: $DATA/logs/policydaemon.log
   Deliverer     127.0.0.1:$INTAKE_PORT; :$DELIVERER_HTTP_PORT (/healthz, /metrics)   log: $DATA/logs/deliverer.log
-  Redis         127.0.0.1:$REDIS_PORT                              data: $DATA/redis
+  Redis         $REDIS_SUMMARY
 INFO
 if [ "$DEMO" = 1 ]; then
   cat <<INFO
