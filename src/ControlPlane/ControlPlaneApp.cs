@@ -67,6 +67,7 @@ public static class ControlPlaneApp
         builder.Services.AddHostedService(sp => sp.GetRequiredService<OperatorKeyBootstrap>());
         builder.Services.AddOnboarding(builder.Configuration);
         builder.Services.AddHostedService<Onboarding.DomainRecheckService>();
+        builder.Services.AddHostedService<Maintenance.MaintenanceService>();
 
         var app = builder.Build();
         app.MapGrpcService<TenantGrpcService>();
@@ -74,6 +75,7 @@ public static class ControlPlaneApp
         app.MapGrpcService<QueueGrpcService>();
         app.MapGrpcService<PolicyRuleGrpcService>();
         app.MapGrpcService<QuarantineGrpcService>();
+        app.MapGrpcService<MessageLogGrpcService>();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         app.MapGatewayTelemetry(); // /metrics and /healthz (docs/telemetry.md), meant for the HTTP/1.1 listener

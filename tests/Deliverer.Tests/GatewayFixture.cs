@@ -54,6 +54,8 @@ public class GatewayFixture : IAsyncLifetime
 
     public QueueService.QueueServiceClient Queue { get; private set; } = null!;
 
+    public MessageLogService.MessageLogServiceClient Log { get; private set; } = null!;
+
     /// <summary>The in-process Deliverer's queue (or a store on the same Redis when it runs as a process).</summary>
     public MessageQueue Store { get; private set; } = null!;
 
@@ -68,6 +70,9 @@ public class GatewayFixture : IAsyncLifetime
     /// <summary>Redis with AOF (restart keeps data).</summary>
     protected virtual bool AppendOnly => false;
 
+    /// <summary>Redis as production runs it: AOF with <c>appendfsync always</c> (restart loses no acknowledged write).</summary>
+    protected virtual bool DurableRedis => false;
+
     /// <summary>Extra ControlPlane settings, as <c>--Key=value</c> pairs.</summary>
     protected virtual IEnumerable<string> ControlPlaneSettings => [];
 
@@ -79,7 +84,7 @@ public class GatewayFixture : IAsyncLifetime
 
     public virtual async Task InitializeAsync()
     {
-        Redis = await RedisServer.StartAsync(AppendOnly);
+        Redis = DurableRedis ? await RedisServer.StartDurableAsync() : await RedisServer.StartAsync(AppendOnly);
         RedisClient = await Redis.ConnectAsync();
         Dns = DnsTestServer.Start();
         OutboundPort = FreePort.Get(IPAddress.Parse("127.0.0.1"));
@@ -91,6 +96,7 @@ public class GatewayFixture : IAsyncLifetime
         var key = await op.CreateApiKeyAsync(new CreateApiKeyRequest { CompanyId = CompanyId, Description = "tests" });
         Domains = new DomainService.DomainServiceClient(WithKey(key.Key));
         Queue = new QueueService.QueueServiceClient(WithKey(key.Key));
+        Log = new MessageLogService.MessageLogServiceClient(WithKey(key.Key));
         Store = _controlPlane.Services.GetRequiredService<MessageQueue>();
         await StartDelivererAsync();
     }

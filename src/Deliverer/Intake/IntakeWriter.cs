@@ -28,14 +28,15 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
     /// <summary>The reply prefix of a rule's refusal at intake.</summary>
     public const string RejectPrefix = "550 5.7.1 ";
 
-    /// <param name="ruleClient">The original SMTP client (Postfix's XFORWARD ADDR) for client rules; else <paramref name="client"/>.</param>
+    /// <param name="client">The original SMTP client: Postfix's XFORWARD ADDR when it sent one, else the connection's peer.</param>
+    /// <param name="postfixQueueId">Postfix's queue id (XFORWARD IDENT), logged with the intake to link Postfix's log and the policy decisions.</param>
     public async Task<IntakeResult> EnqueueAsync(string id, string sender, IReadOnlyList<IntakeRecipient> recipients, bool utf8, string client, byte[] body,
-        string? ruleClient = null)
+        string? postfixQueueId = null)
     {
         ArgumentNullException.ThrowIfNull(recipients);
         ArgumentNullException.ThrowIfNull(body);
         var now = clock.GetUtcNow();
-        var verdicts = IntakeRules.Evaluate(snapshot, sender, recipients, ruleClient ?? client, body);
+        var verdicts = IntakeRules.Evaluate(snapshot, sender, recipients, client, body);
         var deliver = verdicts is null ? recipients : verdicts.Where(v => v.Action is null or RuleAction.Deliver).Select(v => v.Recipient).ToList();
         var held = verdicts?.Where(v => v.Action == RuleAction.Quarantine).ToList() ?? [];
         var rejected = verdicts?.Where(v => v.Action == RuleAction.Reject).ToList() ?? [];
@@ -43,7 +44,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         if (deliver.Count == 0 && held.Count == 0)
         {
             var reply = RejectPrefix + rejected[0].Rule!.EffectiveRejectText;
-            LogRejects(rejected, id, sender, ruleClient ?? client, now, reply);
+            LogRejects(rejected, id, sender, client, now, reply);
             return new IntakeResult([], reply);
         }
 
@@ -71,7 +72,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             RuleDescription = g.First().Rule!.Description,
             Subject = subject,
             Size = body.Length,
-            ClientAddress = ruleClient ?? client,
+            ClientAddress = client,
             Utf8 = utf8,
         }).ToList();
         var held2 = holds.Count > 0 ? quarantine.AddManyAsync(holds.Select(h => (h, (ReadOnlyMemory<byte>)body)).ToList()) : Task.CompletedTask;
@@ -79,7 +80,17 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         {
             await Task.WhenAll(tasks.Cast<Task>().Append(held2)).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException)
+        catch (DomainDeletedException) when (held2.IsCompletedSuccessfully && tasks.All(t => t.IsCompletedSuccessfully || t.Exception?.InnerException is DomainDeletedException))
+        {
+            // A domain deleted between RCPT and the end of DATA: its copy is discarded as a forced
+            // DeleteDomain discards queued mail. Nothing left at all: the caller refuses the message.
+            tasks = tasks.Where(t => t.IsCompletedSuccessfully).ToList();
+            if (tasks.Count == 0 && holds.Count == 0)
+            {
+                throw;
+            }
+        }
+        catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException or DomainDeletedException)
         {
             // The client is told 451 and sends the whole message again: take back the copies that were stored.
             foreach (var t in tasks.Where(t => t.IsCompletedSuccessfully))
@@ -102,7 +113,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             ids.Add(message.Id);
             foreach (var r in message.Recipients)
             {
-                log.Post(IntakeEvent(message.Domain, message.Id, message.Direction, sender, r.Address, client, body.Length, now));
+                log.Post(IntakeEvent(message.Domain, message.Id, message.Direction, sender, r.Address, client, body.Length, now, postfixQueueId));
             }
 
             scheduler.DispatchLocal(item, message, body);
@@ -113,23 +124,24 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             ids.Add(h.Id);
             foreach (var r in h.Recipients)
             {
-                log.Post(IntakeEvent(h.Domain, h.Id, h.Direction, sender, r, client, body.Length, now));
+                log.Post(IntakeEvent(h.Domain, h.Id, h.Direction, sender, r, client, body.Length, now, postfixQueueId));
                 log.Post(QuarantineAdmin.QuarantinedEvent(h, r));
             }
         }
 
         if (rejected.Count > 0)
         {
-            await BounceRejectedAsync(id, sender, rejected, body, utf8, ruleClient ?? client, now).ConfigureAwait(false);
+            await BounceRejectedAsync(id, sender, rejected, body, utf8, client, now).ConfigureAwait(false);
         }
 
         return new IntakeResult(ids, null);
     }
 
-    private static MessageLogEvent IntakeEvent(string domain, string id, string direction, string sender, string recipient, string client, int size, DateTimeOffset now) => new()
+    private static MessageLogEvent IntakeEvent(string domain, string id, string direction, string sender, string recipient, string client, int size, DateTimeOffset now,
+        string? postfixQueueId) => new()
     {
         Domain = domain, Event = MessageLogEvents.Intake, Time = now, MessageId = id, Direction = direction,
-        Sender = sender, Recipient = recipient, ClientAddress = client, Program = "deliverer", Detail = $"size={size}",
+        Sender = sender, Recipient = recipient, ClientAddress = client, Program = "deliverer", PostfixQueueId = postfixQueueId, Detail = $"size={size}",
     };
 
     private void LogRejects(IEnumerable<IntakeVerdict> rejected, string id, string sender, string client, DateTimeOffset now, string? reply = null)

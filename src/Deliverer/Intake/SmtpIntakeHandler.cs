@@ -211,13 +211,15 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
                 session.Esmtp = command.Verb == SmtpVerb.Ehlo;
                 return command.Verb == SmtpVerb.Helo
                     ? ($"250 {_host}", false)
-                    : ($"250-{_host}\r\n250-PIPELINING\r\n250-SIZE {options.MaxMessageSize.ToString(CultureInfo.InvariantCulture)}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-XFORWARD NAME ADDR PROTO HELO SOURCE\r\n250 ENHANCEDSTATUSCODES", false);
+                    : ($"250-{_host}\r\n250-PIPELINING\r\n250-SIZE {options.MaxMessageSize.ToString(CultureInfo.InvariantCulture)}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n{XforwardAnnouncement}250 ENHANCEDSTATUSCODES", false);
             case SmtpVerb.Mail:
                 return (Mail(command.Argument, session), false);
             case SmtpVerb.Rcpt:
                 return (Rcpt(command.Argument, session), false);
             case SmtpVerb.Data:
                 return (Data(session), false);
+            case SmtpVerb.Xforward:
+                return (Xforward(command.Argument, session), false);
             case SmtpVerb.Rset:
                 session.Reset();
                 return ("250 2.0.0 Ok", false);
@@ -227,8 +229,6 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
                 return ("221 2.0.0 Bye", true);
             case SmtpVerb.Vrfy:
                 return ("502 5.5.1 VRFY command is disabled", false);
-            case SmtpVerb.Xforward:
-                return (Xforward(command.Argument, session), false);
             case SmtpVerb.Unknown:
                 return ("500 5.5.2 Error: command not recognized", false);
             default:
@@ -237,11 +237,14 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
     }
 
     /// <summary>
-    /// Postfix's XFORWARD (XFORWARD_README; <c>smtp_send_xforward_command = yes</c>): the original client of the
-    /// message, so client-IP rules see the internet client rather than Postfix. Only before MAIL; the intake only
-    /// talks to trusted networks, so the attribute is believed. <c>ADDR=IPV6:…</c> carries an IPv6 address;
-    /// <c>[UNAVAILABLE]</c>/<c>[TEMPUNAVAIL]</c> mean unknown.
+    /// Postfix's XFORWARD (XFORWARD_README; <c>smtp_send_xforward_command = yes</c> in deploy/postfix), before MAIL:
+    /// ADDR is the internet client, so client-IP rules see it rather than Postfix; IDENT is Postfix's queue id,
+    /// the link from its log and policy requests to the gateway's message id. The intake only talks to trusted
+    /// networks, so the attributes are believed. <c>ADDR=IPV6:…</c> carries an IPv6 address; <c>[UNAVAILABLE]</c>
+    /// and <c>[TEMPUNAVAIL]</c> mean unknown.
     /// </summary>
+    private static readonly string XforwardAnnouncement = "250-XFORWARD " + string.Join(' ', SmtpParser.XforwardAttributes) + "\r\n";
+
     private static string Xforward(string argument, Session session)
     {
         if (session.Sender is not null)
@@ -249,23 +252,23 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
             return "503 5.5.1 Error: MAIL transaction in progress";
         }
 
-        foreach (var attribute in argument.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        if (!SmtpParser.TryParseXforward(argument, out var attributes, out var error))
         {
-            var eq = attribute.IndexOf('=', StringComparison.Ordinal);
-            if (eq <= 0)
-            {
-                return "501 5.5.4 Bad XFORWARD attribute";
-            }
+            return "501 5.5.4 " + error;
+        }
 
-            if (attribute.AsSpan(0, eq).Equals("ADDR", StringComparison.OrdinalIgnoreCase))
+        foreach (var (name, value) in attributes)
+        {
+            switch (name)
             {
-                var value = Uri.UnescapeDataString(attribute[(eq + 1)..].Replace('+', '%')); // xtext (RFC 3461 §4): +XX
-                if (value.StartsWith("IPV6:", StringComparison.OrdinalIgnoreCase))
-                {
-                    value = value[5..];
-                }
-
-                session.ForwardedAddress = IPAddress.TryParse(value, out _) ? value : null;
+                case "IDENT":
+                    session.ForwardedQueueId = value is { Length: <= 64 } id && id.All(char.IsAsciiLetterOrDigit) ? id : null;
+                    break;
+                case "ADDR":
+                    session.ForwardedClient = value is not null && System.Net.IPAddress.TryParse(value.StartsWith("IPV6:", StringComparison.OrdinalIgnoreCase) ? value[5..] : value, out var ip)
+                        ? ip.ToString()
+                        : null;
+                    break;
             }
         }
 
@@ -422,8 +425,8 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
 
             try
             {
-                var result = await intake.EnqueueAsync(session.Id!, session.Sender!, session.Recipients, session.Utf8, session.Client, data.WrittenSpan.ToArray(),
-                    session.ForwardedAddress).ConfigureAwait(false);
+                var result = await intake.EnqueueAsync(session.Id!, session.Sender!, session.Recipients, session.Utf8, session.ForwardedClient ?? session.Client,
+                    data.WrittenSpan.ToArray(), session.ForwardedQueueId).ConfigureAwait(false);
                 if (result.RejectReply is { } refused)
                 {
                     // A policy rule refused every recipient (docs/rules.md); Postfix bounces to the sender.
@@ -434,7 +437,13 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
                 metrics.Message("queued");
                 return $"250 2.0.0 Ok: queued as {string.Join(' ', result.Ids)}";
             }
-            catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException)
+            catch (DomainDeletedException)
+            {
+                // Every recipient's domain was deleted since RCPT (SPEC §3: from then on NO-DOMAIN).
+                metrics.Message("rejected");
+                return "554 5.7.1 Recipient address rejected: NO-DOMAIN";
+            }
+            catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException or DomainDeletedException)
             {
                 LogEnqueueFailed(logger, session.Id!, e.Message);
                 metrics.Message("failed");
@@ -478,18 +487,23 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
 
         public int Errors { get; set; }
 
-        public bool SkippingLongLine { get; set; }
+        /// <summary>XFORWARD IDENT: the up-stream (Postfix) queue id of the current transaction.</summary>
+        public string? ForwardedQueueId { get; set; }
 
-        /// <summary>The original client from XFORWARD ADDR; Postfix sends it before every MAIL, so each transaction forgets it.</summary>
-        public string? ForwardedAddress { get; set; }
+        /// <summary>XFORWARD ADDR: the up-stream client's address.</summary>
+        public string? ForwardedClient { get; set; }
+
+        public bool SkippingLongLine { get; set; }
 
         public void Reset()
         {
             Sender = null;
             Utf8 = false;
             Recipients.Clear();
-            ForwardedAddress = null;
             Id = null;
+            // XFORWARD attributes describe one transaction; Postfix sends them again before the next MAIL.
+            ForwardedQueueId = null;
+            ForwardedClient = null;
             Data?.Dispose();
             Data = null;
         }

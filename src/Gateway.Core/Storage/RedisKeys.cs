@@ -102,4 +102,19 @@ public static class RedisKeys
 
     /// <summary>String with a random token: the ControlPlane that currently runs the quarantine expiry sweep (expires by itself).</summary>
     public static readonly RedisKey QuarantineSweepLease = Cfg + "quarantine-sweep";
+
+    // ---- Message log and domain deletion (issue 6); see docs/message-log.md.
+
+    /// <summary>
+    /// Sorted set in <c>{cfg}</c>: domains whose deletion has started (score: when, unix ms) and whose keys are
+    /// still being purged. Their names cannot be registered again until the purge ends; a ControlPlane
+    /// that starts finishes the purges a crashed one left behind.
+    /// </summary>
+    public static readonly RedisKey DomainsBeingDeleted = Cfg + "deleting";
+
+    /// <summary>String with a random token: the ControlPlane running the fleet's periodic maintenance (log trim, purge resume); expires by itself.</summary>
+    public static readonly RedisKey MaintenanceLock = Cfg + "maintenance-lock";
+
+    /// <summary>The pattern of one domain's members in a schedule shard (<c>&lt;domain&gt;|&lt;id&gt;</c>).</summary>
+    public static RedisValue ScheduleMemberPattern(string domain) => domain + "|*";
 }
