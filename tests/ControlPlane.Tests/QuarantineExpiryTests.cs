@@ -103,4 +103,16 @@ public sealed class QuarantineExpiryTests(ControlPlaneFixture fx) : IClassFixtur
         await db.KeyDeleteAsync(RedisKeys.QuarantineSweepLease);
         Assert.Equal(0, await store.CountAsync(d));
     }
+
+    [Fact]
+    public async Task AddMany_DeletedOrUnknownDomain_NothingWritten()
+    {
+        var gone = ControlPlaneFixture.NewDomainName("gone");
+        var store = new QuarantineStore(fx.RedisClient);
+        var stored = await store.AddManyAsync([(Held(gone, DateTimeOffset.UtcNow), "x"u8.ToArray())]);
+        Assert.Empty(stored);
+        Assert.Equal(0, await store.CountAsync(gone));
+        var keys = fx.RedisClient.GetServers()[0].Keys(pattern: RedisKeys.DomainKeyPattern(gone)).ToList();
+        Assert.Empty(keys);
+    }
 }

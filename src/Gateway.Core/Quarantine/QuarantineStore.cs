@@ -95,28 +95,33 @@ public sealed class QuarantineStore(IConnectionMultiplexer redis)
 
     private IDatabase Db => redis.GetDatabase();
 
-    /// <summary>Stores messages durably (each hash and its index entry in one MULTI, all sent together); the caller answers 250 after this.</summary>
-    public async Task AddManyAsync(IReadOnlyList<(QuarantinedMessage Message, ReadOnlyMemory<byte> Body)> messages)
+    // KEYS: domain config, message, index. ARGV: id, env, body, score. The settings hash is DeleteDomain's tombstone:
+    // nothing is written into the slot of a deleted domain (docs/architecture.md "Delete domain").
+    private const string AddScript = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        redis.call('HSET', KEYS[2], 'env', ARGV[2], 'body', ARGV[3])
+        redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+        return 1
+        """;
+
+    /// <summary>
+    /// Stores messages durably (each hash and its index entry in one script in its domain's slot, all sent together);
+    /// the caller answers 250 after this. Returns those stored: a copy for a domain deleted meanwhile is dropped.
+    /// </summary>
+    public async Task<IReadOnlyList<QuarantinedMessage>> AddManyAsync(IReadOnlyList<(QuarantinedMessage Message, ReadOnlyMemory<byte> Body)> messages)
     {
         ArgumentNullException.ThrowIfNull(messages);
         var db = Db;
-        var results = new Task<bool>[messages.Count];
+        var results = new Task<RedisResult>[messages.Count];
         for (var i = 0; i < messages.Count; i++)
         {
             var (m, body) = messages[i];
-            var tx = db.CreateTransaction();
-            _ = tx.HashSetAsync(RedisKeys.QuarantineMessage(m.Domain, m.Id), [new HashEntry("env", QuarantineJson.Serialize(m)), new HashEntry("body", body)]);
-            _ = tx.SortedSetAddAsync(RedisKeys.DomainQuarantine(m.Domain), m.Id, MessageQueue.Score(m.QuarantineTime));
-            results[i] = tx.ExecuteAsync();
+            results[i] = db.ScriptEvaluateAsync(AddScript, [RedisKeys.Domain(m.Domain), RedisKeys.QuarantineMessage(m.Domain, m.Id), RedisKeys.DomainQuarantine(m.Domain)],
+                [m.Id, QuarantineJson.Serialize(m), body, MessageQueue.Score(m.QuarantineTime)]);
         }
 
-        foreach (var ok in await Task.WhenAll(results).ConfigureAwait(false))
-        {
-            if (!ok)
-            {
-                throw new RedisException("quarantine write was not applied");
-            }
-        }
+        var stored = await Task.WhenAll(results).ConfigureAwait(false);
+        return messages.Where((_, i) => (long)stored[i] == 1).Select(m => m.Message).ToList();
     }
 
     public async Task<QuarantinedMessage?> GetAsync(string domain, string id)
