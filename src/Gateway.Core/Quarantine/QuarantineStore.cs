@@ -133,7 +133,14 @@ public sealed class QuarantineStore(IConnectionMultiplexer redis)
     /// <summary>How many messages a domain holds in quarantine.</summary>
     public Task<long> CountAsync(string domain) => Db.SortedSetLengthAsync(RedisKeys.DomainQuarantine(domain));
 
-    /// <summary>Newest first, filtered, after the (score, id) cursor; the cursor of the last item when more follow.</summary>
+    /// <summary>At most this many held messages are examined by one list call; a filtered page may then come back short, with a token to go on.</summary>
+    public const int MaxScanPerPage = 5000;
+
+    /// <summary>
+    /// Newest first, filtered, after the (score, id) cursor; the cursor to continue from when more may follow. A call
+    /// examines at most <see cref="MaxScanPerPage"/> messages, so a filter that matches little cannot make one
+    /// request read a whole large quarantine: the page comes back short with the cursor of the last one examined.
+    /// </summary>
     public async Task<(IReadOnlyList<QuarantinedMessage> Items, (double Score, string Id)? Last)> ListAsync(string domain, QuarantineFilter filter,
         (double Score, string Id)? after, int limit, CancellationToken cancellationToken = default)
     {
@@ -141,22 +148,23 @@ public sealed class QuarantineStore(IConnectionMultiplexer redis)
         var db = Db;
         var key = RedisKeys.DomainQuarantine(domain);
         var max = after?.Score ?? double.PositiveInfinity;
-        if (filter.Until is { } until)
-        {
-            max = Math.Min(max, MessageQueue.Score(until));
-        }
-
+        var until = filter.Until is { } u ? MessageQueue.Score(u) : double.PositiveInfinity; // end_time is exclusive
+        max = Math.Min(max, until);
         var min = filter.Since is { } s ? MessageQueue.Score(s) : double.NegativeInfinity;
         var picked = new List<(double Score, QuarantinedMessage Message)>(limit + 1);
+        (double Score, string Id)? lastExamined = null;
+        var examined = 0;
         const int Batch = 200;
         for (var skip = 0; picked.Count <= limit; skip += Batch)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var entries = await db.SortedSetRangeByScoreWithScoresAsync(key, min, max, Exclude.None, Order.Descending, skip, Batch).ConfigureAwait(false);
-            var seen = entries.Where(e => after is not { } a || e.Score < a.Score || string.CompareOrdinal(e.Element.ToString(), a.Id) < 0).ToList();
+            var seen = entries.Where(e => e.Score < until && (after is not { } a || e.Score < a.Score || string.CompareOrdinal(e.Element.ToString(), a.Id) < 0)).ToList();
             var envs = await Task.WhenAll(seen.Select(e => db.HashGetAsync(RedisKeys.QuarantineMessage(domain, e.Element.ToString()), "env"))).ConfigureAwait(false);
             for (var i = 0; i < seen.Count && picked.Count <= limit; i++)
             {
+                examined++;
+                lastExamined = (seen[i].Score, seen[i].Element.ToString());
                 if (!envs[i].IsNull && QuarantineJson.Deserialize(envs[i].ToString()) is var m && filter.Matches(m))
                 {
                     picked.Add((seen[i].Score, m));
@@ -166,6 +174,11 @@ public sealed class QuarantineStore(IConnectionMultiplexer redis)
             if (entries.Length < Batch)
             {
                 break;
+            }
+
+            if (examined >= MaxScanPerPage && picked.Count <= limit)
+            {
+                return (picked.Select(p => p.Message).ToList(), lastExamined);
             }
         }
 
