@@ -141,4 +141,29 @@ public sealed class QuarantineExpiryTests(ControlPlaneFixture fx) : IClassFixtur
         Assert.Equal([needle.Id], second.Messages.Select(m => m.MessageId));
         Assert.Empty(second.NextPageToken);
     }
+
+    [Fact]
+    public async Task Claim_SecondReleaseWhileFirstRuns_Busy_StaleClaimTakenOver()
+    {
+        var (_, _, domainsApi) = await fx.NewTenantAsync("qc");
+        var d = ControlPlaneFixture.NewDomainName("qc");
+        await domainsApi.CreateDomainAsync(new CreateDomainRequest { Domain = new Domain { Name = d } });
+        var store = new QuarantineStore(fx.RedisClient);
+        var now = DateTimeOffset.UtcNow;
+        var m = Held(d, now);
+        await store.AddManyAsync([(m, "Subject: c\r\n\r\nz\r\n"u8.ToArray())]);
+
+        var first = await store.ClaimAsync(d, m.Id, now, TimeSpan.FromMinutes(2));
+        Assert.False(first.Busy);
+        Assert.Equal(m.Id, first.Message!.Id);
+        Assert.Equal("Subject: c\r\n\r\nz\r\n", System.Text.Encoding.ASCII.GetString(first.Body));
+        Assert.True((await store.ClaimAsync(d, m.Id, now.AddMinutes(1), TimeSpan.FromMinutes(2))).Busy);
+        var takeover = await store.ClaimAsync(d, m.Id, now.AddMinutes(3), TimeSpan.FromMinutes(2));
+        Assert.False(takeover.Busy);
+        Assert.NotNull(takeover.Message);
+        Assert.NotNull(await store.RemoveAsync(d, m.Id));
+        var gone = await store.ClaimAsync(d, m.Id, now.AddMinutes(4), TimeSpan.FromMinutes(2));
+        Assert.False(gone.Busy);
+        Assert.Null(gone.Message);
+    }
 }
