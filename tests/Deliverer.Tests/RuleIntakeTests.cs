@@ -178,4 +178,27 @@ public sealed class RuleIntakeTests(RulesFixture fx) : IClassFixture<RulesFixtur
         Assert.Equal(1, await fx.RedisClient.GetDatabase().SortedSetLengthAsync(RedisKeys.DomainQuarantine(d)));
         Assert.Contains("direct", Assert.Single(await sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(10))).Text, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Intake_RejectForOneDomainOfTwo_OthersDelivered_SenderGetsDsn()
+    {
+        await using var senderSink = SmtpSink.Start("127.0.0.3");
+        await using var otherSink = SmtpSink.Start("127.0.0.4");
+        var (strict, strictSink) = await DomainAsync();
+        await using var _ = strictSink;
+        var senderDomain = await fx.CreateInboundDomainAsync(GatewayFixture.NewDomainName("snd"), ("*@{d}", senderSink.Host, senderSink.Port, 10));
+        var other = await fx.CreateInboundDomainAsync(GatewayFixture.NewDomainName("oth"), ("*@{d}", otherSink.Host, otherSink.Port, 10));
+        await fx.AddRuleAsync(strict, new PolicyRule { SubjectContains = "lottery", Action = RuleAction.Reject, RejectText = "No lotteries" });
+
+        var reply = await RawSmtp.SendAsync(fx.Intake, "me@" + senderDomain, ["a@" + strict, "b@" + other], Message("lottery news"));
+
+        Assert.StartsWith("250 ", reply, StringComparison.Ordinal);
+        Assert.Equal(["b@" + other], Assert.Single(await otherSink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(10))).Recipients);
+        var dsn = Assert.Single(await senderSink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(10)));
+        Assert.Equal(string.Empty, dsn.MailFrom);
+        Assert.Contains("multipart/report", dsn.Text, StringComparison.Ordinal);
+        Assert.Contains("a@" + strict, dsn.Text, StringComparison.Ordinal);
+        Assert.Contains("550 5.7.1 No lotteries", dsn.Text, StringComparison.Ordinal);
+        Assert.Empty(strictSink.Messages);
+    }
 }

@@ -75,7 +75,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             ClientAddress = client,
             Utf8 = utf8,
         }).ToList();
-        var held2 = holds.Count > 0 ? quarantine.AddManyAsync(holds.Select(h => (h, (ReadOnlyMemory<byte>)body)).ToList()) : Task.CompletedTask;
+        var held2 = quarantine.AddManyAsync(holds.Select(h => (h, (ReadOnlyMemory<byte>)body)).ToList());
         try
         {
             await Task.WhenAll(tasks.Cast<Task>().Append(held2)).ConfigureAwait(false);
@@ -85,7 +85,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             // A domain deleted between RCPT and the end of DATA: its copy is discarded as a forced
             // DeleteDomain discards queued mail. Nothing left at all: the caller refuses the message.
             tasks = tasks.Where(t => t.IsCompletedSuccessfully).ToList();
-            if (tasks.Count == 0 && holds.Count == 0)
+            if (tasks.Count == 0 && held2.Result.Count == 0)
             {
                 throw;
             }
@@ -104,6 +104,14 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             }
 
             throw;
+        }
+
+        // Quarantine copies of a domain deleted meanwhile were dropped like its queue copies; nothing stored at all: refused.
+        var wanted = holds.Count;
+        holds = [.. held2.Result];
+        if (tasks.Count == 0 && holds.Count == 0 && wanted > 0)
+        {
+            throw new DomainDeletedException(held[0].Recipient.Class.Domain!);
         }
 
         var ids = new List<string>(tasks.Count + holds.Count);

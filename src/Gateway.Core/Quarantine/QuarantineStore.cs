@@ -95,28 +95,33 @@ public sealed class QuarantineStore(IConnectionMultiplexer redis)
 
     private IDatabase Db => redis.GetDatabase();
 
-    /// <summary>Stores messages durably (each hash and its index entry in one MULTI, all sent together); the caller answers 250 after this.</summary>
-    public async Task AddManyAsync(IReadOnlyList<(QuarantinedMessage Message, ReadOnlyMemory<byte> Body)> messages)
+    // KEYS: domain config, message, index. ARGV: id, env, body, score. The settings hash is DeleteDomain's tombstone:
+    // nothing is written into the slot of a deleted domain (docs/architecture.md "Delete domain").
+    private const string AddScript = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        redis.call('HSET', KEYS[2], 'env', ARGV[2], 'body', ARGV[3])
+        redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+        return 1
+        """;
+
+    /// <summary>
+    /// Stores messages durably (each hash and its index entry in one script in its domain's slot, all sent together);
+    /// the caller answers 250 after this. Returns those stored: a copy for a domain deleted meanwhile is dropped.
+    /// </summary>
+    public async Task<IReadOnlyList<QuarantinedMessage>> AddManyAsync(IReadOnlyList<(QuarantinedMessage Message, ReadOnlyMemory<byte> Body)> messages)
     {
         ArgumentNullException.ThrowIfNull(messages);
         var db = Db;
-        var results = new Task<bool>[messages.Count];
+        var results = new Task<RedisResult>[messages.Count];
         for (var i = 0; i < messages.Count; i++)
         {
             var (m, body) = messages[i];
-            var tx = db.CreateTransaction();
-            _ = tx.HashSetAsync(RedisKeys.QuarantineMessage(m.Domain, m.Id), [new HashEntry("env", QuarantineJson.Serialize(m)), new HashEntry("body", body)]);
-            _ = tx.SortedSetAddAsync(RedisKeys.DomainQuarantine(m.Domain), m.Id, MessageQueue.Score(m.QuarantineTime));
-            results[i] = tx.ExecuteAsync();
+            results[i] = db.ScriptEvaluateAsync(AddScript, [RedisKeys.Domain(m.Domain), RedisKeys.QuarantineMessage(m.Domain, m.Id), RedisKeys.DomainQuarantine(m.Domain)],
+                [m.Id, QuarantineJson.Serialize(m), body, MessageQueue.Score(m.QuarantineTime)]);
         }
 
-        foreach (var ok in await Task.WhenAll(results).ConfigureAwait(false))
-        {
-            if (!ok)
-            {
-                throw new RedisException("quarantine write was not applied");
-            }
-        }
+        var stored = await Task.WhenAll(results).ConfigureAwait(false);
+        return messages.Where((_, i) => (long)stored[i] == 1).Select(m => m.Message).ToList();
     }
 
     public async Task<QuarantinedMessage?> GetAsync(string domain, string id)
@@ -128,7 +133,14 @@ public sealed class QuarantineStore(IConnectionMultiplexer redis)
     /// <summary>How many messages a domain holds in quarantine.</summary>
     public Task<long> CountAsync(string domain) => Db.SortedSetLengthAsync(RedisKeys.DomainQuarantine(domain));
 
-    /// <summary>Newest first, filtered, after the (score, id) cursor; the cursor of the last item when more follow.</summary>
+    /// <summary>At most this many held messages are examined by one list call; a filtered page may then come back short, with a token to go on.</summary>
+    public const int MaxScanPerPage = 5000;
+
+    /// <summary>
+    /// Newest first, filtered, after the (score, id) cursor; the cursor to continue from when more may follow. A call
+    /// examines at most <see cref="MaxScanPerPage"/> messages, so a filter that matches little cannot make one
+    /// request read a whole large quarantine: the page comes back short with the cursor of the last one examined.
+    /// </summary>
     public async Task<(IReadOnlyList<QuarantinedMessage> Items, (double Score, string Id)? Last)> ListAsync(string domain, QuarantineFilter filter,
         (double Score, string Id)? after, int limit, CancellationToken cancellationToken = default)
     {
@@ -136,22 +148,23 @@ public sealed class QuarantineStore(IConnectionMultiplexer redis)
         var db = Db;
         var key = RedisKeys.DomainQuarantine(domain);
         var max = after?.Score ?? double.PositiveInfinity;
-        if (filter.Until is { } until)
-        {
-            max = Math.Min(max, MessageQueue.Score(until));
-        }
-
+        var until = filter.Until is { } u ? MessageQueue.Score(u) : double.PositiveInfinity; // end_time is exclusive
+        max = Math.Min(max, until);
         var min = filter.Since is { } s ? MessageQueue.Score(s) : double.NegativeInfinity;
         var picked = new List<(double Score, QuarantinedMessage Message)>(limit + 1);
+        (double Score, string Id)? lastExamined = null;
+        var examined = 0;
         const int Batch = 200;
         for (var skip = 0; picked.Count <= limit; skip += Batch)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var entries = await db.SortedSetRangeByScoreWithScoresAsync(key, min, max, Exclude.None, Order.Descending, skip, Batch).ConfigureAwait(false);
-            var seen = entries.Where(e => after is not { } a || e.Score < a.Score || string.CompareOrdinal(e.Element.ToString(), a.Id) < 0).ToList();
+            var seen = entries.Where(e => e.Score < until && (after is not { } a || e.Score < a.Score || string.CompareOrdinal(e.Element.ToString(), a.Id) < 0)).ToList();
             var envs = await Task.WhenAll(seen.Select(e => db.HashGetAsync(RedisKeys.QuarantineMessage(domain, e.Element.ToString()), "env"))).ConfigureAwait(false);
             for (var i = 0; i < seen.Count && picked.Count <= limit; i++)
             {
+                examined++;
+                lastExamined = (seen[i].Score, seen[i].Element.ToString());
                 if (!envs[i].IsNull && QuarantineJson.Deserialize(envs[i].ToString()) is var m && filter.Matches(m))
                 {
                     picked.Add((seen[i].Score, m));
@@ -161,6 +174,11 @@ public sealed class QuarantineStore(IConnectionMultiplexer redis)
             if (entries.Length < Batch)
             {
                 break;
+            }
+
+            if (examined >= MaxScanPerPage && picked.Count <= limit)
+            {
+                return (picked.Select(p => p.Message).ToList(), lastExamined);
             }
         }
 
