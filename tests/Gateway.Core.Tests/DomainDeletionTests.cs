@@ -80,7 +80,7 @@ public abstract class DomainDeletionTests : IAsyncLifetime
         }
 
         Assert.Equal(1, await db.StreamLengthAsync(RedisKeys.DomainLog("held.example.com")));
-        Assert.Equal(0, await db.SortedSetLengthAsync(RedisKeys.DomainsBeingDeleted));
+        Assert.Equal(0, await db.HashLengthAsync(RedisKeys.DomainsBeingDeleted));
         Assert.Equal(1, await queue.CountAsync("queued.example.com"));
     }
 
@@ -123,7 +123,7 @@ public abstract class DomainDeletionTests : IAsyncLifetime
         Assert.Empty(await KeysMentioningAsync(Doomed, Neighbour));
         Assert.Empty(await ScheduleMembersOfAsync(Doomed + "|"));
         Assert.False(await db.HashExistsAsync(RedisKeys.DomainRegistry, Doomed));
-        Assert.Equal(0, await db.SortedSetLengthAsync(RedisKeys.DomainsBeingDeleted));
+        Assert.Equal(0, await db.HashLengthAsync(RedisKeys.DomainsBeingDeleted));
         Assert.Equal(1, await store.CountAsync(Company));
 
         // The neighbour (whose name starts with the deleted one) keeps everything.
@@ -147,7 +147,7 @@ public abstract class DomainDeletionTests : IAsyncLifetime
         await log.AppendAsync(new MessageLogEvent { Domain = D, Event = MessageLogEvents.Intake, MessageId = id });
 
         // A ControlPlane that crashed right after the tombstone: intent recorded, settings gone, nothing purged.
-        await db.SortedSetAddAsync(RedisKeys.DomainsBeingDeleted, D, 0);
+        await db.HashSetAsync(RedisKeys.DomainsBeingDeleted, D, "1 0");
         await db.KeyDeleteAsync(RedisKeys.Domain(D));
 
         // A Deliverer that still has the domain in its snapshot keeps working on it meanwhile.
@@ -173,14 +173,30 @@ public abstract class DomainDeletionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Delete_RefusedWhileAForcedDeleteOfTheSameDomainRuns_ItsIntentStays()
+    {
+        const string D = "twice.example.com";
+        var (domains, _, queue, _) = await SetUpAsync(D);
+        await EnqueueAsync(queue, D);
+        var db = _mux.GetDatabase();
+        // A forced delete has recorded its intent and not yet tombstoned the settings.
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await db.HashSetAsync(RedisKeys.DomainsBeingDeleted, D, "1 " + now);
+
+        var e = await Assert.ThrowsAsync<GatewayException>(() => domains.DeleteAsync(Company, D, force: false, etag: null));
+        Assert.Equal(ErrorKind.FailedPrecondition, e.Kind);
+        Assert.Equal("1 " + now, (string?)await db.HashGetAsync(RedisKeys.DomainsBeingDeleted, D));
+    }
+
+    [Fact]
     public async Task ResumePurges_RefusedDeleteLeftAnIntent_DomainKept()
     {
         const string D = "kept.example.com";
         var (domains, store, _, _) = await SetUpAsync(D);
-        await _mux.GetDatabase().SortedSetAddAsync(RedisKeys.DomainsBeingDeleted, D, 0);
+        await _mux.GetDatabase().HashSetAsync(RedisKeys.DomainsBeingDeleted, D, "1 0");
         Assert.Empty(await store.ResumePurgesAsync(TimeSpan.Zero));
         Assert.NotNull(await domains.GetAsync(Company, D));
-        Assert.Equal(0, await _mux.GetDatabase().SortedSetLengthAsync(RedisKeys.DomainsBeingDeleted));
+        Assert.Equal(0, await _mux.GetDatabase().HashLengthAsync(RedisKeys.DomainsBeingDeleted));
     }
 
     /// <summary>Every key on every master whose name contains <paramref name="name"/> (and not <paramref name="except"/>).</summary>

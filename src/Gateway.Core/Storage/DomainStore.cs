@@ -37,7 +37,7 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
     // KEYS: tenants, registry, tenant domains, purging. ARGV: company, domain.
     private const string ClaimScript = """
         if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 'NO_TENANT' end
-        if redis.call('ZSCORE', KEYS[4], ARGV[2]) then return 'PURGING' end
+        if redis.call('HEXISTS', KEYS[4], ARGV[2]) == 1 then return 'PURGING' end
         local owner = redis.call('HGET', KEYS[2], ARGV[2])
         if owner and owner ~= ARGV[1] then return 'TAKEN' end
         redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
@@ -65,11 +65,30 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
         return n
         """;
 
-    // Deletion (docs/architecture.md "Delete domain"): intent in {cfg}, tombstone in {d:domain}, unlist,
-    // purge, finish. KEYS: registry, purging. ARGV: company, domain, now (unix ms).
+    // Deletion (docs/message-log.md "Deleting a domain"): intent in {cfg}, tombstone in {d:domain}, unlist,
+    // purge, release. The intent is "<deletes running> <first start, unix ms>", counted so that a refused delete
+    // racing a forced one of the same domain does not drop the forced one's intent.
+    // KEYS: registry, deleting. ARGV: company, domain, now (unix ms).
     private const string IntentScript = """
         if redis.call('HGET', KEYS[1], ARGV[2]) ~= ARGV[1] then return 0 end
-        redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[2])
+        local v = redis.call('HGET', KEYS[2], ARGV[2])
+        local refs, since = 0, ARGV[3]
+        if v then
+          local sp = string.find(v, ' ', 1, true)
+          refs = tonumber(string.sub(v, 1, sp - 1))
+          since = string.sub(v, sp + 1)
+        end
+        redis.call('HSET', KEYS[2], ARGV[2], (refs + 1) .. ' ' .. since)
+        return 1
+        """;
+
+    // KEYS: deleting. ARGV: domain. A refused delete gives its share of the intent back.
+    private const string DropIntentScript = """
+        local v = redis.call('HGET', KEYS[1], ARGV[1])
+        if not v then return 0 end
+        local sp = string.find(v, ' ', 1, true)
+        local refs = tonumber(string.sub(v, 1, sp - 1)) - 1
+        if refs <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], refs .. ' ' .. string.sub(v, sp + 1)) end
         return 1
         """;
 
@@ -91,7 +110,7 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
     private const string ReleaseScript = """
         if redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[1], ARGV[2]) end
         redis.call('ZREM', KEYS[2], ARGV[2])
-        redis.call('ZREM', KEYS[3], ARGV[2])
+        redis.call('HDEL', KEYS[3], ARGV[2])
         return 1
         """;
 
@@ -196,12 +215,8 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
             [companyId, etag ?? string.Empty, force ? "1" : "0"]).ConfigureAwait(false);
         if (result != "OK")
         {
-            // Refused: nothing was deleted. The intent goes unless another delete of the same domain owns it
-            // now (it tombstoned the settings), which then finishes it.
-            if (await db.KeyExistsAsync(RedisKeys.Domain(name)).ConfigureAwait(false))
-            {
-                await db.SortedSetRemoveAsync(RedisKeys.DomainsBeingDeleted, name).ConfigureAwait(false);
-            }
+            // Refused: nothing was deleted; the intent goes unless another delete of the same domain holds it too.
+            await db.ScriptEvaluateAsync(DropIntentScript, [RedisKeys.DomainsBeingDeleted], [name]).ConfigureAwait(false);
 
             return result switch
             {
@@ -226,15 +241,19 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
     {
         var db = Db;
         var cutoff = _clock.GetUtcNow().ToUnixTimeMilliseconds() - (long)grace.TotalMilliseconds;
-        var stale = await db.SortedSetRangeByScoreAsync(RedisKeys.DomainsBeingDeleted, double.NegativeInfinity, cutoff, take: 100).ConfigureAwait(false);
+        var stale = (await db.HashGetAllAsync(RedisKeys.DomainsBeingDeleted).ConfigureAwait(false))
+            .Where(e => long.TryParse(e.Value.ToString().AsSpan(e.Value.ToString().IndexOf(' ', StringComparison.Ordinal) + 1),
+                System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var since) && since <= cutoff)
+            .Select(e => e.Name.ToString())
+            .ToList();
         var purged = new List<string>();
-        foreach (var value in stale)
+        foreach (var name in stale)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var name = value.ToString();
             if (await db.KeyExistsAsync(RedisKeys.Domain(name)).ConfigureAwait(false))
             {
-                await db.SortedSetRemoveAsync(RedisKeys.DomainsBeingDeleted, name).ConfigureAwait(false);
+                // Never tombstoned (refused, or the ControlPlane died before): the domain stays.
+                await db.HashDeleteAsync(RedisKeys.DomainsBeingDeleted, name).ConfigureAwait(false);
                 continue;
             }
 

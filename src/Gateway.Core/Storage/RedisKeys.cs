@@ -106,8 +106,8 @@ public static class RedisKeys
     // ---- Message log and domain deletion (issue 6); see docs/message-log.md.
 
     /// <summary>
-    /// Sorted set in <c>{cfg}</c>: domains whose deletion has started (score: when, unix ms) and whose keys are
-    /// still being purged. Their names cannot be registered again until the purge ends; a ControlPlane
+    /// Hash in <c>{cfg}</c>: domain → <c>"&lt;deletes running&gt; &lt;first start, unix ms&gt;"</c> for domains whose
+    /// deletion has started and whose keys are still being purged. Their names cannot be registered again until the purge ends; a ControlPlane
     /// that starts finishes the purges a crashed one left behind.
     /// </summary>
     public static readonly RedisKey DomainsBeingDeleted = Cfg + "deleting";
