@@ -31,6 +31,15 @@ public sealed class QuarantineExpiryTests(ControlPlaneFixture fx) : IClassFixtur
         return new QuarantineExpiryService(fx.RedisClient, admin, options, clock, NullLogger<QuarantineExpiryService>.Instance);
     }
 
+    /// <summary>A new tenant with one domain; its name and the tenant's key.</summary>
+    private async Task<(string Domain, string Key)> DomainAsync(string label)
+    {
+        var (_, key, domainsApi) = await fx.NewTenantAsync(label);
+        var d = ControlPlaneFixture.NewDomainName(label);
+        await domainsApi.CreateDomainAsync(new CreateDomainRequest { Domain = new Domain { Name = d } });
+        return (d, key);
+    }
+
     private static QuarantinedMessage Held(string domain, DateTimeOffset at) => new()
     {
         Id = MessageId.New(at), Domain = domain, Direction = "inbound", Sender = "s@remote.test", Recipients = ["u@" + domain],
@@ -40,9 +49,7 @@ public sealed class QuarantineExpiryTests(ControlPlaneFixture fx) : IClassFixtur
     [Fact]
     public async Task RunOnce_DeletesOnlyMessagesOlderThanRetention_LogsExpired_OneInstancePerInterval()
     {
-        var (_, _, domainsApi) = await fx.NewTenantAsync("qx");
-        var d = ControlPlaneFixture.NewDomainName("qx");
-        await domainsApi.CreateDomainAsync(new CreateDomainRequest { Domain = new Domain { Name = d } });
+        var (d, _) = await DomainAsync("qx");
         var db = fx.RedisClient.GetDatabase();
         await db.KeyDeleteAsync(RedisKeys.QuarantineSweepLease); // the hosted sweep of the ControlPlane may have taken it at start
 
@@ -86,9 +93,7 @@ public sealed class QuarantineExpiryTests(ControlPlaneFixture fx) : IClassFixtur
     [Fact]
     public async Task Options_Retention_Configurable_ShorterRetentionExpiresSooner()
     {
-        var (_, _, domainsApi) = await fx.NewTenantAsync("qy");
-        var d = ControlPlaneFixture.NewDomainName("qy");
-        await domainsApi.CreateDomainAsync(new CreateDomainRequest { Domain = new Domain { Name = d } });
+        var (d, _) = await DomainAsync("qy");
         var db = fx.RedisClient.GetDatabase();
         var start = DateTimeOffset.UtcNow;
         var clock = new TestClock(start);
@@ -121,9 +126,7 @@ public sealed class QuarantineExpiryTests(ControlPlaneFixture fx) : IClassFixtur
     [Fact]
     public async Task ListQuarantine_RareFilterMatch_BoundedScan_ShortPagesWithToken_ThenFound()
     {
-        var (_, key, domainsApi) = await fx.NewTenantAsync("qs");
-        var d = ControlPlaneFixture.NewDomainName("qs");
-        await domainsApi.CreateDomainAsync(new CreateDomainRequest { Domain = new Domain { Name = d } });
+        var (d, key) = await DomainAsync("qs");
         var store = new QuarantineStore(fx.RedisClient);
         var start = DateTimeOffset.UtcNow.AddHours(-1);
         var needle = Held(d, start) with { Sender = "needle@x.example" }; // the oldest: listed last
@@ -140,5 +143,28 @@ public sealed class QuarantineExpiryTests(ControlPlaneFixture fx) : IClassFixtur
         var second = await client.ListQuarantineAsync(new ListQuarantineRequest { Domain = d, Sender = "needle@x.example", PageSize = 10, PageToken = first.NextPageToken });
         Assert.Equal([needle.Id], second.Messages.Select(m => m.MessageId));
         Assert.Empty(second.NextPageToken);
+    }
+
+    [Fact]
+    public async Task Claim_SecondReleaseWhileFirstRuns_Busy_StaleClaimTakenOver()
+    {
+        var (d, _) = await DomainAsync("qc");
+        var store = new QuarantineStore(fx.RedisClient);
+        var now = DateTimeOffset.UtcNow;
+        var m = Held(d, now);
+        await store.AddManyAsync([(m, "Subject: c\r\n\r\nz\r\n"u8.ToArray())]);
+
+        var first = await store.ClaimAsync(d, m.Id, now, TimeSpan.FromMinutes(2));
+        Assert.False(first.Busy);
+        Assert.Equal(m.Id, first.Message!.Id);
+        Assert.Equal("Subject: c\r\n\r\nz\r\n", System.Text.Encoding.ASCII.GetString(first.Body));
+        Assert.True((await store.ClaimAsync(d, m.Id, now.AddMinutes(1), TimeSpan.FromMinutes(2))).Busy);
+        var takeover = await store.ClaimAsync(d, m.Id, now.AddMinutes(3), TimeSpan.FromMinutes(2));
+        Assert.False(takeover.Busy);
+        Assert.NotNull(takeover.Message);
+        Assert.NotNull(await store.RemoveAsync(d, m.Id));
+        var gone = await store.ClaimAsync(d, m.Id, now.AddMinutes(4), TimeSpan.FromMinutes(2));
+        Assert.False(gone.Busy);
+        Assert.Null(gone.Message);
     }
 }

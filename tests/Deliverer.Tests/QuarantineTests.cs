@@ -122,4 +122,31 @@ public sealed class QuarantineTests(RulesFixture fx) : IClassFixture<RulesFixtur
         await FailsAsync(StatusCode.NotFound, async () => await foreign.DeleteQuarantinedAsync(new DeleteQuarantinedRequest { Domain = d, MessageId = id }));
         Assert.Equal(id, (await q.GetQuarantinedAsync(new GetQuarantinedRequest { Domain = d, MessageId = id })).MessageId);
     }
+
+    [Fact]
+    public async Task Quarantine_OutboundRule_HeldForSenderDomain_ReleaseGoesToRecipientMx_InboundMailUntouched()
+    {
+        await using var home = SmtpSink.Start("127.0.0.3");
+        var from = await fx.CreateOutboundDomainAsync(GatewayFixture.NewDomainName("qo"), ("*@{d}", home.Host, home.Port, 10));
+        var external = $"ext{Guid.NewGuid().ToString("N")[..8]}.example.net";
+        await using var mx = SmtpSink.Start("127.0.0.16", fx.OutboundPort);
+        fx.Dns.AddA(external, mx.Host);
+        await fx.AddRuleAsync(from, new PolicyRule { Recipients = { "*@" + external }, Direction = RuleDirection.Outbound, Action = RuleAction.Quarantine });
+        await fx.AddRuleAsync(from, new PolicyRule { Senders = { "*@" + external }, Direction = RuleDirection.Outbound, Action = RuleAction.Reject });
+
+        // Outbound: held under the sender's domain.
+        var id = IdOf(await RawSmtp.SendAsync(fx.Intake, "user@" + from, ["someone@" + external], Message("outbound held")));
+        var held = await fx.Quarantine.GetQuarantinedAsync(new GetQuarantinedRequest { Domain = from, MessageId = id });
+        Assert.Equal("outbound", held.Direction);
+        Assert.Equal(["someone@" + external], held.Recipients);
+
+        // Inbound mail of the same domain from that external domain: the OUTBOUND-only rules do not apply.
+        Assert.StartsWith("250 ", await RawSmtp.SendAsync(fx.Intake, "x@" + external, ["user@" + from], Message("inbound passes")), StringComparison.Ordinal);
+        Assert.Contains("inbound passes", Assert.Single(await home.WaitForMessagesAsync(1, TimeSpan.FromSeconds(10))).Text, StringComparison.Ordinal);
+
+        await fx.Quarantine.ReleaseMessageAsync(new ReleaseMessageRequest { Domain = from, MessageId = id });
+        var delivered = Assert.Single(await mx.WaitForMessagesAsync(1, TimeSpan.FromSeconds(10)));
+        Assert.Equal("user@" + from, delivered.MailFrom);
+        Assert.Contains("outbound held", delivered.Text, StringComparison.Ordinal);
+    }
 }

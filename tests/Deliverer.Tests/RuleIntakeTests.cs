@@ -121,6 +121,7 @@ public sealed class RuleIntakeTests(RulesFixture fx) : IClassFixture<RulesFixtur
         var deliver = await fx.AddRuleAsync(d, new PolicyRule { Senders = { "boss@suspicious.test" }, Action = RuleAction.Deliver });
         var rule = await fx.AddRuleAsync(d, new PolicyRule { Senders = { "suspicious.test" }, Action = RuleAction.Quarantine, Description = "suspicious senders" });
 
+        var before = await Scrape.GetAsync(fx.DelivererHttp!);
         var reply = await RawSmtp.SendAsync(fx.Intake, "x@suspicious.test", ["u@" + d, "v@" + d], Message("Check this"));
         Assert.StartsWith("250 ", reply, StringComparison.Ordinal);
         var id = reply.Split(' ')[^1];
@@ -134,6 +135,9 @@ public sealed class RuleIntakeTests(RulesFixture fx) : IClassFixture<RulesFixtur
         Assert.Equal("Check this", held.Subject);
         Assert.Equal("inbound", held.Direction);
         Assert.Equal(1, await fx.RedisClient.GetDatabase().SortedSetLengthAsync(RedisKeys.DomainQuarantine(d)));
+        Scrape after = before;
+        await Eventually.WaitAsync(async () => (after = await Scrape.GetAsync(fx.DelivererHttp!)).Value("gateway_deliverer_intake_messages_total", ("result", "quarantined"))
+            >= before.Value("gateway_deliverer_intake_messages_total", ("result", "quarantined")) + 1, TimeSpan.FromSeconds(10), "quarantined message counted");
         var logged = await fx.WaitForLogAsync(d, e => e["event"] == "quarantined", "quarantined event");
         Assert.Equal(id, logged["message_id"]);
         Assert.Contains(rule.Id, logged["detail"], StringComparison.Ordinal);

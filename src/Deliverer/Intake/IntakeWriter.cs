@@ -12,7 +12,11 @@ namespace Gateway.Deliverer.Intake;
 public sealed record IntakeRecipient(string Address, RecipientClass Class);
 
 /// <summary>What the intake answers to the DATA: the stored ids, or a rule's refusal of every recipient.</summary>
-public sealed record IntakeResult(IReadOnlyList<string> Ids, string? RejectReply);
+public sealed record IntakeResult(IReadOnlyList<string> Ids, string? RejectReply)
+{
+    /// <summary>Every stored copy went to the quarantine (none to the queue).</summary>
+    public bool Quarantined { get; init; }
+}
 
 /// <summary>
 /// Puts an accepted message into the queue: one copy per owning managed domain and direction (each in
@@ -142,7 +146,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             await BounceRejectedAsync(id, sender, rejected, body, utf8, client, now).ConfigureAwait(false);
         }
 
-        return new IntakeResult(ids, null);
+        return new IntakeResult(ids, null) { Quarantined = tasks.Count == 0 && holds.Count > 0 };
     }
 
     private static MessageLogEvent IntakeEvent(string domain, string id, string direction, string sender, string recipient, string client, int size, DateTimeOffset now,

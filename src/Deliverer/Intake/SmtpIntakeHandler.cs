@@ -434,7 +434,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
                     return refused;
                 }
 
-                metrics.Message("queued");
+                metrics.Message(result.Quarantined ? "quarantined" : "queued");
                 return $"250 2.0.0 Ok: queued as {string.Join(' ', result.Ids)}";
             }
             catch (DomainDeletedException)
