@@ -61,6 +61,11 @@ internal static class CommandRunner
             lines.Add("  give a key with --key, --key-file, GATEWAY_KEY or the config file");
         }
 
+        if (e.StatusCode == StatusCode.PermissionDenied && detail.Contains("x-company-id", StringComparison.Ordinal))
+        {
+            lines.Add("  name the tenant with --company or GATEWAY_COMPANY");
+        }
+
         return string.Join(Environment.NewLine, lines);
     }
 

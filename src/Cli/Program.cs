@@ -13,4 +13,8 @@ root.Subcommands.Add(QuarantineCommands.Quarantine());
 root.Subcommands.Add(LogCommands.Logs());
 root.Subcommands.Add(Gateway.Cli.Setup.SetupCommand.Create());
 // No response files: "@example.com" is a filter value here (logs --sender @example.com), not a file to read.
-return await root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null }).InvokeAsync().ConfigureAwait(false);
+var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
+var exit = await parse.InvokeAsync().ConfigureAwait(false);
+// Unknown commands, missing arguments, bad option values: System.CommandLine prints them with the help and returns 1;
+// the documented exit code for usage errors is 2 (README "Admin CLI").
+return parse.Errors.Count > 0 ? ExitCodes.Usage : exit;

@@ -70,6 +70,7 @@ public static class ControlPlaneApp
         builder.Services.AddHostedService<Maintenance.MaintenanceService>();
 
         var app = builder.Build();
+        app.UseJsonBodyDefaults(); // curl -d '{…}' without -H content-type (README)
         app.MapGrpcService<TenantGrpcService>();
         app.MapGrpcService<DomainGrpcService>();
         app.MapGrpcService<QueueGrpcService>();

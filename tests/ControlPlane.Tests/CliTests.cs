@@ -100,7 +100,18 @@ public sealed class CliTests(ControlPlaneFixture fx) : IClassFixture<ControlPlan
         Assert.Equal(6, unreachable.ExitCode);
         Assert.Contains("UNAVAILABLE", unreachable.Err, StringComparison.Ordinal);
 
-        foreach (var r in new[] { invalid, missing, noKey, denied, nothing, badServer, unreachable })
+        var unknownCommand = await RunAsync(asTenant, "domains", "bogus");
+        Assert.Equal(2, unknownCommand.ExitCode);
+        Assert.Contains("'bogus'", unknownCommand.Err, StringComparison.Ordinal);
+
+        var missingArgument = await RunAsync(asTenant, "rules", "add");
+        Assert.Equal(2, missingArgument.ExitCode);
+
+        var noCompany = await RunAsync(new Dictionary<string, string> { ["GATEWAY_KEY"] = ControlPlaneFixture.OperatorKey }, "domains", "list");
+        Assert.Equal(3, noCompany.ExitCode);
+        Assert.Contains("--company or GATEWAY_COMPANY", noCompany.Err, StringComparison.Ordinal);
+
+        foreach (var r in new[] { invalid, missing, noKey, denied, nothing, badServer, unreachable, unknownCommand, missingArgument, noCompany })
         {
             Assert.DoesNotContain("   at ", r.Err, StringComparison.Ordinal);
         }

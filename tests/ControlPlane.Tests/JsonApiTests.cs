@@ -108,4 +108,32 @@ public sealed class JsonApiTests(ControlPlaneFixture fx) : IClassFixture<Control
             Assert.Equal(HttpStatusCode.Forbidden, r.StatusCode);
         }
     }
+
+    [Fact]
+    public async Task CurlDefaults_FormTypedAndMissingBodies_AreReadAsJson()
+    {
+        // curl -d '{…}' sends application/x-www-form-urlencoded; curl -X POST alone sends no body and no type.
+        using var op = Client(ControlPlaneFixture.OperatorKey);
+        var company = "curl-" + Guid.NewGuid().ToString("N")[..8];
+        using (var form = new StringContent($$"""{"company_id":"{{company}}"}""", Encoding.UTF8, "application/x-www-form-urlencoded"))
+        using (var r = await op.PostAsync("/v1/tenants", form))
+        {
+            var body = await ReadAsync(r);
+            Assert.True(r.StatusCode == HttpStatusCode.OK, body.ToString());
+            Assert.Equal(company, body.GetProperty("companyId").GetString());
+        }
+
+        using (var r = await op.PostAsync($"/v1/tenants/{company}/apiKeys", content: null))
+        {
+            var body = await ReadAsync(r);
+            Assert.True(r.StatusCode == HttpStatusCode.OK, body.ToString());
+            Assert.StartsWith("gwk_", body.GetProperty("key").GetString(), StringComparison.Ordinal);
+        }
+
+        using (var text = new StringContent("{}", Encoding.UTF8, "text/plain"))
+        using (var r = await op.PostAsync($"/v1/tenants/{company}/apiKeys", text))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
+        }
+    }
 }

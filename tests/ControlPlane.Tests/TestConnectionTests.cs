@@ -110,4 +110,24 @@ public sealed class TestConnectionTests(OnboardingFixture fx) : IClassFixture<On
         Assert.Equal("Cannot connect to the inbound server. No inbound server is configured.", response.Message);
         Assert.Empty(response.Results);
     }
+
+    [Fact]
+    public async Task Cli_TestConnection_ExitsRefusedWhenTheTestFails()
+    {
+        var (_, key, client) = await fx.NewTenantAsync();
+        var name = OnboardingFixture.NewDomainName();
+        await client.CreateDomainAsync(new CreateDomainRequest { Domain = new Domain { Name = name } });
+        using var up = OnboardingFixture.StartListener();
+        var env = new Dictionary<string, string> { ["GATEWAY_ENDPOINT"] = "http://" + fx.Channel.Target, ["GATEWAY_KEY"] = key };
+
+        var ok = await Gateway.Testing.GatewayCtl.RunAsync(env, ["domains", "test-connection", name, "--server", $"*@{name}=127.0.0.1:{PortOf(up)}"]);
+        Assert.True(ok.ExitCode == 0, ok.ToString());
+        Assert.Contains("Connected successfully.", ok.Out, StringComparison.Ordinal);
+
+        // An operator's script tests before saving (docs/operations.md): a failed test must not exit 0.
+        var down = await Gateway.Testing.GatewayCtl.RunAsync(env, ["domains", "test-connection", name, "--server", $"*@{name}=127.0.0.1:{OnboardingFixture.ClosedPort()}"]);
+        Assert.True(down.ExitCode == 5, down.ToString());
+        Assert.Contains("connection refused", down.Out, StringComparison.Ordinal);
+        Assert.Contains("the connection test failed", down.Err, StringComparison.Ordinal);
+    }
 }

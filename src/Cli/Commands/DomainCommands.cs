@@ -251,6 +251,11 @@ internal static class DomainCommands
                     h.Host, h.Port.ToString(CultureInfo.InvariantCulture), h.Connected ? "connected" : "failed", h.ElapsedMs.ToString(CultureInfo.InvariantCulture), h.Error,
                 ]));
             });
+            if (!r.Success)
+            {
+                // A script that tests before saving (docs/operations.md) must see the failure, as `setup` reports it (exit 5).
+                throw new CliException("the connection test failed", ExitCodes.Rejected);
+            }
         });
         return test;
     }
