@@ -74,6 +74,13 @@ public sealed class PostfixRuleTests(WholeGatewayFixture fx) : IClassFixture<Who
         Assert.Equal(250, lotteryData!.Code);
         var maillog = await gw.Postfix.WaitForMaillogAsync("550 5.7.1 No lotteries", Wait);
         Assert.Contains("status=bounced", maillog, StringComparison.Ordinal);
+        // ... and the sender is told: Postfix's bounce (null sender, unmanaged recipient) goes by
+        // gateway_bounce_transport, not to the intake that would refuse it (deploy/postfix/main.cf).
+        var bounce = Assert.Single(await gw.PostfixBounces.WaitForMessagesAsync(1, Wait));
+        Assert.Equal(string.Empty, bounce.MailFrom);
+        Assert.Equal(["s@remote.test"], bounce.Recipients);
+        Assert.Contains("No lotteries", bounce.Text, StringComparison.Ordinal);
+        Assert.Contains("Win the lottery", bounce.Text, StringComparison.Ordinal);
 
         // 4. Everything else is delivered; the quarantined message is the client's of 127.0.0.66.
         var (_, okData) = await PostfixSmtpClient.SendAsync(gw.Postfix.SmtpEndPoint, "s@remote.test", [recipient], Message("plain mail"));

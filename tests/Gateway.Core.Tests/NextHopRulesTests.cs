@@ -62,13 +62,21 @@ public sealed class NextHopRulesTests
     [Theory]
     [InlineData("john@example.com")]
     [InlineData("John@Example.COM")]
-    [InlineData("someone@gmail.example")]
     [InlineData("example.com")]
-    public void Transport_DelivererMode_EveryAddressToIntake(string key)
+    public void Transport_DelivererMode_ManagedDomainsToIntake(string key)
     {
         var answer = NextHopRules.Transport(key, Table, TransportMode.Deliverer, Intake);
         Assert.Equal(LookupStatus.Found, answer.Status);
         Assert.Equal(Intake, answer.Value);
+    }
+
+    /// <summary>Outbound recipients fall through to Postfix's default_transport (the intake, but for Postfix's own bounces).</summary>
+    [Theory]
+    [InlineData("someone@gmail.example")]
+    [InlineData("someone@sub.example.com")]
+    public void Transport_DelivererMode_UnmanagedDomains_NotFound(string key)
+    {
+        Assert.Equal(LookupStatus.NotFound, NextHopRules.Transport(key, Table, TransportMode.Deliverer, Intake).Status);
     }
 
     [Theory]

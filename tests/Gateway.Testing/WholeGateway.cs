@@ -35,6 +35,12 @@ public sealed class WholeGateway : IAsyncDisposable
 
     public PostfixInstance Postfix { get; private set; } = null!;
 
+    /// <summary>
+    /// Stands in for the internet senders' MX for the notices Postfix writes itself (main.cf's
+    /// <c>gateway_bounce_transport</c>): e.g. the bounce after the intake refused a message Postfix had accepted.
+    /// </summary>
+    public SmtpSink PostfixBounces { get; private set; } = null!;
+
     public IPEndPoint Intake { get; private set; } = null!;
 
     /// <summary>The SMTP port outbound delivery connects to (port 25 in production).</summary>
@@ -118,6 +124,9 @@ public sealed class WholeGateway : IAsyncDisposable
         options.Main["gateway_policy_service"] = $"inet:{policy.Address}:{policy.Port}";
         options.Main["gateway_socketmap"] = $"inet:{socketmap.Address}:{socketmap.Port}";
         options.Main["gateway_intake"] = $"smtp:[{Intake.Address}]:{Intake.Port}";
+        PostfixBounces = SmtpSink.Start("127.0.0.1");
+        _parts.Add(PostfixBounces);
+        options.Main["gateway_bounce_transport"] = $"smtp:[{PostfixBounces.Host}]:{PostfixBounces.Port}";
         Postfix = await PostfixInstance.StartAsync(options).ConfigureAwait(false);
         _parts.Add(Postfix);
     }

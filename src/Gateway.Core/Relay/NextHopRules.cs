@@ -91,13 +91,15 @@ public static class NextHopRules
             return LookupAnswer.NotFound;
         }
 
+        var entry = RelayRules.FindDomain(snapshot, domain);
         if (mode == TransportMode.Deliverer)
         {
-            // The Deliverer routes inbound and outbound alike; Postfix only holds mail the policy accepted.
-            return LookupAnswer.Found(delivererNextHop);
+            // Managed domains go to the intake. Other recipients (outbound mail) are not found here, so that
+            // Postfix applies default_transport, which deploy/postfix also points at the intake, except for its own
+            // null-sender notices (sender_dependent_default_transport_maps): the intake would refuse those.
+            return entry is null ? LookupAnswer.NotFound : LookupAnswer.Found(delivererNextHop);
         }
 
-        var entry = RelayRules.FindDomain(snapshot, domain);
         if (entry is null || !entry.InboundEnabled)
         {
             return LookupAnswer.NotFound;
