@@ -13,7 +13,8 @@
 # and scripts/stop.sh stops it. --no-build skips the build (the Release binaries must exist).
 # Environment: GATEWAY_DATA (default ./data), the ports GATEWAY_REDIS_PORT, GATEWAY_GRPC_PORT, GATEWAY_HTTP_PORT,
 # GATEWAY_POLICY_PORT, GATEWAY_SOCKETMAP_PORT, GATEWAY_POLICY_HTTP_PORT, GATEWAY_INTAKE_PORT,
-# GATEWAY_DELIVERER_HTTP_PORT, GATEWAY_SMTP_PORT, GATEWAY_SINK_PORT, GATEWAY_CONFIGURATION (Release), and any
+# GATEWAY_DELIVERER_HTTP_PORT, GATEWAY_SMTP_PORT, GATEWAY_SINK_PORT, GATEWAY_CONFIGURATION (Release),
+# GATEWAY_REDIS_CLUSTER=1 (a 3-master Redis Cluster on GATEWAY_REDIS_PORT and the next two ports), and any
 # Gateway__* setting (e.g. Gateway__OperatorKey, Gateway__GatewayDomain).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,7 +66,28 @@ wait_port() {
 running() { [ -f "$DATA/run/$1.pid" ] && kill -0 "$(cat "$DATA/run/$1.pid")" 2>/dev/null; }
 
 # Redis: ours, with AOF, so that a 250 from the Deliverer means the message is on disk.
-if running redis; then
+if [ "${GATEWAY_REDIS_CLUSTER:-0}" = 1 ]; then
+  # A Redis Cluster of three masters on GATEWAY_REDIS_PORT and the next two ports (docs/reliability.md).
+  CLUSTER_PORTS=("$REDIS_PORT" $((REDIS_PORT + 1)) $((REDIS_PORT + 2)))
+  for p in "${CLUSTER_PORTS[@]}"; do
+    if running "redis-cluster-$p"; then continue; fi
+    if port_open "$p"; then echo "error: 127.0.0.1:$p is taken; choose GATEWAY_REDIS_PORT." >&2; exit 1; fi
+    mkdir -p "$DATA/redis-cluster/$p"
+    redis-server --port "$p" --bind 127.0.0.1 --dir "$DATA/redis-cluster/$p" --cluster-enabled yes --cluster-config-file nodes.conf \
+      --appendonly yes --appendfsync always --save "" \
+      --daemonize yes --pidfile "$DATA/run/redis-cluster-$p.pid" --logfile "$DATA/logs/redis-cluster-$p.log"
+  done
+  for p in "${CLUSTER_PORTS[@]}"; do wait_port "$p"; done
+  if ! redis-cli -p "$REDIS_PORT" CLUSTER INFO | grep -q 'cluster_state:ok'; then
+    if [ "$(redis-cli -p "$REDIS_PORT" CLUSTER INFO | grep -o 'cluster_known_nodes:[0-9]*' | cut -d: -f2)" = 1 ]; then
+      redis-cli --cluster create "${CLUSTER_PORTS[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >/dev/null
+    fi
+    for _ in $(seq 1 300); do redis-cli -p "$REDIS_PORT" CLUSTER INFO | grep -q 'cluster_state:ok' && break; sleep 0.1; done
+  fi
+  export Gateway__Redis="${Gateway__Redis:-$(printf '127.0.0.1:%s,' "${CLUSTER_PORTS[@]}" | sed 's/,$//')}"
+  echo "Redis Cluster on 127.0.0.1:${CLUSTER_PORTS[*]} (3 masters, AOF, appendfsync always) with data in $DATA/redis-cluster"
+  REDIS_SUMMARY="cluster 127.0.0.1:${CLUSTER_PORTS[*]}           data: $DATA/redis-cluster"
+elif running redis; then
   echo "Redis already running (pid $(cat "$DATA/run/redis.pid"))"
 elif port_open "$REDIS_PORT"; then
   echo "error: 127.0.0.1:$REDIS_PORT is taken by another Redis or program." >&2
@@ -80,6 +102,7 @@ else
 fi
 
 export Gateway__Redis="${Gateway__Redis:-127.0.0.1:$REDIS_PORT}"
+REDIS_SUMMARY=${REDIS_SUMMARY:-"127.0.0.1:$REDIS_PORT                              data: $DATA/redis"}
 export Gateway__OperatorKeyFile="${Gateway__OperatorKeyFile:-$DATA/operator.key}"
 export DOTNET_NOLOGO=1
 if [ "$DEMO" = 1 ]; then
@@ -122,7 +145,7 @@ The gateway is running.
                 127.0.0.1:$HTTP_PORT (HTTP/JSON, curl; /healthz, /metrics)
   PolicyDaemon  127.0.0.1:$POLICY_PORT, :$SOCKETMAP_PORT; :$POLICY_HTTP_PORT (/healthz, /metrics)   log: $DATA/logs/policydaemon.log
   Deliverer     127.0.0.1:$INTAKE_PORT; :$DELIVERER_HTTP_PORT (/healthz, /metrics)   log: $DATA/logs/deliverer.log
-  Redis         127.0.0.1:$REDIS_PORT                              data: $DATA/redis
+  Redis         $REDIS_SUMMARY
 INFO
 if [ "$DEMO" = 1 ]; then
   cat <<INFO

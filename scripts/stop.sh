@@ -17,10 +17,13 @@ for name in deliverer policydaemon controlplane; do
   fi
   rm -f "$pidfile"
 done
-redis_pid=$(cat "$DATA/run/redis.pid" 2>/dev/null || true)
-if [ -n "$redis_pid" ] && kill -0 "$redis_pid" 2>/dev/null; then
-  kill "$redis_pid"
-  for _ in $(seq 1 50); do kill -0 "$redis_pid" 2>/dev/null || break; sleep 0.1; done
-  echo "stopped redis"
-fi
-rm -f "$DATA/run/redis.pid"
+for pidfile in "$DATA/run/redis.pid" "$DATA"/run/redis-cluster-*.pid; do
+  [ -f "$pidfile" ] || continue
+  redis_pid=$(cat "$pidfile" 2>/dev/null || true)
+  if [ -n "$redis_pid" ] && kill -0 "$redis_pid" 2>/dev/null; then
+    kill "$redis_pid"
+    for _ in $(seq 1 50); do kill -0 "$redis_pid" 2>/dev/null || break; sleep 0.1; done
+    echo "stopped $(basename "$pidfile" .pid)"
+  fi
+  rm -f "$pidfile"
+done

@@ -4,6 +4,7 @@ using Gateway.Core;
 using Gateway.Core.Hosting;
 using Gateway.Core.Onboarding;
 using Gateway.Core.Delivery;
+using Gateway.Core.Quarantine;
 using Gateway.Core.Telemetry;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -47,6 +48,7 @@ public static class ControlPlaneApp
         builder.Services.AddGatewayCore(builder.Configuration);
         builder.Services.AddSingleton<DomainMapper>();
         builder.Services.AddDeliveryQueue(builder.Configuration);
+        builder.Services.AddQuarantine(builder.Configuration).AddQuarantineExpiry(); // docs/rules.md
         builder.Services.AddGatewayTelemetry();
         builder.Services.AddGatewayInstruments<ControlPlaneMetrics>();
         builder.Services.AddGrpc(o =>
@@ -71,6 +73,8 @@ public static class ControlPlaneApp
         app.MapGrpcService<TenantGrpcService>();
         app.MapGrpcService<DomainGrpcService>();
         app.MapGrpcService<QueueGrpcService>();
+        app.MapGrpcService<PolicyRuleGrpcService>();
+        app.MapGrpcService<QuarantineGrpcService>();
         app.MapGrpcService<MessageLogGrpcService>();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();

@@ -48,6 +48,8 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<TenantStore>();
         services.AddSingleton<DomainValidator>();
         services.AddSingleton<DomainManager>();
+        services.AddSingleton<Rules.RuleStore>();
+        services.AddSingleton<Rules.RuleManager>();
         services.AddSingleton<TenantManager>();
         services.AddSingleton<MessageLog.MessageLogWriter>();
         services.AddSingleton<MessageLog.MessageLogReader>();

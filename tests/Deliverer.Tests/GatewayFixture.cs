@@ -70,6 +70,9 @@ public class GatewayFixture : IAsyncLifetime
     /// <summary>Redis with AOF (restart keeps data).</summary>
     protected virtual bool AppendOnly => false;
 
+    /// <summary>Redis as production runs it: AOF with <c>appendfsync always</c> (restart loses no acknowledged write).</summary>
+    protected virtual bool DurableRedis => false;
+
     /// <summary>Extra ControlPlane settings, as <c>--Key=value</c> pairs.</summary>
     protected virtual IEnumerable<string> ControlPlaneSettings => [];
 
@@ -81,7 +84,7 @@ public class GatewayFixture : IAsyncLifetime
 
     public virtual async Task InitializeAsync()
     {
-        Redis = await RedisServer.StartAsync(AppendOnly);
+        Redis = DurableRedis ? await RedisServer.StartDurableAsync() : await RedisServer.StartAsync(AppendOnly);
         RedisClient = await Redis.ConnectAsync();
         Dns = DnsTestServer.Start();
         OutboundPort = FreePort.Get(IPAddress.Parse("127.0.0.1"));

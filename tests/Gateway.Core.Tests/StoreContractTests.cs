@@ -203,19 +203,11 @@ public abstract class StoreContractTests : IAsyncLifetime
 
 public sealed class SingleRedisStoreTests : StoreContractTests
 {
-    protected override async Task<(IAsyncDisposable Server, string ConnectionString)> StartRedisAsync()
-    {
-        var redis = await RedisServer.StartAsync();
-        return (redis, redis.ConnectionString);
-    }
+    protected override Task<(IAsyncDisposable Server, string ConnectionString)> StartRedisAsync() => RedisTopology.StartSingleAsync();
 }
 
 /// <summary>The same contract on a 3-master Redis Cluster (SPEC §1: one Redis or Redis Cluster).</summary>
 public sealed class ClusterStoreTests : StoreContractTests
 {
-    protected override async Task<(IAsyncDisposable Server, string ConnectionString)> StartRedisAsync()
-    {
-        var cluster = await RedisCluster.StartAsync();
-        return (cluster, cluster.ConnectionString);
-    }
+    protected override Task<(IAsyncDisposable Server, string ConnectionString)> StartRedisAsync() => RedisTopology.StartClusterAsync();
 }

@@ -10,11 +10,12 @@ public sealed class RedisServer : IAsyncDisposable
 {
     private Process? _process;
 
-    private RedisServer(int port, string directory, bool appendOnly)
+    private RedisServer(int port, string directory, bool appendOnly, string appendFsync)
     {
         Port = port;
         Directory = directory;
         AppendOnly = appendOnly;
+        AppendFsync = appendFsync;
     }
 
     public int Port { get; }
@@ -23,17 +24,21 @@ public sealed class RedisServer : IAsyncDisposable
 
     public bool AppendOnly { get; }
 
+    /// <summary>The AOF fsync policy: <c>everysec</c> by default, <c>always</c> for <see cref="StartDurableAsync"/>.</summary>
+    public string AppendFsync { get; }
+
     /// <summary>StackExchange.Redis configuration string for the gateway's programs.</summary>
     public string ConnectionString => $"127.0.0.1:{Port}";
 
-    public static async Task<RedisServer> StartAsync(bool appendOnly = false, CancellationToken cancellationToken = default)
-    {
-        var dir = Path.Combine(Path.GetTempPath(), "gw-redis-" + Guid.NewGuid().ToString("N")[..12]);
-        System.IO.Directory.CreateDirectory(dir);
-        var server = new RedisServer(FreePort.Get(), dir, appendOnly);
-        await server.StartProcessAsync(cancellationToken).ConfigureAwait(false);
-        return server;
-    }
+    public static Task<RedisServer> StartAsync(bool appendOnly = false, CancellationToken cancellationToken = default) =>
+        StartNewAsync(appendOnly, "everysec", cancellationToken);
+
+    /// <summary>
+    /// A server configured as the gateway runs Redis in production (AOF, <c>appendfsync always</c>): every write
+    /// acknowledged before a kill is there after <see cref="RestartAsync"/>.
+    /// </summary>
+    public static Task<RedisServer> StartDurableAsync(CancellationToken cancellationToken = default) =>
+        StartNewAsync(appendOnly: true, "always", cancellationToken);
 
     /// <summary>Starts the server again on the same port and data (after <see cref="StopAsync"/>).</summary>
     public Task RestartAsync(CancellationToken cancellationToken = default) => StartProcessAsync(cancellationToken);
@@ -66,6 +71,15 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
+    private static async Task<RedisServer> StartNewAsync(bool appendOnly, string appendFsync, CancellationToken cancellationToken)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "gw-redis-" + Guid.NewGuid().ToString("N")[..12]);
+        System.IO.Directory.CreateDirectory(dir);
+        var server = new RedisServer(FreePort.Get(), dir, appendOnly, appendFsync);
+        await server.StartProcessAsync(cancellationToken).ConfigureAwait(false);
+        return server;
+    }
+
     private async Task StartProcessAsync(CancellationToken cancellationToken)
     {
         var psi = new ProcessStartInfo("redis-server")
@@ -77,7 +91,7 @@ public sealed class RedisServer : IAsyncDisposable
         foreach (var a in new[]
                  {
                      "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", Directory,
-                     "--save", "", "--appendonly", AppendOnly ? "yes" : "no", "--appendfsync", "everysec", "--daemonize", "no",
+                     "--save", "", "--appendonly", AppendOnly ? "yes" : "no", "--appendfsync", AppendFsync, "--daemonize", "no",
                      "--logfile", Path.Combine(Directory, "redis.log"),
                  })
         {

@@ -26,6 +26,9 @@ public sealed partial class MessageDeliverer(
 {
     private const string Program = "deliverer";
 
+    /// <summary>The longest wait between two tries of a write that Redis was not there for.</summary>
+    private static readonly TimeSpan MaxRecordDelay = TimeSpan.FromSeconds(2);
+
     /// <summary>Attempts the message held by <paramref name="item"/>; <paramref name="known"/> skips reading it back (intake fast path).</summary>
     public async Task RunAsync(ScheduledItem item, (QueuedMessage Message, byte[] Body)? known, CancellationToken cancellationToken)
     {
@@ -309,7 +312,8 @@ public sealed partial class MessageDeliverer(
         if (failed.Count > 0)
         {
             var senderEntry = RecipientClassifier.Find(snapshot, Addresses.DomainOf(message.Sender));
-            dsnId = await Bounces.SendDsnAsync(queue, message, body, failed, senderEntry is { InboundEnabled: true } ? senderEntry.Name : null, now, cancellationToken)
+            var senderInbound = senderEntry is { InboundEnabled: true } ? senderEntry.Name : null;
+            dsnId = await WhileRedisAwayAsync(message.Id, () => Bounces.SendDsnAsync(queue, message, body, failed, senderInbound, now, cancellationToken), cancellationToken)
                 .ConfigureAwait(false);
             foreach (var f in failed)
             {
@@ -319,12 +323,39 @@ public sealed partial class MessageDeliverer(
             }
         }
 
-        if (!await queue.SaveStateAsync(updated, finished).ConfigureAwait(false))
+        // The destinations have answered: keep the outcome until Redis takes it. Giving up here (Redis restarting,
+        // a cluster failover) would let the lease expire and deliver every recipient again.
+        if (!await WhileRedisAwayAsync(message.Id, () => queue.SaveStateAsync(updated, finished), cancellationToken).ConfigureAwait(false))
         {
             LogGone(logger, message.Id);
         }
 
-        await queue.CompleteAsync(item, finished ? null : updated.NextAttempt).ConfigureAwait(false);
+        await WhileRedisAwayAsync(message.Id, () => queue.CompleteAsync(item, finished ? null : updated.NextAttempt), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs one queue write after an attempt, again and again while Redis is unreachable (backing off up to
+    /// <see cref="MaxRecordDelay"/>), until it succeeds or the process stops. The scheduler keeps renewing the
+    /// lease meanwhile, so no other Deliverer repeats the delivery; if the process stops first, the lease
+    /// expires and the message is attempted again (at-least-once).
+    /// </summary>
+    private async Task<T> WhileRedisAwayAsync<T>(string id, Func<Task<T>> write, CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(100);
+        while (true)
+        {
+            try
+            {
+                return await write().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is StackExchange.Redis.RedisConnectionException or StackExchange.Redis.RedisTimeoutException or TimeoutException
+                                      && !cancellationToken.IsCancellationRequested)
+            {
+                LogRecordDeferred(logger, id, delay, e.Message);
+                await Task.Delay(delay, clock, cancellationToken).ConfigureAwait(false);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxRecordDelay.Ticks));
+            }
+        }
     }
 
     private static MessageLogEvent Event(QueuedMessage message, string name, string recipient, string? host, string? reply, string? detail) => new()
@@ -348,6 +379,9 @@ public sealed partial class MessageDeliverer(
 
     [LoggerMessage(EventId = 1200, Level = LogLevel.Debug, Message = "Message {Id}: {Host} answered for {Count} recipients, {Final} final")]
     private static partial void LogAttempt(ILogger logger, string id, string host, int count, int final);
+
+    [LoggerMessage(EventId = 1202, Level = LogLevel.Warning, Message = "Message {Id}: the outcome is kept in memory, Redis is unavailable ({Reason}); writing it again in {Delay}")]
+    private static partial void LogRecordDeferred(ILogger logger, string id, TimeSpan delay, string reason);
 
     [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Message {Id} was removed from the queue while it was being delivered")]
     private static partial void LogGone(ILogger logger, string id);

@@ -236,9 +236,13 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
         }
     }
 
-    // Postfix's SMTP client sends XFORWARD before MAIL when the server announces it (smtp_send_xforward_command
-    // = yes in deploy/postfix): IDENT is Postfix's queue id, the link from its log and policy requests to the
-    // gateway's message id; ADDR is the internet client the intake otherwise only knows as Postfix.
+    /// <summary>
+    /// Postfix's XFORWARD (XFORWARD_README; <c>smtp_send_xforward_command = yes</c> in deploy/postfix), before MAIL:
+    /// ADDR is the internet client, so client-IP rules see it rather than Postfix; IDENT is Postfix's queue id,
+    /// the link from its log and policy requests to the gateway's message id. The intake only talks to trusted
+    /// networks, so the attributes are believed. <c>ADDR=IPV6:…</c> carries an IPv6 address; <c>[UNAVAILABLE]</c>
+    /// and <c>[TEMPUNAVAIL]</c> mean unknown.
+    /// </summary>
     private static readonly string XforwardAnnouncement = "250-XFORWARD " + string.Join(' ', SmtpParser.XforwardAttributes) + "\r\n";
 
     private static string Xforward(string argument, Session session)
@@ -421,11 +425,17 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
 
             try
             {
-                var ids = await intake.EnqueueAsync(session.Id!, session.Sender!, session.Recipients, session.Utf8, session.ForwardedClient ?? session.Client,
-                        data.WrittenSpan.ToArray(), session.ForwardedQueueId)
-                    .ConfigureAwait(false);
+                var result = await intake.EnqueueAsync(session.Id!, session.Sender!, session.Recipients, session.Utf8, session.ForwardedClient ?? session.Client,
+                    data.WrittenSpan.ToArray(), session.ForwardedQueueId).ConfigureAwait(false);
+                if (result.RejectReply is { } refused)
+                {
+                    // A policy rule refused every recipient (docs/rules.md); Postfix bounces to the sender.
+                    metrics.Message("rejected");
+                    return refused;
+                }
+
                 metrics.Message("queued");
-                return $"250 2.0.0 Ok: queued as {string.Join(' ', ids)}";
+                return $"250 2.0.0 Ok: queued as {string.Join(' ', result.Ids)}";
             }
             catch (DomainDeletedException)
             {

@@ -23,7 +23,7 @@ public enum SmtpVerb
     Auth,
     Bdat,
 
-    /// <summary>Postfix's XFORWARD (XFORWARD_README): the up-stream client and queue id, for logging.</summary>
+    /// <summary>Postfix's XFORWARD (XFORWARD_README): the original client and Postfix's queue id.</summary>
     Xforward,
 }
 

@@ -111,7 +111,8 @@ public sealed class QueueAdmin(DomainManager domains, DomainStore store, Message
     private static GatewayException MessageNotFound(string domain, string id) =>
         new(ErrorKind.NotFound, $"Message '{id}' is not in the queue of '{domain}' (delivered, bounced or deleted already?).");
 
-    private static (double Score, string Id)? DecodeCursor(string? key, List<FieldViolation> violations)
+    /// <summary>A (score, id) page cursor as encoded by the list calls (<c>&lt;score&gt;|&lt;id&gt;</c>), shared with the quarantine.</summary>
+    internal static (double Score, string Id)? DecodeCursor(string? key, List<FieldViolation> violations)
     {
         if (key is null)
         {
