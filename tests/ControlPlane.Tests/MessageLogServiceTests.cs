@@ -13,10 +13,39 @@ public sealed class MessageLogServiceTests(ControlPlaneFixture fx) : IClassFixtu
 
     private async Task<(string Domain, string CompanyId, MessageLogService.MessageLogServiceClient Log)> DomainAsync()
     {
+        var (name, companyId, _, log) = await DomainWithKeyAsync();
+        return (name, companyId, log);
+    }
+
+    private async Task<(string Domain, string CompanyId, string Key, MessageLogService.MessageLogServiceClient Log)> DomainWithKeyAsync()
+    {
         var (companyId, key, domains) = await fx.NewTenantAsync("log");
         var name = ControlPlaneFixture.NewDomainName("log");
         await domains.CreateDomainAsync(new CreateDomainRequest { Domain = new Domain { Name = name } });
-        return (name, companyId, new MessageLogService.MessageLogServiceClient(fx.WithKey(key)));
+        return (name, companyId, key, new MessageLogService.MessageLogServiceClient(fx.WithKey(key)));
+    }
+
+    [Fact]
+    public async Task QueryLog_OverHttpJson_FiltersFromTheQueryString()
+    {
+        var (d, _, key, _) = await DomainWithKeyAsync();
+        await Writer.AppendManyAsync([
+            new MessageLogEvent { Domain = d, Event = MessageLogEvents.Intake, MessageId = "h1" },
+            new MessageLogEvent { Domain = d, Event = MessageLogEvents.Delivered, MessageId = "h1", Host = "192.0.2.1:25", Reply = "250 ok" },
+            new MessageLogEvent { Domain = d, Event = MessageLogEvents.Delivered, MessageId = "h2" },
+        ]);
+        using var http = new HttpClient { BaseAddress = new Uri(fx.HttpAddress) };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        using var r = await http.GetAsync($"/v1/domains/{d}/log?events=delivered&order=LOG_ORDER_OLDEST_FIRST&pageSize=1");
+        Assert.Equal(System.Net.HttpStatusCode.OK, r.StatusCode);
+        using var doc = System.Text.Json.JsonDocument.Parse(await r.Content.ReadAsStringAsync());
+        var e = Assert.Single(doc.RootElement.GetProperty("events").EnumerateArray());
+        Assert.Equal("h1", e.GetProperty("messageId").GetString());
+        Assert.Equal("192.0.2.1:25", e.GetProperty("host").GetString());
+        Assert.NotEmpty(doc.RootElement.GetProperty("nextPageToken").GetString()!);
+
+        using var bad = await http.GetAsync($"/v1/domains/{d}/log?direction=sideways");
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
     }
 
     private static async Task<List<LogEvent>> AllPagesAsync(MessageLogService.MessageLogServiceClient log, QueryLogRequest request)

@@ -61,7 +61,7 @@ public class GatewayFixture : IAsyncLifetime
 
     public IServiceProvider ControlPlaneServices => _controlPlane!.Services;
 
-    /// <summary>The in-process Deliverer's services (null when it runs as a process).</summary>
+    /// <summary>The in-process Deliverer's services (null when it runs as a process or is stopped).</summary>
     public IServiceProvider? DelivererServices => _deliverer?.Services;
 
     /// <summary>Run the Deliverer as a separate process (the "killed at any moment" test).</summary>

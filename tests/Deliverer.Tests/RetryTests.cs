@@ -26,6 +26,8 @@ public sealed class RetryTests(FastRetryFixture fx) : IClassFixture<FastRetryFix
 
         var m = Assert.Single(await replacement.WaitForMessagesAsync(1, TimeSpan.FromSeconds(15)));
         Assert.Equal(["u@" + d], m.Recipients);
+        // Log events are written in the background: wait for the last one before reading the log.
+        await fx.WaitForLogAsync(d, e => e["event"] == "delivered", "delivery logged");
         var log = await fx.LogAsync(d);
         Assert.Contains(log, e => e["event"] == "attempt" && e["host"] == $"127.0.0.2:{old.Port}");
         Assert.Contains(log, e => e["event"] == "delivered" && e["host"] == $"127.0.0.3:{replacement.Port}");
@@ -74,6 +76,8 @@ public sealed class ExpiryTests(ExpiryFixture fx) : IClassFixture<ExpiryFixture>
         Assert.Equal("failed", group["Action"]);
         Assert.Contains("connection refused", group["Diagnostic-Code"], StringComparison.Ordinal);
 
+        // Log events are written in the background: wait for the last one before reading the log.
+        await fx.WaitForLogAsync(d, e => e["event"] == "expired", "expiry logged");
         var log = await fx.LogAsync(d);
         Assert.True(log.Count(e => e["event"] == "attempt") >= 2, "retried before expiring");
         Assert.Single(log, e => e["event"] == "expired");

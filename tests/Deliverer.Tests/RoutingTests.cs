@@ -141,6 +141,8 @@ public sealed class RoutingTests(GatewayFixture fx) : IClassFixture<GatewayFixtu
         Assert.InRange(next, before + TimeSpan.FromMinutes(5), after + TimeSpan.FromMinutes(5));
         Assert.Contains("connection refused", queued.LastError, StringComparison.Ordinal);
         Assert.Equal(RecipientState.Pending, Assert.Single(queued.Recipients).State);
+        // Log events are written in the background: wait for the last one before reading the log.
+        await fx.WaitForLogAsync(d, e => e["event"] == "deferred", "deferral logged");
         var log = await fx.LogAsync(d);
         Assert.Equal(2, log.Count(e => e["event"] == "attempt"));
         Assert.Single(log, e => e["event"] == "deferred");

@@ -65,13 +65,24 @@ public sealed class TestMessageSender(DomainManager domains, MessageQueue queue,
 
         using var buffer = new MemoryStream();
         await message.WriteToAsync(FormatOptions.Default, buffer, cancellationToken).ConfigureAwait(false);
-        var id = await queue.EnqueueAsync(new QueueEnvelope(domain.Name, Directions.Inbound, string.Empty, [address]), buffer.ToArray(), cancellationToken)
+        // Queued leased to this process, logged, then released to the Deliverers: the intake event comes before
+        // any attempt in the log, so the message's events read in order by its id.
+        var item = await queue.EnqueueLeasedAsync(new QueueEnvelope(domain.Name, Directions.Inbound, string.Empty, [address]), buffer.ToArray(), cancellationToken)
             .ConfigureAwait(false);
-        await log.AppendAsync(new MessageLogEvent
+        try
         {
-            Domain = domain.Name, Event = MessageLogEvents.Intake, Time = now, MessageId = id, Direction = Directions.Inbound,
-            Sender = string.Empty, Recipient = address, Detail = "test message (SendTestMessage)", Program = "controlplane",
-        }).ConfigureAwait(false);
-        return id;
+            await log.AppendAsync(new MessageLogEvent
+            {
+                Domain = domain.Name, Event = MessageLogEvents.Intake, Time = now, MessageId = item.Id, Direction = Directions.Inbound,
+                Sender = string.Empty, Recipient = address, Detail = "test message (SendTestMessage)", Program = "controlplane",
+            }).ConfigureAwait(false);
+        }
+        finally
+        {
+            await queue.CompleteAsync(item, clock.GetUtcNow()).ConfigureAwait(false);
+            await queue.WakeAsync(item.Shard).ConfigureAwait(false);
+        }
+
+        return item.Id;
     }
 }
