@@ -67,7 +67,7 @@ public sealed class QueueServiceTests(ControlPlaneFixture fx) : IClassFixture<Co
         Assert.Equal("inbound", deferred.Direction);
         Assert.Equal(17, deferred.SizeBytes);
 
-        var nullSender = page1.Messages[0];
+        var nullSender = Assert.Single(page1.Messages, m => m.MessageId == b);
         Assert.Equal(string.Empty, nullSender.Sender);
         Assert.Equal(["x@" + d, "y@" + d], nullSender.Recipients.Select(x => x.Address));
     }
