@@ -47,4 +47,24 @@ public sealed class RecipientSpellingTests(GatewayFixture fx) : IClassFixture<Ga
         await Eventually.WaitAsync(async () => (await fx.Queue.ListQueueAsync(new ListQueueRequest { Domain = d })).Messages.Count == 0,
             TimeSpan.FromSeconds(10), "the queue to empty");
     }
+
+    [Fact]
+    public async Task SenderMimeKitCannotParse_BouncedForGood_NotRetriedForever()
+    {
+        var sink = SmtpSink.Start("127.0.0.9");
+        await using var _s = sink;
+        var d = await fx.CreateInboundDomainAsync(GatewayFixture.NewDomainName("snd"), ("*@{d}", sink.Host, sink.Port, 10));
+
+        // No MAIL FROM can be written for this sender: the message fails for good (553 5.1.7), and building the DSN to
+        // that sender must not throw (which failed the attempt, again at every lease expiry). The DSN itself then
+        // fails for good too (no DSN about a DSN), so nothing stays queued and nothing arrives.
+        var queued = await RawSmtp.SendAsync(fx.Intake, $"bad@x@{d}", [$"ok@{d}"], "Subject: sender\r\n\r\nbody\r\n");
+        Assert.StartsWith("250 2.0.0 Ok: queued", queued, StringComparison.Ordinal);
+        var bounced = await fx.WaitForLogAsync(d, e => e["event"] == "bounced" && e["recipient"] == $"ok@{d}", "the bounce", TimeSpan.FromSeconds(20));
+        Assert.StartsWith("553 5.1.7", bounced["reply"], StringComparison.Ordinal);
+        Assert.StartsWith("DSN ", bounced["detail"], StringComparison.Ordinal);
+        await Eventually.WaitAsync(async () => (await fx.Queue.ListQueueAsync(new ListQueueRequest { Domain = d })).Messages.Count == 0,
+            TimeSpan.FromSeconds(20), "the queue to empty (the DSN to the unsendable sender fails for good too)");
+        Assert.Empty(sink.Messages);
+    }
 }
