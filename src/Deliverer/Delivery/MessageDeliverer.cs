@@ -335,9 +335,9 @@ public sealed partial class MessageDeliverer(
 
     /// <summary>
     /// Runs one queue write after an attempt, again and again while Redis is unreachable (backing off up to
-    /// <see cref="MaxRecordDelay"/>), until it succeeds or the process stops. The scheduler keeps renewing the
-    /// lease meanwhile, so no other Deliverer repeats the delivery; if the process stops first, the lease
-    /// expires and the message is attempted again (at-least-once).
+    /// <see cref="MaxRecordDelay"/>), until it succeeds or the process stops. The scheduler renews the lease
+    /// whenever Redis answers, so no other Deliverer repeats the delivery unless the outage outlasts the lease; if
+    /// the process stops first, the lease expires and the message is attempted again (at-least-once).
     /// </summary>
     private async Task<T> WhileRedisAwayAsync<T>(string id, Func<Task<T>> write, CancellationToken cancellationToken)
     {
