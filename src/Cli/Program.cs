@@ -8,5 +8,9 @@ root.Subcommands.Add(TenantCommands.Tenants());
 root.Subcommands.Add(TenantCommands.Keys());
 root.Subcommands.Add(DomainCommands.Domains());
 root.Subcommands.Add(QueueCommands.Queue());
+root.Subcommands.Add(RuleCommands.Rules());
+root.Subcommands.Add(QuarantineCommands.Quarantine());
+root.Subcommands.Add(LogCommands.Logs());
 root.Subcommands.Add(Gateway.Cli.Setup.SetupCommand.Create());
-return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+// No response files: "@example.com" is a filter value here (logs --sender @example.com), not a file to read.
+return await root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null }).InvokeAsync().ConfigureAwait(false);

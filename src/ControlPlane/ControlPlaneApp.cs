@@ -4,6 +4,7 @@ using Gateway.Core;
 using Gateway.Core.Hosting;
 using Gateway.Core.Onboarding;
 using Gateway.Core.Delivery;
+using Gateway.Core.Quarantine;
 using Gateway.Core.Telemetry;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -47,6 +48,7 @@ public static class ControlPlaneApp
         builder.Services.AddGatewayCore(builder.Configuration);
         builder.Services.AddSingleton<DomainMapper>();
         builder.Services.AddDeliveryQueue(builder.Configuration);
+        builder.Services.AddQuarantine(builder.Configuration).AddQuarantineExpiry(); // docs/rules.md
         builder.Services.AddGatewayTelemetry();
         builder.Services.AddGatewayInstruments<ControlPlaneMetrics>();
         builder.Services.AddGrpc(o =>
@@ -65,11 +67,15 @@ public static class ControlPlaneApp
         builder.Services.AddHostedService(sp => sp.GetRequiredService<OperatorKeyBootstrap>());
         builder.Services.AddOnboarding(builder.Configuration);
         builder.Services.AddHostedService<Onboarding.DomainRecheckService>();
+        builder.Services.AddHostedService<Maintenance.MaintenanceService>();
 
         var app = builder.Build();
         app.MapGrpcService<TenantGrpcService>();
         app.MapGrpcService<DomainGrpcService>();
         app.MapGrpcService<QueueGrpcService>();
+        app.MapGrpcService<PolicyRuleGrpcService>();
+        app.MapGrpcService<QuarantineGrpcService>();
+        app.MapGrpcService<MessageLogGrpcService>();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         app.MapGatewayTelemetry(); // /metrics and /healthz (docs/telemetry.md), meant for the HTTP/1.1 listener

@@ -1,5 +1,6 @@
 using Gateway.Core;
 using Gateway.Core.Delivery;
+using Gateway.Core.Quarantine;
 using Gateway.Core.Hosting;
 using Gateway.Core.Telemetry;
 using Gateway.Deliverer.Delivery;
@@ -19,6 +20,7 @@ public static class DelivererApp
         builder.Services.AddConfigSnapshot();
         builder.Services.AddBufferedMessageLog();
         builder.Services.AddDeliveryQueue(builder.Configuration);
+        builder.Services.AddQuarantine(builder.Configuration); // QUARANTINE rules at intake (docs/rules.md)
         builder.Services.AddOptions<DelivererOptions>()
             .Bind(builder.Configuration.GetSection(DelivererOptions.Section))
             .ValidateDataAnnotations()

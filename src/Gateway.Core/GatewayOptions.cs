@@ -62,6 +62,16 @@ public sealed class GatewayOptions
     public TimeSpan MessageLogRetention { get; set; } = TimeSpan.FromDays(90);
 
     /// <summary>
+    /// How often one ControlPlane of the fleet (under a lease) trims every domain's log to the retention, so
+    /// events of domains that get no new ones (the append path trims only on append) do not stay forever,
+    /// and finishes domain deletions a crashed ControlPlane left behind.
+    /// </summary>
+    public TimeSpan MaintenanceInterval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>How often FollowLog looks for new events (it polls; see <see cref="MessageLog.MessageLogReader.FollowAsync"/>).</summary>
+    public TimeSpan MessageLogFollowPollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
     /// The SPF mechanism customers add for outbound protection (SPEC §3 "Health"); by default
     /// <c>include:_spf.&lt;GatewayDomain&gt;</c>.
     /// </summary>

@@ -23,6 +23,8 @@ public static class ServiceCollectionExtensions
             .Validate(o => Domains.DomainName.TryNormalize(o.GatewayDomain, out _, out _),
                 "Gateway:GatewayDomain must be a DNS name such as gateway.example.net.")
             .Validate(o => o.SnapshotReconcileInterval > TimeSpan.Zero, "Gateway:SnapshotReconcileInterval must be positive.")
+            .Validate(o => o.MessageLogRetention > TimeSpan.Zero && o.MaintenanceInterval > TimeSpan.Zero && o.MessageLogFollowPollInterval > TimeSpan.Zero,
+                "Gateway:MessageLogRetention, Gateway:MaintenanceInterval and Gateway:MessageLogFollowPollInterval must be positive.")
             .Validate(o => TryParseRedis(o.Redis), "Gateway:Redis is not a valid StackExchange.Redis configuration string (e.g. 127.0.0.1:6379).")
             .Validate(o => o.Dns.Servers.All(s => Dns.DnsSetup.TryParseServer(s, out _)), "Gateway:Dns:Servers entries must be ip or ip:port.")
             .ValidateOnStart();
@@ -46,8 +48,12 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<TenantStore>();
         services.AddSingleton<DomainValidator>();
         services.AddSingleton<DomainManager>();
+        services.AddSingleton<Rules.RuleStore>();
+        services.AddSingleton<Rules.RuleManager>();
         services.AddSingleton<TenantManager>();
         services.AddSingleton<MessageLog.MessageLogWriter>();
+        services.AddSingleton<MessageLog.MessageLogReader>();
+        services.AddSingleton<MessageLog.MessageLogQueries>();
         services.AddSingleton(sp => Dns.DnsSetup.CreateClient(sp.GetRequiredService<GatewayOptions>().Dns));
         return services;
     }

@@ -27,6 +27,9 @@ public sealed class ControlPlaneFixture : IAsyncLifetime
 
     public GrpcChannel Channel { get; private set; } = null!;
 
+    /// <summary>The in-process ControlPlane's services.</summary>
+    public IServiceProvider Services => _host!.Services;
+
     public async Task InitializeAsync()
     {
         Redis = await RedisServer.StartAsync();

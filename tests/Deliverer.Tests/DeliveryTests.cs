@@ -60,6 +60,9 @@ public sealed class DeliveryTests(GatewayFixture fx) : IClassFixture<GatewayFixt
         Assert.Contains("Subject: two recipients", headers.Message!.ToString(), StringComparison.Ordinal);
 
         Assert.Equal(0, secondary.Connections);
+        // The log is written after the sinks have the mail (buffered, off the delivery path): wait for both outcomes.
+        await fx.WaitForLogAsync(d, e => e["event"] == "bounced", "the bounce logged");
+        await fx.WaitForLogAsync(d, e => e["event"] == "delivered", "the delivery logged");
         var log = await fx.LogAsync(d);
         Assert.Single(log, e => e["event"] == "bounced" && e["recipient"] == "bad@" + d);
         Assert.Single(log, e => e["event"] == "delivered" && e["recipient"] == "good@" + d);
@@ -82,8 +85,8 @@ public sealed class DeliveryTests(GatewayFixture fx) : IClassFixture<GatewayFixt
         best.Refuse();
         await fx.SendAsync("user@" + from, ["someone@" + to]);
         await backup.WaitForMessagesAsync(1, Wait);
-        var log = await fx.LogAsync(from);
-        Assert.Contains(log, e => e["event"] == "delivered" && e["direction"] == "outbound" && e["host"].Contains("127.0.0.13", StringComparison.Ordinal));
+        await fx.WaitForLogAsync(from, e => e["event"] == "delivered" && e["direction"] == "outbound" && e["host"].Contains("127.0.0.13", StringComparison.Ordinal),
+            "the delivery to the backup MX logged");
     }
 
     [Fact]

@@ -54,10 +54,15 @@ public class GatewayFixture : IAsyncLifetime
 
     public QueueService.QueueServiceClient Queue { get; private set; } = null!;
 
+    public MessageLogService.MessageLogServiceClient Log { get; private set; } = null!;
+
     /// <summary>The in-process Deliverer's queue (or a store on the same Redis when it runs as a process).</summary>
     public MessageQueue Store { get; private set; } = null!;
 
     public IServiceProvider ControlPlaneServices => _controlPlane!.Services;
+
+    /// <summary>The in-process Deliverer's services (null when it runs as a process).</summary>
+    public IServiceProvider? DelivererServices => _deliverer?.Services;
 
     /// <summary>Run the Deliverer as a separate process (the "killed at any moment" test).</summary>
     protected virtual bool DelivererAsProcess => false;
@@ -91,6 +96,7 @@ public class GatewayFixture : IAsyncLifetime
         var key = await op.CreateApiKeyAsync(new CreateApiKeyRequest { CompanyId = CompanyId, Description = "tests" });
         Domains = new DomainService.DomainServiceClient(WithKey(key.Key));
         Queue = new QueueService.QueueServiceClient(WithKey(key.Key));
+        Log = new MessageLogService.MessageLogServiceClient(WithKey(key.Key));
         Store = _controlPlane.Services.GetRequiredService<MessageQueue>();
         await StartDelivererAsync();
     }

@@ -85,6 +85,9 @@ public sealed class SetupCliTests(SetupFixture fx) : IClassFixture<SetupFixture>
         Assert.Contains("Connected successfully.", o, StringComparison.Ordinal);
         Assert.Contains("Saved: inbound relay is on", o, StringComparison.Ordinal);
         Assert.Contains("Delivered: test message", o, StringComparison.Ordinal);
+        // Followed through the message log: the host that took it and its reply.
+        Assert.Contains($"attempt 1: {sink.Host}:{sink.Port} answered: 250", o, StringComparison.Ordinal);
+        Assert.Contains($"was accepted by {sink.Host}:{sink.Port}: 250", o, StringComparison.Ordinal);
         Assert.Contains($"{d}.  IN MX  10 {fx.CompanyId}.in.{GatewayFixture.GatewayDomain}.", o, StringComparison.Ordinal);
         Assert.Contains($"include:_spf.{GatewayFixture.GatewayDomain}", o, StringComparison.Ordinal);
         // The DNS to publish comes last, after the test message.

@@ -17,6 +17,7 @@ public sealed class MessageLogTests
         var writer = new MessageLogWriter(mux, options, TimeProvider.System);
         var db = mux.GetDatabase();
         var key = RedisKeys.DomainLog("example.com");
+        await db.HashSetAsync(RedisKeys.Domain("example.com"), "company", "acme"); // a managed domain: events are only kept for those
 
         // 200 entries from long ago, then a current one: the time trim removes (most of) the old ones.
         var old = DateTimeOffset.UtcNow.AddDays(-100).ToUnixTimeMilliseconds();
@@ -42,7 +43,14 @@ public sealed class MessageLogTests
     [Fact]
     public async Task Buffered_PostReturnsAtOnce_EventsArriveWhileRedisIsUpOrAfterItReturns()
     {
-        await using var redis = await RedisServer.StartAsync();
+        // AOF with fsync always: the domain's settings (and the first event) survive the restart below.
+        await using var redis = await RedisServer.StartAsync(appendOnly: true);
+        using (var admin = await redis.ConnectAsync())
+        {
+            await admin.GetServer(admin.GetEndPoints()[0]).ConfigSetAsync("appendfsync", "always");
+            await admin.GetDatabase().HashSetAsync(RedisKeys.Domain("example.com"), "company", "acme");
+        }
+
         using var mux = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",abortConnect=false,connectTimeout=500,asyncTimeout=500,syncTimeout=500");
         var log = new BufferedMessageLog(new MessageLogWriter(mux, new GatewayOptions(), TimeProvider.System), NullLogger<BufferedMessageLog>.Instance);
         await log.StartAsync(CancellationToken.None);
@@ -63,7 +71,7 @@ public sealed class MessageLogTests
             {
                 try
                 {
-                    return await db.StreamLengthAsync(RedisKeys.DomainLog("example.com")) == 10;
+                    return await db.StreamLengthAsync(RedisKeys.DomainLog("example.com")) == 11;
                 }
                 catch (Exception e) when (e is RedisException or TimeoutException)
                 {

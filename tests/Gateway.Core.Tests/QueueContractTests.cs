@@ -77,7 +77,17 @@ public abstract class QueueContractTests<TFixture>(TFixture fx) : IAsyncLifetime
     private readonly ManualClock _clock = new(new DateTimeOffset(2026, 12, 1, 12, 0, 0, TimeSpan.Zero));
     private readonly QueueOptions _options = new() { Lease = Lease, ScheduleShards = 8, HostName = "gateway.test" };
 
-    public Task InitializeAsync() => fx.FlushAsync();
+    public async Task InitializeAsync()
+    {
+        await fx.FlushAsync();
+
+        // The queue writes only for domains that exist (a deleted domain's mail is dropped): register them.
+        var db = fx.Mux.GetDatabase();
+        foreach (var d in Domains)
+        {
+            await db.HashSetAsync(RedisKeys.Domain(d), [new("company", "acme"), new("etag", 1), new("data", "{}")]);
+        }
+    }
 
     public Task DisposeAsync() => Task.CompletedTask;
 

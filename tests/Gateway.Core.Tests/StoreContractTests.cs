@@ -170,13 +170,17 @@ public abstract class StoreContractTests : IAsyncLifetime
     public async Task MessageLog_AppendsToTheDomainsStream()
     {
         var writer = new MessageLogWriter(Mux, Options, TimeProvider.System);
+        var db = Mux.GetDatabase();
+        await db.HashSetAsync(RedisKeys.Domain("a.example.com"), "company", "acme");
+        await db.HashSetAsync(RedisKeys.Domain("b.example.com"), "company", "acme");
         await writer.AppendManyAsync([
             new MessageLogEvent { Domain = "a.example.com", Event = MessageLogEvents.Intake, MessageId = "m1" },
             new MessageLogEvent { Domain = "b.example.com", Event = MessageLogEvents.Delivered, MessageId = "m2" },
+            new MessageLogEvent { Domain = "unmanaged.example.com", Event = MessageLogEvents.Delivered, MessageId = "m3" },
         ]);
-        var db = Mux.GetDatabase();
         Assert.Equal("m1", (await db.StreamRangeAsync(RedisKeys.DomainLog("a.example.com")))[0]["message_id"].ToString());
         Assert.Equal("m2", (await db.StreamRangeAsync(RedisKeys.DomainLog("b.example.com")))[0]["message_id"].ToString());
+        Assert.False(await db.KeyExistsAsync(RedisKeys.DomainLog("unmanaged.example.com")), "no log for a domain without settings (deleted)");
     }
 
     private async IAsyncEnumerable<RedisKey> KeysAsync(RedisValue pattern)

@@ -306,25 +306,36 @@ internal static class SetupCommand
             Step("Test message");
             var to = TestRecipient ?? (prompt.Ask($"Send the test message to (Enter: postmaster@{d.Name}):") is { Length: > 0 } a ? a : "postmaster@" + d.Name);
             var sent = await _domains.SendTestMessageAsync(new SendTestMessageRequest { Name = d.Name, Recipient = to }, cancellationToken: ct).ConfigureAwait(false);
-            _w.WriteLine($"Queued test message {sent.MessageId} to {to}; following its delivery…");
-            var report = await TestMessageFollower.FollowAsync(ctx.Invoker, d.Name, sent.MessageId, DeliveryWait, m =>
+            _w.WriteLine($"Queued test message {sent.MessageId} to {to}; following it in the message log…");
+            var attempts = 0;
+            var report = await TestMessageFollower.FollowAsync(ctx.Invoker, d.Name, sent.MessageId, DeliveryWait, e =>
             {
-                if (m.Attempts > 0)
+                switch (e.Event)
                 {
-                    _w.WriteLine($"  attempt {m.Attempts}: {m.LastError}; next attempt {Output.Time(m.NextAttemptTime)}");
+                    case "attempt":
+                        _w.WriteLine($"  attempt {++attempts}: {e.Host} answered: {e.Reply}");
+                        break;
+                    case "deferred":
+                        _w.WriteLine($"  deferred: {e.Detail}");
+                        break;
                 }
             }, ct).ConfigureAwait(false);
 
-            if (report.Fate == TestMessageFate.LeftQueue)
+            switch (report.Fate)
             {
-                _w.WriteLine($"Delivered: test message {sent.MessageId} left the queue (the Deliverer removes a message once the server took it).");
-                _w.WriteLine("Check that it arrived in the mailbox; a permanent refusal by the server would also end it.");
-                return true;
+                case TestMessageFate.Delivered:
+                    _w.WriteLine($"Delivered: test message {sent.MessageId} was accepted by {report.Last!.Host}: {report.Last.Reply}");
+                    _w.WriteLine("Check that it arrived in the mailbox.");
+                    return true;
+                case TestMessageFate.Refused:
+                    _w.WriteLine($"Not delivered: test message {sent.MessageId} was {report.Last!.Event}: {report.Last.Reply}");
+                    _w.WriteLine($"See its whole story with: gatewayctl logs query {d.Name} --message-id {sent.MessageId}");
+                    return false;
+                default:
+                    _w.WriteLine($"Not delivered yet: {(report.Last is { Reply.Length: > 0 } e ? $"{e.Host}: {e.Reply}" : "not attempted yet")}");
+                    _w.WriteLine($"The gateway keeps retrying. Watch it with: gatewayctl logs follow {d.Name} --message-id {sent.MessageId}");
+                    return false;
             }
-
-            _w.WriteLine($"Not delivered yet: {(report.LastSeen?.LastError is { Length: > 0 } e ? e : "not attempted yet")}");
-            _w.WriteLine($"The gateway keeps retrying. Watch it with: gatewayctl queue get {d.Name} {sent.MessageId}");
-            return false;
         }
 
         private void ShowDnsToPublish(Domain d, bool verified)

@@ -1,4 +1,5 @@
 using Gateway.Api.V1;
+using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 
 namespace Gateway.Cli.Setup;
@@ -6,56 +7,61 @@ namespace Gateway.Cli.Setup;
 /// <summary>What became of the test message while <c>setup</c> watched.</summary>
 internal enum TestMessageFate
 {
-    /// <summary>It left the queue: every recipient got a final answer (delivered, or refused for good).</summary>
-    LeftQueue,
+    /// <summary>The customer's server took it (a <c>delivered</c> event).</summary>
+    Delivered,
 
-    /// <summary>Still queued when the wait ended (deferred: the server refused or could not be reached).</summary>
-    StillQueued,
+    /// <summary>Refused for good (<c>bounced</c>, <c>expired</c>) or removed by an operator (<c>deleted</c>).</summary>
+    Refused,
+
+    /// <summary>No final event when the wait ended (deferred: the server refused for now or could not be reached).</summary>
+    Pending,
 }
 
-internal sealed record TestMessageReport(TestMessageFate Fate, QueuedMessage? LastSeen);
+internal sealed record TestMessageReport(TestMessageFate Fate, LogEvent? Last);
 
 /// <summary>
-/// Follows the test message until it is delivered. The one place that knows how: today through QueueService
-/// (a message leaves the queue once delivered; while it waits, GetQueuedMessage shows attempts and the last reply).
-/// When the message log RPC exists (SPEC §7, MessageLogService), this class switches to following the domain's log
-/// by message id, which also tells a delivery from a permanent refusal; nothing else in <c>setup</c> changes.
+/// Follows the test message in the domain's message log (MessageLogService.FollowLog, filtered by its id, SPEC §7):
+/// every event is shown as it is written (intake, each attempt with the host and its reply, deferral) until a final
+/// one — delivered, or bounced/expired/deleted — or the wait ends. Unlike watching the queue, the log tells a
+/// delivery from a permanent refusal and names the host that answered.
 /// </summary>
 internal static class TestMessageFollower
 {
-    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(250);
-
     public static async Task<TestMessageReport> FollowAsync(CallInvoker invoker, string domain, string messageId, TimeSpan wait,
-        Action<QueuedMessage> changed, CancellationToken cancellationToken)
+        Action<LogEvent> seen, CancellationToken cancellationToken)
     {
-        var queue = new QueueService.QueueServiceClient(invoker);
-        var deadline = DateTimeOffset.UtcNow + wait;
-        QueuedMessage? last = null;
-        while (true)
+        var log = new MessageLogService.MessageLogServiceClient(invoker);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(wait);
+        LogEvent? last = null;
+        try
         {
-            QueuedMessage current;
-            try
+            // From a while back, not "now": the message was queued (and maybe delivered) before this call, and the
+            // client's clock may differ from the server's. The id filter keeps only this message's events.
+            using var call = log.FollowLog(new FollowLogRequest
             {
-                current = await queue.GetQueuedMessageAsync(new GetQueuedMessageRequest { Domain = domain, MessageId = messageId }, cancellationToken: cancellationToken)
-                    .ConfigureAwait(false);
-            }
-            catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+                Domain = domain, MessageId = messageId, StartTime = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddMinutes(-10)),
+            }, cancellationToken: deadline.Token);
+            await foreach (var e in call.ResponseStream.ReadAllAsync(deadline.Token).ConfigureAwait(false))
             {
-                return new TestMessageReport(TestMessageFate.LeftQueue, last);
+                last = e;
+                seen(e);
+                switch (e.Event)
+                {
+                    case "delivered":
+                        return new TestMessageReport(TestMessageFate.Delivered, e);
+                    case "bounced" or "expired" or "deleted":
+                        return new TestMessageReport(TestMessageFate.Refused, e);
+                }
             }
-
-            if (last is null || current.Attempts != last.Attempts || current.LastError != last.LastError)
-            {
-                changed(current);
-            }
-
-            last = current;
-            if (DateTimeOffset.UtcNow >= deadline)
-            {
-                return new TestMessageReport(TestMessageFate.StillQueued, last);
-            }
-
-            await Task.Delay(Poll, cancellationToken).ConfigureAwait(false);
         }
+        catch (RpcException e) when (e.StatusCode is StatusCode.Cancelled or StatusCode.DeadlineExceeded && !cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+        }
+
+        return new TestMessageReport(TestMessageFate.Pending, last);
     }
 }

@@ -1,5 +1,8 @@
 using Gateway.Core.Delivery;
 using Gateway.Core.MessageLog;
+using Gateway.Core.Quarantine;
+using Gateway.Core.Rules;
+using Gateway.Core.Snapshot;
 using Gateway.Deliverer.Delivery;
 using StackExchange.Redis;
 
@@ -8,68 +11,204 @@ namespace Gateway.Deliverer.Intake;
 /// <summary>An accepted recipient and where it goes.</summary>
 public sealed record IntakeRecipient(string Address, RecipientClass Class);
 
+/// <summary>What the intake answers to the DATA: the stored ids, or a rule's refusal of every recipient.</summary>
+public sealed record IntakeResult(IReadOnlyList<string> Ids, string? RejectReply)
+{
+    /// <summary>Every stored copy went to the quarantine (none to the queue).</summary>
+    public bool Quarantined { get; init; }
+}
+
 /// <summary>
 /// Puts an accepted message into the queue: one copy per owning managed domain and direction (each in
 /// its domain's Redis slot), all durable before the caller answers 250; then logs the intake and hands
-/// the copies to this process's workers at once (they hold the leases already).
+/// the copies to this process's workers at once (they hold the leases already). The domains' policy rules
+/// decide first (<see cref="IntakeRules"/>): QUARANTINE copies go to the domain's quarantine instead of the
+/// queue (as durable), REJECT refuses the DATA with <c>550 5.7.1 &lt;text&gt;</c> when it covers every recipient;
+/// rejected recipients of a message others accepted get a DSN instead (one DATA reply serves all recipients).
 /// </summary>
-public sealed partial class IntakeWriter(MessageQueue queue, BufferedMessageLog log, DeliveryScheduler scheduler, TimeProvider clock, ILogger<IntakeWriter> logger)
+public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore quarantine, ConfigSnapshot snapshot, BufferedMessageLog log, DeliveryScheduler scheduler,
+    TimeProvider clock, ILogger<IntakeWriter> logger)
 {
-    public async Task<IReadOnlyList<string>> EnqueueAsync(string id, string sender, IReadOnlyList<IntakeRecipient> recipients, bool utf8, string client, byte[] body)
+    /// <summary>The reply prefix of a rule's refusal at intake.</summary>
+    public const string RejectPrefix = "550 5.7.1 ";
+
+    /// <param name="client">The original SMTP client: Postfix's XFORWARD ADDR when it sent one, else the connection's peer.</param>
+    /// <param name="postfixQueueId">Postfix's queue id (XFORWARD IDENT), logged with the intake to link Postfix's log and the policy decisions.</param>
+    public async Task<IntakeResult> EnqueueAsync(string id, string sender, IReadOnlyList<IntakeRecipient> recipients, bool utf8, string client, byte[] body,
+        string? postfixQueueId = null)
     {
         ArgumentNullException.ThrowIfNull(recipients);
-        var parts = recipients.GroupBy(r => (r.Class.Domain!, r.Class.Direction)).ToList();
-        var tasks = parts.Select((p, i) => queue.EnqueueLeasedWithMessageAsync(
+        ArgumentNullException.ThrowIfNull(body);
+        var now = clock.GetUtcNow();
+        var verdicts = IntakeRules.Evaluate(snapshot, sender, recipients, client, body);
+        var deliver = verdicts is null ? recipients : verdicts.Where(v => v.Action is null or RuleAction.Deliver).Select(v => v.Recipient).ToList();
+        var held = verdicts?.Where(v => v.Action == RuleAction.Quarantine).ToList() ?? [];
+        var rejected = verdicts?.Where(v => v.Action == RuleAction.Reject).ToList() ?? [];
+
+        if (deliver.Count == 0 && held.Count == 0)
+        {
+            var reply = RejectPrefix + rejected[0].Rule!.EffectiveRejectText;
+            LogRejects(rejected, id, sender, client, now, reply);
+            return new IntakeResult([], reply);
+        }
+
+        // One id per stored copy: the first keeps the intake's id (named in the Received header), the others get suffixes.
+        var index = 0;
+        string NextId() => index++ == 0 ? id : $"{id}-{index - 1}";
+        var parts = deliver.GroupBy(r => (r.Class.Domain!, r.Class.Direction)).ToList();
+        var tasks = parts.Select(p => queue.EnqueueLeasedWithMessageAsync(
             new QueueEnvelope(p.Key.Item1, p.Key.Direction, sender, p.Select(r => r.Address).ToList())
             {
-                Id = i == 0 ? id : $"{id}-{i}",
+                Id = NextId(),
                 ClientAddress = client,
                 Utf8 = utf8,
             }, body)).ToList();
+        var subject = held.Count > 0 ? MessageContent.Parse(body).Subject : null; // shown in ListQuarantine
+        var holds = held.GroupBy(v => (v.Recipient.Class.Domain!, v.Recipient.Class.Direction, v.Rule!.Id)).Select(g => new QuarantinedMessage
+        {
+            Id = NextId(),
+            Domain = g.Key.Item1,
+            Direction = g.Key.Direction,
+            Sender = sender,
+            Recipients = g.Select(v => v.Recipient.Address).ToList(),
+            QuarantineTime = now,
+            RuleId = g.Key.Id,
+            RuleDescription = g.First().Rule!.Description,
+            Subject = subject,
+            Size = body.Length,
+            ClientAddress = client,
+            Utf8 = utf8,
+        }).ToList();
+        var held2 = quarantine.AddManyAsync(holds.Select(h => (h, (ReadOnlyMemory<byte>)body)).ToList());
         try
         {
-            await Task.WhenAll(tasks).ConfigureAwait(false);
+            await Task.WhenAll(tasks.Cast<Task>().Append(held2)).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException)
+        catch (DomainDeletedException) when (held2.IsCompletedSuccessfully && tasks.All(t => t.IsCompletedSuccessfully || t.Exception?.InnerException is DomainDeletedException))
+        {
+            // A domain deleted between RCPT and the end of DATA: its copy is discarded as a forced
+            // DeleteDomain discards queued mail. Nothing left at all: the caller refuses the message.
+            tasks = tasks.Where(t => t.IsCompletedSuccessfully).ToList();
+            if (tasks.Count == 0 && held2.Result.Count == 0)
+            {
+                throw;
+            }
+        }
+        catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException or DomainDeletedException)
         {
             // The client is told 451 and sends the whole message again: take back the copies that were stored.
             foreach (var t in tasks.Where(t => t.IsCompletedSuccessfully))
             {
-                try
-                {
-                    await queue.RemoveAsync(t.Result.Message.Domain, t.Result.Message.Id).ConfigureAwait(false);
-                }
-                catch (Exception undo) when (undo is RedisException or RedisTimeoutException or TimeoutException)
-                {
-                    LogUndoFailed(logger, t.Result.Message.Id, undo.Message);
-                }
+                await UndoAsync(() => queue.RemoveAsync(t.Result.Message.Domain, t.Result.Message.Id), t.Result.Message.Id).ConfigureAwait(false);
+            }
+
+            foreach (var h in holds)
+            {
+                await UndoAsync(() => quarantine.RemoveAsync(h.Domain, h.Id), h.Id).ConfigureAwait(false);
             }
 
             throw;
         }
 
-        var now = clock.GetUtcNow();
-        var ids = new List<string>(tasks.Count);
+        // Quarantine copies of a domain deleted meanwhile were dropped like its queue copies; nothing stored at all: refused.
+        var wanted = holds.Count;
+        holds = [.. held2.Result];
+        if (tasks.Count == 0 && holds.Count == 0 && wanted > 0)
+        {
+            throw new DomainDeletedException(held[0].Recipient.Class.Domain!);
+        }
+
+        var ids = new List<string>(tasks.Count + holds.Count);
         foreach (var t in tasks)
         {
             var (item, message) = t.Result;
             ids.Add(message.Id);
             foreach (var r in message.Recipients)
             {
-                log.Post(new MessageLogEvent
-                {
-                    Domain = message.Domain, Event = MessageLogEvents.Intake, Time = now, MessageId = message.Id, Direction = message.Direction,
-                    Sender = sender, Recipient = r.Address, ClientAddress = client, Program = "deliverer",
-                    Detail = $"size={body.Length}",
-                });
+                log.Post(IntakeEvent(message.Domain, message.Id, message.Direction, sender, r.Address, client, body.Length, now, postfixQueueId));
             }
 
             scheduler.DispatchLocal(item, message, body);
         }
 
-        return ids;
+        foreach (var h in holds)
+        {
+            ids.Add(h.Id);
+            foreach (var r in h.Recipients)
+            {
+                log.Post(IntakeEvent(h.Domain, h.Id, h.Direction, sender, r, client, body.Length, now, postfixQueueId));
+                log.Post(QuarantineAdmin.QuarantinedEvent(h, r));
+            }
+        }
+
+        if (rejected.Count > 0)
+        {
+            await BounceRejectedAsync(id, sender, rejected, body, utf8, client, now).ConfigureAwait(false);
+        }
+
+        return new IntakeResult(ids, null) { Quarantined = tasks.Count == 0 && holds.Count > 0 };
+    }
+
+    private static MessageLogEvent IntakeEvent(string domain, string id, string direction, string sender, string recipient, string client, int size, DateTimeOffset now,
+        string? postfixQueueId) => new()
+    {
+        Domain = domain, Event = MessageLogEvents.Intake, Time = now, MessageId = id, Direction = direction,
+        Sender = sender, Recipient = recipient, ClientAddress = client, Program = "deliverer", PostfixQueueId = postfixQueueId, Detail = $"size={size}",
+    };
+
+    private void LogRejects(IEnumerable<IntakeVerdict> rejected, string id, string sender, string client, DateTimeOffset now, string? reply = null)
+    {
+        foreach (var v in rejected)
+        {
+            log.Post(new MessageLogEvent
+            {
+                Domain = v.Recipient.Class.Domain!, Event = MessageLogEvents.PolicyReject, Time = now, MessageId = id, Direction = v.Recipient.Class.Direction,
+                Sender = sender, Recipient = v.Recipient.Address, ClientAddress = client, Program = "deliverer",
+                Reply = reply ?? RejectPrefix + v.Rule!.EffectiveRejectText, Detail = RuleEnvelopeCheck.Describe(v.Rule!) + " at intake",
+            });
+        }
+    }
+
+    /// <summary>Recipients a rule refused in a message others accepted: a DSN to the sender (RFC 3464), since the DATA reply was 250.</summary>
+    private async Task BounceRejectedAsync(string id, string sender, List<IntakeVerdict> rejected, byte[] body, bool utf8, string client, DateTimeOffset now)
+    {
+        LogRejects(rejected, id, sender, client, now);
+        try
+        {
+            foreach (var group in rejected.GroupBy(v => (v.Recipient.Class.Domain!, v.Recipient.Class.Direction)))
+            {
+                var original = new QueuedMessage
+                {
+                    Id = id, Domain = group.Key.Item1, Direction = group.Key.Direction, Sender = sender, CreateTime = now, NextAttempt = now,
+                    Recipients = group.Select(v => new QueuedRecipient { Address = v.Recipient.Address }).ToList(), Size = body.Length, Utf8 = utf8,
+                };
+                var failed = group.Select(v => new FailedRecipient(v.Recipient.Address, RejectPrefix + v.Rule!.EffectiveRejectText, null, false)).ToList();
+                var senderDomain = RecipientClassifier.Find(snapshot, Addresses.DomainOf(sender));
+                await Bounces.SendDsnAsync(queue, original, body, failed, senderDomain is { InboundEnabled: true } s ? s.Name : null, now, CancellationToken.None)
+                    .ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException)
+        {
+            LogDsnFailed(logger, id, e.Message);
+        }
+    }
+
+    private async Task UndoAsync(Func<Task> undo, string id)
+    {
+        try
+        {
+            await undo().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException)
+        {
+            LogUndoFailed(logger, id, e.Message);
+        }
     }
 
     [LoggerMessage(EventId = 1010, Level = LogLevel.Warning, Message = "Intake: could not take back stored copy {Id} after a failed enqueue (it may be delivered twice): {Reason}")]
     private static partial void LogUndoFailed(ILogger logger, string id, string reason);
+
+    [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "Intake: DSN for recipients refused by a rule in message {Id} could not be queued: {Reason}")]
+    private static partial void LogDsnFailed(ILogger logger, string id, string reason);
 }

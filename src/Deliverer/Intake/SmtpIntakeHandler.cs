@@ -211,13 +211,15 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
                 session.Esmtp = command.Verb == SmtpVerb.Ehlo;
                 return command.Verb == SmtpVerb.Helo
                     ? ($"250 {_host}", false)
-                    : ($"250-{_host}\r\n250-PIPELINING\r\n250-SIZE {options.MaxMessageSize.ToString(CultureInfo.InvariantCulture)}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES", false);
+                    : ($"250-{_host}\r\n250-PIPELINING\r\n250-SIZE {options.MaxMessageSize.ToString(CultureInfo.InvariantCulture)}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n{XforwardAnnouncement}250 ENHANCEDSTATUSCODES", false);
             case SmtpVerb.Mail:
                 return (Mail(command.Argument, session), false);
             case SmtpVerb.Rcpt:
                 return (Rcpt(command.Argument, session), false);
             case SmtpVerb.Data:
                 return (Data(session), false);
+            case SmtpVerb.Xforward:
+                return (Xforward(command.Argument, session), false);
             case SmtpVerb.Rset:
                 session.Reset();
                 return ("250 2.0.0 Ok", false);
@@ -232,6 +234,45 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
             default:
                 return ("502 5.5.1 Error: command not implemented", false);
         }
+    }
+
+    /// <summary>
+    /// Postfix's XFORWARD (XFORWARD_README; <c>smtp_send_xforward_command = yes</c> in deploy/postfix), before MAIL:
+    /// ADDR is the internet client, so client-IP rules see it rather than Postfix; IDENT is Postfix's queue id,
+    /// the link from its log and policy requests to the gateway's message id. The intake only talks to trusted
+    /// networks, so the attributes are believed. <c>ADDR=IPV6:…</c> carries an IPv6 address; <c>[UNAVAILABLE]</c>
+    /// and <c>[TEMPUNAVAIL]</c> mean unknown.
+    /// </summary>
+    private static readonly string XforwardAnnouncement = "250-XFORWARD " + string.Join(' ', SmtpParser.XforwardAttributes) + "\r\n";
+
+    private static string Xforward(string argument, Session session)
+    {
+        if (session.Sender is not null)
+        {
+            return "503 5.5.1 Error: MAIL transaction in progress";
+        }
+
+        if (!SmtpParser.TryParseXforward(argument, out var attributes, out var error))
+        {
+            return "501 5.5.4 " + error;
+        }
+
+        foreach (var (name, value) in attributes)
+        {
+            switch (name)
+            {
+                case "IDENT":
+                    session.ForwardedQueueId = value is { Length: <= 64 } id && id.All(char.IsAsciiLetterOrDigit) ? id : null;
+                    break;
+                case "ADDR":
+                    session.ForwardedClient = value is not null && System.Net.IPAddress.TryParse(value.StartsWith("IPV6:", StringComparison.OrdinalIgnoreCase) ? value[5..] : value, out var ip)
+                        ? ip.ToString()
+                        : null;
+                    break;
+            }
+        }
+
+        return "250 2.0.0 Ok";
     }
 
     private string Mail(string argument, Session session)
@@ -384,12 +425,25 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
 
             try
             {
-                var ids = await intake.EnqueueAsync(session.Id!, session.Sender!, session.Recipients, session.Utf8, session.Client, data.WrittenSpan.ToArray())
-                    .ConfigureAwait(false);
-                metrics.Message("queued");
-                return $"250 2.0.0 Ok: queued as {string.Join(' ', ids)}";
+                var result = await intake.EnqueueAsync(session.Id!, session.Sender!, session.Recipients, session.Utf8, session.ForwardedClient ?? session.Client,
+                    data.WrittenSpan.ToArray(), session.ForwardedQueueId).ConfigureAwait(false);
+                if (result.RejectReply is { } refused)
+                {
+                    // A policy rule refused every recipient (docs/rules.md); Postfix bounces to the sender.
+                    metrics.Message("rejected");
+                    return refused;
+                }
+
+                metrics.Message(result.Quarantined ? "quarantined" : "queued");
+                return $"250 2.0.0 Ok: queued as {string.Join(' ', result.Ids)}";
             }
-            catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException)
+            catch (DomainDeletedException)
+            {
+                // Every recipient's domain was deleted since RCPT (SPEC §3: from then on NO-DOMAIN).
+                metrics.Message("rejected");
+                return "554 5.7.1 Recipient address rejected: NO-DOMAIN";
+            }
+            catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException or DomainDeletedException)
             {
                 LogEnqueueFailed(logger, session.Id!, e.Message);
                 metrics.Message("failed");
@@ -433,6 +487,12 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
 
         public int Errors { get; set; }
 
+        /// <summary>XFORWARD IDENT: the up-stream (Postfix) queue id of the current transaction.</summary>
+        public string? ForwardedQueueId { get; set; }
+
+        /// <summary>XFORWARD ADDR: the up-stream client's address.</summary>
+        public string? ForwardedClient { get; set; }
+
         public bool SkippingLongLine { get; set; }
 
         public void Reset()
@@ -441,6 +501,9 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
             Utf8 = false;
             Recipients.Clear();
             Id = null;
+            // XFORWARD attributes describe one transaction; Postfix sends them again before the next MAIL.
+            ForwardedQueueId = null;
+            ForwardedClient = null;
             Data?.Dispose();
             Data = null;
         }

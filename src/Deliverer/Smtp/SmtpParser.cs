@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 using System.Text;
 
 namespace Gateway.Deliverer.Smtp;
@@ -21,6 +22,9 @@ public enum SmtpVerb
     StartTls,
     Auth,
     Bdat,
+
+    /// <summary>Postfix's XFORWARD (XFORWARD_README): the original client and Postfix's queue id.</summary>
+    Xforward,
 }
 
 /// <summary>One command line: its verb and the text after it (UTF-8 decoded; null when the bytes are not valid UTF-8).</summary>
@@ -111,6 +115,7 @@ public static class SmtpParser
             4 when Is(verbBytes, "AUTH"u8) => SmtpVerb.Auth,
             4 when Is(verbBytes, "BDAT"u8) => SmtpVerb.Bdat,
             8 when Is(verbBytes, "STARTTLS"u8) => SmtpVerb.StartTls,
+            8 when Is(verbBytes, "XFORWARD"u8) => SmtpVerb.Xforward,
             _ => SmtpVerb.Unknown,
         };
         var rest = space < 0 ? ReadOnlySpan<byte>.Empty : line[(space + 1)..];
@@ -125,6 +130,86 @@ public static class SmtpParser
         }
 
         return new SmtpCommand(verb, argument);
+    }
+
+    /// <summary>The XFORWARD attributes the intake announces and keeps (Postfix XFORWARD_README).</summary>
+    public static readonly IReadOnlyList<string> XforwardAttributes = ["NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE"];
+
+    /// <summary>
+    /// Parses the argument of XFORWARD: <c>1*( SP name "=" xtext )</c>, names case-insensitive, values xtext
+    /// (RFC 3461 §4: <c>+XX</c> hex escapes), <c>[UNAVAILABLE]</c> meaning unknown (returned as null).
+    /// False with an error for an unknown name, bad xtext or more than 255 characters in a value.
+    /// </summary>
+    public static bool TryParseXforward(string argument, out IReadOnlyList<KeyValuePair<string, string?>> attributes, out string error)
+    {
+        ArgumentNullException.ThrowIfNull(argument);
+        var list = new List<KeyValuePair<string, string?>>();
+        attributes = list;
+        error = string.Empty;
+        var parts = argument.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 0)
+        {
+            error = "Syntax: XFORWARD attribute=value...";
+            return false;
+        }
+
+        foreach (var part in parts)
+        {
+            var eq = part.IndexOf('=', StringComparison.Ordinal);
+            var name = eq < 0 ? part : part[..eq].ToUpperInvariant();
+            if (eq <= 0 || !XforwardAttributes.Contains(name))
+            {
+                error = "Bad XFORWARD attribute name: " + (eq < 0 ? part : part[..eq]);
+                return false;
+            }
+
+            if (!TryDecodeXtext(part.AsSpan(eq + 1), out var value) || value.Length > 255)
+            {
+                error = "Bad XFORWARD attribute value for " + name;
+                return false;
+            }
+
+            list.Add(new(name, value == "[UNAVAILABLE]" ? null : value));
+        }
+
+        return true;
+    }
+
+    /// <summary>RFC 3461 §4 xtext: printable ASCII except '+' and '=', which travel as <c>+XX</c>.</summary>
+    public static bool TryDecodeXtext(ReadOnlySpan<char> text, out string value)
+    {
+        var sb = new StringBuilder(text.Length);
+        value = string.Empty;
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (c == '+')
+            {
+                if (i + 2 >= text.Length)
+                {
+                    return false;
+                }
+
+                if (!byte.TryParse(text.Slice(i + 1, 2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var b) || b is < 33 or > 126)
+                {
+                    return false;
+                }
+
+                sb.Append((char)b);
+                i += 2;
+            }
+            else if (c is < '!' or > '~' or '=')
+            {
+                return false;
+            }
+            else
+            {
+                sb.Append(c);
+            }
+        }
+
+        value = sb.ToString();
+        return true;
     }
 
     /// <summary>

@@ -24,9 +24,28 @@ public static class Bounces
         }
 
         var dsn = DsnBuilder.Build(original, body.Span, failed, queue.Options.EffectiveHostName, now);
-        var envelope = senderInboundDomain is not null
-            ? new QueueEnvelope(senderInboundDomain, Directions.Inbound, string.Empty, [original.Sender])
-            : new QueueEnvelope(original.Domain, Directions.Outbound, string.Empty, [original.Sender]);
-        return await queue.EnqueueAsync(envelope with { IsDsn = true, Utf8 = original.Utf8 }, dsn, cancellationToken).ConfigureAwait(false);
+        if (senderInboundDomain is not null)
+        {
+            try
+            {
+                return await queue.EnqueueAsync(new QueueEnvelope(senderInboundDomain, Directions.Inbound, string.Empty, [original.Sender])
+                    { IsDsn = true, Utf8 = original.Utf8 }, dsn, cancellationToken).ConfigureAwait(false);
+            }
+            catch (DomainDeletedException)
+            {
+                // The sender's domain was deleted a moment ago: send the DSN to its MX instead.
+            }
+        }
+
+        try
+        {
+            return await queue.EnqueueAsync(new QueueEnvelope(original.Domain, Directions.Outbound, string.Empty, [original.Sender])
+                { IsDsn = true, Utf8 = original.Utf8 }, dsn, cancellationToken).ConfigureAwait(false);
+        }
+        catch (DomainDeletedException)
+        {
+            // The original's own domain is deleted: its mail is discarded (SPEC §3), DSNs included.
+            return null;
+        }
     }
 }

@@ -66,9 +66,32 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         return 1
         """;
 
-    // KEYS: message, queue index. ARGV: id, env ('' = finished: delete), next attempt score.
+    // Every write that can create a key in a domain's slot first checks that the domain's settings hash
+    // exists (KEYS[1] below): deleting it is DeleteDomain's tombstone, so a Deliverer racing the purge of a
+    // deleted domain cannot bring its keys back (docs/message-log.md "Deletion").
+
+    // KEYS: domain config, message, queue index. ARGV: id, env, body, score.
+    private const string StoreScript = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        redis.call('HSET', KEYS[2], 'env', ARGV[2], 'body', ARGV[3])
+        redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+        return 1
+        """;
+
+    // KEYS: domain config, round robin counter.
+    private const string NextTurnScript = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
+        return redis.call('INCR', KEYS[2])
+        """;
+
+    // KEYS: message, queue index, domain config. ARGV: id, env ('' = finished: delete), next attempt score.
     private const string SaveStateScript = """
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        if redis.call('EXISTS', KEYS[3]) == 0 then
+          redis.call('DEL', KEYS[1])
+          redis.call('ZREM', KEYS[2], ARGV[1])
+          return 0
+        end
         if ARGV[2] == '' then
           redis.call('DEL', KEYS[1])
           redis.call('ZREM', KEYS[2], ARGV[1])
@@ -162,15 +185,20 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         var leaseUntil = Score(now + options.Lease);
         _ = schedule.SortedSetAddAsync(RedisKeys.ScheduleDue(item.Shard), item.Member, leaseUntil);
         _ = schedule.HashSetAsync(RedisKeys.ScheduleLeases(item.Shard), item.Member, Token);
-        var store = db.CreateTransaction();
-        _ = store.HashSetAsync(RedisKeys.QueueMessage(message.Domain, message.Id),
-            [new HashEntry("env", QueueJson.Serialize(message)), new HashEntry("body", rawMessage)]);
-        _ = store.SortedSetAddAsync(RedisKeys.DomainQueue(message.Domain), message.Id, Score(now));
         var scheduled = schedule.ExecuteAsync();
-        var stored = store.ExecuteAsync();
-        if (!await scheduled.ConfigureAwait(false) || !await stored.ConfigureAwait(false))
+        var stored = db.ScriptEvaluateAsync(StoreScript,
+            [RedisKeys.Domain(message.Domain), RedisKeys.QueueMessage(message.Domain, message.Id), RedisKeys.DomainQueue(message.Domain)],
+            [message.Id, QueueJson.Serialize(message), rawMessage, Score(now)]);
+        if (!await scheduled.ConfigureAwait(false))
         {
             throw new RedisException("queue write was not applied");
+        }
+
+        if ((long)await stored.ConfigureAwait(false) == 0)
+        {
+            // The domain was deleted since the caller looked it up: nothing of it may be written any more.
+            await CompleteAsync(item, null).ConfigureAwait(false);
+            throw new DomainDeletedException(message.Domain);
         }
 
         return (item, message);
@@ -230,11 +258,17 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         return r == 1;
     }
 
-    /// <summary>The stored message and body, or null when it is gone (delivered, deleted, domain removed).</summary>
+    /// <summary>
+    /// The stored message and body, or null when it is gone (delivered, deleted) or its domain was deleted
+    /// (tombstoned, purge not yet through: the message is dropped, never delivered).
+    /// </summary>
     public async Task<(QueuedMessage Message, byte[] Body)?> LoadAsync(string domain, string id)
     {
-        var v = await Db.HashGetAsync(RedisKeys.QueueMessage(domain, id), ["env", "body"]).ConfigureAwait(false);
-        if (v[0].IsNull)
+        var db = Db;
+        var read = db.HashGetAsync(RedisKeys.QueueMessage(domain, id), ["env", "body"]);
+        var managed = db.KeyExistsAsync(RedisKeys.Domain(domain));
+        var v = await read.ConfigureAwait(false);
+        if (v[0].IsNull || !await managed.ConfigureAwait(false))
         {
             return null;
         }
@@ -257,7 +291,7 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
     {
         ArgumentNullException.ThrowIfNull(message);
         var r = (long)await Db.ScriptEvaluateAsync(SaveStateScript,
-            [RedisKeys.QueueMessage(message.Domain, message.Id), RedisKeys.DomainQueue(message.Domain)],
+            [RedisKeys.QueueMessage(message.Domain, message.Id), RedisKeys.DomainQueue(message.Domain), RedisKeys.Domain(message.Domain)],
             [message.Id, finished ? string.Empty : QueueJson.Serialize(message), Score(message.NextAttempt)]).ConfigureAwait(false);
         return r == 1;
     }
@@ -401,11 +435,18 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         redis.GetSubscriber().PublishAsync(RedisKeys.QueueChannel, shard.ToString(CultureInfo.InvariantCulture));
 
     /// <summary>The round robin turn of a route group (SPEC §3: across the whole fleet, message by message).</summary>
-    public Task<long> NextTurnAsync(string domain, string groupKey) => Db.StringIncrementAsync(RedisKeys.RoundRobin(domain, groupKey));
+    public async Task<long> NextTurnAsync(string domain, string groupKey) =>
+        (long)await Db.ScriptEvaluateAsync(NextTurnScript, [RedisKeys.Domain(domain), RedisKeys.RoundRobin(domain, groupKey)]).ConfigureAwait(false);
 
     /// <summary>The schedule shard of a message id.</summary>
     public int ShardOf(string id) => (int)(XxHash32.HashToUInt32(Encoding.UTF8.GetBytes(id)) % (uint)options.ScheduleShards);
 
     /// <summary>Scores are unix milliseconds.</summary>
     public static double Score(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
+}
+
+/// <summary>The message's domain was deleted (DeleteDomain's tombstone is there): nothing of it may be queued.</summary>
+public sealed class DomainDeletedException(string domain) : Exception($"Domain '{domain}' was deleted")
+{
+    public string Domain { get; } = domain;
 }

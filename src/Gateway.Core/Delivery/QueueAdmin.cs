@@ -43,6 +43,12 @@ public sealed class QueueAdmin(DomainManager domains, DomainStore store, Message
         }
 
         var message = await queue.GetAsync(owned, messageId).ConfigureAwait(false) ?? throw MessageNotFound(owned, messageId);
+        await log.AppendManyAsync(message.Pending.Select(r => new MessageLogEvent
+        {
+            Domain = owned, Event = MessageLogEvents.Retry, Time = clock.GetUtcNow(), MessageId = messageId, Direction = message.Direction,
+            Sender = message.Sender, Recipient = r.Address, Program = "controlplane",
+            Detail = outcome == RetryNowOutcome.InFlight ? "retry requested by operator; a Deliverer is attempting it already" : "retry requested by operator; due now",
+        }).ToList()).ConfigureAwait(false);
         return (message, outcome == RetryNowOutcome.InFlight);
     }
 
@@ -80,12 +86,14 @@ public sealed class QueueAdmin(DomainManager domains, DomainStore store, Message
         var (owned, messageId) = await ResolveAsync(companyId, domain, id).ConfigureAwait(false);
         var removed = await queue.RemoveAsync(owned, messageId).ConfigureAwait(false) ?? throw MessageNotFound(owned, messageId);
         var message = removed.Message;
-        await log.AppendAsync(new MessageLogEvent
+        var now = clock.GetUtcNow();
+        var pending = message.Pending.Select(r => (string?)r.Address).DefaultIfEmpty(null);
+        await log.AppendManyAsync(pending.Select(r => new MessageLogEvent
         {
-            Domain = owned, Event = MessageLogEvents.Deleted, Time = clock.GetUtcNow(), MessageId = messageId, Direction = message.Direction,
-            Sender = message.Sender, Program = "controlplane",
-            Detail = $"deleted from the queue by operator; {message.Pending.Count()} recipient(s) not delivered",
-        }).ConfigureAwait(false);
+            Domain = owned, Event = MessageLogEvents.Deleted, Time = now, MessageId = messageId, Direction = message.Direction,
+            Sender = message.Sender, Recipient = r, Program = "controlplane",
+            Detail = "deleted from the queue by operator; not delivered to this recipient",
+        }).ToList()).ConfigureAwait(false);
         return message;
     }
 
@@ -103,7 +111,8 @@ public sealed class QueueAdmin(DomainManager domains, DomainStore store, Message
     private static GatewayException MessageNotFound(string domain, string id) =>
         new(ErrorKind.NotFound, $"Message '{id}' is not in the queue of '{domain}' (delivered, bounced or deleted already?).");
 
-    private static (double Score, string Id)? DecodeCursor(string? key, List<FieldViolation> violations)
+    /// <summary>A (score, id) page cursor as encoded by the list calls (<c>&lt;score&gt;|&lt;id&gt;</c>), shared with the quarantine.</summary>
+    internal static (double Score, string Id)? DecodeCursor(string? key, List<FieldViolation> violations)
     {
         if (key is null)
         {

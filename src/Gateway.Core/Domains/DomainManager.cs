@@ -44,6 +44,8 @@ public sealed class DomainManager(DomainStore store, DomainValidator validator, 
         {
             CreateDomainOutcome.Created => created!,
             CreateDomainOutcome.NoSuchTenant => throw new GatewayException(ErrorKind.NotFound, $"Tenant '{companyId}' not found."),
+            CreateDomainOutcome.BeingDeleted => throw new GatewayException(ErrorKind.FailedPrecondition,
+                $"Domain '{normalized}' is still being deleted (its mail, rules and logs are being removed); try again in a minute."),
             _ => throw new GatewayException(ErrorKind.AlreadyExists, AlreadyManagedMessage),
         };
     }

@@ -14,6 +14,15 @@ public static class MessageLogEvents
     public const string Quarantined = "quarantined";
     public const string Released = "released";
     public const string Deleted = "deleted";
+
+    /// <summary>An operator made a queued message due now (RetryNow).</summary>
+    public const string Retry = "retry";
+
+    /// <summary>Every event name, for validating filters.</summary>
+    public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
+    {
+        PolicyReject, PolicyAccept, Intake, Attempt, Deferred, Delivered, Bounced, Expired, Quarantined, Released, Deleted, Retry,
+    };
 }
 
 /// <summary>Mail direction relative to the managed domain.</summary>
@@ -58,4 +67,13 @@ public sealed record MessageLogEvent
 
     /// <summary>Which program wrote it (policydaemon, deliverer, controlplane).</summary>
     public string? Program { get; init; }
+
+    /// <summary>
+    /// Postfix's queue id: from XFORWARD IDENT at the Deliverer's intake, or from a policy request that
+    /// carried one. Links Postfix's log and the policy decision to the gateway's message id.
+    /// </summary>
+    public string? PostfixQueueId { get; init; }
+
+    /// <summary>Output only: the entry id in the domain's stream (<c>&lt;unix ms&gt;-&lt;seq&gt;</c>), set when read back.</summary>
+    public string? Id { get; init; }
 }

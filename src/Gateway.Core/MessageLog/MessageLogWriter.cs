@@ -9,10 +9,18 @@ namespace Gateway.Core.MessageLog;
 
 /// <summary>
 /// Appends message log events to the domain's stream (<see cref="RedisKeys.DomainLog"/>). Entry ids are
-/// Redis' time-based ids, so retention is a time trim: every XADD carries <c>MINID ~ now - retention</c>.
+/// Redis' time-based ids, so retention is a time trim: every XADD carries <c>MINID ~ now - retention</c>,
+/// and <see cref="TrimAsync"/> trims exactly for domains that stay quiet.
 /// </summary>
 public sealed class MessageLogWriter(IConnectionMultiplexer redis, GatewayOptions options, TimeProvider clock)
 {
+    // KEYS: log, domain config. ARGV: min id, field, value, ... Nothing is written for a deleted domain
+    // (no settings hash: DeleteDomain's tombstone), so a late event cannot bring a purged log back.
+    private const string AppendScript = """
+        if redis.call('EXISTS', KEYS[2]) == 0 then return false end
+        return redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', unpack(ARGV, 2))
+        """;
+
     /// <summary>Writes one event now.</summary>
     public Task AppendAsync(MessageLogEvent e) => Append(redis.GetDatabase(), e);
 
@@ -33,30 +41,25 @@ public sealed class MessageLogWriter(IConnectionMultiplexer redis, GatewayOption
     private Task Append(IDatabaseAsync db, MessageLogEvent e)
     {
         ArgumentNullException.ThrowIfNull(e);
-        var minId = (clock.GetUtcNow() - options.MessageLogRetention).ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
-        var args = new List<object>(32) { RedisKeys.DomainLog(e.Domain), "MINID", "~", minId, "*" };
-        Add(args, "event", e.Event);
-        Add(args, "time", e.Time.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
-        Add(args, "message_id", e.MessageId);
-        Add(args, "direction", e.Direction);
-        Add(args, "sender", e.Sender);
-        Add(args, "recipient", e.Recipient);
-        Add(args, "client_address", e.ClientAddress);
-        Add(args, "host", e.Host);
-        Add(args, "reply", e.Reply);
-        Add(args, "detail", e.Detail);
-        Add(args, "program", e.Program);
-        return db.ExecuteAsync("XADD", args);
-    }
-
-    private static void Add(List<object> args, string name, string? value)
-    {
-        if (value is not null)
+        var args = new List<RedisValue>(32) { MinId(options.MessageLogRetention) };
+        foreach (var (name, value) in MessageLogFields.Of(e))
         {
             args.Add(name);
             args.Add(value);
         }
+
+        return db.ScriptEvaluateAsync(AppendScript, [RedisKeys.DomainLog(e.Domain), RedisKeys.Domain(e.Domain)], [.. args]);
     }
+
+    /// <summary>
+    /// Trims one domain's log to the retention exactly (the append path trims approximately, whole stream
+    /// nodes at a time, and only when the domain gets new events): the periodic job for quiet domains.
+    /// </summary>
+    public async Task<long> TrimAsync(string domain) =>
+        (long)await redis.GetDatabase().ExecuteAsync("XTRIM", RedisKeys.DomainLog(domain), "MINID", MinId(options.MessageLogRetention)).ConfigureAwait(false);
+
+    private string MinId(TimeSpan retention) =>
+        (clock.GetUtcNow() - retention).ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
 }
 
 /// <summary>

@@ -72,6 +72,7 @@ public static class RelayLog
         Reply = reply,
         Detail = detail,
         Program = program,
+        PostfixQueueId = r.QueueId,
     };
 }
 

@@ -47,14 +47,15 @@ public sealed class ConfigSnapshot
     public IReadOnlyCollection<DomainEntry> All => (IReadOnlyCollection<DomainEntry>)_map.Domains.Values;
 
     /// <summary>Replaces the whole content (a full load) and marks the snapshot loaded.</summary>
-    public void Replace(IEnumerable<DomainConfig> domains, long version, DateTimeOffset now)
+    /// <param name="rules">Each domain's policy rules by name (none for a domain that is missing).</param>
+    public void Replace(IEnumerable<DomainConfig> domains, long version, DateTimeOffset now, IReadOnlyDictionary<string, Rules.RuleList>? rules = null)
     {
         ArgumentNullException.ThrowIfNull(domains);
         var list = domains as ICollection<DomainConfig> ?? domains.ToList();
         var map = new Map(list.Count);
         foreach (var d in list)
         {
-            map.Domains[d.Name] = new DomainEntry(d);
+            map.Domains[d.Name] = new DomainEntry(d, rules is not null && rules.TryGetValue(d.Name, out var r) ? r : null);
         }
 
         var old = _map;
@@ -73,7 +74,7 @@ public sealed class ConfigSnapshot
     }
 
     /// <summary>Applies the current state of one domain (null: it no longer exists).</summary>
-    public void Apply(string name, DomainConfig? config)
+    public void Apply(string name, DomainConfig? config, Rules.RuleList? rules = null)
     {
         ArgumentNullException.ThrowIfNull(name);
         if (config is null)
@@ -82,7 +83,7 @@ public sealed class ConfigSnapshot
         }
         else
         {
-            _map.Domains[name] = new DomainEntry(config);
+            _map.Domains[name] = new DomainEntry(config, rules);
         }
 
         DomainChanged?.Invoke(name);

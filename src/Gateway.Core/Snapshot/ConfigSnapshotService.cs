@@ -25,8 +25,12 @@ public sealed partial class ConfigSnapshotService(
     IConnectionMultiplexer redis,
     GatewayOptions options,
     TimeProvider clock,
-    ILogger<ConfigSnapshotService> logger) : BackgroundService
+    ILogger<ConfigSnapshotService> logger,
+    Rules.RuleStore? ruleStore = null) : BackgroundService
 {
+    // Rules load with their domain (same change feed): a rule change reloads the domain like a settings change.
+    private readonly Rules.RuleStore _rules = ruleStore ?? new Rules.RuleStore(redis, feed);
+
     private const int StreamBatch = 10_000;
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
@@ -108,7 +112,22 @@ public sealed partial class ConfigSnapshotService(
         var started = clock.GetTimestamp();
         var version = await feed.GetVersionAsync().ConfigureAwait(false);
         var domains = await store.LoadAllAsync(cancellationToken).ConfigureAwait(false);
-        snapshot.Replace(domains, version, clock.GetUtcNow());
+        var rules = new Dictionary<string, Rules.RuleList>(StringComparer.OrdinalIgnoreCase);
+        const int Chunk = 2000;
+        for (var i = 0; i < domains.Count; i += Chunk)
+        {
+            var names = domains.Skip(i).Take(Chunk).Select(d => d.Name).ToList();
+            var lists = await _rules.GetManyAsync(names).ConfigureAwait(false);
+            for (var j = 0; j < names.Count; j++)
+            {
+                if (lists[j] is { } list)
+                {
+                    rules[names[j]] = list;
+                }
+            }
+        }
+
+        snapshot.Replace(domains, version, clock.GetUtcNow(), rules);
         var elapsed = clock.GetElapsedTime(started);
         LogLoaded(logger, domains.Count, version, elapsed.TotalMilliseconds);
     }
@@ -141,10 +160,13 @@ public sealed partial class ConfigSnapshotService(
             }
 
             var names = changes.Select(c => c.Domain).Distinct(StringComparer.Ordinal).ToList();
-            var configs = await store.GetManyAsync(names).ConfigureAwait(false);
+            var configsTask = store.GetManyAsync(names);
+            var rulesTask = _rules.GetManyAsync(names);
+            var configs = await configsTask.ConfigureAwait(false);
+            var rules = await rulesTask.ConfigureAwait(false);
             for (var i = 0; i < names.Count; i++)
             {
-                snapshot.Apply(names[i], configs[i]);
+                snapshot.Apply(names[i], configs[i], rules[i]);
             }
 
             snapshot.MarkSynced(changes[^1].Version, clock.GetUtcNow());

@@ -10,10 +10,11 @@ namespace Gateway.Core.Snapshot;
 /// </summary>
 public sealed class DomainEntry
 {
-    public DomainEntry(DomainConfig config)
+    public DomainEntry(DomainConfig config, Rules.RuleList? rules = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         Config = config;
+        Rules = Gateway.Core.Rules.CompiledRuleSet.Compile(rules);
         CustomIps = config.Settings.Outbound.CustomIps
             .Select(ip => IPAddress.TryParse(ip, out var a) ? a : null)
             .OfType<IPAddress>()
@@ -25,6 +26,9 @@ public sealed class DomainEntry
     }
 
     public DomainConfig Config { get; }
+
+    /// <summary>The domain's enabled policy rules, compiled; null when it has none (the hot paths test only that).</summary>
+    public Rules.CompiledRuleSet? Rules { get; }
 
     public string Name => Config.Name;
 

@@ -8,6 +8,9 @@ public enum CreateDomainOutcome
     Created,
     AlreadyManaged,
     NoSuchTenant,
+
+    /// <summary>A forced or ordinary delete of the same name is still purging its keys.</summary>
+    BeingDeleted,
 }
 
 public enum ChangeDomainOutcome
@@ -25,11 +28,16 @@ public enum ChangeDomainOutcome
 /// Order of writes keeps a crash between two steps harmless: a claim without settings is invisible
 /// to the snapshots and is completed when its owner creates the domain again.
 /// </summary>
-public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed feed)
+public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed feed, Delivery.QueueOptions? queueOptions = null, TimeProvider? clock = null)
 {
-    // KEYS: tenants, registry, tenant domains. ARGV: company, domain.
+    // Optional so the PolicyDaemon (which never deletes) needs no queue options; the ControlPlane registers them.
+    private readonly int _scheduleShards = (queueOptions ?? new Delivery.QueueOptions()).ScheduleShards;
+    private readonly TimeProvider _clock = clock ?? TimeProvider.System;
+
+    // KEYS: tenants, registry, tenant domains, purging. ARGV: company, domain.
     private const string ClaimScript = """
         if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 'NO_TENANT' end
+        if redis.call('HEXISTS', KEYS[4], ARGV[2]) == 1 then return 'PURGING' end
         local owner = redis.call('HGET', KEYS[2], ARGV[2])
         if owner and owner ~= ARGV[1] then return 'TAKEN' end
         redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
@@ -57,21 +65,52 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
         return n
         """;
 
-    // KEYS: domain config, queue index, quarantine index, log, ... (every key of the domain).
-    // ARGV: company, expected etag ('' = any), force ('1'). Returns 'OK', 'NOT_FOUND', 'ETAG', 'HAS_MAIL'.
-    private const string DeleteScript = """
+    // Deletion (docs/message-log.md "Deleting a domain"): intent in {cfg}, tombstone in {d:domain}, unlist,
+    // purge, release. The intent is "<deletes running> <first start, unix ms>", counted so that a refused delete
+    // racing a forced one of the same domain does not drop the forced one's intent.
+    // KEYS: registry, deleting. ARGV: company, domain, now (unix ms).
+    private const string IntentScript = """
+        if redis.call('HGET', KEYS[1], ARGV[2]) ~= ARGV[1] then return 0 end
+        local v = redis.call('HGET', KEYS[2], ARGV[2])
+        local refs, since = 0, ARGV[3]
+        if v then
+          local sp = string.find(v, ' ', 1, true)
+          refs = tonumber(string.sub(v, 1, sp - 1))
+          since = string.sub(v, sp + 1)
+        end
+        redis.call('HSET', KEYS[2], ARGV[2], (refs + 1) .. ' ' .. since)
+        return 1
+        """;
+
+    // KEYS: deleting. ARGV: domain. A refused delete gives its share of the intent back.
+    private const string DropIntentScript = """
+        local v = redis.call('HGET', KEYS[1], ARGV[1])
+        if not v then return 0 end
+        local sp = string.find(v, ' ', 1, true)
+        local refs = tonumber(string.sub(v, 1, sp - 1)) - 1
+        if refs <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], refs .. ' ' .. string.sub(v, sp + 1)) end
+        return 1
+        """;
+
+    // KEYS: domain config, queue index, quarantine index. ARGV: company, expected etag ('' = any), force ('1').
+    // Deleting the config hash is the tombstone: every write into the domain's slot by any program is a
+    // script that first checks that this hash exists, so nothing written after this point survives the purge.
+    // Returns 'OK', 'NOT_FOUND', 'ETAG', 'HAS_MAIL'.
+    private const string TombstoneScript = """
         local cur = redis.call('HMGET', KEYS[1], 'company', 'etag')
         if cur[1] ~= ARGV[1] then return 'NOT_FOUND' end
         if ARGV[2] ~= '' and cur[2] ~= ARGV[2] then return 'ETAG' end
         if ARGV[3] ~= '1' and (redis.call('ZCARD', KEYS[2]) > 0 or redis.call('ZCARD', KEYS[3]) > 0) then return 'HAS_MAIL' end
-        redis.call('DEL', unpack(KEYS))
+        redis.call('DEL', KEYS[1])
         return 'OK'
         """;
 
-    // KEYS: registry, tenant domains. ARGV: company, domain.
+    // KEYS: registry, tenant domains, purging. ARGV: company, domain. The claim is released only after the
+    // purge, so nobody registers the name again while its old keys are being removed.
     private const string ReleaseScript = """
         if redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[1], ARGV[2]) end
         redis.call('ZREM', KEYS[2], ARGV[2])
+        redis.call('HDEL', KEYS[3], ARGV[2])
         return 1
         """;
 
@@ -82,10 +121,12 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
     {
         ArgumentNullException.ThrowIfNull(config);
         var claim = (string?)await Db.ScriptEvaluateAsync(ClaimScript,
-            [RedisKeys.Tenants, RedisKeys.DomainRegistry, RedisKeys.TenantDomains(config.CompanyId)],
+            [RedisKeys.Tenants, RedisKeys.DomainRegistry, RedisKeys.TenantDomains(config.CompanyId), RedisKeys.DomainsBeingDeleted],
             [config.CompanyId, config.Name]).ConfigureAwait(false);
         switch (claim)
         {
+            case "PURGING":
+                return (CreateDomainOutcome.BeingDeleted, null);
             case "NO_TENANT":
                 return (CreateDomainOutcome.NoSuchTenant, null);
             case "TAKEN":
@@ -149,29 +190,92 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
     }
 
     /// <summary>
-    /// Deletes a domain's settings and every key of its slot, then releases the claim.
-    /// Refused while mail of the domain is queued or quarantined unless <paramref name="force"/>.
+    /// Deletes a domain (SPEC §3 "Deletion"), refused while mail of the domain is queued or quarantined
+    /// unless <paramref name="force"/>. In order, each step one script in one slot, so a crash anywhere
+    /// leaves a state that <see cref="ResumePurgesAsync"/> finishes:
+    /// (1) intent: the name joins <see cref="RedisKeys.DomainsBeingDeleted"/>;
+    /// (2) tombstone: the settings hash goes (checks owner, etag and mail first; refused → intent dropped);
+    /// (3) the change is published, so every PolicyDaemon and Deliverer drops the domain within a second
+    ///     (and stops relaying for it: NO-DOMAIN); the tenant's index forgets it;
+    /// (4) purge: every key under the domain's hash tag and its schedule members, in batches;
+    /// (5) the claim is released and the intent removed.
     /// </summary>
-    public async Task<ChangeDomainOutcome> DeleteAsync(string companyId, string name, string? etag, bool force)
+    public async Task<ChangeDomainOutcome> DeleteAsync(string companyId, string name, string? etag, bool force, CancellationToken cancellationToken = default)
     {
-        var keys = new List<RedisKey> { RedisKeys.Domain(name), RedisKeys.DomainQueue(name), RedisKeys.DomainQuarantine(name) };
-        keys.AddRange(await OtherDomainKeysAsync(name, keys).ConfigureAwait(false));
-        var result = (string?)await Db.ScriptEvaluateAsync(DeleteScript, [.. keys], [companyId, etag ?? string.Empty, force ? "1" : "0"])
-            .ConfigureAwait(false);
-        switch (result)
+        var db = Db;
+        var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        if ((long)await db.ScriptEvaluateAsync(IntentScript, [RedisKeys.DomainRegistry, RedisKeys.DomainsBeingDeleted], [companyId, name, now])
+                .ConfigureAwait(false) == 0)
         {
-            case "NOT_FOUND":
-                return ChangeDomainOutcome.NotFound;
-            case "ETAG":
-                return ChangeDomainOutcome.EtagMismatch;
-            case "HAS_MAIL":
-                return ChangeDomainOutcome.HasMail;
+            return ChangeDomainOutcome.NotFound;
         }
 
-        await Db.ScriptEvaluateAsync(ReleaseScript, [RedisKeys.DomainRegistry, RedisKeys.TenantDomains(companyId)], [companyId, name])
-            .ConfigureAwait(false);
+        var result = (string?)await db.ScriptEvaluateAsync(TombstoneScript,
+            [RedisKeys.Domain(name), RedisKeys.DomainQueue(name), RedisKeys.DomainQuarantine(name)],
+            [companyId, etag ?? string.Empty, force ? "1" : "0"]).ConfigureAwait(false);
+        if (result != "OK")
+        {
+            // Refused: nothing was deleted; the intent goes unless another delete of the same domain holds it too.
+            await db.ScriptEvaluateAsync(DropIntentScript, [RedisKeys.DomainsBeingDeleted], [name]).ConfigureAwait(false);
+
+            return result switch
+            {
+                "ETAG" => ChangeDomainOutcome.EtagMismatch,
+                "HAS_MAIL" => ChangeDomainOutcome.HasMail,
+                _ => ChangeDomainOutcome.NotFound,
+            };
+        }
+
+        await db.SortedSetRemoveAsync(RedisKeys.TenantDomains(companyId), name).ConfigureAwait(false);
         await feed.PublishAsync(name, ConfigOps.Delete).ConfigureAwait(false);
+        await PurgeAndReleaseAsync(companyId, name, cancellationToken).ConfigureAwait(false);
         return ChangeDomainOutcome.Done;
+    }
+
+    /// <summary>
+    /// Finishes deletions a crashed ControlPlane left behind: names in <see cref="RedisKeys.DomainsBeingDeleted"/>
+    /// for longer than <paramref name="grace"/> (a live delete is given time to finish or refuse). A name whose
+    /// settings still exist was refused or never tombstoned: its intent is dropped. Returns the names purged.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> ResumePurgesAsync(TimeSpan grace, CancellationToken cancellationToken = default)
+    {
+        var db = Db;
+        var cutoff = _clock.GetUtcNow().ToUnixTimeMilliseconds() - (long)grace.TotalMilliseconds;
+        var stale = (await db.HashGetAllAsync(RedisKeys.DomainsBeingDeleted).ConfigureAwait(false))
+            .Where(e => long.TryParse(e.Value.ToString().AsSpan(e.Value.ToString().IndexOf(' ', StringComparison.Ordinal) + 1),
+                System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var since) && since <= cutoff)
+            .Select(e => e.Name.ToString())
+            .ToList();
+        var purged = new List<string>();
+        foreach (var name in stale)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (await db.KeyExistsAsync(RedisKeys.Domain(name)).ConfigureAwait(false))
+            {
+                // Never tombstoned (refused, or the ControlPlane died before): the domain stays.
+                await db.HashDeleteAsync(RedisKeys.DomainsBeingDeleted, name).ConfigureAwait(false);
+                continue;
+            }
+
+            var company = (string?)await db.HashGetAsync(RedisKeys.DomainRegistry, name).ConfigureAwait(false) ?? string.Empty;
+            if (company.Length > 0)
+            {
+                await db.SortedSetRemoveAsync(RedisKeys.TenantDomains(company), name).ConfigureAwait(false);
+            }
+
+            await feed.PublishAsync(name, ConfigOps.Delete).ConfigureAwait(false);
+            await PurgeAndReleaseAsync(company, name, cancellationToken).ConfigureAwait(false);
+            purged.Add(name);
+        }
+
+        return purged;
+    }
+
+    private async Task PurgeAndReleaseAsync(string companyId, string name, CancellationToken cancellationToken)
+    {
+        await new DomainPurge(redis, _scheduleShards).RunAsync(name, cancellationToken).ConfigureAwait(false);
+        await Db.ScriptEvaluateAsync(ReleaseScript, [RedisKeys.DomainRegistry, RedisKeys.TenantDomains(companyId), RedisKeys.DomainsBeingDeleted], [companyId, name])
+            .ConfigureAwait(false);
     }
 
     /// <summary>Every managed domain with settings, for a program's snapshot.</summary>
@@ -209,31 +313,6 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
 
         var fields = await Task.WhenAll(tasks).ConfigureAwait(false);
         return fields.Select(Parse).ToArray();
-    }
-
-    private async Task<IEnumerable<RedisKey>> OtherDomainKeysAsync(string name, List<RedisKey> known)
-    {
-        // Keys added by later features (rules, quarantine bodies, queue entries) all carry the domain's
-        // hash tag; find them so the delete script removes the whole slot's share of the domain.
-        var found = new List<RedisKey>();
-        foreach (var endpoint in redis.GetEndPoints())
-        {
-            var server = redis.GetServer(endpoint);
-            if (!server.IsConnected || server.IsReplica)
-            {
-                continue;
-            }
-
-            await foreach (var key in server.KeysAsync(pattern: RedisKeys.DomainKeyPattern(name), pageSize: 1000).ConfigureAwait(false))
-            {
-                if (!known.Contains(key))
-                {
-                    found.Add(key);
-                }
-            }
-        }
-
-        return found;
     }
 
     private static DomainConfig? Parse(RedisValue[] fields)

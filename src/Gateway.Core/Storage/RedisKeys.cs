@@ -91,4 +91,30 @@ public static class RedisKeys
 
     /// <summary>Pub/sub channel that wakes Deliverers when work became due (message: the shard number).</summary>
     public static readonly RedisChannel QueueChannel = RedisChannel.Literal("gw:queue");
+
+    // ---- Policy rules and quarantine (issue 6: PolicyRuleService, QuarantineService); see docs/rules.md.
+
+    /// <summary>Hash of a domain's ordered policy rules: <c>rev</c> (list revision, compare-and-set) and <c>data</c> (JSON list).</summary>
+    public static RedisKey DomainRules(string domain) => $"gw:{DomainTag(domain)}:rules";
+
+    /// <summary>Hash of one quarantined message: <c>env</c> (envelope, rule, time; JSON), <c>body</c> (raw bytes), <c>claim</c> (a release in progress).</summary>
+    public static RedisKey QuarantineMessage(string domain, string id) => $"gw:{DomainTag(domain)}:qmsg:{id}";
+
+    /// <summary>String with a random token: the ControlPlane that currently runs the quarantine expiry sweep (expires by itself).</summary>
+    public static readonly RedisKey QuarantineSweepLease = Cfg + "quarantine-sweep";
+
+    // ---- Message log and domain deletion (issue 6); see docs/message-log.md.
+
+    /// <summary>
+    /// Hash in <c>{cfg}</c>: domain → <c>"&lt;deletes running&gt; &lt;first start, unix ms&gt;"</c> for domains whose
+    /// deletion has started and whose keys are still being purged. Their names cannot be registered again until the purge ends; a ControlPlane
+    /// that starts finishes the purges a crashed one left behind.
+    /// </summary>
+    public static readonly RedisKey DomainsBeingDeleted = Cfg + "deleting";
+
+    /// <summary>String with a random token: the ControlPlane running the fleet's periodic maintenance (log trim, purge resume); expires by itself.</summary>
+    public static readonly RedisKey MaintenanceLock = Cfg + "maintenance-lock";
+
+    /// <summary>The pattern of one domain's members in a schedule shard (<c>&lt;domain&gt;|&lt;id&gt;</c>).</summary>
+    public static RedisValue ScheduleMemberPattern(string domain) => domain + "|*";
 }

@@ -14,6 +14,7 @@ namespace Gateway.PolicyDaemon.Postfix;
 /// <c>554 5.7.1 &lt;rcpt&gt;: Recipient address rejected: NO-DOMAIN</c></description></item>
 /// <item><term>no snapshot yet</term><description><c>DEFER_IF_PERMIT</c> + <see cref="NotLoadedText"/> (4xx)</description></item>
 /// <item><term>unknown policy_context</term><description><c>DEFER_IF_PERMIT</c> + <see cref="UnknownContextText"/></description></item>
+/// <item><term>REJECT rule</term><description><c>550 5.7.1 &lt;rule text&gt;</c></description></item>
 /// <item><term>other protocol states</term><description><c>DUNNO</c></description></item>
 /// </list>
 /// </summary>
@@ -25,6 +26,9 @@ public sealed class PostfixPolicy
     public const string UnknownContextText = "Gateway policy service misconfigured (unknown policy_context)";
     public const string ContextInbound = "inbound";
     public const string ContextOutbound = "outbound";
+
+    /// <summary>The action prefix of a policy rule's refusal (docs/rules.md).</summary>
+    public const string RuleRejectPrefix = "550 5.7.1 ";
 
     private readonly string _accept;
     private readonly byte[] _acceptReply;
@@ -91,7 +95,8 @@ public sealed class PostfixPolicy
         {
             RelayOutcome.NotApplicable => Dunno,
             RelayOutcome.Accept => _accept,
-            RelayOutcome.Reject when decision.Reason == RelayReason.EnvelopeRule => "REJECT " + OneLine(decision.ReplyText),
+            // access(5) "5NN text" with an enhanced code: Postfix answers "550 5.7.1 <rcpt>: Recipient address rejected: text".
+            RelayOutcome.Reject when decision.Reason == RelayReason.EnvelopeRule => RuleRejectPrefix + OneLine(decision.ReplyText),
             RelayOutcome.Reject => RejectNoDomain,
             RelayOutcome.TryLater when decision.Reason == RelayReason.EnvelopeRule => "DEFER_IF_PERMIT " + OneLine(decision.ReplyText),
             RelayOutcome.TryLater when decision.Reason == RelayReason.UnknownScope => "DEFER_IF_PERMIT " + UnknownContextText,

@@ -1,0 +1,106 @@
+using Gateway.Core.Rules;
+using Gateway.Core.Snapshot;
+using MimeKit;
+
+namespace Gateway.Deliverer.Intake;
+
+/// <summary>What the rules decided for one accepted recipient at intake (null action: deliver).</summary>
+public sealed record IntakeVerdict(IntakeRecipient Recipient, RuleAction? Action, PolicyRule? Rule);
+
+/// <summary>Subject and attachment file names, parsed once per message and only when some rule looks at them.</summary>
+public sealed record MessageContent(string Subject, IReadOnlyList<string> AttachmentNames)
+{
+    public static readonly MessageContent None = new(string.Empty, []);
+
+    /// <summary>
+    /// Parses the MIME structure with MimeKit in persistent mode (part contents stay slices of the buffer, nothing
+    /// is decoded or copied). A message MimeKit cannot parse has no subject and no attachments.
+    /// </summary>
+    public static MessageContent Parse(byte[] message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        try
+        {
+            using var stream = new MemoryStream(message, writable: false);
+            var parser = new MimeParser(stream, MimeFormat.Entity, persistent: true);
+            using var parsed = parser.ParseMessage();
+            var names = new List<string>();
+            foreach (var part in parsed.BodyParts)
+            {
+                var name = part switch
+                {
+                    MimePart p => p.FileName,
+                    MessagePart m => m.ContentDisposition?.FileName ?? m.ContentType.Name,
+                    _ => null,
+                };
+                if (!string.IsNullOrEmpty(name))
+                {
+                    names.Add(name);
+                }
+            }
+
+            return new MessageContent(parsed.Subject ?? string.Empty, names);
+        }
+        catch (FormatException)
+        {
+            return None;
+        }
+    }
+}
+
+/// <summary>
+/// The policy rules at intake (SPEC §7): every recipient is evaluated with the rules of the domain that owns its
+/// copy (inbound: the recipient's domain; outbound: the sender's), knowing everything — the real size, and the
+/// subject and attachment names when a rule needs them. Envelope rules are evaluated again here (defence in
+/// depth, and QUARANTINE, which the PolicyDaemon accepts at RCPT). The same <see cref="RuleEvaluator"/> as at RCPT.
+/// </summary>
+public static class IntakeRules
+{
+    /// <summary>The verdict per recipient, or null when no recipient's domain has rules (nothing parsed, nothing allocated per recipient).</summary>
+    public static IReadOnlyList<IntakeVerdict>? Evaluate(ConfigSnapshot snapshot, string sender, IReadOnlyList<IntakeRecipient> recipients, string client, byte[] body)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        ArgumentNullException.ThrowIfNull(recipients);
+        ArgumentNullException.ThrowIfNull(body);
+        CompiledRuleSet?[]? sets = null;
+        var needsMime = false;
+        for (var i = 0; i < recipients.Count; i++)
+        {
+            if (snapshot.Find(recipients[i].Class.Domain)?.Rules is { } set)
+            {
+                sets ??= new CompiledRuleSet?[recipients.Count];
+                sets[i] = set;
+                needsMime |= set.NeedsMime;
+            }
+        }
+
+        if (sets is null)
+        {
+            return null;
+        }
+
+        var content = needsMime ? MessageContent.Parse(body) : MessageContent.None;
+        var verdicts = new IntakeVerdict[recipients.Count];
+        for (var i = 0; i < recipients.Count; i++)
+        {
+            var r = recipients[i];
+            var outcome = RuleEvaluator.Evaluate(sets[i], new RuleFacts
+            {
+                Direction = r.Class.Direction,
+                Sender = sender,
+                Recipient = r.Address,
+                ClientAddress = client,
+                Size = body.LongLength,
+                SizeIsFinal = true,
+                ContentKnown = true,
+                Subject = content.Subject,
+                AttachmentNames = content.AttachmentNames,
+            });
+            verdicts[i] = outcome.Verdict == RuleVerdict.Matched
+                ? new IntakeVerdict(r, outcome.Rule!.Rule.Action, outcome.Rule.Rule)
+                : new IntakeVerdict(r, null, null);
+        }
+
+        return verdicts;
+    }
+}

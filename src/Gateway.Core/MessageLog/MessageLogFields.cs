@@ -1,0 +1,79 @@
+using System.Globalization;
+using StackExchange.Redis;
+
+namespace Gateway.Core.MessageLog;
+
+/// <summary>The field names of a log entry in its stream, both ways (docs/message-log.md "Fields").</summary>
+public static class MessageLogFields
+{
+    /// <summary>The stored fields of an event; empty (null) ones are left out.</summary>
+    public static IEnumerable<(string Name, string Value)> Of(MessageLogEvent e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        yield return ("event", e.Event);
+        yield return ("time", e.Time.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
+        foreach (var (name, value) in new[]
+                 {
+                     ("message_id", e.MessageId), ("direction", e.Direction), ("sender", e.Sender), ("recipient", e.Recipient),
+                     ("client_address", e.ClientAddress), ("host", e.Host), ("reply", e.Reply), ("detail", e.Detail),
+                     ("program", e.Program), ("postfix_queue_id", e.PostfixQueueId),
+                 })
+        {
+            if (value is not null)
+            {
+                yield return (name, value);
+            }
+        }
+    }
+
+    /// <summary>An entry read back from the domain's stream.</summary>
+    public static MessageLogEvent Parse(string domain, StreamEntry entry)
+    {
+        string? Get(string name)
+        {
+            var v = entry[name];
+            return v.IsNull ? null : v.ToString();
+        }
+
+        var id = entry.Id.ToString();
+        var time = long.TryParse(Get("time"), NumberStyles.None, CultureInfo.InvariantCulture, out var ms) ? ms : IdMilliseconds(id);
+        return new MessageLogEvent
+        {
+            Domain = domain,
+            Event = Get("event") ?? string.Empty,
+            Id = id,
+            Time = DateTimeOffset.FromUnixTimeMilliseconds(time),
+            MessageId = Get("message_id"),
+            Direction = Get("direction"),
+            Sender = Get("sender"),
+            Recipient = Get("recipient"),
+            ClientAddress = Get("client_address"),
+            Host = Get("host"),
+            Reply = Get("reply"),
+            Detail = Get("detail"),
+            Program = Get("program"),
+            PostfixQueueId = Get("postfix_queue_id"),
+        };
+    }
+
+    /// <summary>The milliseconds part of a stream id (<c>&lt;ms&gt;-&lt;seq&gt;</c>).</summary>
+    public static long IdMilliseconds(string id)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        var dash = id.IndexOf('-', StringComparison.Ordinal);
+        return long.TryParse(dash < 0 ? id : id[..dash], NumberStyles.None, CultureInfo.InvariantCulture, out var ms) ? ms : 0;
+    }
+
+    /// <summary>True for text shaped like a stream id, <c>&lt;ms&gt;-&lt;seq&gt;</c> (page tokens carry one).</summary>
+    public static bool IsStreamId(string? id)
+    {
+        if (id is null)
+        {
+            return false;
+        }
+
+        var dash = id.IndexOf('-', StringComparison.Ordinal);
+        return dash > 0 && ulong.TryParse(id.AsSpan(0, dash), NumberStyles.None, CultureInfo.InvariantCulture, out _) &&
+               ulong.TryParse(id.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out _);
+    }
+}

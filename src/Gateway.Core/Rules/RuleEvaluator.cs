@@ -1,0 +1,260 @@
+using System.Net;
+using Gateway.Core.MessageLog;
+using Gateway.Core.Relay;
+
+namespace Gateway.Core.Rules;
+
+/// <summary>
+/// What is known about a message when rules are evaluated. At RCPT (PolicyDaemon) only the envelope, the
+/// client and perhaps the size the client announced (<c>SIZE=</c>); at intake (Deliverer) everything.
+/// </summary>
+public readonly record struct RuleFacts
+{
+    /// <summary><see cref="Directions.Inbound"/> or <see cref="Directions.Outbound"/>, relative to the domain whose rules run.</summary>
+    public required string Direction { get; init; }
+
+    /// <summary>Envelope sender; empty for the null sender.</summary>
+    public required string Sender { get; init; }
+
+    public required string Recipient { get; init; }
+
+    /// <summary>The SMTP client that sent the message to the gateway, as text; not an address: client conditions do not match.</summary>
+    public string? ClientAddress { get; init; }
+
+    /// <summary>The message size: the real one at intake, the announced one at RCPT (null or 0: not announced).</summary>
+    public long? Size { get; init; }
+
+    /// <summary>True when <see cref="Size"/> is the real size (intake) rather than the client's announcement.</summary>
+    public bool SizeIsFinal { get; init; }
+
+    /// <summary>True at intake: <see cref="Subject"/> and <see cref="AttachmentNames"/> are known.</summary>
+    public bool ContentKnown { get; init; }
+
+    /// <summary>The decoded Subject header (empty when none).</summary>
+    public string? Subject { get; init; }
+
+    public IReadOnlyList<string>? AttachmentNames { get; init; }
+}
+
+public enum RuleVerdict
+{
+    /// <summary>No rule matched: deliver.</summary>
+    NoMatch,
+
+    /// <summary><see cref="RuleOutcome.Rule"/> matched; its action applies.</summary>
+    Matched,
+
+    /// <summary>
+    /// A rule needs facts not known yet (content at RCPT): nothing after it may be applied now, since it might
+    /// match first (a DELIVER stops evaluation). The stage that knows more (intake) decides.
+    /// </summary>
+    Undecided,
+}
+
+public readonly record struct RuleOutcome(RuleVerdict Verdict, CompiledRule? Rule)
+{
+    public static readonly RuleOutcome None = new(RuleVerdict.NoMatch, null);
+}
+
+/// <summary>
+/// The one evaluation of a domain's rules for both stages (SPEC §7): first rule whose conditions all match
+/// wins; disabled rules and rules of the other direction are skipped; facts not known at this stage make
+/// the outcome <see cref="RuleVerdict.Undecided"/> at the first rule that needs them. Pure, no I/O; no
+/// allocation except parsing the client address once when some rule has a client condition.
+/// </summary>
+public static class RuleEvaluator
+{
+    public static RuleOutcome Evaluate(CompiledRuleSet? rules, in RuleFacts facts)
+    {
+        if (rules is null || rules.Rules.Length == 0)
+        {
+            return RuleOutcome.None;
+        }
+
+        var inbound = string.Equals(facts.Direction, Directions.Inbound, StringComparison.Ordinal);
+        IPAddress? client = null;
+        var clientParsed = false;
+        foreach (var rule in rules.Rules)
+        {
+            if (rule.Direction != RuleDirection.Both && (rule.Direction == RuleDirection.Inbound) != inbound)
+            {
+                continue;
+            }
+
+            if (rule.Ips is not null && !clientParsed)
+            {
+                clientParsed = true;
+                client = RelayRules.TryParseClientAddress(facts.ClientAddress, out var parsed) ? parsed : null;
+            }
+
+            switch (rule.Match(facts, client))
+            {
+                case Tri.Yes:
+                    return new RuleOutcome(RuleVerdict.Matched, rule);
+                case Tri.Unknown:
+                    return new RuleOutcome(RuleVerdict.Undecided, rule);
+            }
+        }
+
+        return RuleOutcome.None;
+    }
+}
+
+internal enum Tri
+{
+    No,
+    Yes,
+    Unknown,
+}
+
+/// <summary>A rule with its patterns compiled (globs, IP ranges) once per snapshot load.</summary>
+public sealed class CompiledRule
+{
+    private readonly AddressPattern[] _senders;
+    private readonly AddressPattern[] _recipients;
+    private readonly Glob[] _attachments;
+
+    public CompiledRule(PolicyRule rule)
+    {
+        ArgumentNullException.ThrowIfNull(rule);
+        Rule = rule;
+        _senders = rule.Senders.Select(s => new AddressPattern(s)).ToArray();
+        _recipients = rule.Recipients.Select(s => new AddressPattern(s)).ToArray();
+        _attachments = rule.AttachmentNames.Select(s => new Glob(s)).ToArray();
+        // Validation keeps bad networks out; one that slipped into storage matches nothing rather than failing the load.
+        Ips = rule.ClientIps.Count == 0 ? null
+            : IpRangeSet.Create(rule.ClientIps.Select(t => IpRangeSet.TryParseNetwork(t, out var n) ? (System.Net.IPNetwork?)n : null).OfType<System.Net.IPNetwork>());
+    }
+
+    public PolicyRule Rule { get; }
+
+    public RuleDirection Direction => Rule.Direction;
+
+    internal IpRangeSet? Ips { get; }
+
+    /// <summary>The Deliverer must parse the message (subject, attachments) for this rule.</summary>
+    public bool NeedsMime => Rule.HasContentConditions;
+
+    internal Tri Match(in RuleFacts facts, IPAddress? client)
+    {
+        // Known conditions first: any that fails settles it, whatever is unknown.
+        if (_senders.Length > 0 && !Any(_senders, facts.Sender))
+        {
+            return Tri.No;
+        }
+
+        if (_recipients.Length > 0 && !Any(_recipients, facts.Recipient))
+        {
+            return Tri.No;
+        }
+
+        if (Ips is not null && (client is null || !Ips.Contains(client)))
+        {
+            return Tri.No;
+        }
+
+        var unknown = false;
+        if (Rule.SizeAbove > 0)
+        {
+            if (facts.Size is > 0 and var size && size > Rule.SizeAbove)
+            {
+                // Bigger than the limit (announced or real): matches.
+            }
+            else if (facts.SizeIsFinal)
+            {
+                return Tri.No;
+            }
+            else
+            {
+                unknown = true; // not announced, or announced small: the real size may still be bigger
+            }
+        }
+
+        if (Rule.SubjectContains.Length > 0)
+        {
+            if (!facts.ContentKnown)
+            {
+                unknown = true;
+            }
+            else if (facts.Subject is null || !facts.Subject.Contains(Rule.SubjectContains, StringComparison.OrdinalIgnoreCase))
+            {
+                return Tri.No;
+            }
+        }
+
+        if (_attachments.Length > 0)
+        {
+            if (!facts.ContentKnown)
+            {
+                unknown = true;
+            }
+            else if (!AnyAttachment(facts.AttachmentNames))
+            {
+                return Tri.No;
+            }
+        }
+
+        return unknown ? Tri.Unknown : Tri.Yes;
+    }
+
+    private static bool Any(AddressPattern[] patterns, string address)
+    {
+        foreach (var p in patterns)
+        {
+            if (p.IsMatch(address))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private bool AnyAttachment(IReadOnlyList<string>? names)
+    {
+        if (names is null)
+        {
+            return false;
+        }
+
+        foreach (var name in names)
+        {
+            foreach (var g in _attachments)
+            {
+                if (g.IsMatch(name))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+}
+
+/// <summary>A domain's enabled rules, compiled, in order; null on a <see cref="Snapshot.DomainEntry"/> when there are none.</summary>
+public sealed class CompiledRuleSet
+{
+    private CompiledRuleSet(CompiledRule[] rules)
+    {
+        Rules = rules;
+        NeedsMime = rules.Any(r => r.NeedsMime);
+    }
+
+    public CompiledRule[] Rules { get; }
+
+    /// <summary>Some rule looks at the subject or the attachments: the intake parses the message's MIME structure.</summary>
+    public bool NeedsMime { get; }
+
+    /// <summary>Compiles the enabled rules; null when there are none (the hot paths then only test for null).</summary>
+    public static CompiledRuleSet? Compile(RuleList? list)
+    {
+        if (list is null || list.Rules.Count == 0)
+        {
+            return null;
+        }
+
+        var enabled = list.Rules.Where(r => r.Enabled).Select(r => new CompiledRule(r)).ToArray();
+        return enabled.Length == 0 ? null : new CompiledRuleSet(enabled);
+    }
+}
