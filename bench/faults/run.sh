@@ -3,7 +3,8 @@
 # Sends N messages (default 20,000), each with a unique token, through a private Postfix (deploy/postfix) into
 # the gateway: 2 PolicyDaemons (one per Postfix listener), 2 Deliverers (Postfix's next hop is both intakes),
 # the ControlPlane, Redis with AOF and appendfsync always; all Release builds as their own processes. Meanwhile:
-#   (1) every KILL_EVERY seconds (5) a random Deliverer gets SIGKILL and is started again on its port;
+#   (1) every KILL_EVERY seconds (5) a random Deliverer gets SIGKILL and is started again on its port, while the
+#       messages are sent and KILL_AFTER seconds (30) more, as long as Postfix still holds mail for the gateway;
 #   (2) Redis is killed (SIGKILL) and restarted from its AOF once, when REDIS_AT % (50) of the messages are sent;
 #   (3) the only host of flap.test refuses connections for FLAP_FOR seconds (20) from FLAP_AT % (20), then accepts.
 # Then it waits until Postfix's queue and the gateway's queue are empty and counts, by token, at the sinks
@@ -23,6 +24,7 @@ REDIS_AT=${REDIS_AT:-50}
 FLAP_AT=${FLAP_AT:-20}
 FLAP_FOR=${FLAP_FOR:-20}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-900}
+KILL_AFTER=${KILL_AFTER:-30}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/gw-faults.XXXXXX)
 chmod 755 "$WORK"
@@ -143,7 +145,7 @@ pf_queue() { find "$PF/queue/incoming" "$PF/queue/active" "$PF/queue/deferred" "
 PROGRESS=$WORK/progress; echo 0 > "$PROGRESS"
 EVENTS=$WORK/events; : > "$EVENTS"
 chaos() {
-  local kills=0 flapped=0 redis_done=0 flap_until=0 last_kill t
+  local kills=0 flapped=0 redis_done=0 flap_until=0 last_kill t sent_at=0
   last_kill=$(date +%s)
   while :; do
     sleep 0.5
@@ -161,8 +163,13 @@ chaos() {
       kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true
       start_redis; echo "$(date -u +%T) Redis killed (SIGKILL) and restarted from its AOF at $sent sent" >> "$EVENTS"; redis_done=1
     fi
+    # Kills go on while sending and a while after, as long as Postfix holds mail; not until it drains, which under
+    # heavy load they would keep from ever happening (each restart costs the Deliverer seconds of CPU).
     local busy=1
-    if [ "$sent" -ge "$N" ] && [ "$(pf_queue)" -eq 0 ]; then busy=0; fi
+    if [ "$sent" -ge "$N" ]; then
+      [ "$sent_at" = 0 ] && sent_at=$t
+      if [ "$(pf_queue)" -eq 0 ] || [ $(( t - sent_at )) -ge "$KILL_AFTER" ]; then busy=0; fi
+    fi
     if [ "$busy" = 0 ] && [ "$flapped" = 2 ] && [ "$redis_done" = 1 ]; then break; fi
     if [ $(( t - last_kill )) -ge "$KILL_EVERY" ] && [ "$busy" = 1 ]; then
       local k=$(( RANDOM % 2 ))
@@ -179,7 +186,7 @@ T0=$(date +%s)
 chaos & CHAOS_PID=$!
 python3 "$ROOT/bench/faults/send.py" "$N" "$RUN" "$WORK/sent.txt" "$PROGRESS" "$PF1,$PF2" "$SESSIONS"
 T_SENT=$(date +%s)
-log "sent in $(( T_SENT - T0 )) s; faults go on until Postfix has handed everything to the gateway"
+log "sent in $(( T_SENT - T0 )) s; Deliverer kills go on for up to ${KILL_AFTER}s more"
 wait "$CHAOS_PID"; CHAOS_PID=
 for k in 0 1; do wait_port 127.0.0.1 "${D[$k]}"; done
 
@@ -239,7 +246,7 @@ print(f"seconds: sending {t_sent}, until drained {t_end}; left in Postfix queue 
 sys.exit(1 if lost or refused_arrived or wrongly_accepted else 0)
 PY
 {
-  echo "run $RUN, N=$N, $SESSIONS sessions, kill every ${KILL_EVERY}s, Redis restart at ${REDIS_AT}%, flap at ${FLAP_AT}% for ${FLAP_FOR}s"
+  echo "run $RUN, N=$N, $SESSIONS sessions, kill every ${KILL_EVERY}s (until ${KILL_AFTER}s after sending), Redis restart at ${REDIS_AT}%, flap at ${FLAP_AT}% for ${FLAP_FOR}s"
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"), .NET $(dotnet --version), Postfix $(postconf -d -h mail_version), $(redis-server --version | cut -d' ' -f3)"
   echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "events:"; sed 's/^/  /' "$EVENTS"
