@@ -53,6 +53,13 @@ freeport() { python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 wait_port() { for _ in $(seq 1 600); do port_open "$1" "$2" && return 0; sleep 0.1; done; echo "$1:$2 did not open" >&2; return 1; }
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+# SIGKILL, then wait until the process is gone and its port closed: a restart on the same port must not race the
+# dying process (its listener would answer the readiness check, and the new one would fail to bind).
+kill_hard() { # $1 = pid, $2 = port
+  kill -9 "$1" 2>/dev/null || true
+  for _ in $(seq 1 200); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
+  for _ in $(seq 1 200); do port_open 127.0.0.1 "$2" || break; sleep 0.05; done
+}
 
 log "building the programs (Release)..."
 for p in ControlPlane PolicyDaemon Deliverer; do dotnet build "$ROOT/src/$p/$p.csproj" -c Release -v q -nologo >/dev/null; done
@@ -64,6 +71,7 @@ start_redis() {
   redis-server --port "$REDIS" --bind 127.0.0.1 --dir "$WORK/redis" --save "" --appendonly yes --appendfsync always \
     --daemonize no --logfile "$WORK/redis/log" &
   REDIS_PID=$!; track "$REDIS_PID"; wait_port 127.0.0.1 "$REDIS"
+  sleep 0.2; kill -0 "$REDIS_PID" 2>/dev/null || { echo "redis-server did not start (see $WORK/redis/log)" >&2; echo "$(date -u +%T) redis-server did not start" >> "$WORK/events"; }
 }
 start_redis
 
@@ -160,7 +168,7 @@ chaos() {
       start_sink f; echo "$(date -u +%T) flap.test host up again" >> "$EVENTS"; flapped=2
     fi
     if [ "$redis_done" = 0 ] && [ "$sent" -ge $(( N * REDIS_AT / 100 )) ]; then
-      kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true
+      kill_hard "$REDIS_PID" "$REDIS"
       start_redis; echo "$(date -u +%T) Redis killed (SIGKILL) and restarted from its AOF at $sent sent" >> "$EVENTS"; redis_done=1
     fi
     # Kills go on while sending and a while after, as long as Postfix holds mail; not until it drains, which under
@@ -173,8 +181,8 @@ chaos() {
     if [ "$busy" = 0 ] && [ "$flapped" = 2 ] && [ "$redis_done" = 1 ]; then break; fi
     if [ $(( t - last_kill )) -ge "$KILL_EVERY" ] && [ "$busy" = 1 ]; then
       local k=$(( RANDOM % 2 ))
-      kill -9 "${DELIVERER_PID[$k]}"; wait "${DELIVERER_PID[$k]}" 2>/dev/null || true
-      start_deliverer "$k"; kills=$(( kills + 1 )); last_kill=$t
+      kill_hard "${DELIVERER_PID[$k]}" "${D[$k]}"
+      start_deliverer "$k"; wait_port 127.0.0.1 "${D[$k]}"; kills=$(( kills + 1 )); last_kill=$t
       echo "$(date -u +%T) Deliverer $k killed (SIGKILL) and restarted ($kills) at $sent sent" >> "$EVENTS"
     fi
   done
