@@ -12,7 +12,7 @@ OUT=$(mktemp)
 trap 'rm -f "$OUT"' EXIT
 start=$(date +%s)
 status=0
-dotnet test "$ROOT/tests/Fuzz.Tests/Fuzz.Tests.csproj" -c Release --logger "console;verbosity=detailed" 2>&1 | tee "$OUT" | grep -E '^\s*(fuzz |Passed|Failed|Total|CsCheck)' || status=$?
+dotnet test "$ROOT/tests/Fuzz.Tests/Fuzz.Tests.csproj" -c Release --logger "console;verbosity=detailed" 2>&1 | tee "$OUT" | grep -E -A6 '^\s*(fuzz |Passed|Failed|Total|CsCheck|Error Message)' || status=$?
 grep -q 'Failed!' "$OUT" && status=1
 inputs=$(grep -oE 'fuzz [a-z ]+: [0-9]+ (inputs|sessions)' "$OUT" | grep -oE '[0-9]+ (inputs|sessions)' | cut -d' ' -f1 | paste -sd+ | bc)
 echo "fuzz total: ${inputs:-0} inputs and sessions in $(( $(date +%s) - start )) s (FUZZ_ITERATIONS=$FUZZ_ITERATIONS)"

@@ -3,7 +3,8 @@
 # Sends N messages (default 20,000), each with a unique token, through a private Postfix (deploy/postfix) into
 # the gateway: 2 PolicyDaemons (one per Postfix listener), 2 Deliverers (Postfix's next hop is both intakes),
 # the ControlPlane, Redis with AOF and appendfsync always; all Release builds as their own processes. Meanwhile:
-#   (1) every KILL_EVERY seconds (5) a random Deliverer gets SIGKILL and is started again on its port;
+#   (1) every KILL_EVERY seconds (5) a random Deliverer gets SIGKILL and is started again on its port, while the
+#       messages are sent and KILL_AFTER seconds (30) more, as long as Postfix still holds mail for the gateway;
 #   (2) Redis is killed (SIGKILL) and restarted from its AOF once, when REDIS_AT % (50) of the messages are sent;
 #   (3) the only host of flap.test refuses connections for FLAP_FOR seconds (20) from FLAP_AT % (20), then accepts.
 # Then it waits until Postfix's queue and the gateway's queue are empty and counts, by token, at the sinks
@@ -23,6 +24,7 @@ REDIS_AT=${REDIS_AT:-50}
 FLAP_AT=${FLAP_AT:-20}
 FLAP_FOR=${FLAP_FOR:-20}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-900}
+KILL_AFTER=${KILL_AFTER:-30}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/gw-faults.XXXXXX)
 chmod 755 "$WORK"
@@ -51,6 +53,13 @@ freeport() { python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 wait_port() { for _ in $(seq 1 600); do port_open "$1" "$2" && return 0; sleep 0.1; done; echo "$1:$2 did not open" >&2; return 1; }
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+# SIGKILL, then wait until the process is gone and its port closed: a restart on the same port must not race the
+# dying process (its listener would answer the readiness check, and the new one would fail to bind).
+kill_hard() { # $1 = pid, $2 = port
+  kill -9 "$1" 2>/dev/null || true
+  for _ in $(seq 1 200); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
+  for _ in $(seq 1 200); do port_open 127.0.0.1 "$2" || break; sleep 0.05; done
+}
 
 log "building the programs (Release)..."
 for p in ControlPlane PolicyDaemon Deliverer; do dotnet build "$ROOT/src/$p/$p.csproj" -c Release -v q -nologo >/dev/null; done
@@ -62,6 +71,7 @@ start_redis() {
   redis-server --port "$REDIS" --bind 127.0.0.1 --dir "$WORK/redis" --save "" --appendonly yes --appendfsync always \
     --daemonize no --logfile "$WORK/redis/log" &
   REDIS_PID=$!; track "$REDIS_PID"; wait_port 127.0.0.1 "$REDIS"
+  sleep 0.2; kill -0 "$REDIS_PID" 2>/dev/null || { echo "redis-server did not start (see $WORK/redis/log)" >&2; echo "$(date -u +%T) redis-server did not start" >> "$WORK/events"; }
 }
 start_redis
 
@@ -143,7 +153,7 @@ pf_queue() { find "$PF/queue/incoming" "$PF/queue/active" "$PF/queue/deferred" "
 PROGRESS=$WORK/progress; echo 0 > "$PROGRESS"
 EVENTS=$WORK/events; : > "$EVENTS"
 chaos() {
-  local kills=0 flapped=0 redis_done=0 flap_until=0 last_kill t
+  local kills=0 flapped=0 redis_done=0 flap_until=0 last_kill t sent_at=0
   last_kill=$(date +%s)
   while :; do
     sleep 0.5
@@ -158,16 +168,21 @@ chaos() {
       start_sink f; echo "$(date -u +%T) flap.test host up again" >> "$EVENTS"; flapped=2
     fi
     if [ "$redis_done" = 0 ] && [ "$sent" -ge $(( N * REDIS_AT / 100 )) ]; then
-      kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true
+      kill_hard "$REDIS_PID" "$REDIS"
       start_redis; echo "$(date -u +%T) Redis killed (SIGKILL) and restarted from its AOF at $sent sent" >> "$EVENTS"; redis_done=1
     fi
+    # Kills go on while sending and a while after, as long as Postfix holds mail; not until it drains, which under
+    # heavy load they would keep from ever happening (each restart costs the Deliverer seconds of CPU).
     local busy=1
-    if [ "$sent" -ge "$N" ] && [ "$(pf_queue)" -eq 0 ]; then busy=0; fi
+    if [ "$sent" -ge "$N" ]; then
+      [ "$sent_at" = 0 ] && sent_at=$t
+      if [ "$(pf_queue)" -eq 0 ] || [ $(( t - sent_at )) -ge "$KILL_AFTER" ]; then busy=0; fi
+    fi
     if [ "$busy" = 0 ] && [ "$flapped" = 2 ] && [ "$redis_done" = 1 ]; then break; fi
     if [ $(( t - last_kill )) -ge "$KILL_EVERY" ] && [ "$busy" = 1 ]; then
       local k=$(( RANDOM % 2 ))
-      kill -9 "${DELIVERER_PID[$k]}"; wait "${DELIVERER_PID[$k]}" 2>/dev/null || true
-      start_deliverer "$k"; kills=$(( kills + 1 )); last_kill=$t
+      kill_hard "${DELIVERER_PID[$k]}" "${D[$k]}"
+      start_deliverer "$k"; wait_port 127.0.0.1 "${D[$k]}"; kills=$(( kills + 1 )); last_kill=$t
       echo "$(date -u +%T) Deliverer $k killed (SIGKILL) and restarted ($kills) at $sent sent" >> "$EVENTS"
     fi
   done
@@ -179,7 +194,7 @@ T0=$(date +%s)
 chaos & CHAOS_PID=$!
 python3 "$ROOT/bench/faults/send.py" "$N" "$RUN" "$WORK/sent.txt" "$PROGRESS" "$PF1,$PF2" "$SESSIONS"
 T_SENT=$(date +%s)
-log "sent in $(( T_SENT - T0 )) s; faults go on until Postfix has handed everything to the gateway"
+log "sent in $(( T_SENT - T0 )) s; Deliverer kills go on for up to ${KILL_AFTER}s more"
 wait "$CHAOS_PID"; CHAOS_PID=
 for k in 0 1; do wait_port 127.0.0.1 "${D[$k]}"; done
 
@@ -239,7 +254,7 @@ print(f"seconds: sending {t_sent}, until drained {t_end}; left in Postfix queue 
 sys.exit(1 if lost or refused_arrived or wrongly_accepted else 0)
 PY
 {
-  echo "run $RUN, N=$N, $SESSIONS sessions, kill every ${KILL_EVERY}s, Redis restart at ${REDIS_AT}%, flap at ${FLAP_AT}% for ${FLAP_FOR}s"
+  echo "run $RUN, N=$N, $SESSIONS sessions, kill every ${KILL_EVERY}s (until ${KILL_AFTER}s after sending), Redis restart at ${REDIS_AT}%, flap at ${FLAP_AT}% for ${FLAP_FOR}s"
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"), .NET $(dotnet --version), Postfix $(postconf -d -h mail_version), $(redis-server --version | cut -d' ' -f3)"
   echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "events:"; sed 's/^/  /' "$EVENTS"

@@ -185,7 +185,7 @@ public sealed class SmtpFuzzTests(ITestOutputHelper output)
             // unread, a reset drops replies in flight), so the log is the account, and every reply seen must be in it.
             using var check = await redis.ConnectAsync();
             var stored = new HashSet<string>();
-            var outcomes = new Dictionary<string, string>();
+            var outcomes = new Dictionary<string, HashSet<string>>();
             await Eventually.WaitAsync(async () =>
             {
                 foreach (var e in await check.GetDatabase().StreamRangeAsync(RedisKeys.DomainLog(PolicyFuzzTests.Inbound)))
@@ -197,26 +197,37 @@ public sealed class SmtpFuzzTests(ITestOutputHelper output)
                     }
                     else if (ev is MessageLogEvents.Delivered or MessageLogEvents.Bounced or MessageLogEvents.Deferred)
                     {
-                        outcomes[e["message_id"].ToString()] = ev;
+                        // Per recipient: one message may be delivered for one recipient and bounced for another.
+                        var id = e["message_id"].ToString();
+                        outcomes[id] = outcomes.TryGetValue(id, out var seen) ? seen : [];
+                        outcomes[id].Add(ev);
                     }
                 }
 
                 return queued.All(stored.Contains) && stored.All(outcomes.ContainsKey);
-            }, TimeSpan.FromSeconds(120), "an outcome for every stored message");
+            }, TimeSpan.FromSeconds(120), "an outcome for every stored message").ContinueWith(t => t.IsFaulted
+                ? throw new TimeoutException($"replies seen but not logged: {string.Join(' ', queued.Where(q => !stored.Contains(q)))}; " +
+                                             $"stored without outcome: {string.Join(' ', stored.Where(q => !outcomes.ContainsKey(q)))}", t.Exception)
+                : t.Result, TaskScheduler.Default);
 
             // What arrives is exactly the delivered ones, all for the managed domain.
-            var delivered = stored.Where(id => outcomes[id] == MessageLogEvents.Delivered).ToHashSet();
+            var delivered = stored.Where(id => outcomes[id].Contains(MessageLogEvents.Delivered)).ToHashSet();
             await Eventually.WaitAsync(() => sink.Messages.Count >= delivered.Count, TimeSpan.FromSeconds(30), "the delivered messages at the sink");
             // The intake puts its Received header first; the other arrivals are the gateway's DSNs to senders of the
             // managed domain (about bounced messages), which are reports, not relayed mail.
             var intakeHeader = new System.Text.RegularExpressions.Regex(@"\AReceived: from [^\r\n]*\r\n\tby gateway\.fuzz \(gateway-deliverer\) with \S+ id (\S+?)[;\s]");
             var arrived = sink.Messages.Select(m => intakeHeader.Match(m.Text)).Where(m => m.Success).Select(m => m.Groups[1].Value).ToList();
+            var unexpected = sink.Messages.Where(m => intakeHeader.Match(m.Text) is { Success: true } h && !delivered.Contains(h.Groups[1].Value))
+                .Select(m => $"{intakeHeader.Match(m.Text).Groups[1].Value} stored={stored.Contains(intakeHeader.Match(m.Text).Groups[1].Value)} " +
+                             $"outcomes={string.Join(',', outcomes.GetValueOrDefault(intakeHeader.Match(m.Text).Groups[1].Value) ?? [])} from=<{m.MailFrom}> to={string.Join(',', m.Recipients)}: " +
+                             m.Text[..Math.Min(400, m.Text.Length)]).ToList();
+            Assert.True(unexpected.Count == 0, "arrived but not delivered by the log: " + string.Join("\n", unexpected));
             Assert.Equal(delivered.Order(StringComparer.Ordinal), arrived.Order(StringComparer.Ordinal));
             Assert.All(sink.Messages.Where(m => !intakeHeader.IsMatch(m.Text)), m => Assert.Contains("multipart/report", m.Text, StringComparison.Ordinal));
             Assert.All(sink.Messages, m => Assert.All(m.Recipients, r => Assert.EndsWith("@" + PolicyFuzzTests.Inbound, r, StringComparison.OrdinalIgnoreCase)));
             Assert.Contains(proper[0], delivered);
             output.WriteLine($"fuzz smtp intake: {run} sessions over sockets; {stored.Count} messages stored ({queued.Count} replies seen by clients): " +
-                             $"{delivered.Count} delivered, {stored.Count - delivered.Count} bounced or deferred; all for {PolicyFuzzTests.Inbound}");
+                             $"{delivered.Count} delivered (to some recipient), {stored.Count - delivered.Count} bounced or deferred; all for {PolicyFuzzTests.Inbound}");
             Assert.Equal(sessions, run);
         }
         finally

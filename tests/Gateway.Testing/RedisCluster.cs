@@ -55,11 +55,13 @@ public sealed class RedisCluster : IAsyncDisposable
             create.ArgumentList.Add("--cluster-yes");
             using (var p = Process.Start(create)!)
             {
-                var output = await p.StandardOutput.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
+                // Both streams drained at once: a full pipe on the one not read would block redis-cli.
+                var output = p.StandardOutput.ReadToEndAsync(cancellationToken);
+                var errors = p.StandardError.ReadToEndAsync(cancellationToken);
                 await p.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
                 if (p.ExitCode != 0)
                 {
-                    throw new InvalidOperationException("redis-cli --cluster create failed: " + output + await p.StandardError.ReadToEndAsync(cancellationToken).ConfigureAwait(false));
+                    throw new InvalidOperationException("redis-cli --cluster create failed: " + await output.ConfigureAwait(false) + await errors.ConfigureAwait(false));
                 }
             }
 

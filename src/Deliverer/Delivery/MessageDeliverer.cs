@@ -335,9 +335,9 @@ public sealed partial class MessageDeliverer(
 
     /// <summary>
     /// Runs one queue write after an attempt, again and again while Redis is unreachable (backing off up to
-    /// <see cref="MaxRecordDelay"/>), until it succeeds or the process stops. The scheduler keeps renewing the
-    /// lease meanwhile, so no other Deliverer repeats the delivery; if the process stops first, the lease
-    /// expires and the message is attempted again (at-least-once).
+    /// <see cref="MaxRecordDelay"/>), until it succeeds or the process stops. The scheduler renews the lease
+    /// whenever Redis answers, so no other Deliverer repeats the delivery unless the outage outlasts the lease; if
+    /// the process stops first, the lease expires and the message is attempted again (at-least-once).
     /// </summary>
     private async Task<T> WhileRedisAwayAsync<T>(string id, Func<Task<T>> write, CancellationToken cancellationToken)
     {
@@ -348,8 +348,7 @@ public sealed partial class MessageDeliverer(
             {
                 return await write().ConfigureAwait(false);
             }
-            catch (Exception e) when (e is StackExchange.Redis.RedisConnectionException or StackExchange.Redis.RedisTimeoutException or TimeoutException
-                                      && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (RedisAway(e) && !cancellationToken.IsCancellationRequested)
             {
                 LogRecordDeferred(logger, id, delay, e.Message);
                 await Task.Delay(delay, clock, cancellationToken).ConfigureAwait(false);
@@ -379,6 +378,20 @@ public sealed partial class MessageDeliverer(
 
     [LoggerMessage(EventId = 1200, Level = LogLevel.Debug, Message = "Message {Id}: {Host} answered for {Count} recipients, {Final} final")]
     private static partial void LogAttempt(ILogger logger, string id, string host, int count, int final);
+
+    /// <summary>
+    /// Redis unreachable or not serving yet: no connection, a timeout, or a server that is loading its AOF after a
+    /// restart (<c>LOADING</c>), busy with a script, or a cluster without a master for the slot (failover). Any other
+    /// error is not waited out: the lease expires and the message is attempted again.
+    /// </summary>
+    private static bool RedisAway(Exception e) => e switch
+    {
+        StackExchange.Redis.RedisConnectionException or StackExchange.Redis.RedisTimeoutException or TimeoutException => true,
+        StackExchange.Redis.RedisServerException s => s.Message.StartsWith("LOADING", StringComparison.Ordinal) || s.Message.StartsWith("BUSY", StringComparison.Ordinal) ||
+                                                     s.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal) || s.Message.StartsWith("CLUSTERDOWN", StringComparison.Ordinal) ||
+                                                     s.Message.StartsWith("MASTERDOWN", StringComparison.Ordinal) || s.Message.StartsWith("READONLY", StringComparison.Ordinal),
+        _ => false,
+    };
 
     [LoggerMessage(EventId = 1202, Level = LogLevel.Warning, Message = "Message {Id}: the outcome is kept in memory, Redis is unavailable ({Reason}); writing it again in {Delay}")]
     private static partial void LogRecordDeferred(ILogger logger, string id, TimeSpan delay, string reason);

@@ -30,6 +30,35 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
     {
         ArgumentNullException.ThrowIfNull(endpoint);
         ArgumentNullException.ThrowIfNull(recipients);
+
+        // The intake takes addresses as leniently as Postfix does; MimeKit refuses some of them (an unquoted '@' in
+        // the local part). Such an address can never be sent: a permanent failure for it (a DSN), not an exception
+        // that would leave the message to be attempted again at every lease expiry, forever.
+        if (!TryMailbox(sender, out var from))
+        {
+            return new TransactionResult(new Dictionary<string, DeliveryOutcome>(),
+                DeliveryOutcome.Permanent($"553 5.1.7 <{sender}>: the sender address cannot be sent over SMTP"));
+        }
+
+        var unsendable = new Dictionary<string, DeliveryOutcome>(StringComparer.OrdinalIgnoreCase);
+        var mailboxes = new List<(MailboxAddress Mailbox, string Queued)>(recipients.Count);
+        foreach (var r in recipients)
+        {
+            if (TryMailbox(r, out var mailbox))
+            {
+                mailboxes.Add((mailbox, r));
+            }
+            else
+            {
+                unsendable[r] = DeliveryOutcome.Permanent($"553 5.1.3 <{r}>: the recipient address cannot be sent over SMTP");
+            }
+        }
+
+        if (mailboxes.Count == 0)
+        {
+            return new TransactionResult(unsendable, null);
+        }
+
         for (var attempt = 0; ; attempt++)
         {
             var (client, reused) = attempt == 0 ? Rent(endpoint.Address) : (null, false);
@@ -42,13 +71,18 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
                 return new TransactionResult(new Dictionary<string, DeliveryOutcome>(), OutcomeClassifier.Classify(e));
             }
 
-            client.BeginTransaction();
+            client.BeginTransaction(mailboxes);
             try
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 timeout.CancelAfter(options.CommandTimeout + options.CommandTimeout);
-                var reply = await client.SendAsync(_format, message, Mailbox(sender), recipients.Select(Mailbox), timeout.Token).ConfigureAwait(false);
-                var results = client.Outcomes.ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.OrdinalIgnoreCase);
+                var reply = await client.SendAsync(_format, message, from, mailboxes.Select(m => m.Mailbox), timeout.Token).ConfigureAwait(false);
+                var results = new Dictionary<string, DeliveryOutcome>(unsendable, StringComparer.OrdinalIgnoreCase);
+                foreach (var (address, o) in client.Outcomes)
+                {
+                    results[address] = o;
+                }
+
                 foreach (var r in recipients)
                 {
                     if (results.TryGetValue(r, out var o) && o.Kind == OutcomeKind.Delivered)
@@ -70,7 +104,7 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
                 }
 
                 var outcome = e is NoRecipientsAcceptedException ? (DeliveryOutcome?)null : OutcomeClassifier.Classify(e);
-                var results = new Dictionary<string, DeliveryOutcome>(StringComparer.OrdinalIgnoreCase);
+                var results = new Dictionary<string, DeliveryOutcome>(unsendable, StringComparer.OrdinalIgnoreCase);
                 // With PIPELINING the RCPT replies after a refused MAIL FROM are only its echo ("503 need MAIL"):
                 // the MAIL reply decides for every recipient.
                 var senderRefused = e is SmtpCommandException { ErrorCode: SmtpErrorCode.SenderNotAccepted };
@@ -242,7 +276,19 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
         }
     }
 
-    private static MailboxAddress Mailbox(string address) => new(string.Empty, address);
+    private static bool TryMailbox(string address, out MailboxAddress mailbox)
+    {
+        try
+        {
+            mailbox = new MailboxAddress(string.Empty, address);
+            return true;
+        }
+        catch (ParseException)
+        {
+            mailbox = null!;
+            return false;
+        }
+    }
 
     private static FormatOptions CreateFormat()
     {
@@ -278,15 +324,34 @@ public sealed class NoRecipientsAcceptedException : Exception
 /// </summary>
 public sealed class GatewaySmtpClient : SmtpClient
 {
+    private readonly Dictionary<MailboxAddress, string> _queued = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>Per recipient as the queue spells it (the key the deliverer looks results up by).</summary>
     public Dictionary<string, DeliveryOutcome> Outcomes { get; } = new(StringComparer.OrdinalIgnoreCase);
 
-    public void BeginTransaction() => Outcomes.Clear();
+    /// <summary>
+    /// Starts a transaction for these recipients: each mailbox MailKit is given, and the address as queued. MimeKit
+    /// may spell a mailbox differently from the envelope (<c>user@example.com.</c> loses its trailing dot), so the
+    /// replies are keyed by the queued address; otherwise a delivered recipient would look unanswered and be sent again.
+    /// </summary>
+    public void BeginTransaction(IEnumerable<(MailboxAddress Mailbox, string Queued)> recipients)
+    {
+        ArgumentNullException.ThrowIfNull(recipients);
+        Outcomes.Clear();
+        _queued.Clear();
+        foreach (var (mailbox, queued) in recipients)
+        {
+            _queued[mailbox] = queued;
+        }
+    }
+
+    private string Key(MailboxAddress mailbox) => _queued.TryGetValue(mailbox, out var queued) ? queued : mailbox.Address;
 
     protected override void OnRecipientAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response)
     {
         ArgumentNullException.ThrowIfNull(mailbox);
         ArgumentNullException.ThrowIfNull(response);
-        Outcomes[mailbox.Address] = DeliveryOutcome.Delivered(OutcomeClassifier.Reply((int)response.StatusCode, response.Response));
+        Outcomes[Key(mailbox)] = DeliveryOutcome.Delivered(OutcomeClassifier.Reply((int)response.StatusCode, response.Response));
     }
 
     protected override void OnRecipientNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response)
@@ -294,7 +359,7 @@ public sealed class GatewaySmtpClient : SmtpClient
         ArgumentNullException.ThrowIfNull(mailbox);
         ArgumentNullException.ThrowIfNull(response);
         var code = (int)response.StatusCode;
-        Outcomes[mailbox.Address] = new DeliveryOutcome(OutcomeClassifier.FromCode(code), OutcomeClassifier.Reply(code, response.Response));
+        Outcomes[Key(mailbox)] = new DeliveryOutcome(OutcomeClassifier.FromCode(code), OutcomeClassifier.Reply(code, response.Response));
     }
 
     protected override void OnNoRecipientsAccepted(MimeMessage message) => throw new NoRecipientsAcceptedException();

@@ -28,7 +28,18 @@ public static partial class DsnBuilder
         ArgumentNullException.ThrowIfNull(failed);
         var message = new MimeMessage();
         message.From.Add(new MailboxAddress("Mail Delivery System", "MAILER-DAEMON@" + reportingMta));
-        message.To.Add(MailboxAddress.Parse(original.Sender));
+        // The envelope sender as taken by the intake (as leniently as Postfix takes it) may be no address MimeKit can
+        // parse (an unquoted '@' in the local part): then the header carries it as text. The DSN goes to the envelope
+        // sender either way; throwing here would fail the whole attempt, again at every lease expiry.
+        if (MailboxAddress.TryParse(original.Sender, out var to))
+        {
+            message.To.Add(to);
+        }
+        else
+        {
+            message.Headers.Add(HeaderId.To, "<" + original.Sender.ReplaceLineEndings(string.Empty) + ">");
+        }
+
         var expired = failed.All(f => f.Expired);
         message.Subject = expired ? "Delivery Status Notification (Expired)" : "Undelivered Mail Returned to Sender";
         message.Date = now;
