@@ -12,6 +12,7 @@ SIZE=${SIZE:-4096}
 SESSIONS=${SESSIONS:-20}
 FAILOVER_N=${FAILOVER_N:-500}
 SCENARIOS=${SCENARIOS:-abcd}   # a subset, e.g. SCENARIOS=b; KEEP=1 keeps the work folder (Postfix logs)
+B_FSYNC=${B_FSYNC:-always}   # Redis appendfsync in (b): 'everysec' shows how much the fsyncs cost there
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/gw-bench.XXXXXX)
 chmod 755 "$WORK" # Postfix (user postfix) must reach its data directory inside
@@ -140,7 +141,7 @@ fi
 
 # (b) Postfix -> Deliverer -> smtp-sink (Redis appendfsync always, as run.sh configures it)
 if [[ $SCENARIOS == *b* ]]; then
-start_sink; start_redis always; add_domain bench.test "127.0.0.1:$SINK:10"; start_deliverer; start_postfix b "$DELIVERER"
+start_sink; start_redis "${B_FSYNC:-always}"; add_domain bench.test "127.0.0.1:$SINK:10"; start_deliverer; start_postfix b "$DELIVERER"
 s=$(run_source "$PF_PORT"); RESULT[b]=$(rate "$s"); echo "(b) Postfix -> Deliverer -> smtp-sink: $s s, ${RESULT[b]} msg/s" >&2
 postfix -c "$WORK/b/conf" stop >/dev/null; stop_deliverer; stop_sink
 fi
