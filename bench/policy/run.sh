@@ -16,6 +16,8 @@
 #
 # Knobs (environment): DURATION=10 WARMUP=3 REPEAT=3 CONNECTIONS="1 8 64" DOMAIN_COUNTS="10 100000"
 #   SERVERS="trivial daemon postfwd" POSTFWD_DURATION=$DURATION OUT=bench/policy/results
+#   DOMAIN_AB=1: instead of the phases, two daemons at once (10 and 100,000 domains, each on its own Redis),
+#   measured alternately per concurrency, so drift of the machine between phases cannot pass for lookup cost.
 #   DAEMON_HTTP_URL (empty: no /metrics listener, so no metrics listener on the instruments either;
 #   http://127.0.0.1:0 measures the daemon with its Prometheus export on)
 set -euo pipefail
@@ -36,9 +38,10 @@ RESULTS=$OUT/$STAMP.jsonl
 REPORT=$OUT/$STAMP.md
 mkdir -p "$OUT"
 
-REDIS_PID="" DAEMON_PID="" TRIVIAL_PID=""
+REDIS_PID="" DAEMON_PID="" TRIVIAL_PID="" EXTRA_PIDS=()
 cleanup() {
   set +e
+  for p in "${EXTRA_PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
   [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
   [ -n "$TRIVIAL_PID" ] && kill "$TRIVIAL_PID" 2>/dev/null && wait "$TRIVIAL_PID" 2>/dev/null
   stop_postfwd
@@ -146,6 +149,29 @@ run_load() {
 }
 
 FAILED=0
+if [ -n "${DOMAIN_AB:-}" ]; then
+  # A/B mode: 100,000 domains in the first Redis, 10 in a second one; both daemons run for the whole measurement.
+  REDIS_B_PORT=$(port)
+  redis-server --port "$REDIS_B_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" --dbfilename b.rdb --logfile "$WORK/redis-b.log" &
+  EXTRA_PIDS+=($!)
+  wait_port "$REDIS_B_PORT"
+  log "seeding 100000 and 10 managed domains"
+  "${BENCH[@]}" seed --redis "$REDIS" --to 100000 --names "$WORK/domains-100000.txt" 2>>"$REPORT.seed"
+  "${BENCH[@]}" seed --redis "127.0.0.1:$REDIS_B_PORT" --to 10 --names "$WORK/domains-10.txt" 2>>"$REPORT.seed"
+  start_daemon 100000; PORT_BIG=$DAEMON_PORT; EXTRA_PIDS+=("$DAEMON_PID"); DAEMON_PID=""
+  REDIS_MAIN=$REDIS; REDIS=127.0.0.1:$REDIS_B_PORT
+  start_daemon 10; PORT_SMALL=$DAEMON_PORT; EXTRA_PIDS+=("$DAEMON_PID"); DAEMON_PID=""; REDIS=$REDIS_MAIN
+  echo "- A/B mode: both daemons up at once, alternating runs" >> "$REPORT"
+  for conns in $CONNECTIONS; do
+    for _ in $(seq 1 "$REPEAT"); do
+      run_load trivial "$TRIVIAL_PORT" 10 "$conns" "$DURATION" --all DUNNO
+      run_load daemon "$PORT_SMALL" 10 "$conns" "$DURATION"
+      run_load trivial "$TRIVIAL_PORT" 100000 "$conns" "$DURATION" --all DUNNO
+      run_load daemon "$PORT_BIG" 100000 "$conns" "$DURATION"
+    done
+  done
+  DOMAIN_COUNTS=""
+fi
 for domains in $DOMAIN_COUNTS; do
   log "seeding $domains managed domains through the domain layer"
   "${BENCH[@]}" seed --redis "$REDIS" --to "$domains" --names "$WORK/domains-$domains.txt" 2>>"$REPORT.seed"
