@@ -84,6 +84,8 @@ smtpd_tls_security_level = none
 maillog_file = $dir/maillog
 maillog_file_prefixes = $dir
 CF
+  # (b) only: B_POSTFIX adds main.cf lines for the Postfix in front of the Deliverer (e.g. its concurrency to the intake).
+  if [ "$1" = b ] && [ -n "${B_POSTFIX:-}" ]; then printf '%s\n' "$B_POSTFIX" >> "$dir/conf/main.cf"; fi
   # The distribution's master.cf with the SMTP listener moved to our port and no chroot (a private instance).
   awk -v port="$PF_PORT" '
     /^smtp[ \t]+inet/ { print "127.0.0.1:" port " inet n - n - - smtpd"; next }
