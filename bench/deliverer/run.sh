@@ -99,9 +99,10 @@ CF
 # ---- Redis + Deliverer
 REDIS=0
 start_redis() { # $1 = appendfsync
-  REDIS=$(freeport); mkdir -p "$WORK/redis-$REDIS"
-  redis-server --port "$REDIS" --bind 127.0.0.1 --dir "$WORK/redis-$REDIS" --save "" --appendonly yes --appendfsync "$1" \
-    --daemonize no --logfile "$WORK/redis-$REDIS/log" &
+  # REDIS_DIR puts Redis' AOF on another file system than Postfix's queue (e.g. /dev/shm to see what the shared disk costs).
+  REDIS=$(freeport); local dir="${REDIS_DIR:-$WORK}/redis-$REDIS"; mkdir -p "$dir"
+  redis-server --port "$REDIS" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly yes --appendfsync "$1" \
+    --daemonize no --logfile "$dir/log" &
   PIDS+=("$!"); wait_port "$REDIS"
 }
 domain_json() { # $1 = domain, then rows "host:port:pref"
