@@ -30,7 +30,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
     TimeProvider clock, ILogger<IntakeWriter> logger)
 {
     /// <summary>The reply prefix of a rule's refusal at intake.</summary>
-    public const string RejectPrefix = "550 5.7.1 ";
+    public const string RejectPrefix = RuleDefaults.RejectPrefix;
 
     /// <param name="client">The original SMTP client: Postfix's XFORWARD ADDR when it sent one, else the connection's peer.</param>
     /// <param name="postfixQueueId">Postfix's queue id (XFORWARD IDENT), logged with the intake to link Postfix's log and the policy decisions.</param>

@@ -41,7 +41,7 @@ public sealed class MessageLogWriter(IConnectionMultiplexer redis, GatewayOption
     private Task Append(IDatabaseAsync db, MessageLogEvent e)
     {
         ArgumentNullException.ThrowIfNull(e);
-        var args = new List<RedisValue>(32) { MinId(options.MessageLogRetention) };
+        var args = new List<RedisValue>(32) { MinId() };
         foreach (var (name, value) in MessageLogFields.Of(e))
         {
             args.Add(name);
@@ -56,10 +56,10 @@ public sealed class MessageLogWriter(IConnectionMultiplexer redis, GatewayOption
     /// nodes at a time, and only when the domain gets new events): the periodic job for quiet domains.
     /// </summary>
     public async Task<long> TrimAsync(string domain) =>
-        (long)await redis.GetDatabase().ExecuteAsync("XTRIM", RedisKeys.DomainLog(domain), "MINID", MinId(options.MessageLogRetention)).ConfigureAwait(false);
+        (long)await redis.GetDatabase().ExecuteAsync("XTRIM", RedisKeys.DomainLog(domain), "MINID", MinId()).ConfigureAwait(false);
 
-    private string MinId(TimeSpan retention) =>
-        (clock.GetUtcNow() - retention).ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
+    private string MinId() =>
+        (clock.GetUtcNow() - options.MessageLogRetention).ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
 }
 
 /// <summary>

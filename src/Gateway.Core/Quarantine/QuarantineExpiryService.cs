@@ -67,10 +67,10 @@ public sealed partial class QuarantineExpiryService(IConnectionMultiplexer redis
         }
     }
 
-    [LoggerMessage(EventId = 600, Level = LogLevel.Information, Message = "Quarantine: {Count} messages older than {Days} days deleted")]
+    [LoggerMessage(EventId = 620, Level = LogLevel.Information, Message = "Quarantine: {Count} messages older than {Days} days deleted")]
     private static partial void LogExpired(ILogger logger, int count, double days);
 
-    [LoggerMessage(EventId = 601, Level = LogLevel.Warning, Message = "Quarantine expiry sweep failed; next at the next interval: {Reason}")]
+    [LoggerMessage(EventId = 621, Level = LogLevel.Warning, Message = "Quarantine expiry sweep failed; next at the next interval: {Reason}")]
     private static partial void LogFailed(ILogger logger, string reason);
 }
 

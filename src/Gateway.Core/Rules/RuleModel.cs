@@ -96,6 +96,9 @@ public static class RuleDefaults
     /// <summary>Said to the SMTP client by a REJECT rule without its own text.</summary>
     public const string RejectText = "Message rejected by the recipient domain's policy";
 
+    /// <summary>The SMTP reply code and enhanced status of a REJECT rule, at RCPT (PolicyDaemon) and at intake (Deliverer) alike.</summary>
+    public const string RejectPrefix = "550 5.7.1 ";
+
     /// <summary>At most this many rules per domain (each RCPT may walk them all).</summary>
     public const int MaxRulesPerDomain = 1000;
 

@@ -28,7 +28,7 @@ public sealed class PostfixPolicy
     public const string ContextOutbound = "outbound";
 
     /// <summary>The action prefix of a policy rule's refusal (docs/rules.md).</summary>
-    public const string RuleRejectPrefix = "550 5.7.1 ";
+    public const string RuleRejectPrefix = Gateway.Core.Rules.RuleDefaults.RejectPrefix;
 
     private readonly string _accept;
     private readonly byte[] _acceptReply;
