@@ -39,7 +39,8 @@ start() {
       "smtpd_tls_security_level=none" "smtp_tls_security_level=none" \
       "gateway_policy_service=inet:127.0.0.1:$POLICY_PORT" \
       "gateway_socketmap=inet:127.0.0.1:$SOCKETMAP_PORT" \
-      "gateway_intake=smtp:[127.0.0.1]:$INTAKE_PORT"
+      "gateway_intake=smtp:[127.0.0.1]:$INTAKE_PORT" \
+      "gateway_intake_proxy=127.0.0.1:$INTAKE_PORT"
     $SUDO postconf -c "$PF/conf" -F -e '*/*/chroot = n'
     $SUDO postfix -c "$PF/conf" check
     $SUDO postfix -c "$PF/conf" start 2>/dev/null

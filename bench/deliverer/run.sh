@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Deliverer benchmark, one command: bench/deliverer/run.sh [N]
 #   (a) smtp-source -> Postfix -> smtp-sink
-#   (b) smtp-source -> Postfix -> Deliverer -> smtp-sink
+#   (b) smtp-source -> Postfix -> Deliverer -> smtp-sink, as deploy/postfix/main.cf wires them: the intake is Postfix's
+#       before-queue proxy (smtpd_proxy_filter), the message is queued once, in Redis, before the client's 250
+#   (q) the same with Postfix in after-queue mode: Postfix queues the message, then relays it to the intake
 #   (c) smtp-source -> Deliverer -> smtp-sink, Redis appendfsync always, then everysec
 #   (d) delay from a refused primary to delivery on the next host (message log timestamps)
 # N messages of 4 KB (default 20,000), SESSIONS parallel smtp-source sessions (default 20).
@@ -11,8 +13,8 @@ N=${1:-20000}
 SIZE=${SIZE:-4096}
 SESSIONS=${SESSIONS:-20}
 FAILOVER_N=${FAILOVER_N:-500}
-SCENARIOS=${SCENARIOS:-abcd}   # a subset, e.g. SCENARIOS=b; KEEP=1 keeps the work folder (Postfix logs)
-B_FSYNC=${B_FSYNC:-always}   # Redis appendfsync in (b): 'everysec' shows how much the fsyncs cost there
+SCENARIOS=${SCENARIOS:-abqcd}  # a subset, e.g. SCENARIOS=b; KEEP=1 keeps the work folder (Postfix logs)
+B_FSYNC=${B_FSYNC:-always}   # Redis appendfsync in (b) and (q): 'everysec' shows how much the fsyncs cost there
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/gw-bench.XXXXXX)
 chmod 755 "$WORK" # Postfix (user postfix) must reach its data directory inside
@@ -84,8 +86,10 @@ smtpd_tls_security_level = none
 maillog_file = $dir/maillog
 maillog_file_prefixes = $dir
 CF
-  # (b) only: B_POSTFIX adds main.cf lines for the Postfix in front of the Deliverer (e.g. its concurrency to the intake).
-  if [ "$1" = b ] && [ -n "${B_POSTFIX:-}" ]; then printf '%s\n' "$B_POSTFIX" >> "$dir/conf/main.cf"; fi
+  # (b) as deploy/postfix/main.cf: the intake is the before-queue proxy; (q) relays to it after queueing (relayhost).
+  if [ "$1" = b ]; then printf 'smtpd_proxy_filter = 127.0.0.1:%s\nsmtpd_discard_ehlo_keywords = silent-discard, dsn\n' "$2" >> "$dir/conf/main.cf"; fi
+  # (b) and (q): B_POSTFIX adds main.cf lines for the Postfix in front of the Deliverer (e.g. its concurrency to the intake).
+  if [ "$1" != a ] && [ -n "${B_POSTFIX:-}" ]; then printf '%s\n' "$B_POSTFIX" >> "$dir/conf/main.cf"; fi
   # The distribution's master.cf with the SMTP listener moved to our port and no chroot (a private instance).
   awk -v port="$PF_PORT" '
     /^smtp[ \t]+inet/ { print "127.0.0.1:" port " inet n - n - - smtpd"; next }
@@ -142,12 +146,14 @@ s=$(run_source "$PF_PORT"); RESULT[a]=$(rate "$s"); echo "(a) Postfix -> smtp-si
 postfix -c "$WORK/a/conf" stop >/dev/null; stop_sink
 fi
 
-# (b) Postfix -> Deliverer -> smtp-sink (Redis appendfsync always, as run.sh configures it)
-if [[ $SCENARIOS == *b* ]]; then
-start_sink; start_redis "${B_FSYNC:-always}"; add_domain bench.test "127.0.0.1:$SINK:10"; start_deliverer; start_postfix b "$DELIVERER"
-s=$(run_source "$PF_PORT"); RESULT[b]=$(rate "$s"); echo "(b) Postfix -> Deliverer -> smtp-sink: $s s, ${RESULT[b]} msg/s" >&2
-postfix -c "$WORK/b/conf" stop >/dev/null; stop_deliverer; stop_sink
-fi
+# (b) Postfix -> Deliverer -> smtp-sink (Redis appendfsync always, as run.sh configures it); (q) the same after-queue
+for mode in b q; do
+  [[ $SCENARIOS == *$mode* ]] || continue
+  start_sink; start_redis "${B_FSYNC:-always}"; add_domain bench.test "127.0.0.1:$SINK:10"; start_deliverer; start_postfix "$mode" "$DELIVERER"
+  s=$(run_source "$PF_PORT"); RESULT[$mode]=$(rate "$s")
+  echo "($mode) Postfix -> Deliverer -> smtp-sink ($([ $mode = b ] && echo before-queue proxy || echo after-queue relay)): $s s, ${RESULT[$mode]} msg/s" >&2
+  postfix -c "$WORK/$mode/conf" stop >/dev/null; stop_deliverer; stop_sink
+done
 
 # (c) smtp-source -> Deliverer -> smtp-sink
 for fsync in always everysec; do
@@ -188,13 +194,14 @@ PY
 echo "(d) refused primary -> next host: $FAILOVER" >&2
 stop_deliverer; stop_sink
 fi
-ratio() { [ -n "${RESULT[a]:-}" ] && [ -n "${RESULT[b]:-}" ] && python3 -c "print(f'{${RESULT[b]}/${RESULT[a]}:.2f}× (a)')" || echo "-"; }
+ratio() { [ -n "${RESULT[a]:-}" ] && [ -n "${RESULT[$1]:-}" ] && python3 -c "print(f'{${RESULT[$1]}/${RESULT[a]}:.2f}× (a)')" || echo "-"; }
 
 cat <<OUT
 | scenario | messages/s |
 |---|---|
 | (a) smtp-source → Postfix → smtp-sink | ${RESULT[a]:--} |
-| (b) smtp-source → Postfix → Deliverer → smtp-sink (Redis appendfsync always) | ${RESULT[b]:--} ($(ratio)) |
+| (b) smtp-source → Postfix → Deliverer → smtp-sink, as deployed: before-queue proxy (Redis appendfsync always) | ${RESULT[b]:--} ($(ratio b)) |
+| (q) the same, Postfix in after-queue mode (queues, then relays to the intake) | ${RESULT[q]:--} ($(ratio q)) |
 | (c) smtp-source → Deliverer → smtp-sink, appendfsync always | ${RESULT[c_always]:--} |
 | (c) smtp-source → Deliverer → smtp-sink, appendfsync everysec | ${RESULT[c_everysec]:--} |
 | (d) refused primary → delivered on the next host | $FAILOVER |

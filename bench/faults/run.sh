@@ -135,14 +135,18 @@ for p in "${D[@]}" "${POL[@]}" "${SM[@]}" "$CP"; do wait_port 127.0.0.1 "$p"; do
 PF1=$(freeport); PF2=$(freeport)
 mkdir -p "$PF/conf" "$PF/queue" "$PF/data"; chown postfix "$PF/data"
 cp "$ROOT/deploy/postfix/main.cf" "$PF/conf/main.cf"
-awk -v l1="127.0.0.1:$PF1 inet n - n - - smtpd -o gateway_policy_service=inet:127.0.0.1:${POL[0]} -o gateway_socketmap=inet:127.0.0.1:${SM[0]}" \
-    -v l2="127.0.0.1:$PF2 inet n - n - - smtpd -o gateway_policy_service=inet:127.0.0.1:${POL[1]} -o gateway_socketmap=inet:127.0.0.1:${SM[1]}" \
+# Each listener passes its mail to its own Deliverer's intake (before-queue proxy, as deployed): a killed Deliverer
+# makes that listener answer 451 until it is back, and the sender retries. AFTER_QUEUE=1: Postfix queues and relays
+# to both intakes instead (next-hop list from the PolicyDaemons' transport answer).
+if [ "${AFTER_QUEUE:-0}" = 1 ]; then PROXY1=""; PROXY2=""; else PROXY1="127.0.0.1:${D[0]}"; PROXY2="127.0.0.1:${D[1]}"; fi
+awk -v l1="127.0.0.1:$PF1 inet n - n - - smtpd -o gateway_policy_service=inet:127.0.0.1:${POL[0]} -o gateway_socketmap=inet:127.0.0.1:${SM[0]} -o smtpd_proxy_filter=$PROXY1" \
+    -v l2="127.0.0.1:$PF2 inet n - n - - smtpd -o gateway_policy_service=inet:127.0.0.1:${POL[1]} -o gateway_socketmap=inet:127.0.0.1:${SM[1]} -o smtpd_proxy_filter=$PROXY2" \
     '/^smtp[ \t]+inet/ { print l1; print l2; next } { print }' "$ROOT/deploy/postfix/master.cf" > "$PF/conf/master.cf"
 postconf -c "$PF/conf" -e "queue_directory=$PF/queue" "data_directory=$PF/data" "maillog_file=$PF/maillog" "maillog_file_prefixes=$PF" \
   "inet_interfaces=127.0.0.1" "inet_protocols=ipv4" "myhostname=gateway.faults.bench" \
   "smtpd_tls_security_level=none" "smtp_tls_security_level=none" \
   "gateway_policy_service=inet:127.0.0.1:${POL[0]}" "gateway_socketmap=inet:127.0.0.1:${SM[0]}" \
-  "gateway_intake=smtp:[127.0.0.1]:${D[0]}" \
+  "gateway_intake=smtp:[127.0.0.1]:${D[0]}" "gateway_intake_proxy=127.0.0.1:${D[0]}" \
   "queue_run_delay=1s" "minimal_backoff_time=1s" "maximal_backoff_time=5s" "smtp_connect_timeout=5s"
 postconf -c "$PF/conf" -F -e '*/*/chroot = n'
 postfix -c "$PF/conf" start >/dev/null 2>"$WORK/postfix-start.err" || { cat "$WORK/postfix-start.err" "$PF/maillog" >&2; exit 1; }

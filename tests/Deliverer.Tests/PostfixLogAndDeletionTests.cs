@@ -124,10 +124,57 @@ public sealed class PostfixLogAndDeletionTests : IAsyncLifetime
         Assert.Empty(left);
         await Assert.ThrowsAsync<RpcException>(async () => await domains.GetDomainAsync(new GetDomainRequest { Name = name }));
     }
+}
+
+/// <summary>
+/// SPEC §7, linking one message across Postfix and the gateway's programs, in both Postfix modes: after-queue by
+/// Postfix's queue id (XFORWARD IDENT), before-queue (as deployed) by the gateway's own message id, which the
+/// client's DATA reply and Postfix's proxy-accept log line both carry.
+/// </summary>
+public sealed class PostfixLinkingTests
+{
+    private static string Message(string from, string to) =>
+        $"From: <{from}>\r\nTo: <{to}>\r\nSubject: linked\r\nMessage-ID: <{Guid.NewGuid():N}@client.test>\r\n\r\nHello.\r\n";
+
+    private static string NoDomain(string rcpt) => $"554 5.7.1 <{rcpt}>: Recipient address rejected: NO-DOMAIN";
 
     [Fact]
-    public async Task PostfixQueueId_LinksPolicyDecisionAndIntakeToTheGatewaysMessageId()
+    public async Task BeforeQueue_DataReplyAndPostfixLogNameTheGatewaysMessageId_IntakeKnowsTheClient()
     {
+        await using var gw = await WholeGateway.StartAsync();
+        var sink = SmtpSink.Start("127.0.0.9");
+        await using var _ = sink;
+        var (_, key) = await gw.ControlPlane.NewTenantAsync("link");
+        var domains = new DomainService.DomainServiceClient(gw.ControlPlane.WithKey(key));
+        var log = new MessageLogService.MessageLogServiceClient(gw.ControlPlane.WithKey(key));
+        var open = $"open{Guid.NewGuid().ToString("N")[..8]}.example.com";
+        var domain = new Domain { Name = open, InboundEnabled = true };
+        domain.InboundServers.Add(new Gateway.Api.V1.InboundServer { Recipient = "*@" + open, Host = sink.Host, Port = sink.Port, Preference = 10 });
+        var created = await domains.CreateDomainAsync(new CreateDomainRequest { Domain = domain });
+        await gw.WaitAppliedAsync(open, created.Etag);
+
+        var (rcpt, data) = await PostfixSmtpClient.SendAsync(gw.Postfix.SmtpEndPoint, "sender@remote.test", [$"a@{open}"], Message("sender@remote.test", $"a@{open}"),
+            localAddress: IPAddress.Parse("127.0.0.61"));
+        Assert.True(rcpt[0].IsPositive, rcpt[0].ToString());
+        Assert.StartsWith("2.0.0 Ok: queued as ", data!.Lines[0], StringComparison.Ordinal);
+        var messageId = data.Lines[0].Split(' ')[^1];
+
+        await Eventually.WaitAsync(async () => (await log.QueryLogAsync(new QueryLogRequest { Domain = open, MessageId = messageId, Events = { "delivered" } })).Events.Count == 1,
+            TimeSpan.FromSeconds(30), "delivered (Postfix maillog: " + gw.Postfix.ReadMaillog() + ")");
+        var story = await log.QueryLogAsync(new QueryLogRequest { Domain = open, MessageId = messageId, Order = LogOrder.OldestFirst });
+        Assert.Equal(["intake", "attempt", "delivered"], story.Events.Select(e => e.Event));
+        Assert.Equal("127.0.0.61", story.Events[0].ClientAddress); // the internet client, forwarded by smtpd with XFORWARD ADDR
+        var line = await gw.Postfix.WaitForMaillogAsync("proxy-accept: END-OF-MESSAGE: 250 2.0.0 Ok: queued as " + messageId, TimeSpan.FromSeconds(5));
+        Assert.Contains($"to=<a@{open}>", line, StringComparison.Ordinal);
+        Assert.DoesNotContain(Directory.EnumerateFiles(gw.Postfix.QueueDirectory, "*", SearchOption.AllDirectories),
+            f => f.Contains("/incoming/", StringComparison.Ordinal) || f.Contains("/active/", StringComparison.Ordinal) || f.Contains("/deferred/", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AfterQueue_PostfixQueueId_LinksPolicyDecisionAndIntakeToTheGatewaysMessageId()
+    {
+        await using var gw = await WholeGateway.StartAsync(new Dictionary<string, string> { ["smtpd_proxy_filter"] = string.Empty });
+        var _gw = gw;
         var sink = SmtpSink.Start("127.0.0.9");
         await using var _ = sink;
         var (_, key) = await _gw.ControlPlane.NewTenantAsync("link");

@@ -182,11 +182,35 @@ public sealed partial class PostfixInstance : IAsyncDisposable
             "smtpd_tls_security_level=none",
             "smtp_tls_security_level=none",
         };
+        main.AddRange(IntakeProxyDefaults(options.Main));
         main.AddRange(options.Main.Select(kv => $"{kv.Key}={kv.Value}"));
         await PostconfAsync(["-e", .. main], cancellationToken).ConfigureAwait(false);
         await PostconfAsync(["-F", "-e", "*/*/chroot = n"], cancellationToken).ConfigureAwait(false);
         await RunPostfixAsync("check", cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// The before-queue proxy (main.cf's <c>smtpd_proxy_filter = $gateway_intake_proxy</c>) follows the test's
+    /// <c>gateway_intake</c> (<c>smtp:[host]:port</c> → <c>host:port</c>) unless the test names the proxy itself.
+    /// Without either (e.g. direct mode, <c>gateway_intake = smtp</c>) the proxy is off, so a test never reaches
+    /// the deploy file's default 127.0.0.1:10025.
+    /// </summary>
+    public static IEnumerable<string> IntakeProxyDefaults(IReadOnlyDictionary<string, string> main)
+    {
+        ArgumentNullException.ThrowIfNull(main);
+        if (main.ContainsKey("gateway_intake_proxy") || main.ContainsKey("smtpd_proxy_filter"))
+        {
+            yield break;
+        }
+
+        var intake = main.TryGetValue("gateway_intake", out var value) ? IntakeNextHop().Match(value) : null;
+        yield return intake is { Success: true }
+            ? $"gateway_intake_proxy={intake.Groups["host"].Value}:{intake.Groups["port"].Value}"
+            : "smtpd_proxy_filter=";
+    }
+
+    [GeneratedRegex(@"^smtp:\[(?<host>[^\]]+)\]:(?<port>\d+)$")]
+    private static partial Regex IntakeNextHop();
 
     /// <summary>
     /// master.cf with the public listener (<c>smtp inet</c>) moved to <paramref name="smtp"/> and the extra

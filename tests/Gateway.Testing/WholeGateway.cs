@@ -10,7 +10,8 @@ namespace Gateway.Testing;
 /// <summary>
 /// The whole gateway on one machine, every part real: redis-server, a DNS server, the ControlPlane
 /// (gRPC), the PolicyDaemon and the Deliverer (in-process on real sockets) and a private Postfix built
-/// from deploy/postfix that asks the PolicyDaemon and hands accepted mail to the Deliverer's intake.
+/// from deploy/postfix that asks the PolicyDaemon and hands accepted mail to the Deliverer's intake
+/// (before-queue, as deployed; after-queue with <c>smtpd_proxy_filter</c> empty).
 /// Outbound delivery goes to <see cref="OutboundPort"/> of whatever the DNS server's MX records name,
 /// so sinks on 127.0.0.x stand in for the internet.
 /// </summary>
@@ -37,7 +38,7 @@ public sealed class WholeGateway : IAsyncDisposable
 
     /// <summary>
     /// Stands in for the internet senders' MX for the notices Postfix writes itself (main.cf's
-    /// <c>gateway_bounce_transport</c>): e.g. the bounce after the intake refused a message Postfix had accepted.
+    /// <c>gateway_bounce_transport</c>): e.g. in after-queue mode the bounce after the intake refused a message Postfix had queued.
     /// </summary>
     public SmtpSink PostfixBounces { get; private set; } = null!;
 
@@ -47,13 +48,18 @@ public sealed class WholeGateway : IAsyncDisposable
     public int OutboundPort { get; private set; }
 
     /// <param name="configure">More settings for all three programs (e.g. <c>--Gateway:Queue:FirstRetryDelay=00:00:01</c>).</param>
-    public static async Task<WholeGateway> StartAsync(params string[] configure)
+    public static Task<WholeGateway> StartAsync(params string[] configure) => StartAsync(new Dictionary<string, string>(), configure);
+
+    /// <param name="postfixMain">main.cf settings over the deploy file's, e.g. <c>smtpd_proxy_filter</c> empty for after-queue mode.</param>
+    /// <param name="configure">More settings for all three programs.</param>
+    public static async Task<WholeGateway> StartAsync(IReadOnlyDictionary<string, string> postfixMain, params string[] configure)
     {
+        ArgumentNullException.ThrowIfNull(postfixMain);
         ArgumentNullException.ThrowIfNull(configure);
         var stack = new WholeGateway();
         try
         {
-            await stack.StartPartsAsync(configure).ConfigureAwait(false);
+            await stack.StartPartsAsync(postfixMain, configure).ConfigureAwait(false);
             return stack;
         }
         catch
@@ -63,7 +69,7 @@ public sealed class WholeGateway : IAsyncDisposable
         }
     }
 
-    private async Task StartPartsAsync(string[] configure)
+    private async Task StartPartsAsync(IReadOnlyDictionary<string, string> postfixMain, string[] configure)
     {
         Redis = await RedisServer.StartAsync(appendOnly: true).ConfigureAwait(false);
         _parts.Add(Redis);
@@ -124,9 +130,15 @@ public sealed class WholeGateway : IAsyncDisposable
         options.Main["gateway_policy_service"] = $"inet:{policy.Address}:{policy.Port}";
         options.Main["gateway_socketmap"] = $"inet:{socketmap.Address}:{socketmap.Port}";
         options.Main["gateway_intake"] = $"smtp:[{Intake.Address}]:{Intake.Port}";
+        options.Main["gateway_intake_proxy"] = $"{Intake.Address}:{Intake.Port}";
         PostfixBounces = SmtpSink.Start("127.0.0.1");
         _parts.Add(PostfixBounces);
         options.Main["gateway_bounce_transport"] = $"smtp:[{PostfixBounces.Host}]:{PostfixBounces.Port}";
+        foreach (var (name, value) in postfixMain)
+        {
+            options.Main[name] = value;
+        }
+
         Postfix = await PostfixInstance.StartAsync(options).ConfigureAwait(false);
         _parts.Add(Postfix);
     }

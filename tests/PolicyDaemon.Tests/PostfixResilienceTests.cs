@@ -8,13 +8,16 @@ namespace PolicyDaemon.Tests;
 /// <summary>Real Postfix with the daemon in trouble: no snapshot yet, Redis gone after start; and direct mode.</summary>
 public sealed class PostfixResilienceTests
 {
+    /// <summary>These tests ask about RCPT only: no intake listens (port 9), so no before-queue proxy either.</summary>
+    private static readonly Dictionary<string, string> NoIntake = new() { ["smtpd_proxy_filter"] = string.Empty };
+
     [Fact]
     public async Task NoSnapshotYet_PostfixAnswersTemporarily_NeverAcceptsOrRejects()
     {
         await using var redis = await RedisServer.StartAsync();
         await redis.StopAsync();
         await using var daemon = await PolicyDaemonServer.StartAsync(redis.ConnectionString);
-        await using var postfix = await GatewayFixture.StartPostfixAsync(daemon, "smtp:[127.0.0.1]:9");
+        await using var postfix = await GatewayFixture.StartPostfixAsync(daemon, "smtp:[127.0.0.1]:9", main: NoIntake);
 
         var reply = (await PostfixSmtpClient.SendAsync(postfix.SmtpEndPoint, "a@elsewhere.example", ["b@any.example"])).Rcpt[0];
 
@@ -28,7 +31,7 @@ public sealed class PostfixResilienceTests
         PostfixInstance postfix;
         await using (var daemon = await PolicyDaemonServer.StartAsync(redis.ConnectionString))
         {
-            postfix = await GatewayFixture.StartPostfixAsync(daemon, "smtp:[127.0.0.1]:9");
+            postfix = await GatewayFixture.StartPostfixAsync(daemon, "smtp:[127.0.0.1]:9", main: NoIntake);
         }
 
         await using (postfix)
@@ -47,7 +50,7 @@ public sealed class PostfixResilienceTests
 
         await using var daemon = await PolicyDaemonServer.StartAsync(redis.ConnectionString);
         await daemon.WaitLoadedAsync();
-        await using var postfix = await GatewayFixture.StartPostfixAsync(daemon, "smtp:[127.0.0.1]:9");
+        await using var postfix = await GatewayFixture.StartPostfixAsync(daemon, "smtp:[127.0.0.1]:9", main: NoIntake);
         Assert.Equal(250, (await PostfixSmtpClient.SendAsync(postfix.SmtpEndPoint, "a@elsewhere.example", ["b@kept.example.com"])).Rcpt[0].Code);
 
         await redis.StopAsync();
@@ -58,6 +61,32 @@ public sealed class PostfixResilienceTests
             var (rcpt, _) = await PostfixSmtpClient.SendAsync(postfix.SmtpEndPoint, "a@elsewhere.example", [$"u{i}@kept.example.com", $"u{i}@gone.example.com"]);
             Assert.Equal(250, rcpt[0].Code);
             Assert.Equal(GatewayFixture.NoDomain($"u{i}@gone.example.com"), rcpt[1].ToString());
+        }
+    }
+
+    [Fact]
+    public async Task IntakeDown_BeforeQueueProxy_ClientToldToRetryAtFirstRcpt_PostfixQueuesNothing()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await DaemonFixture.SeedAsync(redis, "kept.example.com", DaemonFixture.Inbound("kept.example.com"));
+        await using var daemon = await PolicyDaemonServer.StartAsync(redis.ConnectionString);
+        await daemon.WaitLoadedAsync();
+        var dead = FreePort.Get();
+        await using var postfix = await GatewayFixture.StartPostfixAsync(daemon, $"smtp:[127.0.0.1]:{dead}");
+
+        await using var client = await PostfixSmtpClient.ConnectAsync(postfix.SmtpEndPoint);
+        var ehlo = await client.EhloAsync();
+        Assert.DoesNotContain(ehlo.Lines, l => l.Equals("DSN", StringComparison.OrdinalIgnoreCase)); // smtpd_discard_ehlo_keywords: the intake takes no DSN parameters
+        Assert.Equal(250, (await client.MailFromAsync("a@elsewhere.example")).Code);
+
+        // smtpd connects to the proxy once the policy service accepted the first recipient.
+        Assert.Equal("451 4.3.0 Error: queue file write error", (await client.RcptToAsync("b@kept.example.com")).ToString());
+        Assert.Equal(554, (await client.CommandAsync("DATA")).Code);
+        await postfix.WaitForMaillogAsync($"connect to proxy filter 127.0.0.1:{dead}", TimeSpan.FromSeconds(5));
+        foreach (var queue in new[] { "incoming", "active", "deferred" })
+        {
+            var dir = Path.Combine(postfix.QueueDirectory, queue);
+            Assert.True(!Directory.Exists(dir) || !Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Any(), $"Postfix queued a file in {queue}");
         }
     }
 
@@ -75,9 +104,10 @@ public sealed class PostfixResilienceTests
 
         await using var daemon = await PolicyDaemonServer.StartAsync(redis.ConnectionString, "--PolicyDaemon:TransportMode", "Direct");
         await daemon.WaitLoadedAsync();
-        // Direct mode per deploy/postfix/main.cf: unlisted mail by MX, so relay/default transport back to smtp.
+        // Direct mode per deploy/postfix/main.cf: no intake proxy, unlisted mail by MX (relay/default transport smtp).
         await using var postfix = await GatewayFixture.StartPostfixAsync(daemon, "smtp", main: new Dictionary<string, string>
         {
+            ["smtpd_proxy_filter"] = string.Empty,
             ["relay_transport"] = "smtp",
             ["default_transport"] = "smtp",
         });
