@@ -36,8 +36,10 @@ freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0
 now() { date +%s.%N; }
 wait_port() { for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && { exec 3>&- 3<&-; return 0; }; sleep 0.1; done; echo "port $1 did not open" >&2; return 1; }
 
-echo "building the Deliverer (Release)..." >&2
-dotnet build "$ROOT/src/Deliverer/Deliverer.csproj" -c Release -v q -nologo >/dev/null
+if [ "${NO_BUILD:-0}" != 1 ]; then # NO_BUILD=1: use the last Release build (e.g. while CPU use is being measured)
+  echo "building the Deliverer (Release)..." >&2
+  dotnet build "$ROOT/src/Deliverer/Deliverer.csproj" -c Release -v q -nologo >/dev/null
+fi
 DLL="$ROOT/src/Deliverer/bin/Release/net10.0/Gateway.Deliverer.dll"
 
 # ---- smtp-sink: counts messages ("mesg=N" on stdout with -c)

@@ -23,10 +23,10 @@ public sealed class PostfixLogAndDeletionTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _gw.DisposeAsync();
 
-    private static string Message(string from, string to) =>
+    internal static string Message(string from, string to) =>
         $"From: <{from}>\r\nTo: <{to}>\r\nSubject: doomed\r\nMessage-ID: <{Guid.NewGuid():N}@client.test>\r\n\r\nHello.\r\n";
 
-    private static string NoDomain(string rcpt) => $"554 5.7.1 <{rcpt}>: Recipient address rejected: NO-DOMAIN";
+    internal static string NoDomain(string rcpt) => $"554 5.7.1 <{rcpt}>: Recipient address rejected: NO-DOMAIN";
 
     [Fact]
     public async Task ForcedDelete_WithQueuedAndQuarantinedMail_NoKeyLeft_PostfixNoDomainBothWays()
@@ -133,10 +133,9 @@ public sealed class PostfixLogAndDeletionTests : IAsyncLifetime
 /// </summary>
 public sealed class PostfixLinkingTests
 {
-    private static string Message(string from, string to) =>
-        $"From: <{from}>\r\nTo: <{to}>\r\nSubject: linked\r\nMessage-ID: <{Guid.NewGuid():N}@client.test>\r\n\r\nHello.\r\n";
+    private static string Message(string from, string to) => PostfixLogAndDeletionTests.Message(from, to);
 
-    private static string NoDomain(string rcpt) => $"554 5.7.1 <{rcpt}>: Recipient address rejected: NO-DOMAIN";
+    private static string NoDomain(string rcpt) => PostfixLogAndDeletionTests.NoDomain(rcpt);
 
     [Fact]
     public async Task BeforeQueue_DataReplyAndPostfixLogNameTheGatewaysMessageId_IntakeKnowsTheClient()
