@@ -118,4 +118,67 @@ public sealed class PostfixEndToEndTests : IAsyncLifetime
             localAddress: IPAddress.Parse("127.0.0.8"));
         Assert.Equal($"554 5.7.1 <bob@{external}>: Recipient address rejected: NO-DOMAIN", other[0].ToString());
     }
+
+    [Fact]
+    public async Task MailKitClient_TwoDomains_ThenBdat_ThroughPostfixProxy_EachDomainsServerGetsItsCopy()
+    {
+        // A widely used client against Postfix as deployed (MailKit, pipelining), then CHUNKING: Postfix offers it and
+        // smtpd turns BDAT into DATA for the intake (BDAT_README). The intake splits a message per domain and answers with one id per copy (the second copy's id is the first's with "-1").
+        var first = SmtpSink.Start("127.0.0.2");
+        var second = SmtpSink.Start("127.0.0.3");
+        await using var _1 = first;
+        await using var _2 = second;
+        var domains = await TenantAsync();
+        var names = new List<string>();
+        foreach (var sink in new[] { first, second })
+        {
+            var name = $"mk{Guid.NewGuid().ToString("N")[..8]}.example.com";
+            var domain = new Domain { Name = name, InboundEnabled = true };
+            domain.InboundServers.Add(new Gateway.Api.V1.InboundServer { Recipient = "*@" + name, Host = sink.Host, Port = sink.Port, Preference = 10 });
+            var created = await domains.CreateDomainAsync(new CreateDomainRequest { Domain = domain });
+            await _gw.WaitAppliedAsync(name, created.Etag);
+            names.Add(name);
+        }
+
+        var message = new MimeKit.MimeMessage();
+        message.From.Add(MimeKit.MailboxAddress.Parse("sender@remote.test"));
+        message.To.Add(MimeKit.MailboxAddress.Parse("ann@" + names[0]));
+        message.To.Add(MimeKit.MailboxAddress.Parse("bob@" + names[1]));
+        message.Subject = "Grüße über BDAT";
+        message.Body = new MimeKit.TextPart("plain") { Text = "Zwei Empfänger, zwei Domänen.\n" };
+        using var client = new MailKit.Net.Smtp.SmtpClient();
+        await client.ConnectAsync(_gw.Postfix.SmtpEndPoint.Address.ToString(), _gw.Postfix.SmtpEndPoint.Port, MailKit.Security.SecureSocketOptions.None);
+        Assert.True(client.Capabilities.HasFlag(MailKit.Net.Smtp.SmtpCapabilities.Chunking), client.Capabilities.ToString());
+        Assert.False(client.Capabilities.HasFlag(MailKit.Net.Smtp.SmtpCapabilities.Dsn), "DSN is not offered in front of the intake");
+        var reply = await client.SendAsync(message);
+        await client.DisconnectAsync(true);
+
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(reply, @"^2\.0\.0 Ok: queued as (?<id>[0-9a-z]+) \k<id>-1$"), "[" + reply + "]");
+        var atFirst = Assert.Single(await WithMaillogAsync(first.WaitForMessagesAsync(1, Wait)));
+        var atSecond = Assert.Single(await WithMaillogAsync(second.WaitForMessagesAsync(1, Wait)));
+        Assert.Equal(["ann@" + names[0]], atFirst.Recipients);
+        Assert.Equal(["bob@" + names[1]], atSecond.Recipients);
+        foreach (var copy in new[] { atFirst, atSecond })
+        {
+            var parsed = MimeKit.MimeMessage.Load(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(copy.Text)));
+            Assert.Equal("Grüße über BDAT", parsed.Subject);
+            Assert.Equal("Zwei Empfänger, zwei Domänen.\n", parsed.TextBody!.ReplaceLineEndings("\n"));
+        }
+
+        await _gw.Postfix.WaitForMaillogAsync("rcpt=2", Wait);
+
+        // CHUNKING by hand (MailKit only chunks binary content): one BDAT LAST chunk with the whole message.
+        await using var raw = await PostfixSmtpClient.ConnectAsync(_gw.Postfix.SmtpEndPoint);
+        Assert.Contains((await raw.EhloAsync()).Lines, l => l == "CHUNKING");
+        Assert.Equal(250, (await raw.MailFromAsync("sender@remote.test")).Code);
+        Assert.Equal(250, (await raw.RcptToAsync("carol@" + names[0])).Code);
+        var content = $"From: <sender@remote.test>\r\nSubject: chunked\r\n\r\nSent with BDAT.";
+        var bdat = await raw.CommandAsync($"BDAT {content.Length + 2} LAST\r\n{content}"); // CommandAsync adds the final CRLF
+        Assert.Equal(250, bdat.Code);
+        Assert.StartsWith("2.0.0 Ok: queued as ", bdat.Lines[0], StringComparison.Ordinal);
+        await raw.QuitAsync();
+        var chunked = (await first.WaitForMessagesAsync(2, Wait)).Single(m => m.Text.Contains("Sent with BDAT.", StringComparison.Ordinal));
+        Assert.Equal(["carol@" + names[0]], chunked.Recipients);
+        await _gw.Postfix.WaitForMaillogAsync("bdat=1", Wait);
+    }
 }
