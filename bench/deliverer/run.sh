@@ -162,6 +162,7 @@ for fsync in always everysec; do
   [[ $SCENARIOS == *c* ]] || continue
   start_sink; start_redis "$fsync"; add_domain bench.test "127.0.0.1:$SINK:10"; start_deliverer
   s=$(run_source "$DELIVERER"); RESULT[c_$fsync]=$(rate "$s"); echo "(c) Deliverer ($fsync) -> smtp-sink: $s s, ${RESULT[c_$fsync]} msg/s" >&2
+  redis-cli -p "$REDIS" INFO commandstats > "$WORK/redis-commands-c-$fsync.txt" # kept with KEEP=1: Redis calls per message
   stop_deliverer; stop_sink
 done
 
