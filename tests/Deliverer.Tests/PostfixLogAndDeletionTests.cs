@@ -163,6 +163,7 @@ public sealed class PostfixLinkingTests
         var story = await log.QueryLogAsync(new QueryLogRequest { Domain = open, MessageId = messageId, Order = LogOrder.OldestFirst });
         Assert.Equal(["intake", "attempt", "delivered"], story.Events.Select(e => e.Event));
         Assert.Equal("127.0.0.61", story.Events[0].ClientAddress); // the internet client, forwarded by smtpd with XFORWARD ADDR
+        Assert.Equal(string.Empty, story.Events[0].PostfixQueueId); // Postfix queued nothing, so it has no queue id to forward
         var line = await gw.Postfix.WaitForMaillogAsync("proxy-accept: END-OF-MESSAGE: 250 2.0.0 Ok: queued as " + messageId, TimeSpan.FromSeconds(5));
         Assert.Contains($"to=<a@{open}>", line, StringComparison.Ordinal);
         Assert.DoesNotContain(Directory.EnumerateFiles(gw.Postfix.QueueDirectory, "*", SearchOption.AllDirectories),
