@@ -75,7 +75,7 @@ public sealed class DeliveryRulesTests
     public void DsnStatus_EnhancedCodeOrDerived(string reply, bool expired, string status)
     {
         var code = reply.Length > 3 && char.IsAsciiDigit(reply[0]) ? int.Parse(reply[..3], System.Globalization.CultureInfo.InvariantCulture) : (int?)null;
-        Assert.Equal(status, DsnBuilder.StatusCode(new FailedRecipient("a@b", reply, null, expired), code, reply));
+        Assert.Equal(status, DsnBuilder.StatusCode(new DsnRecipient("a@b", reply, null, expired), code, reply));
     }
 
     [Fact]
@@ -87,7 +87,7 @@ public sealed class DeliveryRulesTests
             Recipients = [new QueuedRecipient { Address = "u@example.com" }], CreateTime = DateTimeOffset.UnixEpoch, NextAttempt = DateTimeOffset.UnixEpoch,
         };
         var raw = DsnBuilder.Build(original, "Subject: hi\r\nFrom: s@remote.test\r\n\r\nbody that is not included\r\n"u8,
-            [new FailedRecipient("u@example.com", "550 5.1.1 no", "mx.example.com[192.0.2.1]:25", false)], "gw.example", DateTimeOffset.UnixEpoch);
+            [new DsnRecipient("u@example.com", "550 5.1.1 no", "mx.example.com[192.0.2.1]:25", false)], "gw.example", DateTimeOffset.UnixEpoch);
         var m = MimeMessage.Load(new MemoryStream(raw));
         Assert.Equal("s@remote.test", Assert.IsType<MailboxAddress>(Assert.Single(m.To)).Address);
         Assert.Equal("auto-replied", m.Headers["Auto-Submitted"]);

@@ -70,6 +70,68 @@ public sealed class DeliveryTests(GatewayFixture fx) : IClassFixture<GatewayFixt
     }
 
     [Fact]
+    public async Task Dsn_Rfc3461_NotifyNeverSilences_SuccessRelayed_EnvidOrcptAndFullReturnReported()
+    {
+        var server = SmtpSink.Start("127.0.0.3");
+        await using var _s = server;
+        server.Behavior = new SinkBehavior
+        {
+            RcptReply = r => r.StartsWith("bad@", StringComparison.Ordinal) || r.StartsWith("quiet@", StringComparison.Ordinal)
+                ? "550 5.1.1 <" + r + ">: Recipient address rejected: User unknown" : "250 2.1.5 Ok",
+        };
+        var d = await fx.CreateInboundDomainAsync(GatewayFixture.NewDomainName("dsn"), ("*@{d}", server.Host, server.Port, 10));
+        var senderDomain = NewExternal("dsn");
+        await using var senderMx = ExternalDomain(senderDomain, 12);
+
+        await using var c = await RawSmtp.ConnectAsync(fx.Intake);
+        await c.ReadReplyAsync();
+        await c.WriteAsync("EHLO client.test\r\n");
+        Assert.Contains("250-DSN", await c.ReadReplyAsync(), StringComparison.Ordinal);
+        Assert.StartsWith("501 5.5.4 Bad RET", await Command(c, $"MAIL FROM:<alice@{senderDomain}> RET=ALL"), StringComparison.Ordinal);
+        Assert.StartsWith("250", await Command(c, $"MAIL FROM:<alice@{senderDomain}> RET=FULL ENVID=QQ+2B314"), StringComparison.Ordinal);
+        Assert.StartsWith("501 5.5.4 Bad NOTIFY", await Command(c, $"RCPT TO:<good@{d}> NOTIFY=NEVER,SUCCESS"), StringComparison.Ordinal);
+        Assert.StartsWith("250", await Command(c, $"RCPT TO:<good@{d}> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Good+2Bx@orig.example"), StringComparison.Ordinal);
+        Assert.StartsWith("250", await Command(c, $"RCPT TO:<bad@{d}> NOTIFY=FAILURE ORCPT=rfc822;bad@{d}"), StringComparison.Ordinal);
+        Assert.StartsWith("250", await Command(c, $"RCPT TO:<quiet@{d}> NOTIFY=NEVER"), StringComparison.Ordinal);
+        Assert.StartsWith("354", await Command(c, "DATA"), StringComparison.Ordinal);
+        await c.WriteAsync("From: <alice@" + senderDomain + ">\r\nSubject: notify me\r\n\r\nThe whole body comes back.\r\n.\r\n");
+        Assert.StartsWith("250 2.0.0 Ok: queued as", await c.ReadReplyAsync(), StringComparison.Ordinal);
+
+        // One DSN: good relayed (NOTIFY=SUCCESS), bad failed; quiet (NOTIFY=NEVER) not reported.
+        var dsn = Assert.Single(await senderMx.WaitForMessagesAsync(1, Wait));
+        Assert.Equal(string.Empty, dsn.MailFrom);
+        var report = await MimeMessage.LoadAsync(new MemoryStream(dsn.Data));
+        var multipart = Assert.IsType<MultipartReport>(report.Body);
+        var status = Assert.IsType<MessageDeliveryStatus>(multipart[1]);
+        Assert.Equal("QQ+314", status.StatusGroups[0]["Original-Envelope-Id"]);
+        var groups = status.StatusGroups.Skip(1).Where(g => g.Count > 0).ToList();
+        Assert.Equal(2, groups.Count);
+        var good = Assert.Single(groups, g => g["Final-Recipient"] == "rfc822; good@" + d);
+        Assert.Equal("relayed", good["Action"]);
+        Assert.Equal("2.0.0", good["Status"]); // from the server's 250 to the DATA
+        Assert.StartsWith("smtp; 250", good["Diagnostic-Code"], StringComparison.Ordinal);
+        Assert.Equal("rfc822; Good+x@orig.example", good["Original-Recipient"]);
+        var bad = Assert.Single(groups, g => g["Final-Recipient"] == "rfc822; bad@" + d);
+        Assert.Equal("failed", bad["Action"]);
+        Assert.Equal("5.1.1", bad["Status"]);
+        Assert.DoesNotContain(groups, g => g["Final-Recipient"]!.Contains("quiet@", StringComparison.Ordinal));
+        // RET=FULL: the whole original, body included.
+        var returned = Assert.IsType<MessagePart>(multipart[2]);
+        Assert.Contains("The whole body comes back.", returned.Message!.TextBody!, StringComparison.Ordinal);
+
+        await fx.WaitForLogAsync(d, e => e["event"] == "bounced" && e["recipient"] == "quiet@" + d, "the silenced bounce logged");
+        var log = await fx.LogAsync(d);
+        Assert.Contains("no DSN", Assert.Single(log, e => e["event"] == "bounced" && e["recipient"] == "quiet@" + d)["detail"], StringComparison.Ordinal);
+        Assert.StartsWith("DSN ", Assert.Single(log, e => e["event"] == "bounced" && e["recipient"] == "bad@" + d)["detail"], StringComparison.Ordinal);
+    }
+
+    private static async Task<string> Command(RawSmtp c, string line)
+    {
+        await c.WriteAsync(line + "\r\n");
+        return await c.ReadReplyAsync();
+    }
+
+    [Fact]
     public async Task Outbound_MxByPreference_LowestFirstThenNext()
     {
         var from = await fx.CreateOutboundDomainAsync(GatewayFixture.NewDomainName("out"));

@@ -33,6 +33,7 @@ public sealed class IntakeTests(IntakeFixture fx) : IClassFixture<IntakeFixture>
         Assert.Contains("8BITMIME", lines);
         Assert.Contains("SMTPUTF8", lines);
         Assert.Contains("ENHANCEDSTATUSCODES", lines);
+        Assert.Contains("DSN", lines);
     }
 
     [Fact]

@@ -181,4 +181,75 @@ public sealed class SmtpParserTests
         Assert.Equal(OperationStatus.Done, status);
         Assert.Equal(line + "\r\n", content);
     }
+
+    [Theory]
+    [InlineData("NEVER", "NEVER")]
+    [InlineData("never", "NEVER")]
+    [InlineData("FAILURE", "FAILURE")]
+    [InlineData("delay,SUCCESS", "SUCCESS,DELAY")]
+    [InlineData("FAILURE,SUCCESS,DELAY", "SUCCESS,FAILURE,DELAY")]
+    public void DsnNotify_Valid_NormalisedInRfcOrder(string value, string expected)
+    {
+        Assert.True(SmtpParser.TryParseDsnNotify(value, out var notify));
+        Assert.Equal(expected, notify);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    [InlineData("NEVER,SUCCESS")]
+    [InlineData("SUCCESS,SUCCESS")]
+    [InlineData("SOMETIMES")]
+    [InlineData("SUCCESS,")]
+    public void DsnNotify_Invalid_Refused(string? value) => Assert.False(SmtpParser.TryParseDsnNotify(value, out _));
+
+    [Theory]
+    [InlineData("rfc822;alice@example.com", "rfc822;alice@example.com")]
+    [InlineData("RFC822;a+2Bb@example.com", "RFC822;a+b@example.com")]
+    [InlineData("utf-8;j+C3+B6rg@example.com", null)] // xtext carries ASCII only; a UTF-8 address needs RFC 6533's utf-8-addr-xtext
+    [InlineData("rfc822;", null)]
+    [InlineData(";a@b", null)]
+    [InlineData("rfc822", null)]
+    [InlineData("rfc 822;a@b", null)]
+    [InlineData("rfc822;a=b@example.com", null)]
+    public void DsnOriginalRecipient_TypeAndDecodedAddress(string value, string? expected)
+    {
+        Assert.Equal(expected is not null, SmtpParser.TryParseDsnOriginalRecipient(value, out var orcpt));
+        if (expected is not null)
+        {
+            Assert.Equal(expected, orcpt);
+        }
+    }
+
+    [Theory]
+    [InlineData("QQ314159", "QQ314159")]
+    [InlineData("id+2B1+20x", "id+1 x")]
+    [InlineData("", null)]
+    [InlineData("a=b", null)]
+    [InlineData("+0A", null)]
+    public void DsnEnvelopeId_XtextDecodedPrintable(string value, string? expected)
+    {
+        Assert.Equal(expected is not null, SmtpParser.TryParseDsnEnvelopeId(value, out var envid));
+        if (expected is not null)
+        {
+            Assert.Equal(expected, envid);
+        }
+    }
+
+    [Fact]
+    public void DsnEnvelopeId_Over100Characters_Refused() => Assert.False(SmtpParser.TryParseDsnEnvelopeId(new string('x', 101), out _));
+
+    [Theory]
+    [InlineData("FULL", "FULL")]
+    [InlineData("hdrs", "HDRS")]
+    public void DsnRet_FullOrHdrs(string value, string expected)
+    {
+        Assert.True(SmtpParser.TryParseDsnRet(value, out var ret));
+        Assert.Equal(expected, ret);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("ALL")]
+    public void DsnRet_Other_Refused(string? value) => Assert.False(SmtpParser.TryParseDsnRet(value, out _));
 }

@@ -252,7 +252,8 @@ public sealed partial class MessageDeliverer(
         var next = anyTransient ? RetryPolicy.NextAttempt(message.CreateTime, attempts, now, queueOptions) : null;
         var expired = anyTransient && next is null;
 
-        var failed = new List<FailedRecipient>();
+        var failed = new List<DsnRecipient>();
+        var relayed = new List<DsnRecipient>(); // NOTIFY=SUCCESS: a "relayed" notice (RFC 3461 §6.2.1)
         var recipients = new List<QueuedRecipient>(message.Recipients.Count);
         string? lastError = message.LastError;
         foreach (var r in message.Recipients)
@@ -281,13 +282,18 @@ public sealed partial class MessageDeliverer(
                 case OutcomeKind.Delivered:
                     log.Post(Event(message, MessageLogEvents.Delivered, r.Address, host, outcome.Reply, null));
                     metrics.Delivery("delivered", message.Direction);
+                    if (DsnNotify.WantsSuccess(r.Notify))
+                    {
+                        relayed.Add(new DsnRecipient(r.Address, outcome.Reply, host, false, Relayed: true));
+                    }
+
                     metrics.Delivered(message.Direction, now - message.CreateTime);
                     break;
                 case OutcomeKind.Permanent:
-                    failed.Add(new FailedRecipient(r.Address, outcome.Reply, host, false));
+                    failed.Add(new DsnRecipient(r.Address, outcome.Reply, host, false));
                     break;
                 case OutcomeKind.Transient when expired:
-                    failed.Add(new FailedRecipient(r.Address, outcome.Reply, host, true));
+                    failed.Add(new DsnRecipient(r.Address, outcome.Reply, host, true));
                     break;
                 default:
                     log.Post(Event(message, MessageLogEvents.Deferred, r.Address, host, outcome.Reply,
@@ -309,15 +315,16 @@ public sealed partial class MessageDeliverer(
 
         // The DSN first: once the state below says "failed", nothing would send it again.
         string? dsnId = null;
-        if (failed.Count > 0)
+        if (failed.Count > 0 || relayed.Count > 0)
         {
             var senderEntry = RecipientClassifier.Find(snapshot, Addresses.DomainOf(message.Sender));
             var senderInbound = senderEntry is { InboundEnabled: true } ? senderEntry.Name : null;
-            dsnId = await WhileRedisAwayAsync(message.Id, () => Bounces.SendDsnAsync(queue, message, body, failed, senderInbound, now, cancellationToken), cancellationToken)
-                .ConfigureAwait(false);
+            dsnId = await WhileRedisAwayAsync(message.Id, () => Bounces.SendDsnAsync(queue, message, body, [.. failed, .. relayed], senderInbound, now, cancellationToken),
+                cancellationToken).ConfigureAwait(false);
             foreach (var f in failed)
             {
-                var detail = dsnId is null ? "no DSN (null sender or a DSN itself)" : "DSN " + dsnId;
+                var detail = dsnId is not null && DsnNotify.WantsFailure(message.Recipients.First(r => r.Address == f.Address).Notify) ? "DSN " + dsnId
+                    : "no DSN (null sender, a DSN itself, or NOTIFY without FAILURE)";
                 log.Post(Event(message, f.Expired ? MessageLogEvents.Expired : MessageLogEvents.Bounced, f.Address, f.RemoteHost, f.Reply, detail));
                 metrics.Delivery(f.Expired ? "expired" : "bounced", message.Direction);
             }

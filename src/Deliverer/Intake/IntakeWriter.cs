@@ -9,7 +9,11 @@ using StackExchange.Redis;
 namespace Gateway.Deliverer.Intake;
 
 /// <summary>An accepted recipient and where it goes.</summary>
-public sealed record IntakeRecipient(string Address, RecipientClass Class);
+/// <param name="Dsn">The RCPT's RFC 3461 NOTIFY/ORCPT, when it had any.</param>
+public sealed record IntakeRecipient(string Address, RecipientClass Class, RecipientDsn? Dsn = null);
+
+/// <summary>The MAIL command's RFC 3461 parameters: RET (FULL or HDRS) and ENVID (decoded).</summary>
+public readonly record struct MessageDsn(string? Ret, string? EnvelopeId);
 
 /// <summary>What the intake answers to the DATA: the stored ids, or a rule's refusal of every recipient.</summary>
 public sealed record IntakeResult(IReadOnlyList<string> Ids, string? RejectReply)
@@ -34,8 +38,9 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
 
     /// <param name="client">The original SMTP client: Postfix's XFORWARD ADDR when it sent one, else the connection's peer.</param>
     /// <param name="postfixQueueId">Postfix's queue id (XFORWARD IDENT), logged with the intake to link Postfix's log and the policy decisions.</param>
+    /// <param name="dsn">The MAIL command's RFC 3461 RET and ENVID.</param>
     public async Task<IntakeResult> EnqueueAsync(string id, string sender, IReadOnlyList<IntakeRecipient> recipients, bool utf8, string client, byte[] body,
-        string? postfixQueueId = null)
+        string? postfixQueueId = null, MessageDsn dsn = default)
     {
         ArgumentNullException.ThrowIfNull(recipients);
         ArgumentNullException.ThrowIfNull(body);
@@ -62,6 +67,9 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
                 Id = NextId(),
                 ClientAddress = client,
                 Utf8 = utf8,
+                DsnRet = dsn.Ret,
+                DsnEnvelopeId = dsn.EnvelopeId,
+                RecipientDsn = RecipientDsnOf(p),
             }, body)).ToList();
         var subject = held.Count > 0 ? MessageContent.Parse(body).Subject : null; // shown in ListQuarantine
         var holds = held.GroupBy(v => (v.Recipient.Class.Domain!, v.Recipient.Class.Direction, v.Rule!.Id)).Select(g => new QuarantinedMessage
@@ -78,6 +86,9 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             Size = body.Length,
             ClientAddress = client,
             Utf8 = utf8,
+            DsnRet = dsn.Ret,
+            DsnEnvelopeId = dsn.EnvelopeId,
+            RecipientDsn = RecipientDsnOf(g.Select(v => v.Recipient)),
         }).ToList();
         var held2 = quarantine.AddManyAsync(holds.Select(h => (h, (ReadOnlyMemory<byte>)body)).ToList());
         try
@@ -143,7 +154,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
 
         if (rejected.Count > 0)
         {
-            await BounceRejectedAsync(id, sender, rejected, body, utf8, client, now).ConfigureAwait(false);
+            await BounceRejectedAsync(id, sender, rejected, body, utf8, client, now, dsn).ConfigureAwait(false);
         }
 
         return new IntakeResult(ids, null) { Quarantined = tasks.Count == 0 && holds.Count > 0 };
@@ -170,7 +181,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
     }
 
     /// <summary>Recipients a rule refused in a message others accepted: a DSN to the sender (RFC 3464), since the DATA reply was 250.</summary>
-    private async Task BounceRejectedAsync(string id, string sender, List<IntakeVerdict> rejected, byte[] body, bool utf8, string client, DateTimeOffset now)
+    private async Task BounceRejectedAsync(string id, string sender, List<IntakeVerdict> rejected, byte[] body, bool utf8, string client, DateTimeOffset now, MessageDsn dsn)
     {
         LogRejects(rejected, id, sender, client, now);
         try
@@ -180,9 +191,13 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
                 var original = new QueuedMessage
                 {
                     Id = id, Domain = group.Key.Item1, Direction = group.Key.Direction, Sender = sender, CreateTime = now, NextAttempt = now,
-                    Recipients = group.Select(v => new QueuedRecipient { Address = v.Recipient.Address }).ToList(), Size = body.Length, Utf8 = utf8,
+                    Recipients = group.Select(v => new QueuedRecipient
+                    {
+                        Address = v.Recipient.Address, Notify = v.Recipient.Dsn?.Notify, OriginalRecipient = v.Recipient.Dsn?.OriginalRecipient,
+                    }).ToList(),
+                    Size = body.Length, Utf8 = utf8, DsnRet = dsn.Ret, DsnEnvelopeId = dsn.EnvelopeId,
                 };
-                var failed = group.Select(v => new FailedRecipient(v.Recipient.Address, RejectPrefix + v.Rule!.EffectiveRejectText, null, false)).ToList();
+                var failed = group.Select(v => new DsnRecipient(v.Recipient.Address, RejectPrefix + v.Rule!.EffectiveRejectText, null, false)).ToList();
                 var senderDomain = RecipientClassifier.Find(snapshot, Addresses.DomainOf(sender));
                 await Bounces.SendDsnAsync(queue, original, body, failed, senderDomain is { InboundEnabled: true } s ? s.Name : null, now, CancellationToken.None)
                     .ConfigureAwait(false);
@@ -204,6 +219,13 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         {
             LogUndoFailed(logger, id, e.Message);
         }
+    }
+
+    /// <summary>The recipients' RFC 3461 parameters by address, or null when none had any.</summary>
+    private static Dictionary<string, RecipientDsn>? RecipientDsnOf(IEnumerable<IntakeRecipient> recipients)
+    {
+        var map = recipients.Where(r => r.Dsn is not null).ToDictionary(r => r.Address, r => r.Dsn!, StringComparer.Ordinal);
+        return map.Count == 0 ? null : map;
     }
 
     [LoggerMessage(EventId = 1010, Level = LogLevel.Warning, Message = "Intake: could not take back stored copy {Id} after a failed enqueue (it may be delivered twice): {Reason}")]

@@ -13,7 +13,7 @@ namespace Gateway.Deliverer.Intake;
 
 /// <summary>
 /// The SMTP intake Postfix relays accepted mail to (SPEC §6), hosted by Kestrel. ESMTP with PIPELINING
-/// (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531) and ENHANCEDSTATUSCODES
+/// (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531), DSN (RFC 3461) and ENHANCEDSTATUSCODES
 /// (RFC 2034). Only trusted networks may connect. The final 250 is sent only once every copy of the
 /// message is in Redis (with <c>appendfsync always</c>: on disk), as Postfix's own queue promises.
 /// The read loop follows StackExchange.Redis's RespServer: slice, AdvanceTo, expected disconnects caught.
@@ -211,7 +211,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
                 session.Esmtp = command.Verb == SmtpVerb.Ehlo;
                 return command.Verb == SmtpVerb.Helo
                     ? ($"250 {_host}", false)
-                    : ($"250-{_host}\r\n250-PIPELINING\r\n250-SIZE {options.MaxMessageSize.ToString(CultureInfo.InvariantCulture)}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n{XforwardAnnouncement}250 ENHANCEDSTATUSCODES", false);
+                    : ($"250-{_host}\r\n250-PIPELINING\r\n250-SIZE {options.MaxMessageSize.ToString(CultureInfo.InvariantCulture)}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n{XforwardAnnouncement}250 ENHANCEDSTATUSCODES", false);
             case SmtpVerb.Mail:
                 return (Mail(command.Argument, session), false);
             case SmtpVerb.Rcpt:
@@ -288,6 +288,8 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
         }
 
         var utf8 = false;
+        string? ret = null;
+        string? envelopeId = null;
         foreach (var (key, value) in path.Parameters)
         {
             switch (key.ToUpperInvariant())
@@ -314,6 +316,22 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
                 case "SMTPUTF8" when session.Esmtp && value is null:
                     utf8 = true;
                     break;
+                case "RET" when session.Esmtp:
+                    if (ret is not null || !SmtpParser.TryParseDsnRet(value, out var r))
+                    {
+                        return "501 5.5.4 Bad RET parameter";
+                    }
+
+                    ret = r;
+                    break;
+                case "ENVID" when session.Esmtp:
+                    if (envelopeId is not null || !SmtpParser.TryParseDsnEnvelopeId(value, out var envid))
+                    {
+                        return "501 5.5.4 Bad ENVID parameter";
+                    }
+
+                    envelopeId = envid;
+                    break;
                 default:
                     return $"555 5.5.4 Unsupported option: {key}";
             }
@@ -327,6 +345,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
 
         session.Sender = path.Address;
         session.Utf8 = utf8;
+        session.Dsn = new MessageDsn(ret, envelopeId);
         return "250 2.1.0 Ok";
     }
 
@@ -348,9 +367,31 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
             return "501 5.1.3 " + error;
         }
 
-        if (path.Parameters.Count > 0)
+        string? notify = null;
+        string? originalRecipient = null;
+        foreach (var (key, value) in path.Parameters)
         {
-            return $"555 5.5.4 Unsupported option: {path.Parameters[0].Key}";
+            switch (key.ToUpperInvariant())
+            {
+                case "NOTIFY" when session.Esmtp:
+                    if (notify is not null || !SmtpParser.TryParseDsnNotify(value, out var n))
+                    {
+                        return "501 5.5.4 Bad NOTIFY parameter";
+                    }
+
+                    notify = n;
+                    break;
+                case "ORCPT" when session.Esmtp:
+                    if (originalRecipient is not null || !SmtpParser.TryParseDsnOriginalRecipient(value, out var o))
+                    {
+                        return "501 5.5.4 Bad ORCPT parameter";
+                    }
+
+                    originalRecipient = o;
+                    break;
+                default:
+                    return $"555 5.5.4 Unsupported option: {key}";
+            }
         }
 
         if (!session.Utf8 && !path.Address.All(char.IsAscii))
@@ -373,7 +414,8 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
 
         if (!session.Recipients.Any(r => string.Equals(r.Address, path.Address, StringComparison.OrdinalIgnoreCase)))
         {
-            session.Recipients.Add(new IntakeRecipient(path.Address, decision));
+            session.Recipients.Add(new IntakeRecipient(path.Address, decision,
+                notify is null && originalRecipient is null ? null : new RecipientDsn(notify, originalRecipient)));
         }
 
         return "250 2.1.5 Ok";
@@ -426,7 +468,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
             try
             {
                 var result = await intake.EnqueueAsync(session.Id!, session.Sender!, session.Recipients, session.Utf8, session.ForwardedClient ?? session.Client,
-                    data.WrittenSpan.ToArray(), session.ForwardedQueueId).ConfigureAwait(false);
+                    data.WrittenSpan.ToArray(), session.ForwardedQueueId, session.Dsn).ConfigureAwait(false);
                 if (result.RejectReply is { } refused)
                 {
                     // A policy rule refused every recipient (docs/rules.md); Postfix bounces to the sender.
@@ -477,6 +519,9 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
 
         public bool Utf8 { get; set; }
 
+        /// <summary>The MAIL command's RFC 3461 RET and ENVID.</summary>
+        public MessageDsn Dsn { get; set; }
+
         public List<IntakeRecipient> Recipients { get; } = [];
 
         public string? Id { get; set; }
@@ -499,6 +544,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
         {
             Sender = null;
             Utf8 = false;
+            Dsn = default;
             Recipients.Clear();
             Id = null;
             // XFORWARD attributes describe one transaction; Postfix sends them again before the next MAIL.

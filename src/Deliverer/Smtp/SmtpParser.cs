@@ -176,7 +176,10 @@ public static class SmtpParser
     }
 
     /// <summary>RFC 3461 §4 xtext: printable ASCII except '+' and '=', which travel as <c>+XX</c>.</summary>
-    public static bool TryDecodeXtext(ReadOnlySpan<char> text, out string value)
+    /// <param name="text">The encoded value.</param>
+    /// <param name="value">The decoded value.</param>
+    /// <param name="allowSpace">Whether <c>+20</c> (a space) may be encoded: ENVID and ORCPT values are printable ASCII including space (RFC 3461 §4.2, §4.4).</param>
+    public static bool TryDecodeXtext(ReadOnlySpan<char> text, out string value, bool allowSpace = false)
     {
         var sb = new StringBuilder(text.Length);
         value = string.Empty;
@@ -190,7 +193,7 @@ public static class SmtpParser
                     return false;
                 }
 
-                if (!byte.TryParse(text.Slice(i + 1, 2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var b) || b is < 33 or > 126)
+                if (!byte.TryParse(text.Slice(i + 1, 2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var b) || b > 126 || b < (allowSpace ? 32 : 33))
                 {
                     return false;
                 }
@@ -209,6 +212,77 @@ public static class SmtpParser
         }
 
         value = sb.ToString();
+        return true;
+    }
+
+    /// <summary>RFC 3461 §4.3 RET: <c>FULL</c> or <c>HDRS</c> (case-insensitive), returned upper-case.</summary>
+    public static bool TryParseDsnRet(string? value, out string ret)
+    {
+        ret = value?.ToUpperInvariant() ?? string.Empty;
+        return ret is "FULL" or "HDRS";
+    }
+
+    /// <summary>RFC 3461 §4.4 ENVID: xtext of at most 100 characters, decoded to printable ASCII.</summary>
+    public static bool TryParseDsnEnvelopeId(string? value, out string envelopeId)
+    {
+        envelopeId = string.Empty;
+        return value is { Length: > 0 and <= 100 } && TryDecodeXtext(value, out envelopeId, allowSpace: true);
+    }
+
+    /// <summary>
+    /// RFC 3461 §4.1 NOTIFY: <c>NEVER</c>, or a comma-separated list of <c>SUCCESS</c>, <c>FAILURE</c>, <c>DELAY</c>
+    /// (case-insensitive, each once), returned upper-case in that order.
+    /// </summary>
+    public static bool TryParseDsnNotify(string? value, out string notify)
+    {
+        notify = string.Empty;
+        if (string.IsNullOrEmpty(value))
+        {
+            return false;
+        }
+
+        var words = value.ToUpperInvariant().Split(',');
+        if (words is ["NEVER"])
+        {
+            notify = "NEVER";
+            return true;
+        }
+
+        string[] known = ["SUCCESS", "FAILURE", "DELAY"];
+        if (words.Any(w => !known.Contains(w)) || words.Distinct().Count() != words.Length)
+        {
+            return false;
+        }
+
+        notify = string.Join(',', known.Where(words.Contains));
+        return true;
+    }
+
+    /// <summary>
+    /// RFC 3461 §4.2 ORCPT: <c>addr-type ";" xtext</c> (an atom such as <c>rfc822</c>, then the original recipient),
+    /// at most 500 characters, returned as <c>addr-type;decoded-address</c>.
+    /// </summary>
+    public static bool TryParseDsnOriginalRecipient(string? value, out string originalRecipient)
+    {
+        originalRecipient = string.Empty;
+        var semicolon = value?.IndexOf(';', StringComparison.Ordinal) ?? -1;
+        if (value is null || value.Length > 500 || semicolon <= 0 || semicolon == value.Length - 1)
+        {
+            return false;
+        }
+
+        var type = value[..semicolon];
+        if (!type.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+        {
+            return false;
+        }
+
+        if (!TryDecodeXtext(value.AsSpan(semicolon + 1), out var address, allowSpace: true))
+        {
+            return false;
+        }
+
+        originalRecipient = type + ";" + address;
         return true;
     }
 

@@ -6,23 +6,35 @@ using MimeKit.Utils;
 
 namespace Gateway.Core.Delivery;
 
-/// <summary>One failed recipient in a DSN.</summary>
+/// <summary>One recipient reported in a DSN: failed (the default) or, when its sender asked (NOTIFY=SUCCESS), relayed.</summary>
 /// <param name="Address">The envelope recipient (Final-Recipient).</param>
 /// <param name="Reply">What the remote server said, or the local reason.</param>
 /// <param name="RemoteHost">The server that said it (Remote-MTA), if any.</param>
 /// <param name="Expired">True when the message expired in the queue rather than being refused.</param>
-public sealed record FailedRecipient(string Address, string Reply, string? RemoteHost, bool Expired);
+/// <param name="Relayed">
+/// True for a success notice: the next hop accepted the recipient. The gateway passes no DSN parameters on, so the
+/// notice is "relayed" (RFC 3461 §6.2.1: the next hop will not report delivery), never "delivered".
+/// </param>
+public sealed record DsnRecipient(string Address, string Reply, string? RemoteHost, bool Expired, bool Relayed = false);
 
 /// <summary>
 /// Builds RFC 3464 delivery status notifications with MimeKit: a <c>multipart/report;
 /// report-type=delivery-status</c> (RFC 6522) with a human-readable part, the <c>message/delivery-status</c>
-/// part (per-message and per-recipient fields) and the original headers (<c>text/rfc822-headers</c>).
+/// part (per-message and per-recipient fields) and the original headers (<c>text/rfc822-headers</c>), or the
+/// whole original (<c>message/rfc822</c>) when its sender asked for it (RFC 3461 RET=FULL) and a recipient failed.
+/// The RFC 3461 parameters the sender gave appear as Original-Envelope-Id (ENVID) and Original-Recipient (ORCPT).
 /// Sent from the null sender (RFC 5321 §4.5.5) so a DSN is never answered by another DSN.
 /// </summary>
 public static partial class DsnBuilder
 {
+    /// <summary>
+    /// RET=FULL returns the whole original only up to this size (Postfix: <c>bounce_size_limit</c> = 50,000 bytes);
+    /// a larger original is returned as its header section.
+    /// </summary>
+    public const int FullReturnLimit = 50_000;
+
     /// <summary>The DSN message for <paramref name="original"/>'s failed recipients, as raw bytes to enqueue.</summary>
-    public static byte[] Build(QueuedMessage original, ReadOnlySpan<byte> originalBody, IReadOnlyList<FailedRecipient> failed, string reportingMta, DateTimeOffset now)
+    public static byte[] Build(QueuedMessage original, ReadOnlySpan<byte> originalBody, IReadOnlyList<DsnRecipient> failed, string reportingMta, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(original);
         ArgumentNullException.ThrowIfNull(failed);
@@ -40,8 +52,10 @@ public static partial class DsnBuilder
             message.Headers.Add(HeaderId.To, "<" + original.Sender.ReplaceLineEndings(string.Empty) + ">");
         }
 
-        var expired = failed.All(f => f.Expired);
-        message.Subject = expired ? "Delivery Status Notification (Expired)" : "Undelivered Mail Returned to Sender";
+        var anyFailed = failed.Any(f => !f.Relayed);
+        var expired = anyFailed && failed.Where(f => !f.Relayed).All(f => f.Expired);
+        message.Subject = !anyFailed ? "Delivery Status Notification (Relayed)"
+            : expired ? "Delivery Status Notification (Expired)" : "Undelivered Mail Returned to Sender";
         message.Date = now;
         message.MessageId = $"{original.Id}.dsn.{now.ToUnixTimeMilliseconds()}@{reportingMta}";
         // RFC 3834 §5: machine-generated; auto-responders must not answer it.
@@ -51,22 +65,29 @@ public static partial class DsnBuilder
         report.Add(new TextPart("plain") { Text = HumanText(original, failed, reportingMta) });
 
         var status = new MessageDeliveryStatus();
-        var perMessage = new HeaderList
+        var perMessage = new HeaderList();
+        if (original.DsnEnvelopeId is { Length: > 0 } envelopeId)
         {
-            { "Reporting-MTA", "dns; " + reportingMta },
-            { "X-Gateway-Queue-ID", original.Id },
-            { "Arrival-Date", DateUtils.FormatDate(original.CreateTime) },
-        };
+            perMessage.Add("Original-Envelope-Id", envelopeId);
+        }
+
+        perMessage.Add("Reporting-MTA", "dns; " + reportingMta);
+        perMessage.Add("X-Gateway-Queue-ID", original.Id);
+        perMessage.Add("Arrival-Date", DateUtils.FormatDate(original.CreateTime));
         status.StatusGroups.Add(perMessage);
         foreach (var f in failed)
         {
             var (code, reply) = SplitReply(f.Reply);
-            var group = new HeaderList
+            var group = new HeaderList();
+            if (original.Recipients.FirstOrDefault(r => string.Equals(r.Address, f.Address, StringComparison.Ordinal))?.OriginalRecipient is { } orcpt)
             {
-                { "Final-Recipient", "rfc822; " + f.Address },
-                { "Action", "failed" },
-                { "Status", StatusCode(f, code, reply) },
-            };
+                var semicolon = orcpt.IndexOf(';', StringComparison.Ordinal);
+                group.Add("Original-Recipient", semicolon > 0 ? orcpt[..semicolon] + "; " + orcpt[(semicolon + 1)..] : orcpt);
+            }
+
+            group.Add("Final-Recipient", "rfc822; " + f.Address);
+            group.Add("Action", f.Relayed ? "relayed" : "failed");
+            group.Add("Status", StatusCode(f, code, reply));
             if (f.RemoteHost is not null)
             {
                 group.Add("Remote-MTA", "dns; " + RemoteMtaName(f.RemoteHost));
@@ -84,7 +105,9 @@ public static partial class DsnBuilder
         }
 
         report.Add(status);
-        report.Add(OriginalHeaders(originalBody));
+        report.Add(anyFailed && original.DsnRet == "FULL" && originalBody.Length <= FullReturnLimit
+            ? (MimeEntity?)OriginalMessage(originalBody) ?? OriginalHeaders(originalBody)
+            : OriginalHeaders(originalBody));
         message.Body = report;
 
         using var stream = new MemoryStream();
@@ -98,7 +121,7 @@ public static partial class DsnBuilder
     /// The RFC 3463 status of a failed recipient: the enhanced code in the reply when there is one
     /// (RFC 2034), 4.4.7 for an expired message, else derived from the basic code (5.0.0).
     /// </summary>
-    public static string StatusCode(FailedRecipient failed, int? code, string reply)
+    public static string StatusCode(DsnRecipient failed, int? code, string reply)
     {
         ArgumentNullException.ThrowIfNull(failed);
         ArgumentNullException.ThrowIfNull(reply);
@@ -108,6 +131,11 @@ public static partial class DsnBuilder
         }
 
         var m = EnhancedCode().Match(reply);
+        if (failed.Relayed)
+        {
+            return m.Success && m.Value[0] == '2' ? m.Value : "2.0.0";
+        }
+
         if (m.Success && (m.Value[0] == '5' || m.Value[0] == '4'))
         {
             return m.Value;
@@ -145,23 +173,47 @@ public static partial class DsnBuilder
         return (null, reply);
     }
 
-    private static string HumanText(QueuedMessage original, IReadOnlyList<FailedRecipient> failed, string reportingMta)
+    private static string HumanText(QueuedMessage original, IReadOnlyList<DsnRecipient> failed, string reportingMta)
     {
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"This is the mail system at host {reportingMta}.\r\n\r\n");
-        sb.Append(failed.All(f => f.Expired)
-            ? "Your message could not be delivered within the time the gateway keeps mail, and was returned.\r\n"
-            : "Your message could not be delivered to one or more recipients. It is attached below.\r\n");
+        var failures = failed.Where(f => !f.Relayed).ToList();
+        if (failures.Count > 0)
+        {
+            sb.Append(failures.All(f => f.Expired)
+                ? "Your message could not be delivered within the time the gateway keeps mail, and was returned.\r\n"
+                : "Your message could not be delivered to one or more recipients. It is attached below.\r\n");
+        }
+
+        if (failures.Count < failed.Count)
+        {
+            sb.Append("Your message was relayed to the servers named below, as you asked (NOTIFY=SUCCESS). They were not asked\r\n" +
+                "to report delivery, so this is the last notice you get about these recipients.\r\n");
+        }
+
         sb.Append("\r\n");
         foreach (var f in failed)
         {
             sb.Append(CultureInfo.InvariantCulture, $"<{f.Address}>: ");
-            sb.Append(f.RemoteHost is null ? f.Reply : $"host {f.RemoteHost} said: {f.Reply}");
+            sb.Append(f.RemoteHost is null ? f.Reply : f.Relayed ? $"relayed to host {f.RemoteHost}: {f.Reply}" : $"host {f.RemoteHost} said: {f.Reply}");
             sb.Append("\r\n");
         }
 
         sb.Append(CultureInfo.InvariantCulture, $"\r\nQueue id: {original.Id}\r\n");
         return sb.ToString();
+    }
+
+    /// <summary>The whole original as <c>message/rfc822</c> (RET=FULL), or null when MimeKit cannot read it.</summary>
+    private static MessagePart? OriginalMessage(ReadOnlySpan<byte> body)
+    {
+        try
+        {
+            return new MessagePart("rfc822") { Message = MimeMessage.Load(new MemoryStream(body.ToArray())) };
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
     }
 
     private static MimePart OriginalHeaders(ReadOnlySpan<byte> body)

@@ -167,7 +167,11 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
             Domain = envelope.Domain,
             Direction = envelope.Direction,
             Sender = envelope.Sender,
-            Recipients = envelope.Recipients.Select(r => new QueuedRecipient { Address = r }).ToList(),
+            Recipients = envelope.Recipients.Select(r => envelope.RecipientDsn?.TryGetValue(r, out var dsn) == true
+                ? new QueuedRecipient { Address = r, Notify = dsn.Notify, OriginalRecipient = dsn.OriginalRecipient }
+                : new QueuedRecipient { Address = r }).ToList(),
+            DsnRet = envelope.DsnRet,
+            DsnEnvelopeId = envelope.DsnEnvelopeId,
             CreateTime = now,
             NextAttempt = now,
             Size = rawMessage.Length,

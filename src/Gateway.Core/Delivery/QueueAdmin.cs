@@ -60,7 +60,7 @@ public sealed class QueueAdmin(DomainManager domains, DomainStore store, Message
         var (message, body) = removed;
         var now = clock.GetUtcNow();
         var text = "550 5.0.0 " + (string.IsNullOrWhiteSpace(reason) ? "Message bounced by the gateway operator" : reason.Trim().ReplaceLineEndings(" "));
-        var failed = message.Pending.Select(r => new FailedRecipient(r.Address, text, null, false)).ToList();
+        var failed = message.Pending.Select(r => new DsnRecipient(r.Address, text, null, false)).ToList();
 
         // Inbound DSN when the sender's own domain is managed with inbound on (read fresh from the store).
         string? senderInbound = null;

@@ -91,6 +91,9 @@ public sealed class QuarantineAdmin(DomainManager domains, QuarantineStore store
             Id = message.Id,
             ClientAddress = message.ClientAddress,
             Utf8 = message.Utf8,
+            DsnRet = message.DsnRet,
+            DsnEnvelopeId = message.DsnEnvelopeId,
+            RecipientDsn = message.RecipientDsn,
         }, body, cancellationToken).ConfigureAwait(false);
         await store.RemoveAsync(owned, messageId).ConfigureAwait(false);
         await log.AppendManyAsync(message.Recipients.Select(r => Event(message, r, MessageLogEvents.Released, now,

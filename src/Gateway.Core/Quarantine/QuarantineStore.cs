@@ -36,6 +36,15 @@ public sealed record QuarantinedMessage
     public string? ClientAddress { get; init; }
 
     public bool Utf8 { get; init; }
+
+    /// <summary>RFC 3461 RET of the message, kept for its release.</summary>
+    public string? DsnRet { get; init; }
+
+    /// <summary>RFC 3461 ENVID of the message, kept for its release.</summary>
+    public string? DsnEnvelopeId { get; init; }
+
+    /// <summary>RFC 3461 NOTIFY/ORCPT per recipient, kept for its release.</summary>
+    public IReadOnlyDictionary<string, RecipientDsn>? RecipientDsn { get; init; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingDefault)]
