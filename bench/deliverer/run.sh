@@ -89,7 +89,7 @@ maillog_file = $dir/maillog
 maillog_file_prefixes = $dir
 CF
   # (b) as deploy/postfix/main.cf: the intake is the before-queue proxy; (q) relays to it after queueing (relayhost).
-  if [ "$1" = b ]; then printf 'smtpd_proxy_filter = 127.0.0.1:%s\nsmtpd_discard_ehlo_keywords = silent-discard, dsn\n' "$2" >> "$dir/conf/main.cf"; fi
+  if [ "$1" = b ]; then printf 'smtpd_proxy_filter = 127.0.0.1:%s\n' "$2" >> "$dir/conf/main.cf"; fi
   # (b) and (q): B_POSTFIX adds main.cf lines for the Postfix in front of the Deliverer (e.g. its concurrency to the intake).
   if [ "$1" != a ] && [ -n "${B_POSTFIX:-}" ]; then printf '%s\n' "$B_POSTFIX" >> "$dir/conf/main.cf"; fi
   # The distribution's master.cf with the SMTP listener moved to our port and no chroot (a private instance).

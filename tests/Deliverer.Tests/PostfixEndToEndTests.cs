@@ -140,16 +140,21 @@ public sealed class PostfixEndToEndTests : IAsyncLifetime
             names.Add(name);
         }
 
+        // The sender's domain, whose MX (a sink) receives the gateway's notice for ann (NOTIFY=SUCCESS, FAILURE).
+        var senderDomain = $"snd{Guid.NewGuid().ToString("N")[..8]}.remote.test";
+        await using var senderMx = SmtpSink.Start("127.0.0.4", _gw.OutboundPort);
+        _gw.Dns.AddMx(senderDomain, 10, "mx." + senderDomain).AddA("mx." + senderDomain, senderMx.Host);
+
         var message = new MimeKit.MimeMessage();
-        message.From.Add(MimeKit.MailboxAddress.Parse("sender@remote.test"));
+        message.From.Add(MimeKit.MailboxAddress.Parse("sender@" + senderDomain));
         message.To.Add(MimeKit.MailboxAddress.Parse("ann@" + names[0]));
         message.To.Add(MimeKit.MailboxAddress.Parse("bob@" + names[1]));
         message.Subject = "Grüße über BDAT";
         message.Body = new MimeKit.TextPart("plain") { Text = "Zwei Empfänger, zwei Domänen.\n" };
-        using var client = new MailKit.Net.Smtp.SmtpClient();
+        using var client = new NotifyingClient("ann@");
         await client.ConnectAsync(_gw.Postfix.SmtpEndPoint.Address.ToString(), _gw.Postfix.SmtpEndPoint.Port, MailKit.Security.SecureSocketOptions.None);
         Assert.True(client.Capabilities.HasFlag(MailKit.Net.Smtp.SmtpCapabilities.Chunking), client.Capabilities.ToString());
-        Assert.False(client.Capabilities.HasFlag(MailKit.Net.Smtp.SmtpCapabilities.Dsn), "DSN is not offered in front of the intake");
+        Assert.True(client.Capabilities.HasFlag(MailKit.Net.Smtp.SmtpCapabilities.Dsn), "Postfix offers DSN: its parameters reach the intake");
         var reply = await client.SendAsync(message);
         await client.DisconnectAsync(true);
 
@@ -167,6 +172,16 @@ public sealed class PostfixEndToEndTests : IAsyncLifetime
 
         await _gw.Postfix.WaitForMaillogAsync("rcpt=2", Wait);
 
+        // NOTIFY=SUCCESS,FAILURE passed through Postfix: ann's copy was relayed, so the sender gets a "relayed" notice;
+        // bob's recipient asked for nothing (the default: failures only) and is not reported.
+        var notice = Assert.Single(await WithMaillogAsync(senderMx.WaitForMessagesAsync(1, Wait)));
+        Assert.Equal(["sender@" + senderDomain], notice.Recipients);
+        var report = Assert.IsType<MimeKit.MultipartReport>(MimeKit.MimeMessage.Load(new MemoryStream(notice.Data)).Body);
+        var groups = Assert.IsType<MimeKit.MessageDeliveryStatus>(report[1]).StatusGroups.Skip(1).Where(g => g.Count > 0).ToList();
+        var ann = Assert.Single(groups);
+        Assert.Equal("rfc822; ann@" + names[0], ann["Final-Recipient"]);
+        Assert.Equal("relayed", ann["Action"]);
+
         // CHUNKING by hand (MailKit only chunks binary content): one BDAT LAST chunk with the whole message.
         await using var raw = await PostfixSmtpClient.ConnectAsync(_gw.Postfix.SmtpEndPoint);
         Assert.Contains((await raw.EhloAsync()).Lines, l => l == "CHUNKING");
@@ -180,5 +195,12 @@ public sealed class PostfixEndToEndTests : IAsyncLifetime
         var chunked = (await first.WaitForMessagesAsync(2, Wait)).Single(m => m.Text.Contains("Sent with BDAT.", StringComparison.Ordinal));
         Assert.Equal(["carol@" + names[0]], chunked.Recipients);
         await _gw.Postfix.WaitForMaillogAsync("bdat=1", Wait);
+    }
+
+    /// <summary>Asks for NOTIFY=SUCCESS,FAILURE for the recipients whose address starts with a prefix.</summary>
+    private sealed class NotifyingClient(string prefix) : MailKit.Net.Smtp.SmtpClient
+    {
+        protected override MailKit.DeliveryStatusNotification? GetDeliveryStatusNotifications(MimeKit.MimeMessage message, MimeKit.MailboxAddress mailbox) =>
+            mailbox.Address.StartsWith(prefix, StringComparison.Ordinal) ? MailKit.DeliveryStatusNotification.Success | MailKit.DeliveryStatusNotification.Failure : null;
     }
 }

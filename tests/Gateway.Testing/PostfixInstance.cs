@@ -134,23 +134,31 @@ public sealed partial class PostfixInstance : IAsyncDisposable
         }
 
         var deploy = options.DeployDirectory ?? DefaultDeployDirectory();
-        var root = Path.Combine(Path.GetTempPath(), "gw-postfix-" + Guid.NewGuid().ToString("N")[..10]);
-        var smtp = new IPEndPoint(options.ListenAddress, FreePort.Get(options.ListenAddress));
-        var listeners = options.ExtraListeners.ToDictionary(l => l.Name, _ => new IPEndPoint(options.ListenAddress, FreePort.Get(options.ListenAddress)));
-        var instance = new PostfixInstance(root, smtp, listeners);
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            await instance.ConfigureAsync(deploy, options, cancellationToken).ConfigureAwait(false);
-            await instance.RunPostfixAsync("start", cancellationToken).ConfigureAwait(false);
-            instance._running = true;
-            instance._masterPid = instance.MasterPid();
-            await instance.WaitForGreetingAsync(options.StartTimeout, cancellationToken).ConfigureAwait(false);
-            return instance;
-        }
-        catch
-        {
-            await instance.DisposeAsync().ConfigureAwait(false);
-            throw;
+            var root = Path.Combine(Path.GetTempPath(), "gw-postfix-" + Guid.NewGuid().ToString("N")[..10]);
+            var smtp = new IPEndPoint(options.ListenAddress, FreePort.Get(options.ListenAddress));
+            var listeners = options.ExtraListeners.ToDictionary(l => l.Name, _ => new IPEndPoint(options.ListenAddress, FreePort.Get(options.ListenAddress)));
+            var instance = new PostfixInstance(root, smtp, listeners);
+            try
+            {
+                await instance.ConfigureAsync(deploy, options, cancellationToken).ConfigureAwait(false);
+                await instance.RunPostfixAsync("start", cancellationToken).ConfigureAwait(false);
+                instance._running = true;
+                instance._masterPid = instance.MasterPid();
+                await instance.WaitForGreetingAsync(options.StartTimeout, cancellationToken).ConfigureAwait(false);
+                return instance;
+            }
+            catch (InvalidOperationException) when (attempt < 3 && instance.ReadMaillog().Contains("Address already in use", StringComparison.Ordinal))
+            {
+                // A free port taken between FreePort.Get and Postfix's bind (e.g. by another test's outgoing connection): new ports.
+                await instance.DisposeAsync().ConfigureAwait(false);
+            }
+            catch
+            {
+                await instance.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
         }
     }
 

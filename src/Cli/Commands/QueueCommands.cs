@@ -83,7 +83,7 @@ internal static class QueueCommands
                 cancellationToken: ct);
             ctx.Print(r, w => w.WriteLine(r.DsnMessageId.Length > 0
                 ? $"Bounced {r.Message.MessageId}; DSN {r.DsnMessageId} queued for {Sender(r.Message)}."
-                : $"Bounced {r.Message.MessageId}; no DSN (null sender)."));
+                : $"Bounced {r.Message.MessageId}; no DSN (null sender, or the sender asked for none)."));
         });
         return bounce;
     }

@@ -75,7 +75,7 @@ public sealed class QueueAdmin(DomainManager domains, DomainStore store, Message
         {
             Domain = owned, Event = MessageLogEvents.Bounced, Time = now, MessageId = messageId, Direction = message.Direction,
             Sender = message.Sender, Recipient = f.Address, Reply = f.Reply, Program = "controlplane",
-            Detail = dsnId is null ? "bounced by operator; no DSN (null sender)" : $"bounced by operator; DSN {dsnId}",
+            Detail = dsnId is null ? "bounced by operator; no DSN (null sender, or NOTIFY without FAILURE)" : $"bounced by operator; DSN {dsnId}",
         }).ToList()).ConfigureAwait(false);
         return (message, dsnId);
     }
