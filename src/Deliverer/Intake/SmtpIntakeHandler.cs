@@ -317,20 +317,18 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
                     utf8 = true;
                     break;
                 case "RET" when session.Esmtp:
-                    if (ret is not null || !SmtpParser.TryParseDsnRet(value, out var r))
+                    if (SetOnce(ref ret, SmtpParser.TryParseDsnRet(value, out var r), r, "RET") is { } badRet)
                     {
-                        return "501 5.5.4 Bad RET parameter";
+                        return badRet;
                     }
 
-                    ret = r;
                     break;
                 case "ENVID" when session.Esmtp:
-                    if (envelopeId is not null || !SmtpParser.TryParseDsnEnvelopeId(value, out var envid))
+                    if (SetOnce(ref envelopeId, SmtpParser.TryParseDsnEnvelopeId(value, out var envid), envid, "ENVID") is { } badEnvid)
                     {
-                        return "501 5.5.4 Bad ENVID parameter";
+                        return badEnvid;
                     }
 
-                    envelopeId = envid;
                     break;
                 default:
                     return $"555 5.5.4 Unsupported option: {key}";
@@ -374,20 +372,18 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
             switch (key.ToUpperInvariant())
             {
                 case "NOTIFY" when session.Esmtp:
-                    if (notify is not null || !SmtpParser.TryParseDsnNotify(value, out var n))
+                    if (SetOnce(ref notify, SmtpParser.TryParseDsnNotify(value, out var n), n, "NOTIFY") is { } badNotify)
                     {
-                        return "501 5.5.4 Bad NOTIFY parameter";
+                        return badNotify;
                     }
 
-                    notify = n;
                     break;
                 case "ORCPT" when session.Esmtp:
-                    if (originalRecipient is not null || !SmtpParser.TryParseDsnOriginalRecipient(value, out var o))
+                    if (SetOnce(ref originalRecipient, SmtpParser.TryParseDsnOriginalRecipient(value, out var o), o, "ORCPT") is { } badOrcpt)
                     {
-                        return "501 5.5.4 Bad ORCPT parameter";
+                        return badOrcpt;
                     }
 
-                    originalRecipient = o;
                     break;
                 default:
                     return $"555 5.5.4 Unsupported option: {key}";
@@ -496,6 +492,18 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
         {
             session.Reset();
         }
+    }
+
+    /// <summary>Takes a DSN parameter that may appear once (RFC 3461 §4): null, or the 501 for a repeated or malformed one.</summary>
+    private static string? SetOnce(ref string? slot, bool parsed, string value, string name)
+    {
+        if (slot is not null || !parsed)
+        {
+            return $"501 5.5.4 Bad {name} parameter";
+        }
+
+        slot = value;
+        return null;
     }
 
     private static string Sanitize(string helo) => new(helo.Where(c => !char.IsControl(c) && c != '(' && c != ')').Take(255).ToArray());
