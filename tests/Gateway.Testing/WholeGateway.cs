@@ -130,7 +130,6 @@ public sealed class WholeGateway : IAsyncDisposable
         options.Main["gateway_policy_service"] = $"inet:{policy.Address}:{policy.Port}";
         options.Main["gateway_socketmap"] = $"inet:{socketmap.Address}:{socketmap.Port}";
         options.Main["gateway_intake"] = $"smtp:[{Intake.Address}]:{Intake.Port}";
-        options.Main["gateway_intake_proxy"] = $"{Intake.Address}:{Intake.Port}";
         PostfixBounces = SmtpSink.Start("127.0.0.1");
         _parts.Add(PostfixBounces);
         options.Main["gateway_bounce_transport"] = $"smtp:[{PostfixBounces.Host}]:{PostfixBounces.Port}";

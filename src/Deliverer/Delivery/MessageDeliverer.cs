@@ -314,17 +314,15 @@ public sealed partial class MessageDeliverer(
         };
 
         // The DSN first: once the state below says "failed", nothing would send it again.
-        string? dsnId = null;
         if (failed.Count > 0 || relayed.Count > 0)
         {
             var senderEntry = RecipientClassifier.Find(snapshot, Addresses.DomainOf(message.Sender));
             var senderInbound = senderEntry is { InboundEnabled: true } ? senderEntry.Name : null;
-            dsnId = await WhileRedisAwayAsync(message.Id, () => Bounces.SendDsnAsync(queue, message, body, [.. failed, .. relayed], senderInbound, now, cancellationToken),
+            var dsn = await WhileRedisAwayAsync(message.Id, () => Bounces.SendDsnAsync(queue, message, body, [.. failed, .. relayed], senderInbound, now, cancellationToken),
                 cancellationToken).ConfigureAwait(false);
             foreach (var f in failed)
             {
-                var detail = dsnId is not null && DsnNotify.WantsFailure(message.Recipients.First(r => r.Address == f.Address).Notify) ? "DSN " + dsnId
-                    : "no DSN (null sender, a DSN itself, or NOTIFY without FAILURE)";
+                var detail = dsn.Reports(f.Address) ? "DSN " + dsn.Id : "no DSN (null sender, a DSN itself, or NOTIFY without FAILURE)";
                 log.Post(Event(message, f.Expired ? MessageLogEvents.Expired : MessageLogEvents.Bounced, f.Address, f.RemoteHost, f.Reply, detail));
                 metrics.Delivery(f.Expired ? "expired" : "bounced", message.Direction);
             }

@@ -2,36 +2,46 @@ using Gateway.Core.MessageLog;
 
 namespace Gateway.Core.Delivery;
 
+/// <summary>What <see cref="Bounces.SendDsnAsync"/> did: the DSN's queue id (null: none sent) and the recipients it reports.</summary>
+public sealed record DsnSent(string? Id, IReadOnlySet<string> Reported)
+{
+    public static readonly DsnSent None = new(null, new HashSet<string>());
+
+    /// <summary>Whether the sent DSN reports <paramref name="address"/> (its sender asked for it).</summary>
+    public bool Reports(string address) => Id is not null && Reported.Contains(address);
+}
+
 /// <summary>Sending DSNs through the queue, shared by the Deliverer (5xx, expiry) and the ControlPlane (operator bounce).</summary>
 public static class Bounces
 {
     /// <summary>
-    /// Enqueues the DSN for <paramref name="failed"/> recipients of <paramref name="original"/> to its
+    /// Enqueues the DSN for <paramref name="reported"/> recipients of <paramref name="original"/> to its
     /// envelope sender, from the null sender. None for the null sender or for a DSN (RFC 3464 §2: a DSN
     /// is never sent about a DSN), and only the recipients whose sender asked for it (RFC 3461 NOTIFY: a failure
     /// unless NOTIFY was given without FAILURE, a relay only with SUCCESS). Goes inbound when the sender's domain is
     /// a managed domain with inbound on (<paramref name="senderInboundDomain"/>), else outbound to the sender's MX.
-    /// Returns the DSN's queue id, or null when none is due.
+    /// Returns the DSN's queue id and the recipients it reports, or <see cref="DsnSent.None"/> when none is due.
     /// </summary>
-    public static async Task<string?> SendDsnAsync(MessageQueue queue, QueuedMessage original, ReadOnlyMemory<byte> body,
-        IReadOnlyList<DsnRecipient> failed, string? senderInboundDomain, DateTimeOffset now, CancellationToken cancellationToken)
+    public static async Task<DsnSent> SendDsnAsync(MessageQueue queue, QueuedMessage original, ReadOnlyMemory<byte> body,
+        IReadOnlyList<DsnRecipient> reported, string? senderInboundDomain, DateTimeOffset now, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(queue);
         ArgumentNullException.ThrowIfNull(original);
-        ArgumentNullException.ThrowIfNull(failed);
-        var due = Due(original, failed);
+        ArgumentNullException.ThrowIfNull(reported);
+        var due = Due(original, reported);
         if (original.IsNullSender || original.IsDsn || due.Count == 0)
         {
-            return null;
+            return DsnSent.None;
         }
 
         var dsn = DsnBuilder.Build(original, body.Span, due, queue.Options.EffectiveHostName, now);
+        var addresses = due.Select(d => d.Address).ToHashSet(StringComparer.Ordinal);
         if (senderInboundDomain is not null)
         {
             try
             {
-                return await queue.EnqueueAsync(new QueueEnvelope(senderInboundDomain, Directions.Inbound, string.Empty, [original.Sender])
-                    { IsDsn = true, Utf8 = original.Utf8 }, dsn, cancellationToken).ConfigureAwait(false);
+                return new DsnSent(await queue.EnqueueAsync(new QueueEnvelope(senderInboundDomain, Directions.Inbound, string.Empty, [original.Sender])
+                    { IsDsn = true, Utf8 = original.Utf8 }, dsn, cancellationToken).ConfigureAwait(false), addresses);
             }
             catch (DomainDeletedException)
             {
@@ -41,13 +51,13 @@ public static class Bounces
 
         try
         {
-            return await queue.EnqueueAsync(new QueueEnvelope(original.Domain, Directions.Outbound, string.Empty, [original.Sender])
-                { IsDsn = true, Utf8 = original.Utf8 }, dsn, cancellationToken).ConfigureAwait(false);
+            return new DsnSent(await queue.EnqueueAsync(new QueueEnvelope(original.Domain, Directions.Outbound, string.Empty, [original.Sender])
+                { IsDsn = true, Utf8 = original.Utf8 }, dsn, cancellationToken).ConfigureAwait(false), addresses);
         }
         catch (DomainDeletedException)
         {
             // The original's own domain is deleted: its mail is discarded (SPEC §3), DSNs included.
-            return null;
+            return DsnSent.None;
         }
     }
 
@@ -56,9 +66,10 @@ public static class Bounces
     {
         ArgumentNullException.ThrowIfNull(original);
         ArgumentNullException.ThrowIfNull(reported);
+        var recipients = original.RecipientsByAddress();
         return reported.Where(f =>
         {
-            var notify = original.Recipients.FirstOrDefault(r => string.Equals(r.Address, f.Address, StringComparison.Ordinal))?.Notify;
+            var notify = recipients.GetValueOrDefault(f.Address)?.Notify;
             return f.Relayed ? DsnNotify.WantsSuccess(notify) : DsnNotify.WantsFailure(notify);
         }).ToList();
     }

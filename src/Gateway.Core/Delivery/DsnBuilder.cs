@@ -75,11 +75,12 @@ public static partial class DsnBuilder
         perMessage.Add("X-Gateway-Queue-ID", original.Id);
         perMessage.Add("Arrival-Date", DateUtils.FormatDate(original.CreateTime));
         status.StatusGroups.Add(perMessage);
+        var recipients = original.RecipientsByAddress();
         foreach (var f in failed)
         {
             var (code, reply) = SplitReply(f.Reply);
             var group = new HeaderList();
-            if (original.Recipients.FirstOrDefault(r => string.Equals(r.Address, f.Address, StringComparison.Ordinal))?.OriginalRecipient is { } orcpt)
+            if (recipients.GetValueOrDefault(f.Address)?.OriginalRecipient is { } orcpt)
             {
                 var semicolon = orcpt.IndexOf(';', StringComparison.Ordinal);
                 group.Add("Original-Recipient", semicolon > 0 ? orcpt[..semicolon] + "; " + orcpt[(semicolon + 1)..] : orcpt);

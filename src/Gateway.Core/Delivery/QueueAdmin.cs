@@ -70,14 +70,14 @@ public sealed class QueueAdmin(DomainManager domains, DomainStore store, Message
             senderInbound = cfg.Name;
         }
 
-        var dsnId = await Bounces.SendDsnAsync(queue, message, body, failed, senderInbound, now, cancellationToken).ConfigureAwait(false);
+        var dsn = await Bounces.SendDsnAsync(queue, message, body, failed, senderInbound, now, cancellationToken).ConfigureAwait(false);
         await log.AppendManyAsync(failed.Select(f => new MessageLogEvent
         {
             Domain = owned, Event = MessageLogEvents.Bounced, Time = now, MessageId = messageId, Direction = message.Direction,
             Sender = message.Sender, Recipient = f.Address, Reply = f.Reply, Program = "controlplane",
-            Detail = dsnId is null ? "bounced by operator; no DSN (null sender, or NOTIFY without FAILURE)" : $"bounced by operator; DSN {dsnId}",
+            Detail = dsn.Reports(f.Address) ? $"bounced by operator; DSN {dsn.Id}" : "bounced by operator; no DSN (null sender, or NOTIFY without FAILURE)",
         }).ToList()).ConfigureAwait(false);
-        return (message, dsnId);
+        return (message, dsn.Id);
     }
 
     /// <summary>Removes the message without notifying anyone.</summary>

@@ -108,6 +108,18 @@ public sealed record QueuedMessage
 
     [JsonIgnore]
     public IEnumerable<QueuedRecipient> Pending => Recipients.Where(r => r.State == RecipientState.Pending);
+
+    /// <summary>The recipients by envelope address (the first, should one repeat), for lookups over many recipients.</summary>
+    public Dictionary<string, QueuedRecipient> RecipientsByAddress()
+    {
+        var map = new Dictionary<string, QueuedRecipient>(Recipients.Count, StringComparer.Ordinal);
+        foreach (var r in Recipients)
+        {
+            map.TryAdd(r.Address, r);
+        }
+
+        return map;
+    }
 }
 
 /// <summary>What a caller hands to <see cref="MessageQueue.EnqueueAsync"/>: the envelope of one message for one managed domain.</summary>
