@@ -5,6 +5,7 @@ using Gateway.Core.Hosting;
 using Gateway.Core.Telemetry;
 using Gateway.Deliverer.Delivery;
 using Gateway.Deliverer.Intake;
+using Gateway.Deliverer.Protection;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;
 
@@ -34,10 +35,12 @@ public static class DelivererApp
         builder.Services.AddSingleton<DeliveryScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());
         builder.Services.AddSingleton<IntakeWriter>();
+        builder.Services.AddProtection(builder.Configuration); // rspamd + clamd before the intake's 250 (docs/protection.md)
         var configured = builder.Configuration.GetSection(DelivererOptions.Section).Get<DelivererOptions>() ?? new DelivererOptions();
         builder.Services.AddGatewayTelemetry(exportMetrics: configured.HttpUrl.Length > 0)
             .AddCheck<RedisHealthCheck>("redis")
-            .AddCheck<SnapshotHealthCheck>("snapshot");
+            .AddCheck<SnapshotHealthCheck>("snapshot")
+            .AddCheck<ScannerHealthCheck>("scanners");
         builder.Services.AddGatewayInstruments<DelivererMetrics>();
         builder.Services.AddSingleton<QueueDepth>();
         if (configured.HttpUrl.Length > 0)

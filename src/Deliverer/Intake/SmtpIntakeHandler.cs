@@ -5,6 +5,7 @@ using System.Net;
 using System.Text;
 using Gateway.Core.Delivery;
 using Gateway.Core.Snapshot;
+using Gateway.Deliverer.Protection;
 using Gateway.Deliverer.Smtp;
 using Microsoft.AspNetCore.Connections;
 using StackExchange.Redis;
@@ -19,7 +20,7 @@ namespace Gateway.Deliverer.Intake;
 /// The read loop follows StackExchange.Redis's RespServer: slice, AdvanceTo, expected disconnects caught.
 /// </summary>
 public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapshot snapshot, DelivererOptions options, QueueOptions queueOptions,
-    TimeProvider clock, DelivererMetrics metrics, ILogger<SmtpIntakeHandler> logger) : ConnectionHandler
+    TimeProvider clock, DelivererMetrics metrics, ILogger<SmtpIntakeHandler> logger, MessageScanner scanner) : ConnectionHandler
 {
     private readonly IReadOnlyList<IPNetwork> _trusted = options.ParsedTrustedNetworks();
     private readonly string _host = queueOptions.EffectiveHostName;
@@ -264,6 +265,13 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
                 case "IDENT":
                     session.ForwardedQueueId = value is { Length: <= 64 } id && id.All(char.IsAsciiLetterOrDigit) ? id : null;
                     break;
+                case "HELO":
+                    session.ForwardedHelo = value;
+                    break;
+                case "NAME":
+                    // Postfix says "unknown" when the client has no verified name (XFORWARD_README).
+                    session.ForwardedName = value is null or "unknown" or "[TEMPUNAVAIL]" ? null : value;
+                    break;
                 case "ADDR":
                     session.ForwardedClient = value is not null && System.Net.IPAddress.TryParse(value.StartsWith("IPV6:", StringComparison.OrdinalIgnoreCase) ? value[5..] : value, out var ip)
                         ? ip.ToString()
@@ -463,8 +471,19 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
 
             try
             {
-                var result = await intake.EnqueueAsync(session.Id!, session.Sender!, session.Recipients, session.Utf8, session.ForwardedClient ?? session.Client,
-                    data.WrittenSpan.ToArray(), session.ForwardedQueueId, session.Dsn).ConfigureAwait(false);
+                // Scanned before it is stored (requirements §9; docs/protection.md): a refusal is the client's DATA reply.
+                var message = data.WrittenSpan.ToArray();
+                var client = session.ForwardedClient ?? session.Client;
+                var protection = await scanner.ScanAsync(new IntakeScan(session.Id!, session.Sender!, session.Recipients, client,
+                    session.ForwardedHelo ?? session.Helo, session.ForwardedName), message, CancellationToken.None).ConfigureAwait(false);
+                if (protection?.Reply is { } verdict)
+                {
+                    metrics.Message(verdict[0] == '4' ? "scan_failed" : "rejected");
+                    return verdict;
+                }
+
+                var result = await intake.EnqueueAsync(session.Id!, session.Sender!, session.Recipients, session.Utf8, client,
+                    message, session.ForwardedQueueId, session.Dsn, protection).ConfigureAwait(false);
                 if (result.RejectReply is { } refused)
                 {
                     // A policy rule refused every recipient (docs/rules.md); Postfix bounces to the sender.
@@ -546,6 +565,11 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
         /// <summary>XFORWARD ADDR: the up-stream client's address.</summary>
         public string? ForwardedClient { get; set; }
 
+        /// <summary>XFORWARD HELO and NAME: the up-stream client's greeting and verified host name (for rspamd).</summary>
+        public string? ForwardedHelo { get; set; }
+
+        public string? ForwardedName { get; set; }
+
         public bool SkippingLongLine { get; set; }
 
         public void Reset()
@@ -558,6 +582,8 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
             // XFORWARD attributes describe one transaction; Postfix sends them again before the next MAIL.
             ForwardedQueueId = null;
             ForwardedClient = null;
+            ForwardedHelo = null;
+            ForwardedName = null;
             Data?.Dispose();
             Data = null;
         }
