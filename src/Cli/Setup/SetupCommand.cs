@@ -298,6 +298,7 @@ internal static class SetupCommand
                 new UpdateDomainRequest { Domain = d, UpdateMask = new FieldMask { Paths = { "inbound_enabled", "inbound_servers" } } }, cancellationToken: ct)
                 .ConfigureAwait(false);
             _w.WriteLine($"Saved: inbound relay is on. The gateway accepts mail for {saved.Name} within a second.");
+            ProtectionFlags.WriteSummary(_w, saved);
             return saved;
         }
 
