@@ -207,7 +207,8 @@ public sealed class RspamdInstance : IAsyncDisposable
         {
             ["worker-normal.inc"] = $"bind_socket = \"127.0.0.1:{NormalPort}\";\ncount = {o.Workers};\n",
             ["worker-controller.inc"] = $"bind_socket = \"127.0.0.1:{ControllerPort}\";\n",
-            ["logging.inc"] = $"type = \"file\";\nfilename = \"{LogPath}\";\nlevel = \"notice\";\n",
+            // GW_RSPAMD_LOG=info logs every scan with its symbols (rspamd's default level); GW_KEEP_RSPAMD=1 keeps the folder.
+            ["logging.inc"] = $"type = \"file\";\nfilename = \"{LogPath}\";\nlevel = \"{Environment.GetEnvironmentVariable("GW_RSPAMD_LOG") ?? "notice"}\";\n",
             ["options.inc"] = $"dns {{\n  nameserver = [\"{o.DnsServer}\"];\n  timeout = 1s;\n  retransmits = 1;\n}}\nhs_cache_dir = \"{SharedCacheDirectory}/\";\n" +
                               (o.CheckLocal ? "check_local = true;\n" : string.Empty),
             ["redis.conf"] = $"servers = \"{o.Redis}\";\n",

@@ -25,6 +25,9 @@ public static class ScanReasons
     public const string Dmarc = "dmarc";
     public const string Spoofing = "spoofing";
     public const string ScannerFailure = "scanner_failure";
+
+    /// <summary>rspamd answered "soft reject" before running its rules (greylisting, rate limits): no verdict yet.</summary>
+    public const string SoftReject = "soft_reject";
 }
 
 /// <summary>Everything the engines found about one message, and the facts about its sender the decision needs.</summary>
@@ -152,6 +155,13 @@ public static class ProtectionDecider
         }
 
         var spam = facts.Spam;
+        if (spam is { Action: "soft reject", Skipped: true })
+        {
+            // A module such as greylist or ratelimit answered before the rules ran: no verdict to deliver on (requirements §9:
+            // never a silent pass). A soft reject forced after the rules ran is ignored: the rules' results decide below.
+            return new CopyVerdict(copy, ScanAction.TempFail, ScanReasons.SoftReject, "rspamd asked to try again later (soft reject)");
+        }
+
         var best = new CopyVerdict(copy, ScanAction.Deliver, ScanReasons.Clean, "clean");
         if (outbound)
         {
