@@ -19,9 +19,16 @@ public sealed class ProtectionFixture : IAsyncLifetime
 
     public WholeGateway Gateway { get; private set; } = null!;
 
+    /// <summary>A multimap rule that fires when rspamd sees this envelope recipient (so a test can tell which recipients rspamd got).</summary>
+    public const string MarkedRecipient = "marked@rcpt-check.test";
+
     public async Task InitializeAsync()
     {
-        Engines = await ScanningEngines.StartAsync();
+        Engines = await ScanningEngines.StartAsync(o =>
+        {
+            o.Overrides["multimap.conf"] = "GW_TEST_MARKED_RCPT { type = \"rcpt\"; map = \"${LOCAL_CONFDIR}/override.d/marked-rcpt.map\"; score = 0.0; }\n";
+            o.Overrides["marked-rcpt.map"] = MarkedRecipient + "\n";
+        });
         Gateway = await WholeGateway.StartAsync(Engines.GatewaySettings);
     }
 
@@ -335,6 +342,26 @@ public sealed class ProtectionTests(ProtectionFixture fx) : IClassFixture<Protec
         await Gw.WaitAppliedAsync(name, updated.Etag);
         var (_, refused) = await PostfixSmtpClient.SendAsync(Gw.Postfix.SmtpEndPoint, "alice@" + name, [to], Text("alice@" + name, to, "newsletter 2", Gtube), client);
         Assert.Equal("550 5.7.1 Message refused as spam (outbound score 15.00, limit 10.00)", refused!.ToString());
+    }
+
+    [Fact]
+    public async Task RspamdClient_SeveralRecipients_RspamdSeesEachOfThem()
+    {
+        using var client = new Gateway.Deliverer.Protection.RspamdClient(
+            new Gateway.Deliverer.Protection.ProtectionOptions { RspamdUrls = [fx.Engines.Rspamd.NormalUrl.ToString()] }, TimeProvider.System);
+        var message = Encoding.ASCII.GetBytes(Text("a@remote.test", "x@one.test", "rcpts", "Hello."));
+        foreach (var (recipients, marked) in new (string[], bool)[]
+        {
+            (["x@one.test"], false),
+            (["x@one.test", ProtectionFixture.MarkedRecipient], true),
+            ([ProtectionFixture.MarkedRecipient, "x@one.test"], true),
+            (["x@one.test", "y@two.test", ProtectionFixture.MarkedRecipient], true),
+        })
+        {
+            var result = await client.CheckAsync(new Gateway.Deliverer.Protection.RspamdRequest("192.0.2.1", "mx.remote.test", null, "a@remote.test", recipients, "Q"), message,
+                CancellationToken.None);
+            Assert.True(marked == result.Has("GW_TEST_MARKED_RCPT"), string.Join(',', recipients));
+        }
     }
 
     private readonly Dictionary<string, string> _keys = [];

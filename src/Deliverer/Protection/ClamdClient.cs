@@ -73,9 +73,18 @@ public sealed class ClamdClient
     {
         ArgumentNullException.ThrowIfNull(reply);
         var text = reply.TrimEnd('\0', '\n', '\r', ' ');
-        // With several commands on one connection clamd prefixes a request number ("1: stream: OK"); INSTREAM alone does not.
-        var colon = text.IndexOf(": ", StringComparison.Ordinal);
-        var body = colon >= 0 ? text[(colon + 2)..] : text;
+        // In a session (IDSESSION) clamd prefixes a request number ("1: stream: OK"); INSTREAM alone does not.
+        var body = text;
+        var number = body.IndexOf(": ", StringComparison.Ordinal);
+        if (number > 0 && body.AsSpan(0, number).IndexOfAnyExceptInRange('0', '9') < 0)
+        {
+            body = body[(number + 2)..];
+        }
+
+        if (body.StartsWith("stream: ", StringComparison.Ordinal))
+        {
+            body = body["stream: ".Length..];
+        }
         if (body == "OK")
         {
             return null;

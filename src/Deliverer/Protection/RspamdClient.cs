@@ -79,7 +79,7 @@ public sealed record RspamdRequest(string? Ip, string? Helo, string? Hostname, s
 
 /// <summary>
 /// rspamd's HTTP protocol client: <c>POST /checkv2</c> with the message as the body and the envelope as headers
-/// (<c>IP</c>, <c>Helo</c>, <c>Hostname</c>, <c>From</c>, one <c>Rcpt</c> per recipient, <c>Queue-Id</c>). Several
+/// (<c>IP</c>, <c>Helo</c>, <c>Hostname</c>, <c>From</c>, <c>Rcpt</c>, <c>Queue-Id</c>). Several
 /// normal workers may be listed: each message starts at the next and fails over to the others
 /// (<see cref="ServerRotation{T}"/>). Connections are pooled (HTTP/1.1 keep-alive).
 /// </summary>
@@ -186,10 +186,9 @@ public sealed class RspamdClient : IDisposable
         Add(h, "Helo", request.Helo);
         Add(h, "Hostname", request.Hostname);
         Add(h, "From", request.From);
-        foreach (var r in request.Recipients)
-        {
-            Add(h, "Rcpt", r);
-        }
+        // One Rcpt header with the recipients joined by ",": rspamd (3.4) splits a Rcpt value at commas, and HttpClient would
+        // join repeated Rcpt headers with ", ", which rspamd does not split (it reads only the first address then).
+        Add(h, "Rcpt", string.Join(',', request.Recipients));
 
         Add(h, "Queue-Id", request.QueueId);
         Add(h, "Settings", _settings);
