@@ -364,6 +364,48 @@ public sealed class ProtectionTests(ProtectionFixture fx) : IClassFixture<Protec
         }
     }
 
+    [Fact]
+    public async Task ProtectionLearn_FolderOfMessages_TrainsBayesThroughTheController_KnownOnesSkipped()
+    {
+        var dir = Directory.CreateTempSubdirectory("gw-learn-");
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                await File.WriteAllTextAsync(Path.Combine(dir.FullName, $"{i}.eml"),
+                    Text("promo@remote.test", "x@one.test", $"Cheap watches {i}", $"Buy replica watches number {i} now, {Guid.NewGuid():N} discount!"));
+            }
+
+            await File.WriteAllTextAsync(Path.Combine(dir.FullName, ".hidden"), "not a message");
+            var before = await LearnedAsync();
+            var run = await GatewayCtl.RunAsync(null, ["protection", "learn", "spam", dir.FullName, "--controller", fx.Engines.Rspamd.ControllerUrl.ToString()]);
+            Assert.True(run.ExitCode == 0, run.ToString());
+            Assert.Contains("Learned 3 message(s) as spam", run.Out, StringComparison.Ordinal);
+            Assert.Equal(before + 3, await LearnedAsync());
+
+            var again = await GatewayCtl.RunAsync(null, ["protection", "learn", "spam", dir.FullName, "--controller", fx.Engines.Rspamd.ControllerUrl.ToString(), "--json"]);
+            Assert.True(again.ExitCode == 0, again.ToString());
+            Assert.Contains("\"learned\":0", again.Out, StringComparison.Ordinal);
+            Assert.Contains("\"skipped\":3", again.Out, StringComparison.Ordinal);
+
+            var down = await GatewayCtl.RunAsync(null, ["protection", "learn", "ham", dir.FullName, "--controller", $"http://127.0.0.1:{FreePort.Get()}"]);
+            Assert.Equal(6, down.ExitCode);
+            Assert.Contains("3 of 3 message(s) could not be learned", down.Err, StringComparison.Ordinal);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>How many messages rspamd's controller has learned since it started (<c>GET /stat</c>, <c>learned</c>).</summary>
+    private async Task<long> LearnedAsync()
+    {
+        using var http = new HttpClient();
+        using var doc = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync(new Uri(fx.Engines.Rspamd.ControllerUrl, "stat")));
+        return doc.RootElement.GetProperty("learned").GetInt64();
+    }
+
     private readonly Dictionary<string, string> _keys = [];
 
     /// <summary>A domain of a new tenant delivering to <paramref name="sink"/> (inbound) with the given policy (null: defaults), applied by every program.</summary>
