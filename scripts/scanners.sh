@@ -5,8 +5,12 @@
 #                  Debian's /etc/rspamd with deploy/rspamd/local.d as its local configuration
 #   rspamd's Redis 127.0.0.1:$GATEWAY_RSPAMD_REDIS_PORT (6380)      Bayes statistics (not the gateway's Redis)
 # Usage: scripts/scanners.sh start|stop. DNS for SPF/DKIM/DMARC: $GATEWAY_RSPAMD_DNS (ip:port), else the gateway's own
-# Gateway__Dns__Servers__0, else /etc/resolv.conf. $GATEWAY_RSPAMD_HS_CACHE: where rspamd keeps its compiled expressions. State lives in $GATEWAY_SCANNERS_DIR (default $DATA/scanners; when
+# Gateway__Dns__Servers__0, else /etc/resolv.conf. State lives in $GATEWAY_SCANNERS_DIR (default $DATA/scanners; when
 # rspamd's and clamd's users cannot reach that, e.g. under a 0700 home directory, /var/lib/gateway-scanners/<id>).
+# $GATEWAY_RSPAMD_HS_CACHE: where rspamd keeps its compiled expressions (default: with the state).
+# $GATEWAY_RSPAMD_WORKERS: normal worker processes (rspamd's default: one). $GATEWAY_RSPAMD_MILTER_PORT: also run rspamd's
+# proxy worker in milter mode there (Postfix smtpd_milters), forwarding to the normal workers: the do-it-yourself set-up
+# bench/protection compares the gateway with.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${GATEWAY_DATA:-$ROOT/data}
@@ -86,6 +90,13 @@ start() {
     cp "$ROOT"/deploy/rspamd/local.d/* "$SD/rspamd/conf/local.d/"
     local o=$SD/rspamd/conf/override.d
     printf 'bind_socket = "127.0.0.1:%s";\n' "$RSPAMD_PORT" >"$o/worker-normal.inc"
+    if [ -n "${GATEWAY_RSPAMD_WORKERS:-}" ]; then printf 'count = %s;\n' "$GATEWAY_RSPAMD_WORKERS" >>"$o/worker-normal.inc"; fi
+    if [ -n "${GATEWAY_RSPAMD_MILTER_PORT:-}" ]; then
+      printf 'bind_socket = "127.0.0.1:%s";\nenabled = true;\nmilter = yes;\ntimeout = 120s;\nupstream "local" {\n  default = yes;\n  hosts = "127.0.0.1:%s";\n}\n' \
+        "$GATEWAY_RSPAMD_MILTER_PORT" "$RSPAMD_PORT" >"$o/worker-proxy.inc"
+    else
+      rm -f "$o/worker-proxy.inc"
+    fi
     printf 'bind_socket = "127.0.0.1:%s";\n' "$CONTROLLER_PORT" >"$o/worker-controller.inc"
     printf 'type = "file";\nfilename = "%s";\nlevel = "notice";\n' "$SD/rspamd/log/rspamd.log" >"$o/logging.inc"
     printf 'servers = "127.0.0.1:%s";\n' "$REDIS_PORT" >"$o/redis.conf"

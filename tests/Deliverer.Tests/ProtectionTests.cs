@@ -156,9 +156,9 @@ public sealed class ProtectionTests(ProtectionFixture fx) : IClassFixture<Protec
         var (_, r2) = await PostfixSmtpClient.SendAsync(Gw.Postfix.SmtpEndPoint, "a@remote.test", ["x@" + unverified], zipped);
         Assert.Equal("550 5.7.1 Message refused: it contains malware (Eicar-Test-Signature.UNOFFICIAL)", r2!.ToString());
 
-        // The gateway's own test signature, in the text itself.
+        // The gateway's own test signature, in an attached text file.
         var (_, r3) = await PostfixSmtpClient.SendAsync(Gw.Postfix.SmtpEndPoint, "a@remote.test", ["x@" + unverified],
-            Text("a@remote.test", "x@" + unverified, "sig", "hello " + ClamdInstance.TestSignature));
+            WithAttachment("a@remote.test", "x@" + unverified, "sig", "notes.txt", Encoding.ASCII.GetBytes("hello " + ClamdInstance.TestSignature + "\r\n")));
         Assert.Equal("550 5.7.1 Message refused: it contains malware (Gateway-Test-Signature.UNOFFICIAL)", r3!.ToString());
 
         // A verified domain may choose quarantine.
@@ -290,15 +290,20 @@ public sealed class ProtectionTests(ProtectionFixture fx) : IClassFixture<Protec
         try
         {
             var (_, unverifiedReply) = await PostfixSmtpClient.SendAsync(Gw.Postfix.SmtpEndPoint, "a@remote.test", ["z@" + passUnverified],
-                Text("a@remote.test", "z@" + passUnverified, "no av", "Hello."));
+                WithAttachment("a@remote.test", "z@" + passUnverified, "no av", "report.pdf", "%PDF-1.4 harmless"u8.ToArray()));
             Assert.Equal(451, unverifiedReply!.Code);
             var (_, verifiedReply) = await PostfixSmtpClient.SendAsync(Gw.Postfix.SmtpEndPoint, "a@remote.test", ["y@" + pass],
-                Text("a@remote.test", "y@" + pass, "no av", "Hello."));
+                WithAttachment("a@remote.test", "y@" + pass, "no av", "report.pdf", "%PDF-1.4 harmless"u8.ToArray()));
             Assert.Equal(250, verifiedReply!.Code);
             await Eventually.WaitAsync(() => sink.Messages.Any(m => m.Text.Contains("Subject: no av", StringComparison.Ordinal)), Wait, "passed without the malware check");
             var text = sink.Messages.Single(m => m.Text.Contains("Subject: no av", StringComparison.Ordinal)).Text;
             Assert.Contains("\r\nX-Gateway-Unscanned: malware (clamd: ", text, StringComparison.Ordinal);
             Assert.Contains("\r\nAuthentication-Results: gateway.test;", text, StringComparison.Ordinal);
+
+            // Mail without attachments is not clamd's (MalwareScope=Attachments, as rspamd's antivirus module): it flows on.
+            var (_, plainReply) = await PostfixSmtpClient.SendAsync(Gw.Postfix.SmtpEndPoint, "a@remote.test", ["z@" + passUnverified],
+                Text("a@remote.test", "z@" + passUnverified, "plain text", "Hello."));
+            Assert.Equal(250, plainReply!.Code);
         }
         finally
         {

@@ -220,3 +220,20 @@ public sealed class ScannerProtocolTests
         Assert.Equal(valid, ProtectionOptions.IsValid(o));
     }
 }
+
+/// <summary>Which messages clamd sees with the default <see cref="MalwareScope.Attachments"/>.</summary>
+public sealed class AttachmentProbeTests
+{
+    private static bool Probe(string message) => AttachmentProbe.HasAttachment(Encoding.UTF8.GetBytes(message.ReplaceLineEndings("\r\n")));
+
+    [Theory]
+    [InlineData("Subject: a\n\nplain text\n", false)]
+    [InlineData("Content-Type: text/html\n\n<p>hi</p>\n", false)]
+    [InlineData("Content-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain\n\nx\n--b\nContent-Type: text/html\n\n<p>x</p>\n--b--\n", false)]
+    [InlineData("Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nx\n--b\nContent-Type: application/zip\nContent-Transfer-Encoding: base64\n\nUEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==\n--b--\n", true)]
+    [InlineData("Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nx\n--b\nContent-Type: text/plain; name=notes.txt\n\nattached text\n--b--\n", true)]
+    [InlineData("Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\nContent-Disposition: attachment\n\nattached text\n--b--\n", true)]
+    [InlineData("Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\nSubject: inner\n\nbody\n--b--\n", true)]
+    [InlineData("Content-Type: image/png\nContent-Transfer-Encoding: base64\n\niVBORw0KGgo=\n", true)]
+    public void HasAttachment_InlineTextOnlyIsNot_AnythingElseIs(string message, bool expected) => Assert.Equal(expected, Probe(message));
+}

@@ -169,14 +169,18 @@ internal static class ProtectionCommands
     {
         var kind = new Argument<string>("kind") { Description = "spam or ham" };
         kind.AcceptOnlyFromAmong("spam", "ham");
-        var dir = new Argument<string>("dir") { Description = "A folder of messages, one per file (RFC 5322 / mbox-free); sub-folders too" };
+        var dir = new Argument<string>("dir") { Description = "A folder of messages, one per file (an mbox \"From \" first line is dropped); sub-folders too" };
         var controller = new Option<string?>("--controller")
         {
             Description = $"rspamd's controller (default $GATEWAY_RSPAMD_CONTROLLER or {DefaultController})",
         };
         var password = new Option<string?>("--password") { Description = "The controller's enable password (default $GATEWAY_RSPAMD_PASSWORD; none from loopback)" };
         var parallel = new Option<int>("--parallel") { Description = "Messages sent at once", DefaultValueFactory = _ => 4 };
-        var learn = new Command("learn", "Feed a folder of messages to rspamd's Bayes learning (/learnspam, /learnham)") { kind, dir, controller, password, parallel };
+        var all = new Option<bool>("--all")
+        {
+            Description = "Learn every message (rspamd's Learn-Type: bulk); by default rspamd skips those Bayes already classifies with 95 % certainty",
+        };
+        var learn = new Command("learn", "Feed a folder of messages to rspamd's Bayes learning (/learnspam, /learnham)") { kind, dir, controller, password, parallel, all };
         CommandRunner.SetAction(learn, async (ctx, p, ct) =>
         {
             var folder = p.GetValue(dir)!;
@@ -188,7 +192,7 @@ internal static class ProtectionCommands
             var url = new Uri((p.GetValue(controller) ?? Environment.GetEnvironmentVariable("GATEWAY_RSPAMD_CONTROLLER") ?? DefaultController).TrimEnd('/') + "/");
             var pass = p.GetValue(password) ?? Environment.GetEnvironmentVariable("GATEWAY_RSPAMD_PASSWORD");
             var files = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Where(f => !Path.GetFileName(f).StartsWith('.')).Order(StringComparer.Ordinal).ToList();
-            var report = await LearnAsync(url, p.GetValue(kind)!, pass, files, Math.Max(1, p.GetValue(parallel)), ct);
+            var report = await LearnAsync(url, p.GetValue(kind)!, pass, files, Math.Max(1, p.GetValue(parallel)), p.GetValue(all), ct);
             if (ctx.Json)
             {
                 ctx.Out.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
@@ -198,7 +202,7 @@ internal static class ProtectionCommands
             }
             else
             {
-                ctx.Out.WriteLine($"Learned {report.Learned} message(s) as {report.Kind} at {url}; {report.Skipped} already known; {report.Failed} failed.");
+                ctx.Out.WriteLine($"Learned {report.Learned} message(s) as {report.Kind} at {url}; {report.Skipped} already known or already classified; {report.Failed} failed.");
                 foreach (var e in report.Errors.Take(10))
                 {
                     ctx.Out.WriteLine("  " + e);
@@ -216,7 +220,7 @@ internal static class ProtectionCommands
     /// <summary>What a learning run did (printed, or as JSON with --json).</summary>
     internal sealed record LearnReport(string Kind, int Learned, int Skipped, int Failed, IReadOnlyList<string> Errors);
 
-    private static async Task<LearnReport> LearnAsync(Uri controller, string kind, string? password, IReadOnlyList<string> files, int parallel, CancellationToken ct)
+    private static async Task<LearnReport> LearnAsync(Uri controller, string kind, string? password, IReadOnlyList<string> files, int parallel, bool all, CancellationToken ct)
     {
         using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(60) };
         var endpoint = new Uri(controller, kind == "spam" ? "learnspam" : "learnham");
@@ -226,10 +230,15 @@ internal static class ProtectionCommands
         {
             try
             {
-                using var request = new HttpRequestMessage(HttpMethod.Post, endpoint) { Content = new ByteArrayContent(await File.ReadAllBytesAsync(file, token)) };
+                using var request = new HttpRequestMessage(HttpMethod.Post, endpoint) { Content = new ReadOnlyMemoryContent(WithoutMboxLine(await File.ReadAllBytesAsync(file, token))) };
                 if (!string.IsNullOrEmpty(password))
                 {
                     request.Headers.TryAddWithoutValidation("Password", password);
+                }
+
+                if (all)
+                {
+                    request.Headers.TryAddWithoutValidation("Learn-Type", "bulk");
                 }
 
                 using var response = await http.SendAsync(request, token);
@@ -238,9 +247,10 @@ internal static class ProtectionCommands
                 {
                     Interlocked.Increment(ref learned);
                 }
-                else if (response.StatusCode == (HttpStatusCode)208 || body.Contains("already learned", StringComparison.OrdinalIgnoreCase))
+                else if (response.StatusCode is (HttpStatusCode)208 or HttpStatusCode.NoContent || body.Contains("already learned", StringComparison.OrdinalIgnoreCase))
                 {
-                    // rspamd answers 208 for a message whose tokens it has learned as this class before.
+                    // rspamd answers 208 for a message it has learned as this class before, and 204 for one its Bayes already
+                    // puts in this class with 95 % certainty (lua_bayes_learn.can_learn: it trains on errors).
                     Interlocked.Increment(ref skipped);
                 }
                 else
@@ -256,6 +266,18 @@ internal static class ProtectionCommands
             }
         });
         return new LearnReport(kind, learned, skipped, failed, [.. errors]);
+    }
+
+    /// <summary>A message saved from an mbox starts with its "From " separator line, which is no header field: it is dropped.</summary>
+    internal static ReadOnlyMemory<byte> WithoutMboxLine(byte[] message)
+    {
+        if (message.AsSpan().StartsWith("From "u8))
+        {
+            var lf = Array.IndexOf(message, (byte)'\n');
+            return lf < 0 ? message : message.AsMemory(lf + 1);
+        }
+
+        return message;
     }
 
     private static bool Success(string body)

@@ -40,7 +40,9 @@ public sealed partial class MessageScanner(ProtectionOptions options, RspamdClie
 
         var started = clock.GetTimestamp();
         var spamTask = CheckSpamAsync(scan, message, cancellationToken);
-        var malwareTask = options.MalwareScanner == MalwareScanner.Clamd ? ScanMalwareAsync(message, cancellationToken) : null;
+        var malwareTask = options.MalwareScanner == MalwareScanner.Clamd && (options.MalwareScope == MalwareScope.Everything || AttachmentProbe.HasAttachment(message))
+            ? ScanMalwareAsync(message, cancellationToken)
+            : null;
         var (spam, spamFailure) = await spamTask.ConfigureAwait(false);
         string? malware = null;
         ScannerException? malwareFailure = null;

@@ -44,6 +44,9 @@ public sealed class ProtectionOptions
 
     public MalwareScanner MalwareScanner { get; set; } = MalwareScanner.Clamd;
 
+    /// <summary>Which messages the Deliverer sends to clamd (<see cref="MalwareScanner.Clamd"/>): those with attachments (default) or every one.</summary>
+    public MalwareScope MalwareScope { get; set; } = MalwareScope.Attachments;
+
     /// <summary>One attempt at one rspamd (rspamd's own <c>task_timeout</c> is 8 s).</summary>
     public TimeSpan RspamdTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
