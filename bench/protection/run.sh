@@ -12,7 +12,8 @@
 # Same envelope everywhere: client 127.0.0.1, MAIL FROM the message's Return-Path, RCPT user@bench.test.
 # ROUNDS (2) alternates (m) and (g); CONCURRENCY (16) sessions; LATENCY_N (300) messages for (r1)/(i1); KEEP=1 keeps
 # the work folder; TEST_LIMIT / TRAIN_LIMIT cut the sets for a quick try. DNS answers SERVFAIL to everything (a local
-# stub: nothing leaves 127.0.0.1). Results: a table on stdout, also in bench/results/protection-<time>.md.
+# stub: nothing leaves 127.0.0.1). ONLY=latency runs (r1), (i1) and (i0) alone (no training, no stacks). Results: a table
+# on stdout, also in bench/protection/results/<time>.md.
 set -euo pipefail
 ROUNDS=${ROUNDS:-2}
 CONCURRENCY=${CONCURRENCY:-16}
@@ -81,6 +82,7 @@ RSPAMD="http://127.0.0.1:$GATEWAY_RSPAMD_PORT"
 SETTINGS='{"symbols_disabled":["CLAM_VIRUS"]}'
 
 echo "corpus: $TEST_N test messages; $(nproc) cores; rspamd $GATEWAY_RSPAMD_WORKERS normal workers; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+if [ "${ONLY:-}" != latency ]; then
 python3 "$HERE/load.py" rspamd "$RSPAMD" --list "$WORK/test.txt" --concurrency "$CONCURRENCY" --settings "$SETTINGS" >"$WORK/r0.json"
 echo "(r0) rspamd alone, untrained: $(json "$WORK/r0.json" "d['per_second']") msg/s" >&2
 
@@ -95,6 +97,8 @@ done
 
 python3 "$HERE/load.py" rspamd "$RSPAMD" --list "$WORK/test.txt" --concurrency "$CONCURRENCY" --settings "$SETTINGS" >"$WORK/r.json"
 echo "(r) rspamd alone, trained: $(json "$WORK/r.json" "d['per_second']") msg/s" >&2
+fi
+python3 "$HERE/load.py" rspamd "$RSPAMD" --list "$WORK/warmup.txt" --concurrency 1 --settings "$SETTINGS" >/dev/null
 python3 "$HERE/load.py" rspamd "$RSPAMD" --list "$WORK/latency.txt" --concurrency 1 --settings "$SETTINGS" >"$WORK/r1.json"
 
 # ---- the two stacks
@@ -205,7 +209,9 @@ PY
   fi
   stop_sink
 }
-for round in $(seq 1 "$ROUNDS"); do run_stack m "$round"; run_stack g "$round"; done
+if [ "${ONLY:-}" != latency ]; then
+  for round in $(seq 1 "$ROUNDS"); do run_stack m "$round"; run_stack g "$round"; done
+fi
 
 # ---- (i1): the intake alone, one message at a time (XFORWARD as Postfix sends it); (i0) the same without scanning
 for i in i1 i0; do
@@ -224,24 +230,31 @@ def rates(d, tag=6, reject=15):
     s, h = d["scores"].get("spam", []), d["scores"].get("ham", [])
     f = lambda xs, t: 100.0 * sum(1 for x in xs if x >= t) / max(1, len(xs))
     return f(s, tag), f(h, tag), f(s, reject), f(h, reject), len(s), len(h)
-r0, r, r1, i1, i0 = L("r0"), L("r"), L("r1"), L("i1"), L("i0")
-g = [L(f"g{k}") for k in range(1, rounds + 1)]
-m = [L(f"m{k}") for k in range(1, rounds + 1)]
-gm = statistics.mean(x["to_sink_per_second"] for x in g)
-mm = statistics.mean(x["to_sink_per_second"] for x in m)
+import os
+full = os.path.exists(f"{work}/r.json")
+r1, i1, i0 = L("r1"), L("i1"), L("i0")
 print("| scenario | messages/s | DATA→reply p50 / p99 (ms) |")
 print("|---|---|---|")
-for k in range(rounds):
+if full:
+  r0, r = L("r0"), L("r")
+  g = [L(f"g{k}") for k in range(1, rounds + 1)]
+  m = [L(f"m{k}") for k in range(1, rounds + 1)]
+  gm = statistics.mean(x["to_sink_per_second"] for x in g)
+  mm = statistics.mean(x["to_sink_per_second"] for x in m)
+for k in range(rounds if full else 0):
     print(f"| (m) Postfix + rspamd milter → smtp-sink, round {k+1} | {m[k]['to_sink_per_second']} | {m[k]['p50_ms']} / {m[k]['p99_ms']} |")
     print(f"| (g) Postfix → Deliverer (rspamd + clamd, Redis) → smtp-sink, round {k+1} | {g[k]['to_sink_per_second']} | {g[k]['p50_ms']} / {g[k]['p99_ms']} |")
-print(f"| **(g) / (m)**, mean of {rounds} rounds | **{gm / mm:.2f}×** ({gm:.0f} / {mm:.0f}) | |")
-print(f"| (r) rspamd alone, /checkv2, same concurrency | {r['per_second']} | {r['p50_ms']} / {r['p99_ms']} |")
+if full:
+  print(f"| **(g) / (m)**, mean of {rounds} rounds | **{gm / mm:.2f}×** ({gm:.0f} / {mm:.0f}) | |")
+  print(f"| (r) rspamd alone, /checkv2, same concurrency | {r['per_second']} | {r['p50_ms']} / {r['p99_ms']} |")
 print(f"| (r1) rspamd alone, one at a time ({r1['messages']} messages) | {r1['per_second']} | {r1['p50_ms']} / {r1['p99_ms']} |")
 print(f"| (i1) Deliverer intake alone, one at a time (scan + Redis appendfsync always) | {i1['per_second']} | {i1['p50_ms']} / {i1['p99_ms']} |")
 print(f"| (i0) the same without scanning (Gateway:Protection:Mode=Off): what storing costs | {i0['per_second']} | {i0['p50_ms']} / {i0['p99_ms']} |")
 print()
 print(f"Intake p50 {i1['p50_ms']} ms vs rspamd's own scan p50 {r1['p50_ms']} ms + 5 ms = {r1['p50_ms'] + 5:.2f} ms: "
       f"{'within' if i1['p50_ms'] <= r1['p50_ms'] + 5 else 'OVER'} the target.")
+if not full:
+    sys.exit(0)
 print()
 print("| rspamd verdicts on the test set (spam-2, easy-ham-2) | spam flagged (score ≥ 6) | ham flagged (false positives) | spam refused (≥ 15) | ham refused |")
 print("|---|---|---|---|---|")
@@ -256,5 +269,5 @@ print()
 print(f"Replies through (g), all rounds: {json.dumps(codes, sort_keys=True)}; errors: {sum(x['error_count'] for x in g + m)}")
 PY
 echo "CONCURRENCY=$CONCURRENCY sessions, $(nproc) cores, load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/report.md"
-mkdir -p "$ROOT/bench/results"
-cp "$WORK/report.md" "$ROOT/bench/results/protection-$(date -u +%Y%m%dT%H%M%SZ).md"
+mkdir -p "$HERE/results"
+cp "$WORK/report.md" "$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)${ONLY:+-$ONLY}.md"

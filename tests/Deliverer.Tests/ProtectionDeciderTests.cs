@@ -222,3 +222,62 @@ public sealed class ProtectionDeciderTests
         Assert.Equal("550 5.7.1 Message refused: DMARC policy of b?cher.example rejects unauthenticated mail", d.Reply);
     }
 }
+
+/// <summary>What a decision means for storing: the bytes per copy and the holds merged with the rules (<see cref="ProtectionResult"/>).</summary>
+public sealed class ProtectionResultTests
+{
+    private const string Message = "Received: from c ([192.0.2.1])\r\n\tby gateway.test; Sun, 06 Dec 2026 12:00:00 +0000\r\nSubject: offer\r\nX-Spam-Flag: NO\r\n\r\nbody\r\n";
+
+    private static ProtectionResult Result(params CopyVerdict[] copies)
+    {
+        var bytes = System.Text.Encoding.ASCII.GetBytes(Message);
+        return new ProtectionResult(new ScanDecision(copies, null), new ScanFacts(), bytes, ScanHeaders.Parse(bytes), "X-Spam-Score: 7.00\r\n", "gateway.test");
+    }
+
+    private static CopyVerdict V(string domain, ScanAction action, bool subjectTag = false, string? unscanned = null, string direction = Directions.Inbound) =>
+        new(new ScanCopy(domain, direction, new ProtectionSettings { Spam = new SpamProtection { SubjectTag = subjectTag } }, true), action, action == ScanAction.Deliver ? ScanReasons.Clean : ScanReasons.Spam,
+            "spam score 7.00", unscanned);
+
+    private static string Text(byte[] b) => System.Text.Encoding.ASCII.GetString(b);
+
+    [Fact]
+    public void BodyFor_EachCopyItsVariant_OutboundUnchanged_VariantsMadeOnce()
+    {
+        var r = Result(V("plain.example", ScanAction.Deliver), V("tag.example", ScanAction.Tag), V("subj.example", ScanAction.Tag, subjectTag: true),
+            V("held.example", ScanAction.Quarantine), V("pass.example", ScanAction.Tag, unscanned: "malware (clamd: down)"), V("out.example", ScanAction.Deliver, direction: Directions.Outbound));
+        var plain = Text(r.BodyFor("plain.example", Directions.Inbound));
+        Assert.Contains("X-Spam-Score: 7.00\r\nSubject: offer\r\n\r\n", plain, StringComparison.Ordinal);
+        Assert.DoesNotContain("X-Spam-Flag", plain, StringComparison.Ordinal);
+        Assert.Contains("X-Spam-Flag: YES\r\nSubject: offer\r\n", Text(r.BodyFor("tag.example", Directions.Inbound)), StringComparison.Ordinal);
+        Assert.Contains("Subject: [SPAM] offer\r\n", Text(r.BodyFor("subj.example", Directions.Inbound)), StringComparison.Ordinal);
+        Assert.Same(r.BodyFor("plain.example", Directions.Inbound), r.BodyFor("held.example", Directions.Inbound));
+        var passed = Text(r.BodyFor("pass.example", Directions.Inbound));
+        Assert.Contains("X-Spam-Flag: YES\r\nX-Gateway-Unscanned: malware (clamd: down)\r\n", passed, StringComparison.Ordinal);
+        Assert.Equal(Message, Text(r.BodyFor("out.example", Directions.Outbound)));
+    }
+
+    [Fact]
+    public void Merge_ProtectionHoldJoinsTheRules_StrongerWins()
+    {
+        var r = Result(V("a.example", ScanAction.Quarantine), V("b.example", ScanAction.Deliver));
+        var cls = (string d) => new Gateway.Core.Delivery.RecipientClass(Gateway.Core.Delivery.RecipientDecision.Inbound, d);
+        var recipients = new[]
+        {
+            new Gateway.Deliverer.Intake.IntakeRecipient("x@a.example", cls("a.example")),
+            new Gateway.Deliverer.Intake.IntakeRecipient("y@a.example", cls("a.example")),
+            new Gateway.Deliverer.Intake.IntakeRecipient("z@b.example", cls("b.example")),
+        };
+        var merged = r.Merge(null, recipients)!;
+        Assert.Equal(Gateway.Core.Rules.RuleAction.Quarantine, merged[0].Action);
+        Assert.Equal("protection:spam", merged[0].Rule!.Id);
+        Assert.Null(merged[2].Action);
+
+        var reject = new Gateway.Core.Rules.PolicyRule { Id = "r1", Action = Gateway.Core.Rules.RuleAction.Reject };
+        var deliver = new Gateway.Core.Rules.PolicyRule { Id = "r2", Action = Gateway.Core.Rules.RuleAction.Deliver };
+        merged = r.Merge([new(recipients[0], reject.Action, reject), new(recipients[1], deliver.Action, deliver), new(recipients[2], null, null)], recipients)!;
+        Assert.Equal("r1", merged[0].Rule!.Id); // a rule's REJECT stands
+        Assert.Equal("protection:spam", merged[1].Rule!.Id); // a DELIVER rule does not skip protection
+
+        Assert.Null(Result(V("b.example", ScanAction.Tag)).Merge(null, recipients));
+    }
+}

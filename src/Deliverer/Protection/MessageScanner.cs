@@ -189,9 +189,7 @@ public sealed class ProtectionResult
     private readonly List<HeaderField> _fields;
     private readonly string _common;
     private readonly string _authServId;
-    private byte[]? _inbound;
-    private byte[]? _tagged;
-    private byte[]? _taggedSubject;
+    private readonly Dictionary<(bool Tag, bool Subject, string? Unscanned), byte[]> _variants = [];
 
     internal ProtectionResult(ScanDecision decision, ScanFacts facts, byte[] message, List<HeaderField> fields, string commonHeaders, string authServId)
     {
@@ -220,20 +218,17 @@ public sealed class ProtectionResult
             return _message;
         }
 
-        var unscanned = v.Unscanned is { } what ? $"{ScanHeaders.Unscanned}: {Fold(what)}\r\n" : string.Empty;
-        if (v.Action != ScanAction.Tag)
+        // At most a few variants per message (untagged, tagged, tagged with the subject, passed unscanned), each made once.
+        var tag = v.Action == ScanAction.Tag;
+        var key = (tag, tag && v.Copy.Policy.Spam.SubjectTag, v.Unscanned);
+        if (!_variants.TryGetValue(key, out var body))
         {
-            return unscanned.Length > 0
-                ? ScanHeaders.Rewrite(_message, _fields, _authServId, _common + unscanned, false)
-                : _inbound ??= ScanHeaders.Rewrite(_message, _fields, _authServId, _common, false);
+            var added = _common + (tag ? ScanHeaders.SpamFlag + ": YES\r\n" : string.Empty) +
+                        (v.Unscanned is { } what ? $"{ScanHeaders.Unscanned}: {Fold(what)}\r\n" : string.Empty);
+            _variants[key] = body = ScanHeaders.Rewrite(_message, _fields, _authServId, added, key.Item2);
         }
 
-        if (v.Copy.Policy.Spam.SubjectTag)
-        {
-            return _taggedSubject ??= ScanHeaders.Rewrite(_message, _fields, _authServId, _common + ScanHeaders.SpamFlag + ": YES\r\n", true);
-        }
-
-        return _tagged ??= ScanHeaders.Rewrite(_message, _fields, _authServId, _common + ScanHeaders.SpamFlag + ": YES\r\n", false);
+        return body;
     }
 
     /// <summary>
