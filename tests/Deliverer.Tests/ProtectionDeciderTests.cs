@@ -1,4 +1,5 @@
 using Gateway.Core.Domains;
+using Gateway.Core.Mail;
 using Gateway.Core.MessageLog;
 using Gateway.Deliverer.Protection;
 
@@ -18,7 +19,7 @@ public sealed class ProtectionDeciderTests
         return new ScanFacts { Spam = spam, Malware = malware, Auth = AuthResults.From(spam), FromDomain = "sender.example", EnvelopeDomain = "sender.example" };
     }
 
-    private static ScanCopy Copy(ProtectionSettings? p = null, bool verified = true, string direction = Directions.Inbound, string domain = "a.example") =>
+    private static ScanCopy Copy(ProtectionSettings? p = null, bool verified = true, Direction direction = Direction.Inbound, string domain = "a.example") =>
         new(domain, direction, p ?? Defaults, verified);
 
     private static ProtectionSettings Spam(double tag, double quarantine, double reject, double outbound = 0) =>
@@ -51,18 +52,18 @@ public sealed class ProtectionDeciderTests
         Assert.Equal(expected == ScanAction.Deliver ? ScanReasons.Clean : ScanReasons.Spam, v.Reason);
     }
 
-    public static TheoryData<ProtectionAction, bool, string, ScanAction> MalwareCases => new()
+    public static TheoryData<ProtectionAction, bool, Direction, ScanAction> MalwareCases => new()
     {
         // the domain's malware action, verified, direction → action
-        { ProtectionAction.Reject, true, Directions.Inbound, ScanAction.Reject },
-        { ProtectionAction.Quarantine, true, Directions.Inbound, ScanAction.Quarantine },
-        { ProtectionAction.Quarantine, false, Directions.Inbound, ScanAction.Reject },  // unverified: always reject
-        { ProtectionAction.Quarantine, true, Directions.Outbound, ScanAction.Reject },  // outbound: always reject
+        { ProtectionAction.Reject, true, Direction.Inbound, ScanAction.Reject },
+        { ProtectionAction.Quarantine, true, Direction.Inbound, ScanAction.Quarantine },
+        { ProtectionAction.Quarantine, false, Direction.Inbound, ScanAction.Reject },  // unverified: always reject
+        { ProtectionAction.Quarantine, true, Direction.Outbound, ScanAction.Reject },  // outbound: always reject
     };
 
     [Theory]
     [MemberData(nameof(MalwareCases))]
-    public void Evaluate_Malware_DomainsActionButUnverifiedAndOutboundAlwaysReject(ProtectionAction action, bool verified, string direction, ScanAction expected)
+    public void Evaluate_Malware_DomainsActionButUnverifiedAndOutboundAlwaysReject(ProtectionAction action, bool verified, Direction direction, ScanAction expected)
     {
         var lenient = Spam(0, 0, 0) with { Malware = action, Spoofing = ProtectionAction.Deliver, DmarcEnforce = false };
         var v = ProtectionDecider.Evaluate(Facts(0, "Eicar-Test-Signature"), Copy(lenient, verified, direction));
@@ -151,7 +152,7 @@ public sealed class ProtectionDeciderTests
         Assert.Equal(ScanAction.Deliver, ProtectionDecider.Evaluate(failing with { FromManaged = true, FromSourceAuthorised = true }, strict).Action);
         Assert.Equal(ScanAction.Reject, ProtectionDecider.Evaluate(failing with { FromManaged = true }, strict).Action);
         // Outbound copies are the domain's own mail: no spoofing or DMARC verdict there.
-        Assert.Equal(ScanAction.Deliver, ProtectionDecider.Evaluate(failing with { FromManaged = true }, Copy(Defaults with { Spoofing = ProtectionAction.Reject }, direction: Directions.Outbound)).Action);
+        Assert.Equal(ScanAction.Deliver, ProtectionDecider.Evaluate(failing with { FromManaged = true }, Copy(Defaults with { Spoofing = ProtectionAction.Reject }, direction: Direction.Outbound)).Action);
     }
 
     [Fact]
@@ -169,7 +170,7 @@ public sealed class ProtectionDeciderTests
     [InlineData(10, 10, ScanAction.Reject)]
     public void Evaluate_Outbound_OnlyTheOutboundThresholdRefuses(double limit, double score, ScanAction expected)
     {
-        var v = ProtectionDecider.Evaluate(Facts(score), Copy(Spam(1, 2, 3, limit), direction: Directions.Outbound));
+        var v = ProtectionDecider.Evaluate(Facts(score), Copy(Spam(1, 2, 3, limit), direction: Direction.Outbound));
         Assert.Equal(expected, v.Action);
     }
 
@@ -234,7 +235,7 @@ public sealed class ProtectionResultTests
         return new ProtectionResult(new ScanDecision(copies, null), new ScanFacts(), bytes, ScanHeaders.Parse(bytes), "X-Spam-Score: 7.00\r\n", "gateway.test");
     }
 
-    private static CopyVerdict V(string domain, ScanAction action, bool subjectTag = false, string? unscanned = null, string direction = Directions.Inbound) =>
+    private static CopyVerdict V(string domain, ScanAction action, bool subjectTag = false, string? unscanned = null, Direction direction = Direction.Inbound) =>
         new(new ScanCopy(domain, direction, new ProtectionSettings { Spam = new SpamProtection { SubjectTag = subjectTag } }, true), action, action == ScanAction.Deliver ? ScanReasons.Clean : ScanReasons.Spam,
             "spam score 7.00", unscanned);
 
@@ -244,28 +245,27 @@ public sealed class ProtectionResultTests
     public void BodyFor_EachCopyItsVariant_OutboundUnchanged_VariantsMadeOnce()
     {
         var r = Result(V("plain.example", ScanAction.Deliver), V("tag.example", ScanAction.Tag), V("subj.example", ScanAction.Tag, subjectTag: true),
-            V("held.example", ScanAction.Quarantine), V("pass.example", ScanAction.Tag, unscanned: "malware (clamd: down)"), V("out.example", ScanAction.Deliver, direction: Directions.Outbound));
-        var plain = Text(r.BodyFor("plain.example", Directions.Inbound));
+            V("held.example", ScanAction.Quarantine), V("pass.example", ScanAction.Tag, unscanned: "malware (clamd: down)"), V("out.example", ScanAction.Deliver, direction: Direction.Outbound));
+        var plain = Text(r.BodyFor("plain.example", Direction.Inbound));
         Assert.Contains("X-Spam-Score: 7.00\r\nSubject: offer\r\n\r\n", plain, StringComparison.Ordinal);
         Assert.DoesNotContain("X-Spam-Flag", plain, StringComparison.Ordinal);
-        Assert.Contains("X-Spam-Flag: YES\r\nSubject: offer\r\n", Text(r.BodyFor("tag.example", Directions.Inbound)), StringComparison.Ordinal);
-        Assert.Contains("Subject: [SPAM] offer\r\n", Text(r.BodyFor("subj.example", Directions.Inbound)), StringComparison.Ordinal);
-        Assert.Same(r.BodyFor("plain.example", Directions.Inbound), r.BodyFor("held.example", Directions.Inbound));
-        var passed = Text(r.BodyFor("pass.example", Directions.Inbound));
+        Assert.Contains("X-Spam-Flag: YES\r\nSubject: offer\r\n", Text(r.BodyFor("tag.example", Direction.Inbound)), StringComparison.Ordinal);
+        Assert.Contains("Subject: [SPAM] offer\r\n", Text(r.BodyFor("subj.example", Direction.Inbound)), StringComparison.Ordinal);
+        Assert.Same(r.BodyFor("plain.example", Direction.Inbound), r.BodyFor("held.example", Direction.Inbound));
+        var passed = Text(r.BodyFor("pass.example", Direction.Inbound));
         Assert.Contains("X-Spam-Flag: YES\r\nX-Gateway-Unscanned: malware (clamd: down)\r\n", passed, StringComparison.Ordinal);
-        Assert.Equal(Message, Text(r.BodyFor("out.example", Directions.Outbound)));
+        Assert.Equal(Message, Text(r.BodyFor("out.example", Direction.Outbound)));
     }
 
     [Fact]
     public void Merge_ProtectionHoldJoinsTheRules_StrongerWins()
     {
         var r = Result(V("a.example", ScanAction.Quarantine), V("b.example", ScanAction.Deliver));
-        var cls = (string d) => new Gateway.Core.Delivery.RecipientClass(Gateway.Core.Delivery.RecipientDecision.Inbound, d);
         var recipients = new[]
         {
-            new Gateway.Deliverer.Intake.IntakeRecipient("x@a.example", cls("a.example")),
-            new Gateway.Deliverer.Intake.IntakeRecipient("y@a.example", cls("a.example")),
-            new Gateway.Deliverer.Intake.IntakeRecipient("z@b.example", cls("b.example")),
+            new Gateway.Deliverer.Intake.IntakeRecipient("x@a.example", "a.example", Direction.Inbound),
+            new Gateway.Deliverer.Intake.IntakeRecipient("y@a.example", "a.example", Direction.Inbound),
+            new Gateway.Deliverer.Intake.IntakeRecipient("z@b.example", "b.example", Direction.Inbound),
         };
         var merged = r.Merge(null, recipients)!;
         Assert.Equal(Gateway.Core.Rules.RuleAction.Quarantine, merged[0].Action);

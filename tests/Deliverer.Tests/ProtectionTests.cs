@@ -2,7 +2,9 @@ using System.IO.Compression;
 using System.Net;
 using System.Text;
 using Gateway.Api.V1;
+using Gateway.ControlPlane.Application;
 using Gateway.Core.Delivery;
+using Gateway.Core.Mail;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Quarantine;
 using Gateway.Deliverer;
@@ -333,7 +335,7 @@ public sealed class ProtectionTests(ProtectionFixture fx) : IClassFixture<Protec
         Assert.DoesNotContain("X-Spam-Score", sent, StringComparison.Ordinal);
         Assert.DoesNotContain("Authentication-Results", sent, StringComparison.Ordinal);
         var scanned = await LogEventAsync(name, MessageLogEvents.Scanned);
-        Assert.Equal(Directions.Outbound, scanned.Direction);
+        Assert.Equal(Direction.Outbound, scanned.Direction);
         Assert.Contains("action=deliver reason=clean score=15.00", scanned.Detail, StringComparison.Ordinal);
 
         var domains = new DomainService.DomainServiceClient(Gw.ControlPlane.WithKey(_keys[name]));
@@ -435,7 +437,7 @@ public sealed class ProtectionTests(ProtectionFixture fx) : IClassFixture<Protec
         var etag = created.Etag;
         if (verified)
         {
-            etag = (await Gw.ControlPlane.Services.GetRequiredService<Gateway.Core.Domains.DomainManager>().ChangeAsync(name,
+            etag = (await Gw.ControlPlane.Services.GetRequiredService<DomainManager>().ChangeAsync(name,
                 c => c with { Verification = c.Verification with { Verified = true, Method = Gateway.Core.Domains.VerificationMethod.Txt, VerifyTime = DateTimeOffset.UtcNow } },
                 Gateway.Core.Storage.ConfigOps.Verify)).Etag;
         }

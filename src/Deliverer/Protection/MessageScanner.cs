@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Gateway.Core.Delivery;
 using Gateway.Core.Domains;
+using Gateway.Core.Mail;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Relay;
 using Gateway.Core.Rules;
@@ -68,11 +69,10 @@ public sealed partial class MessageScanner(ProtectionOptions options, RspamdClie
         var fields = ScanHeaders.Parse(message);
         var facts = Facts(scan, message, fields, spam, spamFailure, malware, malwareFailure);
         var copies = scan.Recipients
-            .Where(r => r.Class.Domain is not null)
-            .GroupBy(r => (r.Class.Domain!, r.Class.Direction))
-            .Select(g => snapshot.Find(g.Key.Item1) is { } d
-                ? new ScanCopy(d.Name, g.Key.Direction, d.Config.Settings.Protection, d.Verified)
-                : new ScanCopy(g.Key.Item1, g.Key.Direction, ProtectionSettings.Default, false))
+            .GroupBy(r => (r.Domain, r.Direction))
+            .Select(g => snapshot.Find(g.Key.Domain) is { } d
+                ? new ScanCopy(g.Key.Domain, g.Key.Direction, d.Config.Settings.Protection, d.Verified)
+                : new ScanCopy(g.Key.Domain, g.Key.Direction, ProtectionSettings.Default, false))
             .ToList();
         var decision = ProtectionDecider.Decide(facts, copies);
         foreach (var v in decision.Copies)
@@ -86,9 +86,9 @@ public sealed partial class MessageScanner(ProtectionOptions options, RspamdClie
             var summary = result.Summary(decision.Copies[0]);
             LogRefused(logger, scan.Id, reply, summary);
             var now = clock.GetUtcNow();
-            foreach (var r in scan.Recipients.Where(r => r.Class.Domain is not null))
+            foreach (var r in scan.Recipients)
             {
-                log.Post(result.ScannedEvent(r.Class.Domain!, scan.Id, r.Class.Direction, scan.Sender, r.Address, scan.Client, now, reply));
+                log.Post(result.ScannedEvent(r.Domain, scan.Id, r.Direction, scan.Sender, r.Address, scan.Client, now, reply));
             }
         }
 
@@ -100,7 +100,9 @@ public sealed partial class MessageScanner(ProtectionOptions options, RspamdClie
         var started = clock.GetTimestamp();
         try
         {
-            var request = new RspamdRequest(scan.Client, scan.Helo, scan.ClientName, scan.Sender, scan.Recipients.Select(r => r.Address).ToList(), scan.Id);
+            // Postfix says "unknown" for a client without a verified name (XFORWARD_README); rspamd takes that as no name too.
+            var name = scan.ClientName is "unknown" ? null : scan.ClientName;
+            var request = new RspamdRequest(scan.Client, scan.Helo, name, scan.Sender, scan.Recipients.Select(r => r.Address).ToList(), scan.Id);
             var result = await rspamd.CheckAsync(request, message, cancellationToken).ConfigureAwait(false);
             metrics.EngineCall(RspamdClient.Engine, clock.GetElapsedTime(started), null);
             return (result, null);
@@ -134,12 +136,12 @@ public sealed partial class MessageScanner(ProtectionOptions options, RspamdClie
         ScannerException? malwareFailure)
     {
         var from = ScanHeaders.FromDomain(message, fields);
-        var fromEntry = from is null ? null : RecipientClassifier.Find(snapshot, DomainName.NormalizeOrNull(from) ?? from);
+        var fromEntry = from is null ? null : snapshot.Find(DomainName.NormalizeOrNull(from) ?? from);
         // Only the domain's own custom IPs count as proof: Microsoft 365's and Google's ranges are shared by every
         // customer of those providers (requirements §3), so mail from them must authenticate by SPF/DKIM like any other.
         var authorised = fromEntry is { Verified: true, Outbound.Enabled: true } &&
-                         RelayRules.TryParseClientAddress(scan.Client, out var client) && fromEntry.CustomIps.Contains(client);
-        var envelopeDomain = Addresses.DomainOf(scan.Sender);
+                         IpAddressText.TryParseClient(scan.Client, out var client) && fromEntry.CustomIps.Contains(client);
+        var envelopeDomain = EnvelopeAddress.DomainOf(scan.Sender);
         return new ScanFacts
         {
             Spam = spam,
@@ -206,14 +208,14 @@ public sealed class ProtectionResult
 
     public IReadOnlyList<CopyVerdict> Copies => _decision.Copies;
 
-    public CopyVerdict? Verdict(string domain, string direction) =>
+    public CopyVerdict? Verdict(string domain, Direction direction) =>
         _decision.Copies.FirstOrDefault(v => string.Equals(v.Copy.Domain, domain, StringComparison.OrdinalIgnoreCase) && v.Copy.Direction == direction);
 
     /// <summary>The bytes to store for a copy: inbound copies carry the gateway's headers (and the tag); outbound ones are unchanged.</summary>
-    public byte[] BodyFor(string domain, string direction)
+    public byte[] BodyFor(string domain, Direction direction)
     {
         var v = Verdict(domain, direction);
-        if (v is null || direction == Directions.Outbound)
+        if (v is null || direction == Direction.Outbound)
         {
             return _message;
         }
@@ -249,7 +251,7 @@ public sealed class ProtectionResult
         {
             var r = recipients[i];
             var rule = rules?[i] ?? new IntakeVerdict(r, null, null);
-            var v = r.Class.Domain is { } d ? Verdict(d, r.Class.Direction) : null;
+            var v = Verdict(r.Domain, r.Direction);
             merged[i] = v is { Action: ScanAction.Quarantine } && rule.Action is not (RuleAction.Reject or RuleAction.Quarantine)
                 ? new IntakeVerdict(r, RuleAction.Quarantine, HoldRule(v))
                 : rule;
@@ -267,7 +269,7 @@ public sealed class ProtectionResult
     };
 
     /// <summary>The <c>scanned</c> event of one recipient's copy (docs/message-log.md).</summary>
-    public MessageLogEvent ScannedEvent(string domain, string id, string direction, string sender, string recipient, string client, DateTimeOffset now, string? reply = null)
+    public MessageLogEvent ScannedEvent(string domain, string id, Direction direction, string sender, string recipient, string client, DateTimeOffset now, string? reply = null)
     {
         var v = Verdict(domain, direction);
         return new MessageLogEvent

@@ -1,6 +1,6 @@
 using System.Globalization;
 using Gateway.Core.Domains;
-using Gateway.Core.MessageLog;
+using Gateway.Core.Mail;
 
 namespace Gateway.Deliverer.Protection;
 
@@ -60,7 +60,7 @@ public sealed record ScanFacts
 }
 
 /// <summary>One owning domain's copy: the domain, the direction relative to it, its policy and whether it is verified.</summary>
-public sealed record ScanCopy(string Domain, string Direction, ProtectionSettings Policy, bool Verified);
+public sealed record ScanCopy(string Domain, Direction Direction, ProtectionSettings Policy, bool Verified);
 
 /// <summary>The decision for one copy.</summary>
 /// <param name="Text">Why, in words: the SMTP reply text of a refusal, the quarantine description of a hold.</param>
@@ -121,7 +121,7 @@ public static class ProtectionDecider
         ArgumentNullException.ThrowIfNull(facts);
         ArgumentNullException.ThrowIfNull(copy);
         var policy = copy.Policy;
-        var outbound = copy.Direction == Directions.Outbound;
+        var outbound = copy.Direction == Direction.Outbound;
         var pass = policy.OnScannerFailure == ScannerFailureAction.Pass;
 
         if (facts.Malware is { } virus)

@@ -1,5 +1,5 @@
 using System.Diagnostics.Metrics;
-using Gateway.Core.MessageLog;
+using Gateway.Core.Mail;
 using Gateway.Core.Telemetry;
 
 namespace Gateway.Deliverer.Protection;
@@ -33,8 +33,8 @@ public sealed class ProtectionMetrics : IGatewayInstruments
             "Scan latency by engine (rspamd, clamd; both run at once) and for the whole scan (engine=all).", advice: Buckets);
     }
 
-    public void Verdict(ScanAction action, string reason, string direction) =>
-        _verdicts.Add(1, Tag("action", Action(action)), Tag("reason", reason), Tag("direction", direction == Directions.Outbound ? Directions.Outbound : Directions.Inbound));
+    public void Verdict(ScanAction action, string reason, Direction direction) =>
+        _verdicts.Add(1, Tag("action", Action(action)), Tag("reason", reason), Tag("direction", DirectionText.Of(direction)));
 
     /// <param name="failure">Null when the engine answered; else one of <see cref="ScannerFailureReasons"/>.</param>
     public void EngineCall(string engine, TimeSpan elapsed, string? failure)
