@@ -66,7 +66,7 @@ public sealed class ClamdInstance : IAsyncDisposable
             await File.WriteAllTextAsync(Path.Combine(root, "clamd.conf"), conf, cancellationToken).ConfigureAwait(false);
             if (root_)
             {
-                await RspamdInstance.RunAsync("chown", ["-R", "clamav", root], cancellationToken).ConfigureAwait(false);
+                await EngineProcess.RunAsync("chown", ["-R", "clamav", root], cancellationToken).ConfigureAwait(false);
             }
 
             await instance.RestartAsync(cancellationToken).ConfigureAwait(false);
@@ -124,20 +124,7 @@ public sealed class ClamdInstance : IAsyncDisposable
         }
     }
 
-    public async Task StopAsync()
-    {
-        if (_process is { } p)
-        {
-            if (!p.HasExited)
-            {
-                p.Kill(entireProcessTree: true);
-                await p.WaitForExitAsync().ConfigureAwait(false);
-            }
-
-            p.Dispose();
-            _process = null;
-        }
-    }
+    public async Task StopAsync() => _process = await EngineProcess.KillAsync(_process).ConfigureAwait(false);
 
     public async ValueTask DisposeAsync()
     {

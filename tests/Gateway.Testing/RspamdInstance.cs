@@ -149,17 +149,7 @@ public sealed class RspamdInstance : IAsyncDisposable
     /// <summary>Stops rspamd (the intake then answers 451 unless a domain passes unscanned mail).</summary>
     public async Task StopAsync()
     {
-        if (_process is { } p)
-        {
-            if (!p.HasExited)
-            {
-                p.Kill(entireProcessTree: true);
-                await p.WaitForExitAsync().ConfigureAwait(false);
-            }
-
-            p.Dispose();
-            _process = null;
-        }
+        _process = await EngineProcess.KillAsync(_process).ConfigureAwait(false);
 
         // Workers may outlive the main process for a moment; wait until the ports are free again.
         var deadline = DateTime.UtcNow.AddSeconds(10);
@@ -237,7 +227,7 @@ public sealed class RspamdInstance : IAsyncDisposable
 
         if (Environment.UserName == "root")
         {
-            await RunAsync("chown", ["-R", $"{User}:{User}", Directory, SharedCacheDirectory], cancellationToken).ConfigureAwait(false);
+            await EngineProcess.RunAsync("chown", ["-R", $"{User}:{User}", Directory, SharedCacheDirectory], cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -320,24 +310,6 @@ public sealed class RspamdInstance : IAsyncDisposable
         catch (System.Net.Sockets.SocketException)
         {
             return false;
-        }
-    }
-
-    internal static async Task RunAsync(string file, IReadOnlyList<string> args, CancellationToken cancellationToken)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(psi) ?? throw new InvalidOperationException(file + " did not start");
-        var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-        _ = await process.StandardOutput.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
-        await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited with {process.ExitCode}: {await stderr.ConfigureAwait(false)}");
         }
     }
 }
