@@ -237,3 +237,17 @@ public sealed class AttachmentProbeTests
     [InlineData("Content-Type: image/png\nContent-Transfer-Encoding: base64\n\niVBORw0KGgo=\n", true)]
     public void HasAttachment_InlineTextOnlyIsNot_AnythingElseIs(string message, bool expected) => Assert.Equal(expected, Probe(message));
 }
+
+public sealed class RspamdRecipientsTests
+{
+    [Fact]
+    public void JoinRecipients_CommaJoined_CappedBeforeRspamdsHeaderLimit()
+    {
+        Assert.Equal("a@x.test,b@y.test", RspamdClient.JoinRecipients(["a@x.test", "b@y.test"]));
+        var many = Enumerable.Range(0, 1000).Select(i => new string('r', 200) + i + "@example.test").ToList();
+        var joined = RspamdClient.JoinRecipients(many);
+        Assert.True(joined.Length <= RspamdClient.MaxRcptHeader);
+        Assert.StartsWith(many[0] + "," + many[1] + ",", joined, StringComparison.Ordinal);
+        Assert.EndsWith("@example.test", joined, StringComparison.Ordinal);
+    }
+}

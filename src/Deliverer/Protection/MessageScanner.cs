@@ -192,6 +192,7 @@ public sealed class ProtectionResult
     private readonly string _common;
     private readonly string _authServId;
     private readonly Dictionary<(bool Tag, bool Subject, string? Unscanned), byte[]> _variants = [];
+    private readonly Dictionary<CopyVerdict, string> _summaries = new(ReferenceEqualityComparer.Instance);
 
     internal ProtectionResult(ScanDecision decision, ScanFacts facts, byte[] message, List<HeaderField> fields, string commonHeaders, string authServId)
     {
@@ -283,6 +284,11 @@ public sealed class ProtectionResult
     public string Summary(CopyVerdict v)
     {
         ArgumentNullException.ThrowIfNull(v);
+        if (_summaries.TryGetValue(v, out var made))
+        {
+            return made;
+        }
+
         var action = _decision.Reply is { } reply ? (reply[0] == '4' ? "tempfail" : "reject") : v.Action.ToString().ToLowerInvariant();
         var b = new StringBuilder().Append(CultureInfo.InvariantCulture, $"action={action} reason={v.Reason}");
         if (_facts.Spam is { } spam)
@@ -309,7 +315,7 @@ public sealed class ProtectionResult
             b.Append(" malware_scan_failed=\"").Append(mf.Message).Append('"');
         }
 
-        return b.Append(" text=\"").Append(v.Text).Append('"').ToString();
+        return _summaries[v] = b.Append(" text=\"").Append(v.Text).Append('"').ToString();
     }
 
     private static string Fold(string text) => new(text.Where(c => !char.IsControl(c)).Take(900).ToArray());

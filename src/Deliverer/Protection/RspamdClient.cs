@@ -187,12 +187,33 @@ public sealed class RspamdClient : IDisposable
         Add(h, "Hostname", request.Hostname);
         Add(h, "From", request.From);
         // One Rcpt header with the recipients joined by ",": rspamd (3.4) splits a Rcpt value at commas, and HttpClient would
-        // join repeated Rcpt headers with ", ", which rspamd does not split (it reads only the first address then).
-        Add(h, "Rcpt", string.Join(',', request.Recipients));
+        // join repeated Rcpt headers with ", ", which rspamd does not split (it reads only the first address then). At most
+        // MaxRcptHeader characters: 1000 long addresses would pass rspamd's HTTP header limit and fail every scan, while
+        // rspamd's rules need only a few of them (the domains' policies decide per recipient here, not there).
+        Add(h, "Rcpt", JoinRecipients(request.Recipients));
 
         Add(h, "Queue-Id", request.QueueId);
         Add(h, "Settings", _settings);
         return http;
+    }
+
+    /// <summary>How long the <c>Rcpt</c> header may grow.</summary>
+    public const int MaxRcptHeader = 16 * 1024;
+
+    internal static string JoinRecipients(IReadOnlyList<string> recipients)
+    {
+        var b = new StringBuilder();
+        foreach (var r in recipients)
+        {
+            if (b.Length + r.Length + 1 > MaxRcptHeader)
+            {
+                break;
+            }
+
+            b.Append(b.Length == 0 ? string.Empty : ",").Append(r);
+        }
+
+        return b.ToString();
     }
 
     private static void Add(HttpRequestHeaders headers, string name, string? value)
