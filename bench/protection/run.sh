@@ -32,6 +32,7 @@ cleanup() {
   "$ROOT/scripts/scanners.sh" stop >/dev/null 2>&1 || true
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  cg_cleanup 2>/dev/null || true
   [ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -185,22 +186,50 @@ start_deliverer() { # $1 = more Deliverer settings
 stop_deliverer() { kill "$DELIVERER_PID" "$REDIS_PID" 2>/dev/null || true; wait "$DELIVERER_PID" "$REDIS_PID" 2>/dev/null || true; }
 
 accepted() { json "$1" "sum(v for k, v in d['codes'].items() if k.endswith(':250'))"; }
+# CPU per message, which the other users of a shared machine disturb less than messages/s: each stack's processes
+# (Postfix and its children, the Deliverer, Redis, the sink) run in a cpuacct cgroup of their own, the shared engines
+# (rspamd and its workers, clamd, rspamd's Redis) in another; during a timed run nothing else uses either.
+CG=/sys/fs/cgroup/cpuacct
+CG_OK=0
+if [ -w "$CG" ] && mkdir -p "$CG/gwbench-$$-engines" 2>/dev/null; then
+  CG_OK=1
+  for f in "$GATEWAY_SCANNERS_DIR/rspamd/run/rspamd.pid" "$GATEWAY_SCANNERS_DIR/clamav/clamd.pid" "$GATEWAY_SCANNERS_DIR/redis/redis.pid"; do
+    pid=$(cat "$f") # (rspamd's pid file has no line end)
+    for p in "$pid" $(ps -o pid= --ppid "$pid"); do echo "$p" >"$CG/gwbench-$$-engines/cgroup.procs" || true; done
+  done
+fi
+cg_usage() { [ "$CG_OK" = 1 ] && cat "$CG/gwbench-$$-$1/cpuacct.usage" || echo 0; }
+cg_enter() { [ "$CG_OK" = 1 ] && mkdir -p "$CG/gwbench-$$-$1" && echo $$ >"$CG/gwbench-$$-$1/cgroup.procs" || true; }
+cg_leave() { [ "$CG_OK" = 1 ] && echo $$ >"$CG/cgroup.procs" || true; }
+cg_cleanup() {
+  [ "$CG_OK" = 1 ] || return 0
+  for d in "$CG"/gwbench-$$-*; do
+    for p in $(cat "$d/cgroup.procs" 2>/dev/null); do echo "$p" >"$CG/cgroup.procs" 2>/dev/null || true; done
+    rmdir "$d" 2>/dev/null || true
+  done
+}
+
 run_stack() { # $1 = g|m, $2 = round; the time runs until the sink has every accepted message
+  cg_enter "$1$2" # what starts now (Postfix, the Deliverer, Redis, the sink) is this stack's
   start_sink
   if [ "$1" = g ]; then start_redis; start_deliverer; start_postfix g "$DELIVERER"; else start_postfix m "$SINK"; fi
+  cg_leave
   python3 "$HERE/load.py" smtp "$PF_PORT" --list "$WORK/warmup.txt" --concurrency "$CONCURRENCY" >"$WORK/$1$2-warmup.json"
   wait_sink "$(accepted "$WORK/$1$2-warmup.json")"
   local before; before=$(sink_count)
+  local cpu0 eng0; cpu0=$(cg_usage "$1$2"); eng0=$(cg_usage engines)
   local t0; t0=$(date +%s.%N)
   python3 "$HERE/load.py" smtp "$PF_PORT" --list "$WORK/test.txt" --concurrency "$CONCURRENCY" >"$WORK/$1$2.json"
   wait_sink "$(( before + $(accepted "$WORK/$1$2.json") ))"
   local elapsed; elapsed=$(python3 -c "import time; print(f'{time.time() - $t0:.3f}')")
-  python3 - "$WORK/$1$2.json" "$elapsed" <<'PY'
+  local cpu1 eng1; cpu1=$(cg_usage "$1$2"); eng1=$(cg_usage engines)
+  python3 - "$WORK/$1$2.json" "$elapsed" "$((cpu1 - cpu0))" "$((eng1 - eng0))" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1])); d["to_sink_elapsed"] = float(sys.argv[2]); d["to_sink_per_second"] = round(d["messages"] / float(sys.argv[2]), 1)
+d["cpu_ms_stack"] = round(int(sys.argv[3]) / 1e6 / d["messages"], 2); d["cpu_ms_engines"] = round(int(sys.argv[4]) / 1e6 / d["messages"], 2)
 json.dump(d, open(sys.argv[1], "w"))
 PY
-  echo "($1) round $2: $(json "$WORK/$1$2.json" "d['to_sink_per_second']") msg/s to the sink, DATA p50 $(json "$WORK/$1$2.json" "d['p50_ms']") ms, codes $(json "$WORK/$1$2.json" "d['codes']")" >&2
+  echo "($1) round $2: $(json "$WORK/$1$2.json" "d['to_sink_per_second']") msg/s to the sink, DATA p50 $(json "$WORK/$1$2.json" "d['p50_ms']") ms, CPU/msg stack $(json "$WORK/$1$2.json" "d['cpu_ms_stack']") ms + engines $(json "$WORK/$1$2.json" "d['cpu_ms_engines']") ms, codes $(json "$WORK/$1$2.json" "d['codes']")" >&2
   if [ "$1" = g ]; then
     curl -fs "http://127.0.0.1:$DELIVERER_HTTP/metrics" | grep -E '^gateway_protection_(verdicts_total|scanner_calls_total)' >"$WORK/g$2.metrics" || true
     stop_postfix g; stop_deliverer
@@ -210,7 +239,10 @@ PY
   stop_sink
 }
 if [ "${ONLY:-}" != latency ]; then
-  for round in $(seq 1 "$ROUNDS"); do run_stack m "$round"; run_stack g "$round"; done
+  # Alternating which stack goes first (m g, g m, …) so that a load that drifts during the run favours neither.
+  for round in $(seq 1 "$ROUNDS"); do
+    if [ $((round % 2)) = 1 ]; then run_stack m "$round"; run_stack g "$round"; else run_stack g "$round"; run_stack m "$round"; fi
+  done
 fi
 
 # ---- (i1): the intake alone, one message at a time (XFORWARD as Postfix sends it); (i0) the same without scanning
@@ -233,8 +265,9 @@ def rates(d, tag=6, reject=15):
 import os
 full = os.path.exists(f"{work}/r.json")
 r1, i1, i0 = L("r1"), L("i1"), L("i0")
-print("| scenario | messages/s | DATA→reply p50 / p99 (ms) |")
-print("|---|---|---|")
+print("| scenario | messages/s | DATA→reply p50 / p99 (ms) | CPU per message: stack + engines (ms) |")
+print("|---|---|---|---|")
+cpu = lambda x: f"{x.get('cpu_ms_stack', 0)} + {x.get('cpu_ms_engines', 0)} = {x.get('cpu_ms_stack', 0) + x.get('cpu_ms_engines', 0):.2f}" if "cpu_ms_stack" in x else "-"
 if full:
   r0, r = L("r0"), L("r")
   g = [L(f"g{k}") for k in range(1, rounds + 1)]
@@ -242,14 +275,15 @@ if full:
   gm = statistics.mean(x["to_sink_per_second"] for x in g)
   mm = statistics.mean(x["to_sink_per_second"] for x in m)
 for k in range(rounds if full else 0):
-    print(f"| (m) Postfix + rspamd milter → smtp-sink, round {k+1} | {m[k]['to_sink_per_second']} | {m[k]['p50_ms']} / {m[k]['p99_ms']} |")
-    print(f"| (g) Postfix → Deliverer (rspamd + clamd, Redis) → smtp-sink, round {k+1} | {g[k]['to_sink_per_second']} | {g[k]['p50_ms']} / {g[k]['p99_ms']} |")
+    print(f"| (m) Postfix + rspamd milter → smtp-sink, round {k+1} | {m[k]['to_sink_per_second']} | {m[k]['p50_ms']} / {m[k]['p99_ms']} | {cpu(m[k])} |")
+    print(f"| (g) Postfix → Deliverer (rspamd + clamd, Redis) → smtp-sink, round {k+1} | {g[k]['to_sink_per_second']} | {g[k]['p50_ms']} / {g[k]['p99_ms']} | {cpu(g[k])} |")
 if full:
-  print(f"| **(g) / (m)**, mean of {rounds} rounds | **{gm / mm:.2f}×** ({gm:.0f} / {mm:.0f}) | |")
-  print(f"| (r) rspamd alone, /checkv2, same concurrency | {r['per_second']} | {r['p50_ms']} / {r['p99_ms']} |")
-print(f"| (r1) rspamd alone, one at a time ({r1['messages']} messages) | {r1['per_second']} | {r1['p50_ms']} / {r1['p99_ms']} |")
-print(f"| (i1) Deliverer intake alone, one at a time (scan + Redis appendfsync always) | {i1['per_second']} | {i1['p50_ms']} / {i1['p99_ms']} |")
-print(f"| (i0) the same without scanning (Gateway:Protection:Mode=Off): what storing costs | {i0['per_second']} | {i0['p50_ms']} / {i0['p99_ms']} |")
+  tot = lambda xs: statistics.mean(x.get("cpu_ms_stack", 0) + x.get("cpu_ms_engines", 0) for x in xs)
+  print(f"| **(g) / (m)**, mean of {rounds} rounds | **{gm / mm:.2f}×** ({gm:.0f} / {mm:.0f}) | | (m) {tot(m):.2f} ms, (g) {tot(g):.2f} ms: **(g) uses {tot(g) / max(tot(m), 1e-9):.2f}× (m)'s CPU** |")
+  print(f"| (r) rspamd alone, /checkv2, same concurrency | {r['per_second']} | {r['p50_ms']} / {r['p99_ms']} | |")
+print(f"| (r1) rspamd alone, one at a time ({r1['messages']} messages) | {r1['per_second']} | {r1['p50_ms']} / {r1['p99_ms']} | |")
+print(f"| (i1) Deliverer intake alone, one at a time (scan + Redis appendfsync always) | {i1['per_second']} | {i1['p50_ms']} / {i1['p99_ms']} | |")
+print(f"| (i0) the same without scanning (Gateway:Protection:Mode=Off): what storing costs | {i0['per_second']} | {i0['p50_ms']} / {i0['p99_ms']} | |")
 print()
 print(f"Intake p50 {i1['p50_ms']} ms vs rspamd's own scan p50 {r1['p50_ms']} ms + 5 ms = {r1['p50_ms'] + 5:.2f} ms: "
       f"{'within' if i1['p50_ms'] <= r1['p50_ms'] + 5 else 'OVER'} the target.")
