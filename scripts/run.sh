@@ -132,6 +132,8 @@ export DOTNET_NOLOGO=1
 if [ "$DEMO" = 1 ]; then
   # The demo's customer server is the sink on 127.0.0.1: allow loopback inbound servers (off by default).
   export Gateway__AllowLoopbackDestinations="${Gateway__AllowLoopbackDestinations:-true}"
+  # The demo Postfix is also the outbound listener customers' servers relay to.
+  export Gateway__OutboundRelayHost="${Gateway__OutboundRelayHost:-127.0.0.1:$SMTP_PORT}"
 fi
 
 start() { # name dll args...
