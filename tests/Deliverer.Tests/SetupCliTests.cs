@@ -19,7 +19,7 @@ public sealed class SetupCliTests(SetupFixture fx) : IClassFixture<SetupFixture>
 {
     private static readonly string[] Questions =
         ["Domain to protect", "Press Enter to check again", "Inbound server:", "Another one", "send its outbound mail through the gateway?", "Microsoft 365 (Exchange Online)?",
-         "Google Workspace?", "IP address (empty: none):", "Another one (empty when done):", "Send the test message to", "Delivered:", "IN MX", "Check SPF"];
+         "Google Workspace?", "IP address (empty: none):", "Another IP address (empty when done):", "Send the test message to", "Delivered:", "IN MX", "Check SPF"];
 
     private Task<CliResult> SetupAsync(params string[] args) => SetupWithInputAsync(null, args);
 

@@ -67,7 +67,7 @@ internal static partial class SetupCommand
                 o.Office365 = prompt.Confirm("  Microsoft 365 (Exchange Online)?");
                 o.GoogleWorkspace = prompt.Confirm("  Google Workspace?");
                 _w.WriteLine("  Your own mail servers: their public IP addresses, one by one (no ranges).");
-                while (prompt.Ask(o.CustomIps.Count == 0 ? "  IP address (empty: none):" : "  Another one (empty when done):") is { Length: > 0 } line)
+                while (prompt.Ask(o.CustomIps.Count == 0 ? "  IP address (empty: none):" : "  Another IP address (empty when done):") is { Length: > 0 } line)
                 {
                     if (IPAddress.TryParse(line, out _) && !line.Contains('/', StringComparison.Ordinal))
                     {
