@@ -88,7 +88,7 @@ public sealed partial class ClientRecipeTests(RecipeControlPlaneFixture fx) : IC
             var saved = await fx.Domains.GetDomainAsync(new GetDomainRequest { Name = name });
             Assert.Contains($"created {name}; prove ownership with TXT \"{saved.Verification.TxtRecord}\"", run.Out, StringComparison.Ordinal);
             Assert.Contains("invalid: InvalidArgument", run.Out, StringComparison.Ordinal);
-            Assert.Matches(@"\n  domain\.name: \S", run.Out);
+            Assert.True(Regex.IsMatch(run.Out, @"\n  domain\.name: \S"), run.ToString());
             Assert.True(saved.InboundEnabled);
         }
         finally
@@ -128,7 +128,7 @@ public sealed partial class ClientRecipeTests(RecipeControlPlaneFixture fx) : IC
             var saved = await fx.Domains.GetDomainAsync(new GetDomainRequest { Name = name });
             Assert.Contains($"created {name}; prove ownership with TXT \"{saved.Verification.TxtRecord}\"", run.Out, StringComparison.Ordinal);
             Assert.Contains("invalid: INVALID_ARGUMENT", run.Out, StringComparison.Ordinal);
-            Assert.Matches(@"\n  domain\.name: \S", run.Out);
+            Assert.True(Regex.IsMatch(run.Out, @"\n  domain\.name: \S"), run.ToString());
 
             // TypeScript: proto-loader's type generator, the typed client compiled with --strict, then run.
             await RunOkAsync(work, "npm", "install", "--no-audit", "--no-fund", "--prefer-offline", "--save-dev", "typescript@5", "@types/node@20");
