@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using Gateway.Api.V1;
 using Gateway.Testing;
@@ -51,7 +50,7 @@ public sealed partial class ClientRecipeTests(RecipeControlPlaneFixture fx) : IC
     [Fact]
     public async Task CSharpRecipe_PackedPackageInFreshProject_CreatesDomainAndPrintsFieldViolations()
     {
-        var root = RepositoryRoot();
+        var root = Processes.RepositoryRoot();
         var work = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "gw-csclient-" + Guid.NewGuid().ToString("N")[..8])).FullName;
         // A version of its own, so the global package folder never serves an older build of the same number.
         var version = "1.0.0-test." + Guid.NewGuid().ToString("N")[..8];
@@ -106,7 +105,7 @@ public sealed partial class ClientRecipeTests(RecipeControlPlaneFixture fx) : IC
     [Fact]
     public async Task NodeRecipe_ProtoLoaderFromNpm_CreatesDomainAndPrintsFieldViolations_TypeScriptTypeChecks()
     {
-        var root = RepositoryRoot();
+        var root = Processes.RepositoryRoot();
         var work = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "gw-nodeclient-" + Guid.NewGuid().ToString("N")[..8])).FullName;
         try
         {
@@ -151,7 +150,7 @@ public sealed partial class ClientRecipeTests(RecipeControlPlaneFixture fx) : IC
     /// <summary>The code block that follows <c>&lt;!-- tested: {marker} --&gt;</c> in docs/clients.md.</summary>
     private static string Recipe(string marker)
     {
-        var page = File.ReadAllText(Path.Combine(RepositoryRoot(), "docs", "clients.md"));
+        var page = File.ReadAllText(Path.Combine(Processes.RepositoryRoot(), "docs", "clients.md"));
         var at = page.IndexOf($"<!-- tested: {marker} -->", StringComparison.Ordinal);
         Assert.True(at >= 0, $"docs/clients.md has no block marked '{marker}'");
         var open = page.IndexOf("```", at, StringComparison.Ordinal);
@@ -165,62 +164,10 @@ public sealed partial class ClientRecipeTests(RecipeControlPlaneFixture fx) : IC
 
     private static async Task RunOkAsync(string directory, string file, params string[] args)
     {
-        var r = await RunAsync(directory, [], file, args);
+        var r = await RunAsync(directory, new Dictionary<string, string>(), file, args);
         Assert.True(r.ExitCode == 0, $"{file} {string.Join(' ', args)}: {r}");
     }
 
-    /// <summary>
-    /// Runs a tool as an integrator's shell would: without the MSBuild variables <c>dotnet test</c> sets for its own
-    /// build (they would make the fresh project build with the test run's MSBuild settings).
-    /// </summary>
-    private static async Task<CliResult> RunAsync(string directory, Dictionary<string, string> env, string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = directory };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase) || k.StartsWith("VSTEST", StringComparison.OrdinalIgnoreCase)).ToList())
-        {
-            psi.Environment.Remove(name);
-        }
-
-        psi.Environment["DOTNET_NOLOGO"] = "1";
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        psi.Environment["npm_config_update_notifier"] = "false";
-        foreach (var (k, v) in env)
-        {
-            psi.Environment[k] = v;
-        }
-
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException(file + " did not start");
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(StepTimeout);
-        try
-        {
-            await p.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish in {StepTimeout}:\n{await stdout}\n{await stderr}");
-        }
-
-        return new CliResult(p.ExitCode, await stdout, await stderr);
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Gateway.sln")) && File.Exists(Path.Combine(dir.FullName, "docs", "clients.md")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("repository root not found above " + AppContext.BaseDirectory);
-    }
+    private static Task<CliResult> RunAsync(string directory, Dictionary<string, string> env, string file, params string[] args) =>
+        Processes.RunAsync(directory, env, StepTimeout, file, args);
 }

@@ -88,7 +88,7 @@ public sealed class NewcomerPathTests
             var home = Path.Combine(Path.GetTempPath(), "gw-home-" + Guid.NewGuid().ToString("N")[..8]);
             Directory.CreateDirectory(home, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             var root = Path.Combine(home, "gw");
-            CopyCheckout(RepositoryRoot(), root);
+            CopyCheckout(Processes.RepositoryRoot(), root);
             var env = new Dictionary<string, string>
             {
                 ["GATEWAY_CONFIGURATION"] = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug",
@@ -158,35 +158,7 @@ public sealed class NewcomerPathTests
             }
         }
 
-        private async Task<CliResult> RunAsync(string file, IReadOnlyList<string> args, TimeSpan timeout)
-        {
-            var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Root };
-            foreach (var a in args)
-            {
-                psi.ArgumentList.Add(a);
-            }
-
-            foreach (var (k, v) in _env)
-            {
-                psi.Environment[k] = v;
-            }
-
-            using var p = Process.Start(psi) ?? throw new InvalidOperationException(file + " did not start");
-            var stdout = p.StandardOutput.ReadToEndAsync();
-            var stderr = p.StandardError.ReadToEndAsync();
-            using var cts = new CancellationTokenSource(timeout);
-            try
-            {
-                await p.WaitForExitAsync(cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                p.Kill(entireProcessTree: true);
-                throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish in {timeout}");
-            }
-
-            return new CliResult(p.ExitCode, await stdout, await stderr);
-        }
+        private Task<CliResult> RunAsync(string file, IReadOnlyList<string> args, TimeSpan timeout) => Processes.RunAsync(Root, _env, timeout, file, args);
 
         /// <summary>
         /// What a clone of the checkout holds: the files git tracks (as they are in the working tree, so uncommitted
@@ -221,19 +193,6 @@ public sealed class NewcomerPathTests
                 File.Copy(source, target);
                 File.SetUnixFileMode(target, File.GetUnixFileMode(source));
             }
-        }
-
-        private static string RepositoryRoot()
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            {
-                if (File.Exists(Path.Combine(dir.FullName, "Gateway.sln")) && File.Exists(Path.Combine(dir.FullName, "scripts", "run.sh")))
-                {
-                    return dir.FullName;
-                }
-            }
-
-            throw new InvalidOperationException("repository root not found above " + AppContext.BaseDirectory);
         }
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Gateway.Testing;
@@ -75,50 +74,12 @@ public sealed class RunScriptErrorTests
         }
     }
 
+    private static Task<CliResult> RunAsync(Dictionary<string, string> env, string script, params string[] args)
+    {
+        var root = Processes.RepositoryRoot();
+        return Processes.RunAsync(root, env, TimeSpan.FromMinutes(2), "bash", [Path.Combine(root, script), .. args]);
+    }
+
     private static string NewDataDirectory() => Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "gw-runerr-" + Guid.NewGuid().ToString("N")[..8])).FullName;
 
-    private static async Task<CliResult> RunAsync(Dictionary<string, string> env, string script, params string[] args)
-    {
-        var root = RepositoryRoot();
-        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = root };
-        psi.ArgumentList.Add(Path.Combine(root, script));
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        foreach (var (k, v) in env)
-        {
-            psi.Environment[k] = v;
-        }
-
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException(script + " did not start");
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        try
-        {
-            await p.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{script} did not finish in 2 minutes");
-        }
-
-        return new CliResult(p.ExitCode, await stdout, await stderr);
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Gateway.sln")) && File.Exists(Path.Combine(dir.FullName, "scripts", "run.sh")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("repository root not found above " + AppContext.BaseDirectory);
-    }
 }
