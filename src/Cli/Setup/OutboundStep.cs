@@ -86,10 +86,6 @@ internal static partial class SetupCommand
             }
 
             _w.WriteLine($"Sending sources: {Sources(o)}.");
-            if (o.Office365 || o.GoogleWorkspace)
-            {
-                _w.WriteLine("(Provider sources are shared by every customer of that provider; see docs/operations.md for the connector settings.)");
-            }
 
             _w.WriteLine(verified
                 ? $"{d.Name} is verified, so the gateway relays its outbound mail as soon as the settings are saved."
@@ -121,7 +117,7 @@ internal static partial class SetupCommand
             if (o.CustomIps.Count > 0)
             {
                 _w.WriteLine($"     Your servers ({string.Join(", ", o.CustomIps)}): Postfix 'relayhost = [{RelayHostName(d.OutboundRelayHost)}]{RelayPort(d.OutboundRelayHost)}', " +
-                    $"sendmail 'define(`SMART_HOST', `{d.OutboundRelayHost}')', Exchange: a send connector with smart host {d.OutboundRelayHost}.");
+                    $"Exchange Server: a send connector with smart host {d.OutboundRelayHost}, other MTAs: their smart host setting.");
             }
 
             _w.WriteLine();
@@ -139,8 +135,8 @@ internal static partial class SetupCommand
                 _w.WriteLine($"  [{DomainCommands.Severity(f.Severity)}] {f.Code}: {f.Message}");
             }
 
-            _w.WriteLine(ok
-                ? $"SPF: {name} authorises the gateway."
+            _w.WriteLine(ok ? $"SPF: {name} authorises the gateway."
+                : outbound.Any(f => f.Code == "SPF_TEMPERROR") ? $"SPF: could not be checked now (DNS); check again with: gatewayctl domains check {name}"
                 : $"SPF: not yet. Publish the record above, then check again with: gatewayctl domains check {name}");
         }
 
