@@ -9,6 +9,9 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 # Postfix: the internet-facing MTA; the PolicyDaemon tests start private instances of it (and its smtp-sink).
 [ -x /usr/sbin/postfix ] || need+=(postfix)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# Node and npm: the tests run docs/clients.md's Node/TypeScript client recipe with packages from the npm registry.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -45,7 +45,6 @@ public static class FindingCodes
     public const string SpfGatewayNotAuthorized = "SPF_GATEWAY_NOT_AUTHORIZED";
     public const string SpfPermError = "SPF_PERMERROR";
     public const string SpfTempError = "SPF_TEMPERROR";
-    public const string SpfNotEvaluated = "SPF_NOT_EVALUATED";
     public const string SpfPass = "SPF_PASS";
 }
 
