@@ -7,7 +7,7 @@ using static Gateway.Core.Tests.RelayTestData;
 
 namespace Gateway.Core.Tests;
 
-/// <summary>The relay decision of SPEC §4 as a table: each case, IPv6, case, subdomains, verification, providers.</summary>
+/// <summary>The relay decision of requirements §4 as a table: each case, IPv6, case, subdomains, verification, providers.</summary>
 public sealed class RelayRulesTests
 {
     private static readonly ConfigSnapshot Table = SnapshotOf(

@@ -28,7 +28,7 @@ public sealed record Resolution(IReadOnlyList<Endpoint> Endpoints, DeliveryOutco
 
 /// <summary>
 /// DNS for delivery, through the gateway's resolver (<c>Gateway:Dns:Servers</c>): inbound server host
-/// names to A/AAAA (SPEC §3: not MX), and outbound recipient domains to MX hosts (RFC 5321 §5.1) with
+/// names to A/AAAA (requirements §3: not MX), and outbound recipient domains to MX hosts (RFC 5321 §5.1) with
 /// the null MX of RFC 7505. Loops back to the gateway are refused here.
 /// </summary>
 public sealed class DestinationResolver(ILookupClient dns, DelivererOptions options, GatewayOptions gateway, Core.Delivery.QueueOptions queueOptions)

@@ -10,7 +10,7 @@ namespace Gateway.Deliverer.Delivery;
 
 /// <summary>
 /// One delivery attempt of one queued message: reads the current domain config from the snapshot
-/// (SPEC §3: a change saved while mail waits applies at the next attempt), routes each pending recipient
+/// (requirements §3: a change saved while mail waits applies at the next attempt), routes each pending recipient
 /// (inbound: the domain's route with fleet-wide round robin; outbound: the recipient domain's MX), tries
 /// hosts in order until each recipient has a final answer, then writes the new state, logs every step,
 /// sends DSNs for permanent failures and schedules the retry.
@@ -149,7 +149,7 @@ public sealed partial class MessageDeliverer(
         {
             groups.Add(new Group(recipients, async ct =>
             {
-                // One turn per group per message: SPEC §3 round robin "message by message, across the whole fleet".
+                // One turn per group per message: requirements §3 round robin "message by message, across the whole fleet".
                 var turns = new Dictionary<RouteGroup, long>();
                 foreach (var g in plan.Where(g => g.NeedsTurn))
                 {
@@ -228,7 +228,7 @@ public sealed partial class MessageDeliverer(
                 var outcome = result.Recipients.TryGetValue(r, out var own) ? own : result.HostFailure ?? DeliveryOutcome.Transient("no reply for this recipient");
                 results[r] = (outcome, host);
                 log.Post(Event(message, MessageLogEvents.Attempt, r, host, outcome.Reply, outcome.Kind.ToString().ToLowerInvariant()));
-                // Transient: the next host at once (SPEC §3). Delivered or permanent (5xx): final, no other host.
+                // Transient: the next host at once (requirements §3). Delivered or permanent (5xx): final, no other host.
                 if (outcome.Kind == OutcomeKind.Transient)
                 {
                     still.Add(r);

@@ -7,7 +7,7 @@ using Gateway.Core.Snapshot;
 namespace Gateway.Core.Relay;
 
 /// <summary>
-/// The relay decision of SPEC §4, as a pure function of the request, the configuration snapshot and the
+/// The relay decision of requirements §4, as a pure function of the request, the configuration snapshot and the
 /// providers' ranges: no I/O, nothing about any MTA. Per recipient:
 /// <list type="number">
 /// <item>recipient domain managed with inbound enabled → accept, inbound;</item>
@@ -152,7 +152,7 @@ public static class RelayRules
 }
 
 /// <summary>
-/// The relay rules followed by the envelope checks (SPEC §4 rule 4). Pure as long as the checks are:
+/// The relay rules followed by the envelope checks (requirements §4.4). Pure as long as the checks are:
 /// <c>Evaluate(request, snapshot, providers) → decision</c>. Checks may only turn an accept into a
 /// refusal (see <see cref="IEnvelopeCheck"/>).
 /// </summary>
