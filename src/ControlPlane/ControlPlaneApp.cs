@@ -1,3 +1,4 @@
+using Gateway.Core.Dkim;
 using Gateway.ControlPlane.Grpc;
 using Gateway.ControlPlane.Services;
 using Gateway.Core;
@@ -66,6 +67,8 @@ public static class ControlPlaneApp
         builder.Services.AddSingleton<OperatorKeyBootstrap>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<OperatorKeyBootstrap>());
         builder.Services.AddOnboarding(builder.Configuration);
+        builder.Services.AddDkimKeys(builder.Configuration, createKeyFile: true); // docs/outbound.md
+        builder.Services.AddHostedService<SecretsBootstrap>();
         builder.Services.AddHostedService<Onboarding.DomainRecheckService>();
         builder.Services.AddHostedService<Maintenance.MaintenanceService>();
 

@@ -37,6 +37,7 @@ public static class OnboardingServiceCollectionExtensions
         services.AddSingleton<ConnectionTester>();
         services.AddSingleton<DomainHealthChecker>();
         services.AddSingleton<DomainHealthStore>();
+        services.AddSingleton<Dkim.DkimManager>();
         services.AddSingleton<OnboardingService>();
         services.AddSingleton<OnboardingRound>();
         return services;
