@@ -1,4 +1,5 @@
 using Gateway.Core;
+using Gateway.Core.Dkim;
 using Gateway.Core.Delivery;
 using Gateway.Core.Quarantine;
 using Gateway.Core.Hosting;
@@ -34,6 +35,9 @@ public static class DelivererApp
         builder.Services.AddSingleton<DeliveryScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());
         builder.Services.AddSingleton<IntakeWriter>();
+        builder.Services.AddDkimKeys(builder.Configuration, createKeyFile: false); // the ControlPlane generates the key file
+        builder.Services.AddSingleton<DkimSigning>();
+        builder.Services.AddGatewayInstruments<OutboundMetrics>();
         var configured = builder.Configuration.GetSection(DelivererOptions.Section).Get<DelivererOptions>() ?? new DelivererOptions();
         builder.Services.AddGatewayTelemetry(exportMetrics: configured.HttpUrl.Length > 0)
             .AddCheck<RedisHealthCheck>("redis")

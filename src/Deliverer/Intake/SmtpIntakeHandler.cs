@@ -475,6 +475,12 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, ConfigSnapsho
                 metrics.Message(result.Quarantined ? "quarantined" : "queued");
                 return $"250 2.0.0 Ok: queued as {string.Join(' ', result.Ids)}";
             }
+            catch (DkimUnavailableException)
+            {
+                // The domain signs its outbound mail and its key cannot be loaded now: never store it unsigned (docs/outbound.md).
+                metrics.Message("failed");
+                return "451 4.7.0 Error: DKIM signing is temporarily unavailable";
+            }
             catch (DomainDeletedException)
             {
                 // Every recipient's domain was deleted since RCPT (SPEC §3: from then on NO-DOMAIN).
