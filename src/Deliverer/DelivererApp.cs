@@ -37,6 +37,18 @@ public static class DelivererApp
         builder.Services.AddSingleton<IntakeWriter>();
         builder.Services.AddDkimKeys(builder.Configuration, createKeyFile: false); // the ControlPlane generates the key file
         builder.Services.AddSingleton<DkimSigning>();
+        builder.Services.AddOptions<Gateway.Core.Tls.TlsOptions>().Bind(builder.Configuration.GetSection(Gateway.Core.Tls.TlsOptions.Section))
+            .Validate(o => TrustedRootsLoad(o), "Gateway:Tls:TrustedCaFile must be a readable PEM file with at least one certificate.").ValidateOnStart();
+        builder.Services.AddSingleton(sp => Gateway.Core.Tls.CertificateVerifier.FromOptions(sp.GetRequiredService<IOptions<Gateway.Core.Tls.TlsOptions>>().Value));
+        builder.Services.AddOptions<MtaStsOptions>().Bind(builder.Configuration.GetSection(MtaStsOptions.Section));
+        builder.Services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<MtaStsOptions>>().Value;
+            return MtaStsOptions.IsValid(o, sp.GetRequiredService<GatewayOptions>()) ? o
+                : throw new OptionsValidationException(MtaStsOptions.Section, typeof(MtaStsOptions),
+                    ["Gateway:Deliverer:MtaSts: FetchTimeout must be positive; PolicyPortForTests only with Gateway:AllowLoopbackDestinations (tests)."]);
+        });
+        builder.Services.AddSingleton<MtaStsPolicySource>();
         builder.Services.AddGatewayInstruments<OutboundMetrics>();
         var configured = builder.Configuration.GetSection(DelivererOptions.Section).Get<DelivererOptions>() ?? new DelivererOptions();
         builder.Services.AddGatewayTelemetry(exportMetrics: configured.HttpUrl.Length > 0)
@@ -74,6 +86,19 @@ public static class DelivererApp
         var app = builder.Build();
         app.MapGatewayTelemetry();
         return app;
+    }
+
+    private static bool TrustedRootsLoad(Gateway.Core.Tls.TlsOptions options)
+    {
+        try
+        {
+            options.LoadTrustedRoots();
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     /// <summary>The <c>/healthz</c> and <c>/metrics</c> address (<c>http://ip:port</c>, port 0 resolved); null when turned off.</summary>
