@@ -1,4 +1,5 @@
 using Gateway.Core.Dkim;
+using Gateway.Core.Tls;
 using Gateway.ControlPlane.Grpc;
 using Gateway.ControlPlane.Services;
 using Gateway.Core;
@@ -69,6 +70,7 @@ public static class ControlPlaneApp
         builder.Services.AddOnboarding(builder.Configuration);
         builder.Services.AddDkimKeys(builder.Configuration, createKeyFile: true); // docs/outbound.md
         builder.Services.AddHostedService<SecretsBootstrap>();
+        builder.Services.AddTlsVerification(builder.Configuration); // the connection test verifies certificates
         builder.Services.AddHostedService<Onboarding.DomainRecheckService>();
         builder.Services.AddHostedService<Maintenance.MaintenanceService>();
 

@@ -1,5 +1,6 @@
 using Gateway.Core;
 using Gateway.Core.Dkim;
+using Gateway.Core.Tls;
 using Gateway.Core.Delivery;
 using Gateway.Core.Quarantine;
 using Gateway.Core.Hosting;
@@ -37,9 +38,7 @@ public static class DelivererApp
         builder.Services.AddSingleton<IntakeWriter>();
         builder.Services.AddDkimKeys(builder.Configuration, createKeyFile: false); // the ControlPlane generates the key file
         builder.Services.AddSingleton<DkimSigning>();
-        builder.Services.AddOptions<Gateway.Core.Tls.TlsOptions>().Bind(builder.Configuration.GetSection(Gateway.Core.Tls.TlsOptions.Section))
-            .Validate(o => TrustedRootsLoad(o), "Gateway:Tls:TrustedCaFile must be a readable PEM file with at least one certificate.").ValidateOnStart();
-        builder.Services.AddSingleton(sp => Gateway.Core.Tls.CertificateVerifier.FromOptions(sp.GetRequiredService<IOptions<Gateway.Core.Tls.TlsOptions>>().Value));
+        builder.Services.AddTlsVerification(builder.Configuration); // Gateway:Tls (docs/outbound.md)
         builder.Services.AddOptions<MtaStsOptions>().Bind(builder.Configuration.GetSection(MtaStsOptions.Section));
         builder.Services.AddSingleton(sp =>
         {
@@ -86,19 +85,6 @@ public static class DelivererApp
         var app = builder.Build();
         app.MapGatewayTelemetry();
         return app;
-    }
-
-    private static bool TrustedRootsLoad(Gateway.Core.Tls.TlsOptions options)
-    {
-        try
-        {
-            options.LoadTrustedRoots();
-            return true;
-        }
-        catch (InvalidOperationException)
-        {
-            return false;
-        }
     }
 
     /// <summary>The <c>/healthz</c> and <c>/metrics</c> address (<c>http://ip:port</c>, port 0 resolved); null when turned off.</summary>

@@ -14,6 +14,8 @@ public sealed class TlsFixture : GatewayFixture
 
     public HttpsPolicyServer Policies { get; private set; } = null!;
 
+    protected override IEnumerable<string> ControlPlaneSettings => [$"--Gateway:Tls:TrustedCaFile={Certificates.CaFile}"];
+
     protected override IEnumerable<string> DelivererSettings =>
     [
         $"--Gateway:Tls:TrustedCaFile={Certificates.CaFile}",
@@ -187,5 +189,58 @@ public sealed class OutboundTlsTests(TlsFixture fx) : IClassFixture<TlsFixture>
         var attempt = await fx.WaitForLogAsync(from, e => e["event"] == "attempt" && e["recipient"] == "r@" + to, "the attempt logged");
         Assert.Contains("MTA-STS testing, enforce would fail", attempt["detail"], StringComparison.Ordinal);
         Assert.Equal("none", attempt["tls"]);
+    }
+
+    [Fact]
+    public async Task TestConnection_ReportsStartTlsAndCertificatePerServer_RowModesDecideSuccess()
+    {
+        await using var plain = SmtpSink.Start("127.0.0.50");
+        await using var verified = SmtpSink.Start("127.0.0.51");
+        verified.Behavior = new SinkBehavior { TlsCertificate = fx.Certificates.Issue("mail.customer.test") };
+        await using var selfSigned = SmtpSink.Start("127.0.0.52");
+        selfSigned.Behavior = new SinkBehavior { TlsCertificate = TestCertificates.SelfSigned("mail.customer.test") };
+        var d = await InboundDomainAsync(new Gateway.Api.V1.InboundServer { Host = plain.Host, Port = plain.Port });
+        var request = new TestConnectionRequest { Name = d };
+        request.InboundServers.Add(new Gateway.Api.V1.InboundServer { Recipient = "*@" + d, Host = plain.Host, Port = plain.Port });
+        request.InboundServers.Add(new Gateway.Api.V1.InboundServer { Recipient = "*@" + d, Host = verified.Host, Port = verified.Port, Tls = TlsMode.Verify, TlsName = "mail.customer.test" });
+        request.InboundServers.Add(new Gateway.Api.V1.InboundServer { Recipient = "*@" + d, Host = selfSigned.Host, Port = selfSigned.Port, Tls = TlsMode.Verify, TlsName = "mail.customer.test" });
+
+        var response = await fx.Domains.TestConnectionAsync(request);
+
+        var p = Assert.Single(response.Results, r => r.Host == plain.Host);
+        Assert.True(p is { Connected: true, Smtp: true, StarttlsOffered: false, TlsVersion: "" }, p.ToString());
+        Assert.Empty(p.Error);
+        var v = Assert.Single(response.Results, r => r.Host == verified.Host);
+        Assert.True(v is { Connected: true, StarttlsOffered: true, CertificateVerified: true, Tls: TlsMode.Verify }, v.ToString());
+        Assert.StartsWith("TLSv1.", v.TlsVersion, StringComparison.Ordinal);
+        var s = Assert.Single(response.Results, r => r.Host == selfSigned.Host);
+        Assert.True(s is { Connected: true, StarttlsOffered: true, CertificateVerified: false }, s.ToString());
+        Assert.Contains("does not chain to a trusted root", s.Error, StringComparison.Ordinal);
+        Assert.False(response.Success);
+        Assert.Contains(selfSigned.Host, response.Message, StringComparison.Ordinal);
+
+        // The plain server under a required row fails the test too.
+        var required = new TestConnectionRequest { Name = d };
+        required.InboundServers.Add(new Gateway.Api.V1.InboundServer { Recipient = "*@" + d, Host = plain.Host, Port = plain.Port, Tls = TlsMode.Required });
+        var r2 = await fx.Domains.TestConnectionAsync(required);
+        Assert.False(r2.Success);
+        Assert.Contains("does not offer STARTTLS", Assert.Single(r2.Results).Error, StringComparison.Ordinal);
+        Assert.Equal(0, plain.Messages.Count + verified.Messages.Count);
+    }
+
+    [Fact]
+    public async Task UpdateDomain_TlsNameWithoutVerify_InvalidArgumentNamingTheField()
+    {
+        var d = GatewayFixture.NewDomainName("tlsname");
+        var domain = new Domain { Name = d, InboundEnabled = true };
+        domain.InboundServers.Add(new Gateway.Api.V1.InboundServer { Recipient = "*@" + d, Host = "192.0.2.1", Tls = TlsMode.Required, TlsName = "mx.test" });
+        var e = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => fx.Domains.CreateDomainAsync(new CreateDomainRequest { Domain = domain }).ResponseAsync);
+        Assert.Equal(Grpc.Core.StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("tls_name", e.Status.Detail + e.Trailers.ToString(), StringComparison.Ordinal);
+
+        domain.InboundServers[0].Tls = TlsMode.Verify;
+        var created = await fx.Domains.CreateDomainAsync(new CreateDomainRequest { Domain = domain });
+        Assert.Equal(TlsMode.Verify, created.InboundServers[0].Tls);
+        Assert.Equal("mx.test", created.InboundServers[0].TlsName);
     }
 }

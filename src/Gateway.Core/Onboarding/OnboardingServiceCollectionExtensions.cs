@@ -34,6 +34,7 @@ public static class OnboardingServiceCollectionExtensions
         services.AddSingleton<SpfEvaluator>();
         services.AddSingleton<SpfFindings>();
         services.AddSingleton<DomainVerifier>();
+        services.AddSingleton<Tls.SmtpTlsProbe>();
         services.AddSingleton<ConnectionTester>();
         services.AddSingleton<DomainHealthChecker>();
         services.AddSingleton<DomainHealthStore>();
