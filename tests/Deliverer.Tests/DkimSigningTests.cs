@@ -180,4 +180,58 @@ public sealed class DkimSigningTests(OutboundProtectionFixture fx) : IClassFixtu
         var bad = await Assert.ThrowsAsync<RpcException>(() => fx.Domains.EnableDkimAsync(new EnableDkimRequest { Name = GatewayFixture.NewDomainName("x") }).ResponseAsync);
         Assert.Equal(StatusCode.NotFound, bad.StatusCode);
     }
+
+    private Task<CliResult> CtlAsync(params string[] args) =>
+        GatewayCtl.RunAsync(new Dictionary<string, string>
+        {
+            ["GATEWAY_ENDPOINT"] = fx.ControlPlaneAddress,
+            ["GATEWAY_KEY"] = GatewayFixture.OperatorKey,
+            ["GATEWAY_COMPANY"] = fx.CompanyId,
+        }, args);
+
+    [Fact]
+    public async Task Gatewayctl_DkimEnableShowRotate_AndServerTlsFlags()
+    {
+        var d = await fx.CreateOutboundDomainAsync(GatewayFixture.NewDomainName("ctl"));
+
+        var enabled = await CtlAsync("domains", "dkim", "enable", d, "--algorithm", "ed25519", "--selector", "mail1");
+        Assert.True(enabled.ExitCode == 0, enabled.ToString());
+        Assert.Contains($"mail1._domainkey.{d}.  IN TXT  \"v=DKIM1; k=ed25519; p=", enabled.Out, StringComparison.Ordinal);
+        Assert.Contains("pending_dns", enabled.Out, StringComparison.Ordinal);
+
+        var domain = await fx.Domains.GetDomainAsync(new GetDomainRequest { Name = d });
+        fx.PublishTxt(domain.Dkim.TxtRecord);
+        var check = await CtlAsync("domains", "check", d);
+        Assert.Contains("DKIM_ACTIVE", check.Out, StringComparison.Ordinal);
+        var rotate = await CtlAsync("domains", "dkim", "rotate", d, "--selector", "mail2");
+        Assert.True(rotate.ExitCode == 0, rotate.ToString());
+        Assert.Contains("mail2._domainkey." + d, rotate.Out, StringComparison.Ordinal);
+        Assert.Contains("switches to selector mail2", rotate.Out, StringComparison.Ordinal);
+        var badAlgorithm = await CtlAsync("domains", "dkim", "enable", d, "--algorithm", "dsa");
+        Assert.NotEqual(0, badAlgorithm.ExitCode);
+
+        var update = await CtlAsync("domains", "update", d, "--inbound", "true", "--server", $"*@{d}=192.0.2.7:25/10,tls=verify,tls-name=mx.customer.test");
+        Assert.True(update.ExitCode == 0, update.ToString());
+        Assert.Contains("verify (mx.customer.test)", update.Out, StringComparison.Ordinal);
+        var saved = await fx.Domains.GetDomainAsync(new GetDomainRequest { Name = d });
+        Assert.Equal(TlsMode.Verify, saved.InboundServers[0].Tls);
+        Assert.Equal("mx.customer.test", saved.InboundServers[0].TlsName);
+    }
+
+    [Fact]
+    public async Task Setup_WithDkimAndTlsFlags_EnablesDkimAndShowsTheRecord()
+    {
+        await using var sink = SmtpSink.Start("127.0.0.23");
+        var d = GatewayFixture.NewDomainName("setupdkim");
+        var result = await GatewayCtl.RunAsync(new Dictionary<string, string>
+        {
+            ["GATEWAY_ENDPOINT"] = fx.ControlPlaneAddress,
+            ["GATEWAY_KEY"] = GatewayFixture.OperatorKey,
+            ["GATEWAY_COMPANY"] = fx.CompanyId,
+        }, ["setup", d, "--yes", "--host", $"{sink.Host}:{sink.Port}", "--tls", "opportunistic", "--dkim", "rsa", "--verify-wait", "0"]);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var domain = await fx.Domains.GetDomainAsync(new GetDomainRequest { Name = d });
+        Assert.Equal(DkimState.PendingDns, domain.Dkim.State);
+        Assert.Contains($"{domain.Dkim.TxtRecord.Name}.  IN TXT  \"{domain.Dkim.TxtRecord.Value}\"", result.Out, StringComparison.Ordinal);
+    }
 }

@@ -37,10 +37,13 @@ internal static class SetupCommand
         var recipient = new Option<string?>("--test-recipient") { Description = "Address of the domain that gets the test message (default postmaster@DOMAIN)" };
         var noTest = new Option<bool>("--no-test-message") { Description = "Do not send a test message" };
         var deliveryWait = new Option<int>("--delivery-wait") { Description = "Seconds to wait for the test message's delivery", DefaultValueFactory = _ => 60 };
+        var dkim = new Option<string?>("--dkim") { Description = "Also sign outbound mail with DKIM: rsa (RSA-2048) or ed25519; shows the record to publish" };
+        var tls = new Option<string?>("--tls") { Description = "TLS towards the --host servers: opportunistic (default), required or verify" };
+        var tlsName = new Option<string?>("--tls-name") { Description = "With --tls verify: the name their certificates must carry" };
 
         var setup = new Command("setup", "Guided first-domain setup: register, verify, inbound servers, connection test, save, test message, DNS to publish")
         {
-            domainArg, hosts, servers, yes, interactive, verifyWait, verifyInterval, requireVerified, force, recipient, noTest, deliveryWait,
+            domainArg, hosts, servers, yes, interactive, verifyWait, verifyInterval, requireVerified, force, recipient, noTest, deliveryWait, dkim, tls, tlsName,
         };
         CommandRunner.SetAction(setup, async (ctx, p, ct) =>
         {
@@ -58,6 +61,9 @@ internal static class SetupCommand
                 TestRecipient = p.GetValue(recipient),
                 SendTest = !p.GetValue(noTest),
                 DeliveryWait = TimeSpan.FromSeconds(Math.Max(1, p.GetValue(deliveryWait))),
+                Dkim = p.GetValue(dkim),
+                HostTls = p.GetValue(tls) is { } t ? DkimCommands.ParseTls(t) ?? throw new CliException("--tls: opportunistic, required or verify") : null,
+                HostTlsName = p.GetValue(tlsName),
             };
             await flow.RunAsync(p.GetValue(domainArg), p.GetValue(hosts) ?? [], p.GetValue(servers) ?? []).ConfigureAwait(false);
         });
@@ -105,6 +111,13 @@ internal static class SetupCommand
 
         public TimeSpan DeliveryWait { get; init; }
 
+        /// <summary>rsa or ed25519: enable DKIM signing at the end (docs/outbound.md); null: leave it as it is.</summary>
+        public string? Dkim { get; init; }
+
+        public TlsMode? HostTls { get; init; }
+
+        public string? HostTlsName { get; init; }
+
         public async Task RunAsync(string? name, string[] hosts, string[] servers)
         {
             name ??= prompt.Ask("Domain to protect (e.g. example.com):");
@@ -120,6 +133,11 @@ internal static class SetupCommand
             await TestConnectionAsync(domain.Name, rows).ConfigureAwait(false);
             domain = await SaveAsync(domain.Name, rows).ConfigureAwait(false);
             var delivered = !SendTest || await SendTestMessageAsync(domain).ConfigureAwait(false);
+            if (Dkim is not null)
+            {
+                domain = await EnableDkimAsync(domain).ConfigureAwait(false);
+            }
+
             ShowDnsToPublish(domain, verified);
             if (!delivered)
             {
@@ -229,7 +247,7 @@ internal static class SetupCommand
         private List<InboundServer> InboundRows(Domain d, string[] hosts, string[] servers)
         {
             Step("Inbound servers (where the gateway delivers mail for the domain)");
-            var rows = hosts.Select(h => Row(d.Name, h)).Concat(servers.Select(DomainCommands.ParseServer)).ToList();
+            var rows = hosts.Select(h => WithTls(Row(d.Name, h))).Concat(servers.Select(DomainCommands.ParseServer)).ToList();
             if (rows.Count == 0 && prompt.Interactive)
             {
                 _w.WriteLine($"Your mail server(s), as HOST[:PORT] for every address of {d.Name} (or RECIPIENT=HOST[:PORT][/PREFERENCE] for one address).");
@@ -338,6 +356,26 @@ internal static class SetupCommand
             }
         }
 
+        private async Task<Domain> EnableDkimAsync(Domain d)
+        {
+            Step("DKIM signing of outbound mail");
+            if (d.Dkim is { Enabled: true })
+            {
+                _w.WriteLine($"DKIM is already on: {DkimCommands.Summary(d.Dkim)}.");
+                return d;
+            }
+
+            var algorithm = Dkim!.ToLowerInvariant() switch
+            {
+                "rsa" or "" => DkimAlgorithm.Rsa,
+                "ed25519" => DkimAlgorithm.Ed25519,
+                _ => throw new CliException("--dkim: rsa or ed25519"),
+            };
+            d = await _domains.EnableDkimAsync(new EnableDkimRequest { Name = d.Name, Algorithm = algorithm }, cancellationToken: ct).ConfigureAwait(false);
+            _w.WriteLine($"Generated a {(algorithm == DkimAlgorithm.Ed25519 ? "Ed25519" : "RSA-2048")} key, selector {d.Dkim.Selector}; the record to publish is below.");
+            return d;
+        }
+
         private void ShowDnsToPublish(Domain d, bool verified)
         {
             Step("Publish last, when you switch the mail path");
@@ -349,6 +387,14 @@ internal static class SetupCommand
             _w.WriteLine();
             _w.WriteLine($"    {d.SpfInclude}        e.g.  {d.Name}.  IN TXT  \"v=spf1 {d.SpfInclude} ~all\"");
             _w.WriteLine();
+            if (d.Dkim is { Enabled: true } k)
+            {
+                _w.WriteLine("DKIM: publish the key record; the gateway signs outbound mail once it sees it:");
+                _w.WriteLine();
+                _w.WriteLine($"    {k.TxtRecord.Name}.  IN TXT  \"{k.TxtRecord.Value}\"");
+                _w.WriteLine();
+            }
+
             if (!verified)
             {
                 _w.WriteLine($"And the verification record, if not done yet:  {d.Name}.  IN TXT  \"{d.Verification.TxtRecord}\"");
@@ -358,6 +404,22 @@ internal static class SetupCommand
         }
 
         private static InboundServer Row(string domain, string host) => DomainCommands.ParseServer($"*@{domain}={host.Trim()}");
+
+        /// <summary>--tls and --tls-name for the --host rows.</summary>
+        private InboundServer WithTls(InboundServer row)
+        {
+            if (HostTls is { } mode)
+            {
+                row.Tls = mode;
+            }
+
+            if (!string.IsNullOrWhiteSpace(HostTlsName))
+            {
+                row.TlsName = HostTlsName;
+            }
+
+            return row;
+        }
 
         private static string Method(VerificationMethod m) => m == VerificationMethod.Mx ? "by its MX record" : "by its TXT record";
     }
