@@ -24,6 +24,12 @@ public sealed class MtaStsOptions
     /// <summary>Honour recipient domains' MTA-STS policies for outbound delivery (RFC 8461).</summary>
     public bool Enabled { get; set; } = true;
 
+    /// <summary>
+    /// How long this Deliverer reuses what it learnt about a domain (policy or none) before it looks at the TXT record and the
+    /// fleet cache again: a new policy id is noticed within this time, and a busy route costs no lookup per message.
+    /// </summary>
+    public TimeSpan RecheckInterval { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>How long one policy fetch (connect, TLS, response) may take (RFC 8461 §3.3 suggests a short timeout).</summary>
     public TimeSpan FetchTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -34,7 +40,7 @@ public sealed class MtaStsOptions
     public int PolicyPortForTests { get; set; }
 
     internal static bool IsValid(MtaStsOptions o, GatewayOptions gateway) =>
-        o.FetchTimeout > TimeSpan.Zero && (o.PolicyPortForTests == 0 || (gateway.AllowLoopbackDestinations && o.PolicyPortForTests is > 0 and <= 65535));
+        o.FetchTimeout > TimeSpan.Zero && o.RecheckInterval >= TimeSpan.Zero && (o.PolicyPortForTests == 0 || (gateway.AllowLoopbackDestinations && o.PolicyPortForTests is > 0 and <= 65535));
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, UseStringEnumConverter = true)]
@@ -61,6 +67,7 @@ public sealed partial class MtaStsPolicySource : IDisposable
     private readonly ILogger<MtaStsPolicySource> _logger;
     private readonly HttpClient _http;
     private readonly ConcurrentDictionary<string, Lazy<Task<MtaStsPolicy?>>> _inFlight = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (MtaStsPolicy? Policy, long Checked)> _recent = new(StringComparer.Ordinal);
 
     public MtaStsPolicySource(IConnectionMultiplexer redis, ILookupClient dns, MtaStsOptions options, GatewayOptions gateway, CertificateVerifier certificates,
         OutboundMetrics metrics, TimeProvider clock, ILogger<MtaStsPolicySource> logger)
@@ -95,11 +102,26 @@ public sealed partial class MtaStsPolicySource : IDisposable
             return null;
         }
 
+        // What this process learnt recently: no TXT lookup nor Redis read per message (bench/deliverer (o): the lookups made a
+        // busy route wait on each other).
+        if (_recent.TryGetValue(domain, out var recent) && _clock.GetElapsedTime(recent.Checked) < _options.RecheckInterval &&
+            (recent.Policy is null || recent.Policy.Expires > _clock.GetUtcNow()))
+        {
+            return recent.Policy;
+        }
+
         // One lookup per domain at a time in this process; concurrent deliveries to the domain share it.
         var lazy = _inFlight.GetOrAdd(domain, d => new Lazy<Task<MtaStsPolicy?>>(() => ResolveAsync(d)));
         try
         {
-            return await lazy.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+            var policy = await lazy.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (_recent.Count > 100_000)
+            {
+                _recent.Clear(); // bounded: a flood of distinct recipient domains costs lookups, not memory
+            }
+
+            _recent[domain] = (policy, _clock.GetTimestamp());
+            return policy;
         }
         finally
         {
