@@ -74,7 +74,7 @@ public sealed class KeyEncryption
             }
 
             generated = RandomNumberGenerator.GetBytes(KeySize);
-            WriteOwnerOnly(full, FilePrefix + Convert.ToBase64String(generated));
+            OwnerOnlyFile.Write(full, FilePrefix + Convert.ToBase64String(generated), overwrite: false);
         }
 
         // Read back even after writing: a second ControlPlane that raced this one keeps the key that reached the disk.
@@ -137,9 +137,13 @@ public sealed class KeyEncryption
             throw new SecretUnavailableException("the sealed secret does not open (tampered, or stored for another name)", e);
         }
     }
+}
 
-    /// <summary>Writes a file readable and writable by its owner only (mode 0600), through a temporary file.</summary>
-    public static void WriteOwnerOnly(string path, string content)
+/// <summary>Secret files (operator key, key-encryption key): readable and writable by their owner only (mode 0600).</summary>
+public static class OwnerOnlyFile
+{
+    /// <summary>Writes through a temporary file; without <paramref name="overwrite"/> an existing file wins (two writers racing keep the first).</summary>
+    public static void Write(string path, string content, bool overwrite)
     {
         ArgumentNullException.ThrowIfNull(path);
         var dir = System.IO.Path.GetDirectoryName(path);
@@ -162,12 +166,11 @@ public sealed class KeyEncryption
             writer.WriteLine(content);
         }
 
-        // No overwrite: two ControlPlanes starting at once on one host keep the first key, the second reads it.
         try
         {
-            File.Move(tmp, path, overwrite: false);
+            File.Move(tmp, path, overwrite);
         }
-        catch (IOException) when (File.Exists(path))
+        catch (IOException) when (!overwrite && File.Exists(path))
         {
             File.Delete(tmp);
         }
