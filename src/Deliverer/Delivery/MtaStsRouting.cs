@@ -16,7 +16,17 @@ public static class MtaStsRouting
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(metrics);
-        var policy = await source.GetAsync(domain, cancellationToken).ConfigureAwait(false);
+        MtaStsPolicy? policy;
+        try
+        {
+            policy = await source.GetAsync(domain, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is StackExchange.Redis.RedisException or StackExchange.Redis.RedisTimeoutException or TimeoutException)
+        {
+            // The fleet's policy cache is away: deliver later rather than without a policy the domain may have (no downgrade).
+            return ([], DeliveryOutcome.Transient($"MTA-STS policy of {domain} unknown: the policy cache is unavailable ({e.GetType().Name}); retried later"));
+        }
+
         if (policy is null || policy.Mode == MtaStsMode.None)
         {
             return (endpoints, null);

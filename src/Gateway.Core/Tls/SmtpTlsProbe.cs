@@ -40,10 +40,14 @@ public sealed class SmtpTlsProbe(CertificateVerifier certificates, GatewayOption
         {
             return new SmtpTlsProbeResult(true, new TlsObservation(true, null, false, e.Message), "the STARTTLS handshake failed: " + e.Message);
         }
-        catch (Exception e) when (e is SmtpProtocolException or SmtpCommandException or IOException or OperationCanceledException or SocketException)
+        catch (Exception e) when (e is TimeoutException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
-            return new SmtpTlsProbeResult(false, TlsObservation.None, e is OperationCanceledException && !cancellationToken.IsCancellationRequested
-                ? "no SMTP answer in time" : "no SMTP conversation: " + e.Message);
+            // MailKit's own Timeout throws TimeoutException; the linked limit cancels: a listener that never greets (not SMTP).
+            return new SmtpTlsProbeResult(false, TlsObservation.None, "no SMTP answer in time");
+        }
+        catch (Exception e) when (e is SmtpProtocolException or SmtpCommandException or IOException or SocketException or ServiceNotConnectedException)
+        {
+            return new SmtpTlsProbeResult(false, TlsObservation.None, "no SMTP conversation: " + e.Message);
         }
 
         var observation = client.IsSecure
@@ -53,7 +57,7 @@ public sealed class SmtpTlsProbe(CertificateVerifier certificates, GatewayOption
         {
             await client.DisconnectAsync(true, limit.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is SmtpProtocolException or SmtpCommandException or IOException or OperationCanceledException or ServiceNotConnectedException)
+        catch (Exception e) when (e is SmtpProtocolException or SmtpCommandException or IOException or OperationCanceledException or ServiceNotConnectedException or TimeoutException)
         {
         }
 
