@@ -234,4 +234,31 @@ public sealed class DkimSigningTests(OutboundProtectionFixture fx) : IClassFixtu
         Assert.Equal(DkimState.PendingDns, domain.Dkim.State);
         Assert.Contains($"{domain.Dkim.TxtRecord.Name}.  IN TXT  \"{domain.Dkim.TxtRecord.Value}\"", result.Out, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Intake_ActiveDomainWhoseKeyCannotBeLoaded_Answers451_StoresNothingUnsigned()
+    {
+        var from = await fx.CreateOutboundDomainAsync(GatewayFixture.NewDomainName("nokey"));
+        var to = OutboundProtectionFixture.NewExternal("nokey");
+        await using var sink = fx.ExternalDomain(to, 24);
+        var enabled = await fx.Domains.EnableDkimAsync(new EnableDkimRequest { Name = from });
+        fx.PublishTxt(enabled.Dkim.TxtRecord);
+        await fx.Domains.CheckDomainAsync(new CheckDomainRequest { Name = from });
+        await fx.WaitForSnapshotAsync(from, (await fx.Domains.GetDomainAsync(new GetDomainRequest { Name = from })).Etag);
+        // The sealed key disappears (or a Deliverer has another key-encryption key): the intake must not store the mail unsigned.
+        var key = $"gw:{{d:{from}}}:dkim";
+        var sealedKey = await fx.RedisClient.GetDatabase().HashGetAsync(key, enabled.Dkim.Selector);
+        await fx.RedisClient.GetDatabase().HashDeleteAsync(key, enabled.Dkim.Selector);
+
+        var refused = await Assert.ThrowsAsync<MailKit.Net.Smtp.SmtpCommandException>(() => fx.SendAsync("user@" + from, ["someone@" + to]));
+        Assert.Equal(451, (int)refused.StatusCode);
+        Assert.Contains("DKIM", refused.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(await fx.LogAsync(from), e => e["event"] == "intake");
+
+        // Back: the next try is signed and verifies.
+        await fx.RedisClient.GetDatabase().HashSetAsync(key, enabled.Dkim.Selector, sealedKey);
+        await fx.SendAsync("user@" + from, ["someone@" + to]);
+        var m = Assert.Single(await sink.WaitForMessagesAsync(1, Wait));
+        Assert.Equal("pass", Assert.Single(await MailauthVerifier.VerifyAsync(m.Data, fx.Dns)).Status);
+    }
 }
