@@ -2,9 +2,10 @@ using Gateway.Core.Dkim;
 using Gateway.Core.Tls;
 using Gateway.ControlPlane.Grpc;
 using Gateway.ControlPlane.Services;
+using Gateway.ControlPlane.Application;
 using Gateway.Core;
 using Gateway.Core.Hosting;
-using Gateway.Core.Onboarding;
+using Gateway.ControlPlane.Onboarding;
 using Gateway.Core.Delivery;
 using Gateway.Core.Quarantine;
 using Gateway.Core.Telemetry;
@@ -50,7 +51,8 @@ public static class ControlPlaneApp
         builder.Services.AddGatewayCore(builder.Configuration);
         builder.Services.AddSingleton<DomainMapper>();
         builder.Services.AddDeliveryQueue(builder.Configuration);
-        builder.Services.AddQuarantine(builder.Configuration).AddQuarantineExpiry(); // docs/rules.md
+        builder.Services.AddQuarantine(builder.Configuration); // docs/rules.md
+        builder.Services.AddControlPlaneApplication();
         builder.Services.AddGatewayTelemetry();
         builder.Services.AddGatewayInstruments<ControlPlaneMetrics>();
         builder.Services.AddGrpc(o =>
@@ -71,8 +73,8 @@ public static class ControlPlaneApp
         builder.Services.AddDkimKeys(builder.Configuration, createKeyFile: true); // docs/outbound.md
         builder.Services.AddHostedService<SecretsBootstrap>();
         builder.Services.AddTlsVerification(builder.Configuration); // the connection test verifies certificates
-        builder.Services.AddHostedService<Onboarding.DomainRecheckService>();
-        builder.Services.AddHostedService<Maintenance.MaintenanceService>();
+        builder.Services.AddHostedService<Jobs.DomainRecheckService>();
+        builder.Services.AddHostedService<Jobs.MaintenanceService>();
 
         var app = builder.Build();
         app.UseJsonBodyDefaults(); // curl -d '{…}' without -H content-type (README)

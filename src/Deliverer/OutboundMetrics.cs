@@ -31,8 +31,9 @@ public sealed class OutboundMetrics : IGatewayInstruments
     /// <summary><paramref name="result"/>: <c>signed</c>, <c>unavailable</c> or <c>unparsable</c>.</summary>
     public void Dkim(string result) => _dkim.Add(1, new KeyValuePair<string, object?>("result", result));
 
-    public void Tls(string tls, string direction) =>
-        _tls.Add(1, new KeyValuePair<string, object?>("tls", tls), new KeyValuePair<string, object?>("direction", direction));
+    public void Tls(string tls, Gateway.Core.Mail.Direction direction) =>
+        _tls.Add(1, new KeyValuePair<string, object?>("tls", tls),
+            new KeyValuePair<string, object?>("direction", direction == Gateway.Core.Mail.Direction.Outbound ? "outbound" : "inbound"));
 
     public void MtaStsFetch(bool ok) => _stsFetches.Add(1, new KeyValuePair<string, object?>("result", ok ? "ok" : "failed"));
 

@@ -1,8 +1,9 @@
 using Gateway.ControlPlane.Grpc;
 using Gateway.Core.Domains;
-using Gateway.Core.Onboarding;
+using Gateway.ControlPlane.Onboarding;
 using Grpc.Core;
 using V1 = Gateway.Api.V1;
+using Gateway.ControlPlane.Application;
 
 namespace Gateway.ControlPlane.Services;
 
@@ -11,7 +12,7 @@ namespace Gateway.ControlPlane.Services;
 /// <see cref="OnboardingService"/>; SendTestMessage in <see cref="TestMessageSender"/>.
 /// </summary>
 public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper, OnboardingService onboarding, TestMessageSender testMessages,
-    Gateway.Core.Dkim.DkimManager dkim)
+    Gateway.ControlPlane.Dkim.DkimManager dkim)
     : V1.DomainService.DomainServiceBase
 {
     public override async Task<V1.Domain> EnableDkim(V1.EnableDkimRequest request, ServerCallContext context)

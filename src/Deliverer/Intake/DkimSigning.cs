@@ -38,12 +38,12 @@ public sealed partial class DkimSigning(DkimKeyStore keys, OutboundMetrics metri
     /// Signs the outbound copies of a message at intake: <paramref name="copies"/> are the (domain, direction) of each copy to
     /// be stored; returns the bytes to store for a copy (signed for an outbound copy of a domain whose DKIM key is active).
     /// </summary>
-    public async Task<Func<string, string, byte[]>> SignCopiesAsync(Gateway.Core.Snapshot.ConfigSnapshot snapshot, IEnumerable<(string Domain, string Direction)> copies, byte[] body)
+    public async Task<Func<string, Gateway.Core.Mail.Direction, byte[]>> SignCopiesAsync(Gateway.Core.Snapshot.ConfigSnapshot snapshot, IEnumerable<(string Domain, Gateway.Core.Mail.Direction Direction)> copies, byte[] body)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         ArgumentNullException.ThrowIfNull(copies);
         Dictionary<string, byte[]>? signed = null;
-        foreach (var domain in copies.Where(c => c.Direction == Gateway.Core.MessageLog.Directions.Outbound).Select(c => c.Domain).Distinct(StringComparer.Ordinal))
+        foreach (var domain in copies.Where(c => c.Direction == Gateway.Core.Mail.Direction.Outbound).Select(c => c.Domain).Distinct(StringComparer.Ordinal))
         {
             if (snapshot.Find(domain)?.Config.Dkim is { Signs: true } state)
             {
@@ -53,7 +53,7 @@ public sealed partial class DkimSigning(DkimKeyStore keys, OutboundMetrics metri
         }
 
         return signed is null ? (_, _) => body : (domain, direction) =>
-            direction == Gateway.Core.MessageLog.Directions.Outbound && signed.TryGetValue(domain, out var b) ? b : body;
+            direction == Gateway.Core.Mail.Direction.Outbound && signed.TryGetValue(domain, out var b) ? b : body;
     }
 
     /// <summary>The message with a DKIM-Signature of <paramref name="domain"/>'s current key in front.</summary>

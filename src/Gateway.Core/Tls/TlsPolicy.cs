@@ -1,4 +1,4 @@
-using Gateway.Core.Delivery;
+using Gateway.Core.Routing;
 using Gateway.Core.Domains;
 
 namespace Gateway.Core.Tls;

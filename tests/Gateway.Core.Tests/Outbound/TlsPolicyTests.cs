@@ -1,4 +1,4 @@
-using Gateway.Core.Delivery;
+using Gateway.Core.Routing;
 using Gateway.Core.Domains;
 using Gateway.Core.Tls;
 
