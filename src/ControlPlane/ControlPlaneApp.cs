@@ -1,3 +1,5 @@
+using Gateway.Core.Dkim;
+using Gateway.Core.Tls;
 using Gateway.ControlPlane.Grpc;
 using Gateway.ControlPlane.Services;
 using Gateway.ControlPlane.Application;
@@ -68,6 +70,9 @@ public static class ControlPlaneApp
         builder.Services.AddSingleton<OperatorKeyBootstrap>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<OperatorKeyBootstrap>());
         builder.Services.AddOnboarding(builder.Configuration);
+        builder.Services.AddDkimKeys(builder.Configuration, createKeyFile: true); // docs/outbound.md
+        builder.Services.AddHostedService<SecretsBootstrap>();
+        builder.Services.AddTlsVerification(builder.Configuration); // the connection test verifies certificates
         builder.Services.AddHostedService<Jobs.DomainRecheckService>();
         builder.Services.AddHostedService<Jobs.MaintenanceService>(); // log trim, quarantine expiry, purge resume
 

@@ -1,4 +1,6 @@
 using Gateway.Core;
+using Gateway.Core.Dkim;
+using Gateway.Core.Tls;
 using Gateway.Core.Delivery;
 using Gateway.Core.Quarantine;
 using Gateway.Core.Relay;
@@ -35,6 +37,19 @@ public static class DelivererApp
         builder.Services.AddSingleton<DeliveryScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());
         builder.Services.AddSingleton<IntakeWriter>();
+        builder.Services.AddDkimKeys(builder.Configuration, createKeyFile: false); // the ControlPlane generates the key file
+        builder.Services.AddSingleton<DkimSigning>();
+        builder.Services.AddTlsVerification(builder.Configuration); // Gateway:Tls (docs/outbound.md)
+        builder.Services.AddOptions<MtaStsOptions>().Bind(builder.Configuration.GetSection(MtaStsOptions.Section));
+        builder.Services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<MtaStsOptions>>().Value;
+            return MtaStsOptions.IsValid(o, sp.GetRequiredService<GatewayOptions>()) ? o
+                : throw new OptionsValidationException(MtaStsOptions.Section, typeof(MtaStsOptions),
+                    ["Gateway:Deliverer:MtaSts: FetchTimeout must be positive; PolicyPortForTests only with Gateway:AllowLoopbackDestinations (tests)."]);
+        });
+        builder.Services.AddSingleton<MtaStsPolicySource>();
+        builder.Services.AddGatewayInstruments<OutboundMetrics>();
         // The intake decides every RCPT with the relay rule and the domains' envelope rules, as the PolicyDaemon does.
         builder.Services.AddSingleton<IEnvelopeCheck, RuleEnvelopeCheck>();
         builder.Services.AddRelayDecisions(builder.Configuration);

@@ -53,6 +53,12 @@ public sealed partial class OnboardingRound(
             }
         }
 
+        // A DKIM record awaited in DNS (new key or rotation) is looked for as often as an unverified domain's proof.
+        if (domain.Dkim is { AwaitsDns: true } && now - report.CheckTime >= options.UnverifiedRecheckInterval)
+        {
+            return CheckDue.Full;
+        }
+
         return CheckDue.No;
     }
 

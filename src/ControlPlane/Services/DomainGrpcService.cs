@@ -11,9 +11,29 @@ namespace Gateway.ControlPlane.Services;
 /// gateway.v1.DomainService: thin; validation and rules live in <see cref="DomainManager"/> and
 /// <see cref="OnboardingService"/>; SendTestMessage in <see cref="TestMessageSender"/>.
 /// </summary>
-public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper, OnboardingService onboarding, TestMessageSender testMessages)
+public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper, OnboardingService onboarding, TestMessageSender testMessages,
+    Gateway.ControlPlane.Dkim.DkimManager dkim)
     : V1.DomainService.DomainServiceBase
 {
+    public override async Task<V1.Domain> EnableDkim(V1.EnableDkimRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var algorithm = DkimMapper.ToModel(request.Algorithm) ?? Gateway.Core.Dkim.DkimKeyAlgorithm.Rsa;
+        return mapper.ToApi(await dkim.EnableAsync(Caller.TenantOf(context), request.Name, algorithm, request.Selector).ConfigureAwait(false));
+    }
+
+    public override async Task<V1.Domain> DisableDkim(V1.DisableDkimRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return mapper.ToApi(await dkim.DisableAsync(Caller.TenantOf(context), request.Name).ConfigureAwait(false));
+    }
+
+    public override async Task<V1.Domain> RotateDkimKey(V1.RotateDkimKeyRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return mapper.ToApi(await dkim.RotateAsync(Caller.TenantOf(context), request.Name, DkimMapper.ToModel(request.Algorithm), request.Selector).ConfigureAwait(false));
+    }
+
     public override async Task<V1.SendTestMessageResponse> SendTestMessage(V1.SendTestMessageRequest request, ServerCallContext context)
     {
         ArgumentNullException.ThrowIfNull(request);

@@ -70,5 +70,6 @@ public sealed class MessageLogGrpcService(MessageLogQueries queries) : V1.Messag
         Detail = e.Detail ?? string.Empty,
         Program = e.Program ?? string.Empty,
         PostfixQueueId = e.PostfixQueueId ?? string.Empty,
+        Tls = e.Tls ?? string.Empty,
     };
 }

@@ -11,6 +11,9 @@ namespace Gateway.Deliverer.Delivery;
 /// <summary>One address to connect to, with the name it came from (for logs, DSNs and EHLO peers).</summary>
 public sealed record Endpoint(string HostName, IPEndPoint Address)
 {
+    /// <summary>What TLS the connection must have (an inbound row's <c>tls</c>, or the recipient domain's MTA-STS policy).</summary>
+    public Gateway.Core.Tls.TlsRequirement Tls { get; init; } = Gateway.Core.Tls.TlsRequirement.Opportunistic;
+
     /// <summary>Set for a route host whose name did not resolve: a failed host in the failover order.</summary>
     public DeliveryOutcome? Unresolved { get; init; }
 
