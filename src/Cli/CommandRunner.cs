@@ -73,7 +73,7 @@ internal static class CommandRunner
     {
         StatusCode.Unauthenticated or StatusCode.PermissionDenied => ExitCodes.Unauthenticated,
         StatusCode.NotFound => ExitCodes.NotFound,
-        StatusCode.InvalidArgument or StatusCode.AlreadyExists or StatusCode.FailedPrecondition or StatusCode.Aborted => ExitCodes.Rejected,
+        StatusCode.InvalidArgument or StatusCode.AlreadyExists or StatusCode.FailedPrecondition or StatusCode.Aborted or StatusCode.ResourceExhausted => ExitCodes.Rejected,
         StatusCode.Unavailable or StatusCode.DeadlineExceeded => ExitCodes.Unavailable,
         _ => ExitCodes.Failure,
     };

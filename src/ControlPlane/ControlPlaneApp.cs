@@ -47,6 +47,8 @@ public static class ControlPlaneApp
 
         builder.Services.AddGatewayCore(builder.Configuration);
         builder.Services.AddSingleton<DomainMapper>();
+        builder.Services.AddSingleton<TenantRateLimiter>();
+        builder.Services.AddSingleton<FollowGuard>();
         builder.Services.AddDeliveryQueue(builder.Configuration);
         builder.Services.AddQuarantine(builder.Configuration).AddQuarantineExpiry(); // docs/rules.md
         builder.Services.AddGatewayTelemetry();
@@ -56,10 +58,11 @@ public static class ControlPlaneApp
             o.Interceptors.Add<MetricsInterceptor>();
             o.Interceptors.Add<ErrorInterceptor>();
             o.Interceptors.Add<AuthInterceptor>();
+            o.Interceptors.Add<LimitsInterceptor>(); // tenant rate limits (docs/reliability.md "Hostile tenant")
         }).AddJsonTranscoding(o =>
         {
             // Error details travel as google.protobuf.Any; JSON needs their descriptors to print them.
-            o.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromMessages(Google.Rpc.BadRequest.Descriptor, Google.Rpc.ErrorInfo.Descriptor);
+            o.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromMessages(Google.Rpc.BadRequest.Descriptor, Google.Rpc.ErrorInfo.Descriptor, Google.Rpc.QuotaFailure.Descriptor);
         });
         builder.Services.AddGrpcReflection();
         builder.Services.AddGrpcHealthChecks().AddCheck<RedisHealthCheck>("redis");

@@ -29,6 +29,13 @@ public static class ServiceCollectionExtensions
             .Validate(o => o.Dns.Servers.All(s => Dns.DnsSetup.TryParseServer(s, out _)), "Gateway:Dns:Servers entries must be ip or ip:port.")
             .ValidateOnStart();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<GatewayOptions>>().Value);
+        services.AddOptions<TenantLimits>()
+            .Bind(configuration.GetSection(TenantLimits.Section))
+            .ValidateDataAnnotations()
+            .Validate(o => o.FollowRecheckInterval > TimeSpan.Zero && o.FollowRecheckInterval <= TimeSpan.FromMinutes(1),
+                "Gateway:Limits:FollowRecheckInterval must be positive and at most a minute.")
+            .ValidateOnStart();
+        services.AddSingleton(sp => sp.GetRequiredService<IOptions<TenantLimits>>().Value);
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<IConnectionMultiplexer>(sp =>
         {

@@ -13,6 +13,9 @@ public enum ErrorKind
     PermissionDenied,
     Unauthenticated,
     Unavailable,
+
+    /// <summary>A tenant limit was reached (<see cref="Tenants.TenantLimits"/>); the violations name the setting.</summary>
+    ResourceExhausted,
 }
 
 /// <summary>One invalid field, named by its path in the request (e.g. <c>domain.inbound_servers[2].port</c>).</summary>
