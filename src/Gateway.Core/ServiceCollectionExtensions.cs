@@ -26,6 +26,9 @@ public static class ServiceCollectionExtensions
             .Validate(o => o.MessageLogRetention > TimeSpan.Zero && o.MaintenanceInterval > TimeSpan.Zero && o.MessageLogFollowPollInterval > TimeSpan.Zero,
                 "Gateway:MessageLogRetention, Gateway:MaintenanceInterval and Gateway:MessageLogFollowPollInterval must be positive.")
             .Validate(o => TryParseRedis(o.Redis), "Gateway:Redis is not a valid StackExchange.Redis configuration string (e.g. 127.0.0.1:6379).")
+            .Validate(o => string.IsNullOrEmpty(o.RedisPasswordFile) || File.Exists(o.RedisPasswordFile),
+                "Gateway:RedisPasswordFile names a file that does not exist.")
+            .Validate(o => o.RedisDurabilityCheckInterval > TimeSpan.Zero, "Gateway:RedisDurabilityCheckInterval must be positive.")
             .Validate(o => o.Dns.Servers.All(s => Dns.DnsSetup.TryParseServer(s, out _)), "Gateway:Dns:Servers entries must be ip or ip:port.")
             .ValidateOnStart();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<GatewayOptions>>().Value);
@@ -40,7 +43,7 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<IConnectionMultiplexer>(sp =>
         {
             var options = sp.GetRequiredService<GatewayOptions>();
-            var config = ConfigurationOptions.Parse(options.Redis);
+            var config = RedisConnection.Configure(options);
             // Start and keep retrying while Redis is away; callers see errors, the process lives on.
             config.AbortOnConnectFail = false;
             config.ClientName ??= AppDomain.CurrentDomain.FriendlyName;
@@ -50,6 +53,9 @@ public static class ServiceCollectionExtensions
             mux.ConnectionRestored += (_, e) => RedisLog.ConnectionRestored(log, e.EndPoint);
             return mux;
         });
+        services.AddSingleton<RedisDurability>();
+        services.AddHostedService(sp => sp.GetRequiredService<RedisDurability>());
+        services.AddGatewayInstruments<RedisDurabilityMetrics>();
         services.AddSingleton<ConfigChangeFeed>();
         services.AddSingleton<DomainStore>();
         services.AddSingleton<TenantStore>();
