@@ -28,7 +28,7 @@ internal static class CommandRunner
             catch (RpcException e)
             {
                 await stderr.WriteLineAsync(Describe(e)).ConfigureAwait(false);
-                return ExitCode(e.StatusCode);
+                return IsTlsFailure(e) ? ExitCodes.Unavailable : ExitCode(e.StatusCode);
             }
         });
     }
@@ -43,6 +43,12 @@ internal static class CommandRunner
         if (e.StatusCode == StatusCode.Unavailable && e.Status.DebugException is not null)
         {
             detail = $"cannot reach the ControlPlane ({e.Status.DebugException.Message})";
+        }
+
+        if (IsTlsFailure(e))
+        {
+            code = "UNAVAILABLE";
+            detail = $"cannot verify the ControlPlane's TLS certificate ({e.Status.DebugException!.InnerException?.Message}); give its CA with --ca-file or GATEWAY_CA_FILE";
         }
 
         if (e.StatusCode == StatusCode.Unimplemented && string.IsNullOrEmpty(detail))
@@ -68,6 +74,10 @@ internal static class CommandRunner
 
         return string.Join(Environment.NewLine, lines);
     }
+
+    /// <summary>The server's certificate was not accepted (grpc-dotnet reports it as INTERNAL).</summary>
+    private static bool IsTlsFailure(RpcException e) =>
+        e.Status.DebugException is System.Net.Http.HttpRequestException { InnerException: System.Security.Authentication.AuthenticationException };
 
     private static int ExitCode(StatusCode code) => code switch
     {

@@ -17,6 +17,7 @@ public static class ControlPlaneApp
     public const string DefaultUrl = "http://127.0.0.1:50051";
     public const string DefaultHttpUrl = "http://127.0.0.1:50052";
     public const string HttpUrlKey = "ControlPlane:HttpUrl";
+    public const string MetricsUrlKey = "ControlPlane:MetricsUrl";
 
     public static WebApplication Build(string[] args)
     {
@@ -27,20 +28,33 @@ public static class ControlPlaneApp
         // listener, ControlPlane:HttpUrl (default 127.0.0.1:50052; empty turns it off).
         var grpcUrls = KestrelUrls.Split(builder.Configuration[WebHostDefaults.ServerUrlsKey] is { Length: > 0 } u ? u : DefaultUrl);
         var httpUrl = builder.Configuration[HttpUrlKey] ?? DefaultHttpUrl;
+        var metricsUrl = builder.Configuration[MetricsUrlKey] ?? string.Empty;
         var listeners = new ControlPlaneListeners();
         builder.Services.AddSingleton(listeners);
         if (!builder.Configuration.GetSection("Kestrel:Endpoints").Exists())
         {
+            // https:// URLs take the certificate of Kestrel's own settings (Kestrel:Certificates:Default:Path/KeyPath):
+            // TLS for the API (README "TLS for the API"), so keys never travel in the clear off the host.
+            var certificate = KestrelUrls.LoadCertificate(builder.Configuration);
             builder.WebHost.ConfigureKestrel(k =>
             {
                 foreach (var url in grpcUrls)
                 {
-                    KestrelUrls.Bind(k, url, HttpProtocols.Http2, listeners.Grpc.Add);
+                    KestrelUrls.Bind(k, url, HttpProtocols.Http2, listeners.Grpc.Add, certificate);
                 }
 
                 if (httpUrl.Length > 0)
                 {
-                    KestrelUrls.Bind(k, httpUrl, HttpProtocols.Http1, o => listeners.Http = o);
+                    KestrelUrls.Bind(k, httpUrl, HttpProtocols.Http1, o => listeners.Http = o, certificate);
+                }
+
+                if (metricsUrl.Length > 0)
+                {
+                    KestrelUrls.Bind(k, metricsUrl, HttpProtocols.Http1, o =>
+                    {
+                        MetricsListener.Tag(o);
+                        listeners.Metrics = o;
+                    }, certificate);
                 }
             });
         }
@@ -74,6 +88,11 @@ public static class ControlPlaneApp
 
         var app = builder.Build();
         app.UseJsonBodyDefaults(); // curl -d '{…}' without -H content-type (README)
+        if (metricsUrl.Length > 0)
+        {
+            app.UseMetricsOnlyOnItsListener();
+        }
+
         app.MapGrpcService<TenantGrpcService>();
         app.MapGrpcService<DomainGrpcService>();
         app.MapGrpcService<QueueGrpcService>();
@@ -93,6 +112,13 @@ public static class ControlPlaneApp
         return KestrelUrls.Address(app.Services.GetRequiredService<ControlPlaneListeners>().Grpc[0]);
     }
 
+    /// <summary>The separate /metrics address, once started; null when not configured.</summary>
+    public static string? MetricsAddress(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        return app.Services.GetRequiredService<ControlPlaneListeners>().Metrics is { } m ? KestrelUrls.Address(m) : null;
+    }
+
     /// <summary>The HTTP/1.1 (JSON, health) address, once started; null when turned off.</summary>
     public static string? HttpAddress(WebApplication app)
     {
@@ -107,4 +133,7 @@ public sealed class ControlPlaneListeners
     public List<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions> Grpc { get; } = [];
 
     public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Http { get; set; }
+
+    /// <summary>The separate <c>/metrics</c> listener (ControlPlane:MetricsUrl), when configured.</summary>
+    public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Metrics { get; set; }
 }
