@@ -63,6 +63,7 @@ public static class ControlPlaneApp
         builder.Services.AddSingleton<DomainMapper>();
         builder.Services.AddSingleton<TenantRateLimiter>();
         builder.Services.AddSingleton<FollowGuard>();
+        builder.Services.AddSingleton<Onboarding.DomainTakeover>();
         builder.Services.AddDeliveryQueue(builder.Configuration);
         builder.Services.AddQuarantine(builder.Configuration).AddQuarantineExpiry(); // docs/rules.md
         builder.Services.AddGatewayTelemetry();

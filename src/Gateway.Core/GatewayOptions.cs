@@ -70,6 +70,13 @@ public sealed class GatewayOptions
     /// </summary>
     public bool AllowLoopbackDestinations { get; set; }
 
+    /// <summary>
+    /// The optional grace period of docs/requirements.md §3: an unverified domain gets inbound relay only this long
+    /// after its registration, then NO-DOMAIN until it is verified. Zero (the default, as in the seed's product): no
+    /// limit. A shared fleet may want a few days, so a registration nobody verifies stops receiving mail.
+    /// </summary>
+    public TimeSpan UnverifiedInboundGracePeriod { get; set; }
+
     /// <summary>How often a program compares its snapshot with the stored config version.</summary>
     public TimeSpan SnapshotReconcileInterval { get; set; } = TimeSpan.FromSeconds(1);
 

@@ -29,6 +29,7 @@ public static class ServiceCollectionExtensions
             .Validate(o => string.IsNullOrEmpty(o.RedisPasswordFile) || File.Exists(o.RedisPasswordFile),
                 "Gateway:RedisPasswordFile names a file that does not exist.")
             .Validate(o => o.RedisDurabilityCheckInterval > TimeSpan.Zero, "Gateway:RedisDurabilityCheckInterval must be positive.")
+            .Validate(o => o.UnverifiedInboundGracePeriod >= TimeSpan.Zero, "Gateway:UnverifiedInboundGracePeriod must not be negative (0: off).")
             .Validate(o => o.Dns.Servers.All(s => Dns.DnsSetup.TryParseServer(s, out _)), "Gateway:Dns:Servers entries must be ip or ip:port.")
             .ValidateOnStart();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<GatewayOptions>>().Value);
@@ -106,7 +107,7 @@ public static class SnapshotServiceCollectionExtensions
     /// <summary>The in-memory domain snapshot and the service that keeps it current (PolicyDaemon, Deliverer).</summary>
     public static IServiceCollection AddConfigSnapshot(this IServiceCollection services)
     {
-        services.AddSingleton<Snapshot.ConfigSnapshot>();
+        services.AddSingleton(sp => new Snapshot.ConfigSnapshot { UnverifiedInboundGrace = sp.GetRequiredService<GatewayOptions>().UnverifiedInboundGracePeriod });
         services.AddSingleton<Snapshot.ConfigSnapshotService>();
         services.AddHostedService(sp => sp.GetRequiredService<Snapshot.ConfigSnapshotService>());
         services.AddGatewayInstruments<Telemetry.SnapshotMetrics>(); // gateway.snapshot.* (docs/telemetry.md)

@@ -10,7 +10,8 @@ namespace Gateway.ControlPlane.Services;
 /// gateway.v1.DomainService: thin; validation and rules live in <see cref="DomainManager"/> and
 /// <see cref="OnboardingService"/>; SendTestMessage in <see cref="TestMessageSender"/>.
 /// </summary>
-public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper, OnboardingService onboarding, TestMessageSender testMessages)
+public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper, OnboardingService onboarding, TestMessageSender testMessages,
+    Onboarding.DomainTakeover takeover)
     : V1.DomainService.DomainServiceBase
 {
     public override async Task<V1.SendTestMessageResponse> SendTestMessage(V1.SendTestMessageRequest request, ServerCallContext context)
@@ -25,7 +26,8 @@ public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper
     {
         ArgumentNullException.ThrowIfNull(request);
         var company = Caller.TenantOf(context);
-        var created = await domains.CreateAsync(company, request.Domain?.Name, DomainMapper.ToSettings(request.Domain)).ConfigureAwait(false);
+        // CreateDomain, or the takeover of an unverified registration by a tenant that proves ownership (DomainTakeover).
+        var created = await takeover.CreateAsync(company, request.Domain?.Name, DomainMapper.ToSettings(request.Domain), context.CancellationToken).ConfigureAwait(false);
         return mapper.ToApi(created);
     }
 

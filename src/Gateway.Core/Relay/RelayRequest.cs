@@ -55,6 +55,9 @@ public sealed record RelayRequest
     /// <summary>Message size announced with MAIL FROM (SIZE=), when known.</summary>
     public long? Size { get; init; }
 
+    /// <summary>When the question is asked; rules with a time limit (the unverified-inbound grace period) need it. Null: no time limit applies.</summary>
+    public DateTimeOffset? Time { get; init; }
+
     /// <summary>The MTA's own id of the transaction (Postfix queue id), when known; for logs.</summary>
     public string? QueueId { get; init; }
 

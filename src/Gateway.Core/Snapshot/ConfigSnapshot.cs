@@ -27,6 +27,12 @@ public sealed class ConfigSnapshot
 
     public int Count => _map.Domains.Count;
 
+    /// <summary>
+    /// <c>Gateway:UnverifiedInboundGracePeriod</c>: how long after registration an unverified domain gets inbound relay
+    /// (<see cref="TimeSpan.Zero"/>, the default: as long as it is registered).
+    /// </summary>
+    public TimeSpan UnverifiedInboundGrace { get; init; }
+
     /// <summary>Raised after a domain was added, changed or removed (argument: its name).</summary>
     public event Action<string>? DomainChanged;
 

@@ -49,6 +49,9 @@ public static class RedisKeys
     public static RedisKey TenantRate(string companyId, string kind, long minute) =>
         $"{Cfg}rate:{companyId}:{kind}:{minute.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
 
+    /// <summary>String: the secret under which claim tokens are derived (claim by proof of an unverified domain).</summary>
+    public static readonly RedisKey ClaimSecret = Cfg + "claim-secret";
+
     /// <summary>Set: API key ids of a tenant.</summary>
     public static RedisKey TenantApiKeys(string companyId) => $"{Cfg}tenant:{companyId}:apikeys";
 
