@@ -172,21 +172,23 @@ public sealed class GlobSet
         }
     }
 
-    /// <summary>One character: every state moves along its token if the token takes the character, states after a star stay.</summary>
+    /// <summary>
+    /// One character: every state moves along its token if the token takes the character, states after a star stay,
+    /// then the ε-moves (<see cref="Close"/>), all in one pass over the words, lowest first: the shift's carry comes
+    /// from the lower word's value before this step, the ε-move's from its value after it.
+    /// </summary>
     private bool Step(Span<ulong> state, ulong[] takes)
     {
-        // Highest word first, so the carry comes from the lower word's value before this step.
-        ulong alive = 0;
-        for (var w = _words - 1; w >= 0; w--)
+        ulong alive = 0, oldCarry = 0, newCarry = 0;
+        for (var w = 0; w < state.Length; w++)
         {
-            var carry = w > 0 ? state[w - 1] >> 63 : 0;
-            state[w] = (((state[w] << 1) | carry) & takes[w]) | (state[w] & _selfLoop[w]);
-        }
-
-        Close(state, state);
-        foreach (var s in state)
-        {
-            alive |= s;
+            var old = state[w];
+            var moved = (((old << 1) | oldCarry) & takes[w]) | (old & _selfLoop[w]);
+            var closed = moved | ((moved & _toStar[w]) << 1) | newCarry;
+            oldCarry = old >> 63;
+            newCarry = (moved & _toStar[w]) >> 63;
+            state[w] = closed;
+            alive |= closed;
         }
 
         return alive != 0;
