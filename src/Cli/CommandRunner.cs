@@ -61,6 +61,11 @@ internal static class CommandRunner
         // A single violation is already the whole message; print it once.
         lines.Add(violations.Count == 1 && $"  {detail}" == violations[0] ? $"error: {code}" : $"error: {code}: {detail}");
         lines.AddRange(violations);
+        if (e.GetRpcStatus()?.GetDetail<ErrorInfo>() is { Reason: "UNVERIFIED_REGISTRATION" } claim)
+        {
+            lines.Add($"  its registration is not verified: to take it over, publish the TXT record \"{claim.Metadata["claim_txt_record"]}\" at " +
+                      $"{claim.Metadata["domain"]} (or point its MX at {claim.Metadata["claim_mx_host"]}) and create it again");
+        }
 
         if (e.StatusCode == StatusCode.Unauthenticated)
         {

@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using Gateway.Api.V1;
 using Gateway.Core.Storage;
 using Grpc.Core;
@@ -9,7 +8,7 @@ namespace ControlPlane.Tests;
 /// Claim by proof (docs/requirements.md §3, security review M2) over gRPC with DNS answered by the real DNS test
 /// server: an unverified registration does not block the owner who proves the domain with its own claim record.
 /// </summary>
-public sealed partial class ClaimByProofTests(OnboardingFixture fx) : IClassFixture<OnboardingFixture>
+public sealed class ClaimByProofTests(OnboardingFixture fx) : IClassFixture<OnboardingFixture>
 {
     [Fact]
     public async Task CreateDomain_UnverifiedSquatter_OwnerPublishesClaimTxt_DomainMovesVerified_SquatterLosesIt()
@@ -23,23 +22,24 @@ public sealed partial class ClaimByProofTests(OnboardingFixture fx) : IClassFixt
         // The real owner is told the domain is taken, and what to publish to take it over.
         var (owner, _, client) = await fx.NewTenantAsync();
         var refused = await RpcAssert.ThrowsAsync(StatusCode.AlreadyExists, client.CreateDomainAsync(new CreateDomainRequest { Domain = new Domain { Name = name } }));
-        Assert.StartsWith("Cannot add managed domain: this domain is already managed by the gateway.", refused.Status.Detail, StringComparison.Ordinal);
-        var record = ClaimRecord().Match(refused.Status.Detail);
-        Assert.True(record.Success, refused.Status.Detail);
+        Assert.Equal("Cannot add managed domain: this domain is already managed by the gateway.", refused.Status.Detail);
+        var record = Claim(refused);
+        Assert.Matches("^tmes=[0-9a-f]{32}$", record);
+        Assert.Equal(OnboardingFixture.MxHostOf(owner), refused.GetRpcStatus()!.GetDetail<Google.Rpc.ErrorInfo>()!.Metadata["claim_mx_host"]);
 
         // Publishing someone else's claim record does nothing: the token is the owner's own.
         var (_, _, third) = await fx.NewTenantAsync();
         var thirdRefusal = await RpcAssert.ThrowsAsync(StatusCode.AlreadyExists, third.CreateDomainAsync(new CreateDomainRequest { Domain = new Domain { Name = name } }));
-        Assert.NotEqual(record.Groups[1].Value, ClaimRecord().Match(thirdRefusal.Status.Detail).Groups[1].Value);
+        Assert.NotEqual(record, Claim(thirdRefusal));
 
-        fx.Dns.AddTxt(name, record.Groups[1].Value);
+        fx.Dns.AddTxt(name, record);
         await RpcAssert.ThrowsAsync(StatusCode.AlreadyExists, third.CreateDomainAsync(new CreateDomainRequest { Domain = new Domain { Name = name } }));
         var taken = await client.CreateDomainAsync(new CreateDomainRequest { Domain = new Domain { Name = name } });
 
         Assert.Equal(owner, taken.CompanyId);
         Assert.True(taken.Verification.Verified);
         Assert.Equal(VerificationMethod.Txt, taken.Verification.Method);
-        Assert.Equal(record.Groups[1].Value, taken.Verification.TxtRecord);
+        Assert.Equal(record, taken.Verification.TxtRecord);
         Assert.Empty(taken.InboundServers); // nothing of the squatter's settings moves along
         Assert.Empty((await squatter.ListDomainsAsync(new ListDomainsRequest())).Domains);
         await RpcAssert.ThrowsAsync(StatusCode.NotFound, squatter.GetDomainAsync(new GetDomainRequest { Name = name }));
@@ -59,6 +59,7 @@ public sealed partial class ClaimByProofTests(OnboardingFixture fx) : IClassFixt
         fx.Dns.AddMx(name, 10, OnboardingFixture.MxHostOf(other));
         var refused = await RpcAssert.ThrowsAsync(StatusCode.AlreadyExists, second.CreateDomainAsync(new CreateDomainRequest { Domain = new Domain { Name = name } }));
         Assert.Equal("Cannot add managed domain: this domain is already managed by the gateway.", refused.Status.Detail);
+        Assert.Null(refused.GetRpcStatus()?.GetDetail<Google.Rpc.ErrorInfo>());
         Assert.True((await first.GetDomainAsync(new GetDomainRequest { Name = name })).Verification.Verified);
     }
 
@@ -75,6 +76,11 @@ public sealed partial class ClaimByProofTests(OnboardingFixture fx) : IClassFixt
         Assert.Equal(VerificationMethod.Mx, taken.Verification.Method);
     }
 
-    [GeneratedRegex("TXT record \"([^\"]+)\"")]
-    private static partial Regex ClaimRecord();
+    private static string Claim(RpcException e)
+    {
+        var info = e.GetRpcStatus()?.GetDetail<Google.Rpc.ErrorInfo>();
+        Assert.NotNull(info);
+        Assert.Equal("UNVERIFIED_REGISTRATION", info!.Reason);
+        return info.Metadata["claim_txt_record"];
+    }
 }

@@ -64,6 +64,16 @@ public sealed partial class ErrorInterceptor(ILogger<ErrorInterceptor> logger, I
                     status.Details.Add(Any.Pack(bad));
                 }
 
+                if (g.Reason is not null)
+                {
+                    var info = new ErrorInfo { Reason = g.Reason, Domain = "gateway" };
+                    foreach (var (key, value) in g.Info)
+                    {
+                        info.Metadata[key] = value;
+                    }
+                    status.Details.Add(Any.Pack(info));
+                }
+
                 return status.ToRpcException();
             case RedisException or RedisTimeoutException or RedisConnectionException:
                 LogStoreUnavailable(logger, method, e);

@@ -25,6 +25,9 @@ public sealed partial class DomainTakeover(
     TimeProvider clock,
     ILogger<DomainTakeover> logger)
 {
+    /// <summary>ErrorInfo reason of an ALREADY_EXISTS whose registration is unverified and can be claimed.</summary>
+    public const string UnverifiedReason = "UNVERIFIED_REGISTRATION";
+
     // KEYS: the secret. ARGV: a fresh random secret. The first ControlPlane to ask sets it; all use it.
     private const string SecretScript = """
         redis.call('SET', KEYS[1], ARGV[1], 'NX')
@@ -54,9 +57,17 @@ public sealed partial class DomainTakeover(
             var proof = await verifier.CheckAsync(claim, cancellationToken).ConfigureAwait(false);
             if (!proof.Verified)
             {
-                throw new GatewayException(ErrorKind.AlreadyExists,
-                    $"{DomainManager.AlreadyManagedMessage} Its registration is not verified: to take it over, publish the TXT record " +
-                    $"\"{verifier.TxtRecord(claim)}\" at {normalized} (or point its MX at {verifier.MxHost(claim)}) and create it again.");
+                // The message stays the one docs/requirements.md §3 names; the claim record travels as google.rpc.ErrorInfo.
+                throw new GatewayException(ErrorKind.AlreadyExists, DomainManager.AlreadyManagedMessage)
+                {
+                    Reason = UnverifiedReason,
+                    Info = new Dictionary<string, string>
+                    {
+                        ["domain"] = normalized,
+                        ["claim_txt_record"] = verifier.TxtRecord(claim),
+                        ["claim_mx_host"] = verifier.MxHost(claim),
+                    },
+                };
             }
 
             // Forced delete of the unverified registration, only if it is still the one that was checked (etag).

@@ -48,6 +48,12 @@ public sealed class GatewayException : Exception
 
     public IReadOnlyList<FieldViolation> Violations { get; }
 
+    /// <summary>A machine-readable reason (google.rpc.ErrorInfo) with <see cref="Info"/>, for errors a client can act on beyond the message.</summary>
+    public string? Reason { get; init; }
+
+    /// <summary>Details that go with <see cref="Reason"/> (ErrorInfo metadata).</summary>
+    public IReadOnlyDictionary<string, string> Info { get; init; } = new Dictionary<string, string>();
+
     [DoesNotReturn]
     public static void ThrowInvalid(IReadOnlyList<FieldViolation> violations) =>
         throw new GatewayException(ErrorKind.InvalidArgument,

@@ -95,7 +95,8 @@ public sealed class AddressPatternSet
         }
     }
 
-    private static void Collect(GlobSet set, ReadOnlySpan<char> text, int[] ownerOf, Span<ulong> owners)
+    /// <summary>Matches <paramref name="text"/> against <paramref name="set"/> and sets the bit of the owner of every matching pattern.</summary>
+    internal static void Collect(GlobSet set, ReadOnlySpan<char> text, int[] ownerOf, Span<ulong> owners)
     {
         var words = GlobSet.WordsFor(set.Count);
         ulong[]? rented = null;

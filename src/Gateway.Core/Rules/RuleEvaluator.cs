@@ -265,22 +265,7 @@ public sealed class CompiledRuleSet
     public void MatchAttachment(string name, Span<ulong> owners)
     {
         ArgumentNullException.ThrowIfNull(name);
-        var words = GlobSet.WordsFor(_attachments.Count);
-        var matched = words <= 64 ? stackalloc ulong[words] : new ulong[words];
-        matched.Clear();
-        if (!_attachments.Match(name, matched))
-        {
-            return;
-        }
-
-        for (var p = 0; p < _attachmentOwner.Length; p++)
-        {
-            if (GlobSet.IsSet(matched, p))
-            {
-                var o = _attachmentOwner[p];
-                owners[o >> 6] |= 1UL << (o & 63);
-            }
-        }
+        AddressPatternSet.Collect(_attachments, name, _attachmentOwner, owners);
     }
 
     /// <summary>Compiles the enabled rules; null when there are none (the hot paths then only test for null).</summary>
