@@ -43,6 +43,10 @@ public static partial class PolicyDaemonApp
     public static WebApplication Build(string[] args)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        // The slim builder fixes the console formatter to "simple"; let Logging:Console (FormatterName=json for the
+        // systemd units, docs/operations.md) decide, as in the other two programs.
+        builder.Logging.AddConsole();
+        builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(builder.Configuration.GetSection("Logging:Console"));
         builder.Services.AddGatewayCore(builder.Configuration);
         builder.Services.AddConfigSnapshot();
         builder.Services.AddBufferedMessageLog();
