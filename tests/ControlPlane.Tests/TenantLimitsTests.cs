@@ -116,7 +116,7 @@ public sealed class TenantLimitsTests : IAsyncLifetime
         var (_, key) = await _host.NewTenantAsync();
         var d = (await new DomainService.DomainServiceClient(_host.WithKey(key)).CreateDomainAsync(new CreateDomainRequest { Domain = new Domain { Name = ControlPlaneFixture.NewDomainName() } })).Name;
         var log = new MessageLogService.MessageLogServiceClient(_host.WithKey(key));
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
         using var firstCts = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
         var first = log.FollowLog(new FollowLogRequest { Domain = d }, cancellationToken: firstCts.Token);
         var firstRead = first.ResponseStream.MoveNext(firstCts.Token);
@@ -129,7 +129,7 @@ public sealed class TenantLimitsTests : IAsyncLifetime
             {
                 using var second = log.FollowLog(new FollowLogRequest { Domain = d }, cancellationToken: cts.Token);
                 using var quick = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
-                quick.CancelAfter(TimeSpan.FromMilliseconds(700));
+                quick.CancelAfter(TimeSpan.FromSeconds(5));
                 await second.ResponseStream.MoveNext(quick.Token);
                 return false;
             }
@@ -142,7 +142,7 @@ public sealed class TenantLimitsTests : IAsyncLifetime
             {
                 return false;
             }
-        }, TimeSpan.FromSeconds(15), "a second FollowLog stream is refused");
+        }, TimeSpan.FromSeconds(40), "a second FollowLog stream is refused");
         Assert.Contains("Gateway:Limits:FollowStreamsPerTenant", refused!.Status.Detail, StringComparison.Ordinal);
 
         await firstCts.CancelAsync();
@@ -152,7 +152,7 @@ public sealed class TenantLimitsTests : IAsyncLifetime
         {
             using var again = log.FollowLog(new FollowLogRequest { Domain = d, StartTime = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddMinutes(-1)) }, cancellationToken: cts.Token);
             using var quick = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
-            quick.CancelAfter(TimeSpan.FromMilliseconds(700));
+            quick.CancelAfter(TimeSpan.FromSeconds(5));
             try
             {
                 await again.ResponseStream.MoveNext(quick.Token);
@@ -166,6 +166,6 @@ public sealed class TenantLimitsTests : IAsyncLifetime
             {
                 return false;
             }
-        }, TimeSpan.FromSeconds(15), "a stream is allowed again once the first ended");
+        }, TimeSpan.FromSeconds(40), "a stream is allowed again once the first ended");
     }
 }
