@@ -12,6 +12,9 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 # deploy/ tests: systemd-analyze checks the units (deploy/systemd), openssl checks the API's TLS independently.
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# Node and npm: the tests run docs/clients.md's Node/TypeScript client recipe with packages from the npm registry.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

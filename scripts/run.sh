@@ -48,10 +48,24 @@ export GATEWAY_POLICY_PORT=$POLICY_PORT GATEWAY_SOCKETMAP_PORT=$SOCKETMAP_PORT G
 CONFIGURATION=${GATEWAY_CONFIGURATION:-Release}
 mkdir -p "$DATA/redis" "$DATA/logs" "$DATA/run"
 
+# Every failing step says so on the terminal, with the lines of its log that tell why (no silent exit 1).
+show_log() { # log-file [pattern]
+  [ -f "$1" ] || return 0
+  echo "       from $1:" >&2
+  { grep -E "${2:-fatal|panic|[Ee]rror|[Ee]xception|crit|Permission denied|Address already in use}" "$1" || tail -n 5 "$1"; } \
+    | tail -n 8 | sed 's/^/       /' >&2
+}
+trap 'status=$?; echo "error: scripts/run.sh stopped at line $LINENO: \"$BASH_COMMAND\" failed (exit $status)" >&2; exit $status' ERR
+
 scripts/install-deps.sh
 if [ "$BUILD" = 1 ]; then
   echo "Building ($CONFIGURATION)..."
-  dotnet build Gateway.sln -c "$CONFIGURATION" -nologo -v quiet -clp:ErrorsOnly >/dev/null
+  # The four programs and what they use (scripts/programs.slnf), not the test projects.
+  if ! dotnet build scripts/programs.slnf -c "$CONFIGURATION" -nologo -v quiet -clp:ErrorsOnly >"$DATA/logs/build.log" 2>&1; then
+    echo "error: the build failed" >&2
+    show_log "$DATA/logs/build.log" ': error |error:'
+    exit 1
+  fi
 fi
 if [ "$DEMO" = 1 ] && [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
   echo "note: the demo Postfix needs root (or sudo); starting without it (--no-demo)" >&2
@@ -59,11 +73,21 @@ if [ "$DEMO" = 1 ] && [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1;
 fi
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_port() {
-  for _ in $(seq 1 300); do port_open "$1" && return 0; sleep 0.1; done
-  echo "error: nothing listens on 127.0.0.1:$1 after 30 s; see $DATA/logs" >&2; return 1
-}
 running() { [ -f "$DATA/run/$1.pid" ] && kill -0 "$(cat "$DATA/run/$1.pid")" 2>/dev/null; }
+wait_port() { # port what log-file [pid-name]: waits for the listener; on failure says why, from the log
+  for _ in $(seq 1 300); do
+    port_open "$1" && return 0
+    if [ -n "${4:-}" ] && ! running "$4"; then
+      echo "error: $2 stopped before listening on 127.0.0.1:$1" >&2
+      show_log "$3"
+      exit 1
+    fi
+    sleep 0.1
+  done
+  echo "error: $2: nothing listens on 127.0.0.1:$1 after 30 s" >&2
+  show_log "$3"
+  exit 1
+}
 
 # Redis: ours, with AOF, so that a 250 from the Deliverer means the message is on disk.
 if [ "${GATEWAY_REDIS_CLUSTER:-0}" = 1 ]; then
@@ -77,7 +101,7 @@ if [ "${GATEWAY_REDIS_CLUSTER:-0}" = 1 ]; then
       --appendonly yes --appendfsync always --save "" \
       --daemonize yes --pidfile "$DATA/run/redis-cluster-$p.pid" --logfile "$DATA/logs/redis-cluster-$p.log"
   done
-  for p in "${CLUSTER_PORTS[@]}"; do wait_port "$p"; done
+  for p in "${CLUSTER_PORTS[@]}"; do wait_port "$p" "Redis" "$DATA/logs/redis-cluster-$p.log"; done
   if ! redis-cli -p "$REDIS_PORT" CLUSTER INFO | grep -q 'cluster_state:ok'; then
     if [ "$(redis-cli -p "$REDIS_PORT" CLUSTER INFO | grep -o 'cluster_known_nodes:[0-9]*' | cut -d: -f2)" = 1 ]; then
       redis-cli --cluster create "${CLUSTER_PORTS[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >/dev/null
@@ -97,7 +121,7 @@ else
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA/redis" \
     --appendonly yes --appendfsync always --save "" \
     --daemonize yes --pidfile "$DATA/run/redis.pid" --logfile "$DATA/logs/redis.log"
-  wait_port "$REDIS_PORT"
+  wait_port "$REDIS_PORT" "Redis" "$DATA/logs/redis.log"
   echo "Redis on 127.0.0.1:$REDIS_PORT (AOF, appendfsync always) with data in $DATA/redis"
 fi
 
@@ -108,6 +132,8 @@ export DOTNET_NOLOGO=1
 if [ "$DEMO" = 1 ]; then
   # The demo's customer server is the sink on 127.0.0.1: allow loopback inbound servers (off by default).
   export Gateway__AllowLoopbackDestinations="${Gateway__AllowLoopbackDestinations:-true}"
+  # The demo Postfix is also the outbound listener customers' servers relay to.
+  export Gateway__OutboundRelayHost="${Gateway__OutboundRelayHost:-127.0.0.1:$SMTP_PORT}"
 fi
 
 start() { # name dll args...
@@ -126,13 +152,16 @@ start policydaemon "src/PolicyDaemon/$BIN/Gateway.PolicyDaemon.dll" \
 start deliverer "src/Deliverer/$BIN/Gateway.Deliverer.dll" \
   --Gateway:Deliverer:Listen="127.0.0.1:$INTAKE_PORT" --Gateway:Deliverer:HttpUrl="http://127.0.0.1:$DELIVERER_HTTP_PORT"
 
-wait_port "$GRPC_PORT"
-wait_port "$POLICY_PORT"
-wait_port "$INTAKE_PORT"
+wait_port "$GRPC_PORT" "the ControlPlane" "$DATA/logs/controlplane.log" controlplane
+wait_port "$POLICY_PORT" "the PolicyDaemon" "$DATA/logs/policydaemon.log" policydaemon
+wait_port "$INTAKE_PORT" "the Deliverer" "$DATA/logs/deliverer.log" deliverer
 if [ "$DEMO" = 1 ]; then
-  scripts/demo-postfix.sh start
-  wait_port "$SMTP_PORT"
-  wait_port "$SINK_PORT"
+  if ! scripts/demo-postfix.sh start; then
+    echo "error: the newcomer demo did not start (see above); scripts/run.sh --no-demo runs without it" >&2
+    exit 1
+  fi
+  wait_port "$SMTP_PORT" "the demo Postfix" "$DATA/postfix/maillog"
+  wait_port "$SINK_PORT" "the demo SMTP sink" "$DATA/logs/sink.log" sink
 fi
 if [ -z "${Gateway__OperatorKey:-}" ]; then
   for _ in $(seq 1 100); do [ -s "$Gateway__OperatorKeyFile" ] && break; sleep 0.1; done

@@ -1,8 +1,9 @@
 using Gateway.ControlPlane.Grpc;
 using Gateway.ControlPlane.Services;
+using Gateway.ControlPlane.Application;
 using Gateway.Core;
 using Gateway.Core.Hosting;
-using Gateway.Core.Onboarding;
+using Gateway.ControlPlane.Onboarding;
 using Gateway.Core.Delivery;
 using Gateway.Core.Quarantine;
 using Gateway.Core.Telemetry;
@@ -61,11 +62,19 @@ public static class ControlPlaneApp
 
         builder.Services.AddGatewayCore(builder.Configuration);
         builder.Services.AddSingleton<DomainMapper>();
+        builder.Services.AddOptions<TenantLimits>()
+            .Bind(builder.Configuration.GetSection(TenantLimits.Section))
+            .ValidateDataAnnotations()
+            .Validate(o => o.FollowRecheckInterval > TimeSpan.Zero && o.FollowRecheckInterval <= TimeSpan.FromMinutes(1),
+                "Gateway:Limits:FollowRecheckInterval must be positive and at most a minute.")
+            .ValidateOnStart();
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<TenantLimits>>().Value);
         builder.Services.AddSingleton<TenantRateLimiter>();
         builder.Services.AddSingleton<FollowGuard>();
         builder.Services.AddSingleton<Onboarding.DomainTakeover>();
         builder.Services.AddDeliveryQueue(builder.Configuration);
-        builder.Services.AddQuarantine(builder.Configuration).AddQuarantineExpiry(); // docs/rules.md
+        builder.Services.AddQuarantine(builder.Configuration); // docs/rules.md
+        builder.Services.AddControlPlaneApplication();
         builder.Services.AddGatewayTelemetry();
         builder.Services.AddGatewayInstruments<ControlPlaneMetrics>();
         builder.Services.AddGrpc(o =>
@@ -84,8 +93,8 @@ public static class ControlPlaneApp
         builder.Services.AddSingleton<OperatorKeyBootstrap>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<OperatorKeyBootstrap>());
         builder.Services.AddOnboarding(builder.Configuration);
-        builder.Services.AddHostedService<Onboarding.DomainRecheckService>();
-        builder.Services.AddHostedService<Maintenance.MaintenanceService>();
+        builder.Services.AddHostedService<Jobs.DomainRecheckService>();
+        builder.Services.AddHostedService<Jobs.MaintenanceService>();
 
         var app = builder.Build();
         app.UseJsonBodyDefaults(); // curl -d '{…}' without -H content-type (README)

@@ -1,5 +1,5 @@
 using Gateway.Core;
-using Gateway.Core.Tenants;
+using Gateway.ControlPlane.Application;
 using StackExchange.Redis;
 
 namespace Gateway.ControlPlane;

@@ -1,6 +1,7 @@
 using Gateway.Core;
 using Gateway.Core.Delivery;
 using Gateway.Core.Quarantine;
+using Gateway.Core.Relay;
 using Gateway.Core.Hosting;
 using Gateway.Core.Telemetry;
 using Gateway.Deliverer.Delivery;
@@ -34,6 +35,9 @@ public static class DelivererApp
         builder.Services.AddSingleton<DeliveryScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());
         builder.Services.AddSingleton<IntakeWriter>();
+        // The intake decides every RCPT with the relay rule and the domains' envelope rules, as the PolicyDaemon does.
+        builder.Services.AddSingleton<IEnvelopeCheck, RuleEnvelopeCheck>();
+        builder.Services.AddRelayDecisions(builder.Configuration);
         var configured = builder.Configuration.GetSection(DelivererOptions.Section).Get<DelivererOptions>() ?? new DelivererOptions();
         builder.Services.AddGatewayTelemetry(exportMetrics: configured.HttpUrl.Length > 0 || configured.MetricsUrl.Length > 0)
             .AddCheck<RedisHealthCheck>("redis")
@@ -59,6 +63,32 @@ public static class DelivererApp
                     listeners.Intake = l;
                     l.UseConnectionHandler<SmtpIntakeHandler>();
                 });
+            }
+
+            foreach (var (address, scope) in new[] { (configured.InboundListen, RelayScope.Inbound), (configured.OutboundListen, RelayScope.Outbound) })
+            {
+                if (System.Net.IPEndPoint.TryParse(address, out var scoped))
+                {
+                    k.Listen(scoped, l =>
+                    {
+                        if (scope == RelayScope.Inbound)
+                        {
+                            listeners.InboundIntake = l;
+                        }
+                        else
+                        {
+                            listeners.OutboundIntake = l;
+                        }
+
+                        // The scope travels with each connection of this listener to the intake's relay rule.
+                        l.Use(next => connection =>
+                        {
+                            connection.Items[SmtpIntakeHandler.ScopeKey] = scope;
+                            return next(connection);
+                        });
+                        l.UseConnectionHandler<SmtpIntakeHandler>();
+                    });
+                }
             }
 
             if (configured.HttpUrl.Length > 0 && KestrelUrls.TryParse(configured.HttpUrl, out _, out _, out _))
@@ -112,6 +142,10 @@ public static class DelivererApp
 public sealed class DelivererListeners
 {
     public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Intake { get; set; }
+
+    public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? InboundIntake { get; set; }
+
+    public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? OutboundIntake { get; set; }
 
     public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Http { get; set; }
 

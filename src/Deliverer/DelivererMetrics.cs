@@ -1,3 +1,4 @@
+using Gateway.Core.Mail;
 using System.Diagnostics.Metrics;
 using Gateway.Core.Delivery;
 using Gateway.Core.MessageLog;
@@ -63,11 +64,11 @@ public sealed class DelivererMetrics : IGatewayInstruments
     public void Recipient(string result) => _recipients.Add(1, Tag("result", result));
 
     /// <summary><paramref name="outcome"/>: <c>delivered</c>, <c>deferred</c>, <c>bounced</c> or <c>expired</c>.</summary>
-    public void Delivery(string outcome, string direction) => _deliveries.Add(1, Tag("outcome", outcome), Tag("direction", Direction(direction)));
+    public void Delivery(string outcome, Direction direction) => _deliveries.Add(1, Tag("outcome", outcome), Tag("direction", DirectionText.Of(direction)));
 
-    public void Delivered(string direction, TimeSpan sinceIntake) => _latency.Record(Math.Max(0, sinceIntake.TotalSeconds), Tag("direction", Direction(direction)));
+    public void Delivered(Direction direction, TimeSpan sinceIntake) => _latency.Record(Math.Max(0, sinceIntake.TotalSeconds), Tag("direction", DirectionText.Of(direction)));
 
-    public void Attempt(string direction, TimeSpan elapsed) => _attempt.Record(elapsed.TotalSeconds, Tag("direction", Direction(direction)));
+    public void Attempt(Direction direction, TimeSpan elapsed) => _attempt.Record(elapsed.TotalSeconds, Tag("direction", DirectionText.Of(direction)));
 
     /// <summary>A delivery started (+1) or ended (-1).</summary>
     public void InFlight(int delta) => _inFlight.Add(delta);
@@ -78,7 +79,6 @@ public sealed class DelivererMetrics : IGatewayInstruments
     private IEnumerable<Measurement<long>> Depth(Func<QueueDepthSample, long> pick) =>
         _depth is { } d ? [new Measurement<long>(pick(d))] : [];
 
-    private static string Direction(string d) => d == Directions.Outbound ? Directions.Outbound : Directions.Inbound;
 
     private static KeyValuePair<string, object?> Tag(string key, string value) => new(key, value);
 }

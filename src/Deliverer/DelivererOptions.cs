@@ -13,6 +13,16 @@ public sealed class DelivererOptions
     public string Listen { get; set; } = "127.0.0.1:10025";
 
     /// <summary>
+    /// Optional intake listeners that grant one direction only, for Postfix listeners whose policy requests carry
+    /// <c>policy_context=inbound</c> / <c>outbound</c> (requirements §4.6): point that listener's
+    /// <c>smtpd_proxy_filter</c> here and the intake applies the same scope. Empty: not opened.
+    /// </summary>
+    public string InboundListen { get; set; } = string.Empty;
+
+    /// <inheritdoc cref="InboundListen"/>
+    public string OutboundListen { get; set; } = string.Empty;
+
+    /// <summary>
     /// Clients allowed to hand mail in, as addresses or CIDR ranges; empty: loopback (SPEC §6). No default
     /// array here: the configuration binder would append configured entries to it instead of replacing it.
     /// </summary>
@@ -90,6 +100,8 @@ public sealed class DelivererOptions
 
     internal static bool IsValid(DelivererOptions o) =>
         IPEndPoint.TryParse(o.Listen, out _) &&
+        (o.InboundListen.Length == 0 || IPEndPoint.TryParse(o.InboundListen, out _)) &&
+        (o.OutboundListen.Length == 0 || IPEndPoint.TryParse(o.OutboundListen, out _)) &&
         o.EffectiveTrustedNetworks.All(n => IPNetwork.TryParse(AsCidr(n), out _)) &&
         o.IdleTimeout > TimeSpan.Zero && o.PollInterval > TimeSpan.Zero && o.ConnectTimeout > TimeSpan.Zero && o.CommandTimeout > TimeSpan.Zero &&
         o.SweepInterval > TimeSpan.Zero && o.ConnectionCacheTime >= TimeSpan.Zero && o.QueueSampleInterval > TimeSpan.Zero &&

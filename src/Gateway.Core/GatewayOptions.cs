@@ -116,6 +116,15 @@ public sealed class GatewayOptions
     /// </summary>
     public string[] SendingAddresses { get; set; } = [];
 
+    /// <summary>
+    /// Where customers' sending servers relay their outbound mail (the gateway's outbound listener, SPEC §3
+    /// "Outbound servers"): <c>HOST</c> or <c>HOST:PORT</c>; by default <c>relay.&lt;GatewayDomain&gt;</c>.
+    /// </summary>
+    public string? OutboundRelayHost { get; set; }
+
+    /// <summary>The outbound relay host to show customers.</summary>
+    public string EffectiveOutboundRelayHost => string.IsNullOrWhiteSpace(OutboundRelayHost) ? $"relay.{GatewayDomain}" : OutboundRelayHost.Trim();
+
     /// <summary>The inbound MX host of a tenant.</summary>
     public string InboundMxHost(string companyId) => $"{companyId}.in.{GatewayDomain}";
 }

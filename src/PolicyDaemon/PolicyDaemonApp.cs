@@ -50,7 +50,7 @@ public static partial class PolicyDaemonApp
         builder.Services.AddGatewayCore(builder.Configuration);
         builder.Services.AddConfigSnapshot();
         builder.Services.AddBufferedMessageLog();
-        builder.Services.AddSingleton<IEnvelopeCheck, Gateway.Core.Rules.RuleEnvelopeCheck>(); // per-domain envelope rules (docs/rules.md)
+        builder.Services.AddSingleton<IEnvelopeCheck, RuleEnvelopeCheck>(); // per-domain envelope rules (docs/rules.md)
         builder.Services.AddRelayDecisions(builder.Configuration);
         builder.Services.AddOptions<PolicyDaemonOptions>()
             .Bind(builder.Configuration.GetSection(PolicyDaemonOptions.Section))

@@ -1,5 +1,5 @@
 using Gateway.Api.V1;
-using OnboardingRound = Gateway.Core.Onboarding.OnboardingRound;
+using OnboardingRound = Gateway.ControlPlane.Onboarding.OnboardingRound;
 using Gateway.Core.Storage;
 using Gateway.Testing;
 using Google.Protobuf.WellKnownTypes;

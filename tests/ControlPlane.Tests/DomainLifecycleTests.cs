@@ -1,6 +1,6 @@
 using Gateway.Api.V1;
 using Gateway.Core;
-using DomainManager = Gateway.Core.Domains.DomainManager;
+using DomainManager = Gateway.ControlPlane.Application.DomainManager;
 using Gateway.Core.Storage;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;

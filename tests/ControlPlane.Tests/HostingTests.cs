@@ -67,7 +67,7 @@ public sealed class HostingTests(ControlPlaneFixture fx) : IClassFixture<Control
                 // Only the hash is stored.
                 using var mux = await redis.ConnectAsync();
                 var stored = await mux.GetDatabase().HashGetAsync(Gateway.Core.Storage.RedisKeys.OperatorKey, "sha256");
-                Assert.Equal(Gateway.Core.Tenants.ApiKeys.Hash(key), stored.ToString());
+                Assert.Equal(Gateway.ControlPlane.Application.ApiKeys.Hash(key), stored.ToString());
                 await app.StopAsync();
             }
 

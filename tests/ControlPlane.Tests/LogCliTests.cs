@@ -3,6 +3,7 @@ using Gateway.Api.V1;
 using Gateway.Core;
 using Gateway.Core.MessageLog;
 using Gateway.Testing;
+using Gateway.Core.Mail;
 
 namespace ControlPlane.Tests;
 
@@ -27,10 +28,10 @@ public sealed class LogCliTests(ControlPlaneFixture fx) : IClassFixture<ControlP
     {
         var (d, key) = await DomainAsync();
         await Writer.AppendManyAsync([
-            new MessageLogEvent { Domain = d, Event = "intake", MessageId = "m1", Direction = "inbound", Sender = "a@remote.test", Recipient = "u@" + d },
-            new MessageLogEvent { Domain = d, Event = "attempt", MessageId = "m1", Direction = "inbound", Sender = "a@remote.test", Recipient = "u@" + d, Host = "mx.customer.test[192.0.2.1]:25", Reply = "250 2.0.0 Ok" },
-            new MessageLogEvent { Domain = d, Event = "delivered", MessageId = "m1", Direction = "inbound", Sender = "a@remote.test", Recipient = "u@" + d, Host = "mx.customer.test[192.0.2.1]:25", Reply = "250 2.0.0 Ok" },
-            new MessageLogEvent { Domain = d, Event = "bounced", MessageId = "m2", Direction = "outbound", Sender = "b@" + d, Recipient = "x@far.test", Reply = "550 5.1.1 unknown" },
+            new MessageLogEvent { Domain = d, Event = "intake", MessageId = "m1", Direction = Direction.Inbound, Sender = "a@remote.test", Recipient = "u@" + d },
+            new MessageLogEvent { Domain = d, Event = "attempt", MessageId = "m1", Direction = Direction.Inbound, Sender = "a@remote.test", Recipient = "u@" + d, Host = "mx.customer.test[192.0.2.1]:25", Reply = "250 2.0.0 Ok" },
+            new MessageLogEvent { Domain = d, Event = "delivered", MessageId = "m1", Direction = Direction.Inbound, Sender = "a@remote.test", Recipient = "u@" + d, Host = "mx.customer.test[192.0.2.1]:25", Reply = "250 2.0.0 Ok" },
+            new MessageLogEvent { Domain = d, Event = "bounced", MessageId = "m2", Direction = Direction.Outbound, Sender = "b@" + d, Recipient = "x@far.test", Reply = "550 5.1.1 unknown" },
         ]);
 
         // With --message-id: the message's story, oldest first.

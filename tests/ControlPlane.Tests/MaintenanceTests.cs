@@ -1,5 +1,5 @@
 using Gateway.Api.V1;
-using Gateway.ControlPlane.Maintenance;
+using Gateway.ControlPlane.Jobs;
 using Gateway.Core;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Storage;

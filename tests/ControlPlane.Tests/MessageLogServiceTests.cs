@@ -3,6 +3,8 @@ using Gateway.Core;
 using Gateway.Core.MessageLog;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using Gateway.ControlPlane.Application;
+using Gateway.Core.Mail;
 
 namespace ControlPlane.Tests;
 
@@ -81,7 +83,7 @@ public sealed class MessageLogServiceTests(ControlPlaneFixture fx) : IClassFixtu
         {
             await Writer.AppendManyAsync(chunk.Select(i => new MessageLogEvent
             {
-                Domain = d, Event = MessageLogEvents.Intake, MessageId = $"m{i:d5}", Direction = "inbound", Sender = "s@remote.test", Recipient = "u@" + d,
+                Domain = d, Event = MessageLogEvents.Intake, MessageId = $"m{i:d5}", Direction = Direction.Inbound, Sender = "s@remote.test", Recipient = "u@" + d,
             }).ToList());
         }
 
@@ -107,7 +109,7 @@ public sealed class MessageLogServiceTests(ControlPlaneFixture fx) : IClassFixtu
         var (d, _, log) = await DomainAsync();
         MessageLogEvent E(string ev, string id, string dir, string sender, string rcpt, string? pqid = null) => new()
         {
-            Domain = d, Event = ev, MessageId = id, Direction = dir, Sender = sender, Recipient = rcpt, PostfixQueueId = pqid,
+            Domain = d, Event = ev, MessageId = id, Direction = DirectionText.TryParse(dir, out var parsed) ? parsed : null, Sender = sender, Recipient = rcpt, PostfixQueueId = pqid,
         };
 
         await Writer.AppendManyAsync([
@@ -133,7 +135,7 @@ public sealed class MessageLogServiceTests(ControlPlaneFixture fx) : IClassFixtu
             return (await AllPagesAsync(log, r)).Select(e => $"{e.Event}:{e.MessageId}").ToList();
         }
 
-        Assert.Equal(["intake:b2", "bounced:b2"], await Q(new QueryLogRequest { Direction = "outbound" }));
+        Assert.Equal(["intake:b2", "bounced:b2"], await Q(new QueryLogRequest { Direction = DirectionText.Outbound }));
         Assert.Equal(["intake:a1", "attempt:a1", "delivered:a1"], await Q(new QueryLogRequest { Sender = "ALICE@remote.test" }));
         Assert.Equal(["intake:b2", "bounced:b2"], await Q(new QueryLogRequest { Sender = "@" + d }));
         Assert.Equal(["intake:b2", "bounced:b2"], await Q(new QueryLogRequest { Recipient = "dave@far.test" }));
@@ -143,7 +145,7 @@ public sealed class MessageLogServiceTests(ControlPlaneFixture fx) : IClassFixtu
         Assert.Equal(["delivered:a1", "bounced:b2"], await Q(new QueryLogRequest { Events = { "delivered", "bounced" } }));
         Assert.Equal(["intake:b2", "bounced:b2", "policy_reject:"], await Q(new QueryLogRequest { StartTime = Timestamp.FromDateTimeOffset(boundary) }));
         Assert.Equal(["intake:a1", "attempt:a1", "delivered:a1"], await Q(new QueryLogRequest { EndTime = Timestamp.FromDateTimeOffset(boundary) }));
-        Assert.Equal(["bounced:b2"], await Q(new QueryLogRequest { StartTime = Timestamp.FromDateTimeOffset(boundary), Events = { "bounced" }, Direction = "outbound" }));
+        Assert.Equal(["bounced:b2"], await Q(new QueryLogRequest { StartTime = Timestamp.FromDateTimeOffset(boundary), Events = { "bounced" }, Direction = DirectionText.Outbound }));
     }
 
     [Fact]

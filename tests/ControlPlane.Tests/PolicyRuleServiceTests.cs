@@ -139,7 +139,7 @@ public sealed class PolicyRuleServiceTests(ControlPlaneFixture fx) : IClassFixtu
     {
         var (d, rules, _) = await DomainAsync();
         // Fill the list directly (one write), then the API refuses the 1001st.
-        var list = Enumerable.Range(0, new Gateway.Core.Tenants.TenantLimits().RulesPerDomain)
+        var list = Enumerable.Range(0, new Gateway.ControlPlane.Application.TenantLimits().RulesPerDomain)
             .Select(i => new Gateway.Core.Rules.PolicyRule { Id = $"r{i:x12}", Senders = [$"s{i}@x.org"], Action = Gateway.Core.Rules.RuleAction.Reject })
             .ToList();
         var company = (string)(await fx.RedisClient.GetDatabase().HashGetAsync(RedisKeys.Domain(d), "company"))!;

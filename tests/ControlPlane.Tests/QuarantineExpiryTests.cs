@@ -7,6 +7,9 @@ using Gateway.Core.Quarantine;
 using QuarantinedMessage = Gateway.Core.Quarantine.QuarantinedMessage;
 using Gateway.Core.Storage;
 using Microsoft.Extensions.Logging.Abstractions;
+using Gateway.ControlPlane.Jobs;
+using Gateway.ControlPlane.Application;
+using Gateway.Core.Mail;
 
 namespace ControlPlane.Tests;
 
@@ -42,7 +45,7 @@ public sealed class QuarantineExpiryTests(ControlPlaneFixture fx) : IClassFixtur
 
     private static QuarantinedMessage Held(string domain, DateTimeOffset at) => new()
     {
-        Id = MessageId.New(at), Domain = domain, Direction = "inbound", Sender = "s@remote.test", Recipients = ["u@" + domain],
+        Id = MessageId.New(at), Domain = domain, Direction = Direction.Inbound, Sender = "s@remote.test", Recipients = ["u@" + domain],
         QuarantineTime = at, RuleId = "r000000000001",
     };
 

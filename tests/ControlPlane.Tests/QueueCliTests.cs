@@ -4,6 +4,7 @@ using System.Text.Json;
 using Gateway.Api.V1;
 using Gateway.Core.Delivery;
 using Gateway.Testing;
+using Gateway.Core.Mail;
 
 namespace ControlPlane.Tests;
 
@@ -23,7 +24,7 @@ public sealed class QueueCliTests(ControlPlaneFixture fx) : IClassFixture<Contro
     }
 
     private Task<string> EnqueueAsync(string domain, string sender) =>
-        Store.EnqueueAsync(new QueueEnvelope(domain, "inbound", sender, ["u@" + domain]), "Subject: q\r\n\r\nx\r\n"u8.ToArray());
+        Store.EnqueueAsync(new QueueEnvelope(domain, Direction.Inbound, sender, ["u@" + domain]), "Subject: q\r\n\r\nx\r\n"u8.ToArray());
 
     private Task<CliResult> CtlAsync(string key, params string[] args) =>
         GatewayCtl.RunAsync(new Dictionary<string, string> { ["GATEWAY_ENDPOINT"] = fx.Address, ["GATEWAY_KEY"] = key }, args);

@@ -4,6 +4,7 @@ using Gateway.Core.Storage;
 using Grpc.Core;
 using StackExchange.Redis;
 using CoreQueuedMessage = Gateway.Core.Delivery.QueuedMessage;
+using Gateway.Core.Mail;
 
 namespace ControlPlane.Tests;
 
@@ -23,7 +24,7 @@ public sealed class QueueServiceTests(ControlPlaneFixture fx) : IClassFixture<Co
     }
 
     private Task<string> EnqueueAsync(string domain, string sender = "s@remote.test", params string[] recipients) =>
-        Store.EnqueueAsync(new QueueEnvelope(domain, "inbound", sender, recipients.Length > 0 ? recipients : ["u@" + domain]), "Subject: q\r\n\r\nx\r\n"u8.ToArray());
+        Store.EnqueueAsync(new QueueEnvelope(domain, Direction.Inbound, sender, recipients.Length > 0 ? recipients : ["u@" + domain]), "Subject: q\r\n\r\nx\r\n"u8.ToArray());
 
     private async Task<CoreQueuedMessage> DeferAsync(string domain, string id, TimeSpan inFuture)
     {
@@ -96,7 +97,7 @@ public sealed class QueueServiceTests(ControlPlaneFixture fx) : IClassFixture<Co
     {
         var (d, queue, _) = await DomainAsync();
         var other = new MessageQueue(fx.RedisClient, new QueueOptions(), TimeProvider.System);
-        var item = await other.EnqueueLeasedAsync(new QueueEnvelope(d, "inbound", "s@remote.test", ["u@" + d]), "x"u8.ToArray());
+        var item = await other.EnqueueLeasedAsync(new QueueEnvelope(d, Direction.Inbound, "s@remote.test", ["u@" + d]), "x"u8.ToArray());
         var response = await queue.RetryNowAsync(new RetryNowRequest { Domain = d, MessageId = item.Id });
         Assert.True(response.InFlight);
     }

@@ -7,6 +7,7 @@ using Gateway.Core.Delivery;
 using Gateway.Core.Quarantine;
 using Gateway.Testing;
 using CoreQuarantined = Gateway.Core.Quarantine.QuarantinedMessage;
+using Gateway.Core.Mail;
 
 namespace ControlPlane.Tests;
 
@@ -90,7 +91,7 @@ public sealed class RuleCliTests(ControlPlaneFixture fx) : IClassFixture<Control
         var now = DateTimeOffset.UtcNow;
         CoreQuarantined Held(string sender, int minutesAgo) => new()
         {
-            Id = MessageId.New(now.AddMinutes(-minutesAgo)), Domain = d, Direction = "inbound", Sender = sender, Recipients = ["u@" + d],
+            Id = MessageId.New(now.AddMinutes(-minutesAgo)), Domain = d, Direction = Direction.Inbound, Sender = sender, Recipients = ["u@" + d],
             QuarantineTime = now.AddMinutes(-minutesAgo), RuleId = "r0123456789ab", Subject = "Subject of " + sender,
         };
         var a = Held("alice@one.example", 10);

@@ -4,6 +4,8 @@ using Gateway.Core.Domains;
 using Gateway.Core.Snapshot;
 using MailKit.Net.Smtp;
 using MimeKit;
+using Gateway.Deliverer.Delivery;
+using Gateway.Core.Mail;
 
 namespace Deliverer.Tests;
 
@@ -83,7 +85,7 @@ public sealed class DeliveryRulesTests
     {
         var original = new QueuedMessage
         {
-            Id = "abc", Domain = "example.com", Direction = "inbound", Sender = "s@remote.test",
+            Id = "abc", Domain = "example.com", Direction = Direction.Inbound, Sender = "s@remote.test",
             Recipients = [new QueuedRecipient { Address = "u@example.com" }], CreateTime = DateTimeOffset.UnixEpoch, NextAttempt = DateTimeOffset.UnixEpoch,
         };
         var raw = DsnBuilder.Build(original, "Subject: hi\r\nFrom: s@remote.test\r\n\r\nbody that is not included\r\n"u8,
@@ -135,32 +137,4 @@ public sealed class DeliveryRulesTests
         CreateTime = DateTimeOffset.UnixEpoch,
         UpdateTime = DateTimeOffset.UnixEpoch,
     };
-
-    [Theory]
-    [InlineData("x@remote.test", "u@in.test", RecipientDecision.Inbound, "in.test")]
-    [InlineData("x@remote.test", "u@IN.TEST", RecipientDecision.Inbound, "in.test")]
-    [InlineData("x@out.test", "u@remote.test", RecipientDecision.Outbound, "out.test")]
-    [InlineData("x@unverified.test", "u@remote.test", RecipientDecision.NoDomain, null)]
-    [InlineData("x@noinbound.test", "u@noinbound.test", RecipientDecision.NoDomain, null)]
-    [InlineData("", "u@remote.test", RecipientDecision.NoDomain, null)]
-    [InlineData("x@out.test", "u@in.test", RecipientDecision.Inbound, "in.test")]
-    public void Classify_SpecRelayRules(string sender, string recipient, RecipientDecision decision, string? domain)
-    {
-        var snapshot = Snapshot(Domain("in.test", true, false, false), Domain("out.test", false, true, true), Domain("unverified.test", false, true, false),
-            Domain("noinbound.test", false, false, true));
-        var c = RecipientClassifier.Classify(sender, recipient, snapshot);
-        Assert.Equal(decision, c.Decision);
-        Assert.Equal(domain, c.Domain);
-    }
-
-    [Fact]
-    public void Classify_SnapshotNotLoaded_TryLater() =>
-        Assert.Equal(RecipientDecision.TryLater, RecipientClassifier.Classify("a@b.test", "c@d.test", new ConfigSnapshot()).Decision);
-
-    [Fact]
-    public void Classify_UnicodeDomain_FoundByALabel()
-    {
-        var snapshot = Snapshot(Domain("xn--exmple-cua.test", true, false, false));
-        Assert.Equal(RecipientDecision.Inbound, RecipientClassifier.Classify("a@b.test", "u@exämple.test", snapshot).Decision);
-    }
 }

@@ -2,6 +2,7 @@ using System.Text;
 using Gateway.Api.V1;
 using Gateway.Testing;
 using MimeKit;
+using Gateway.Core.Mail;
 
 namespace Deliverer.Tests;
 
@@ -259,7 +260,7 @@ public sealed class DeliveryTests(GatewayFixture fx) : IClassFixture<GatewayFixt
         await using var _s = sink;
         var d = await fx.CreateInboundDomainAsync(GatewayFixture.NewDomainName("api"), ("*@{d}", sink.Host, sink.Port, 10));
         // The ControlPlane's queue (issue 5's SendTestMessage puts its generated message in this way).
-        var id = await fx.Store.EnqueueAsync(new Gateway.Core.Delivery.QueueEnvelope(d, "inbound", "postmaster@gateway.test", ["u@" + d]),
+        var id = await fx.Store.EnqueueAsync(new Gateway.Core.Delivery.QueueEnvelope(d, Direction.Inbound, "postmaster@gateway.test", ["u@" + d]),
             "Subject: test message\r\n\r\nGenerated.\r\n"u8.ToArray());
         var m = Assert.Single(await sink.WaitForMessagesAsync(1, Wait));
         Assert.Equal("Subject: test message\r\n\r\nGenerated.\r\n", m.Text);

@@ -1,5 +1,6 @@
 using Gateway.Core.Delivery;
 using Gateway.Core.Quarantine;
+using Gateway.Core.Mail;
 
 namespace Deliverer.Tests;
 
@@ -10,7 +11,7 @@ public sealed class DsnModelTests
 
     private static QueuedMessage Message(params QueuedRecipient[] recipients) => new()
     {
-        Id = "m1", Domain = "example.com", Direction = "inbound", Sender = "s@remote.test", Recipients = recipients, CreateTime = T, NextAttempt = T,
+        Id = "m1", Domain = "example.com", Direction = Direction.Inbound, Sender = "s@remote.test", Recipients = recipients, CreateTime = T, NextAttempt = T,
         DsnRet = "FULL", DsnEnvelopeId = "QQ+314",
     };
 
@@ -34,7 +35,7 @@ public sealed class DsnModelTests
     {
         var q = new QuarantinedMessage
         {
-            Id = "q1", Domain = "example.com", Direction = "inbound", Sender = "s@remote.test", Recipients = ["a@example.com"], QuarantineTime = T, RuleId = "r1",
+            Id = "q1", Domain = "example.com", Direction = Direction.Inbound, Sender = "s@remote.test", Recipients = ["a@example.com"], QuarantineTime = T, RuleId = "r1",
             DsnRet = "HDRS", DsnEnvelopeId = "env-1", RecipientDsn = new Dictionary<string, RecipientDsn> { ["a@example.com"] = new("NEVER", null) },
         };
 

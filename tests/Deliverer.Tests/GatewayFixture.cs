@@ -15,6 +15,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using MimeKit;
 using StackExchange.Redis;
+using Gateway.ControlPlane.Application;
 
 namespace Deliverer.Tests;
 
@@ -225,10 +226,13 @@ public class GatewayFixture : IAsyncLifetime
         return created.Name;
     }
 
-    /// <summary>Creates a verified domain with outbound relay on (sources: one custom IP), optionally inbound too.</summary>
+    /// <summary>
+    /// Creates a verified domain with outbound relay on, optionally inbound too. Its sources are a documentation address and
+    /// 127.0.0.1: the tests' SMTP clients talk to the intake directly from loopback, standing in for the customer's server.
+    /// </summary>
     public async Task<string> CreateOutboundDomainAsync(string name, params (string Recipient, string Host, int Port, int Preference)[] inboundRows)
     {
-        var domain = new Domain { Name = name, InboundEnabled = inboundRows.Length > 0, Outbound = new Gateway.Api.V1.OutboundSettings { Enabled = true, CustomIps = { "192.0.2.55" } } };
+        var domain = new Domain { Name = name, InboundEnabled = inboundRows.Length > 0, Outbound = new Gateway.Api.V1.OutboundSettings { Enabled = true, CustomIps = { "192.0.2.55", "127.0.0.1" } } };
         domain.InboundServers.AddRange(inboundRows.Select(r => new Gateway.Api.V1.InboundServer { Recipient = r.Recipient.Replace("{d}", name, StringComparison.Ordinal), Host = r.Host, Port = r.Port, Preference = r.Preference }));
         await Domains.CreateDomainAsync(new CreateDomainRequest { Domain = domain });
         // Verification has its own issue; the domain layer's gateway-side change marks it verified.

@@ -3,6 +3,7 @@ using Gateway.Api.V1;
 using Gateway.Core.Domains;
 using Gateway.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Gateway.ControlPlane.Application;
 
 namespace Deliverer.Tests;
 

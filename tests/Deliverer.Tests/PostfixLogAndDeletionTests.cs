@@ -6,6 +6,7 @@ using Gateway.Testing;
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
 using StackExchange.Redis;
+using Gateway.ControlPlane.Application;
 
 namespace Deliverer.Tests;
 

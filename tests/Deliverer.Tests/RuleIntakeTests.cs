@@ -7,6 +7,7 @@ using Gateway.Testing;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Microsoft.Extensions.DependencyInjection;
+using Gateway.Core.Mail;
 
 namespace Deliverer.Tests;
 
@@ -109,7 +110,8 @@ public sealed class RuleIntakeTests(RulesFixture fx) : IClassFixture<RulesFixtur
         var (d, sink) = await DomainAsync();
         await using var _ = sink;
         await fx.AddRuleAsync(d, new PolicyRule { Senders = { "*@blocked.test" }, Action = RuleAction.Reject, RejectText = "Blocked sender" });
-        Assert.Equal("550 5.7.1 Blocked sender", await RawSmtp.SendAsync(fx.Intake, "x@blocked.test", ["u@" + d], Message("hi")));
+        // Refused at RCPT, worded as Postfix words the policy service's refusal of the same rule.
+        Assert.Equal($"550 5.7.1 <u@{d}>: Recipient address rejected: Blocked sender", await RawSmtp.SendAsync(fx.Intake, "x@blocked.test", ["u@" + d], Message("hi")));
         Assert.Equal(0, await QueuedAsync(d));
     }
 
@@ -133,7 +135,7 @@ public sealed class RuleIntakeTests(RulesFixture fx) : IClassFixture<RulesFixtur
         Assert.Equal("suspicious senders", held.RuleDescription);
         Assert.Equal(["u@" + d, "v@" + d], held.Recipients);
         Assert.Equal("Check this", held.Subject);
-        Assert.Equal("inbound", held.Direction);
+        Assert.Equal(Direction.Inbound, held.Direction);
         Assert.Equal(1, await fx.RedisClient.GetDatabase().SortedSetLengthAsync(RedisKeys.DomainQuarantine(d)));
         Scrape after = before;
         await Eventually.WaitAsync(async () => (after = await Scrape.GetAsync(fx.DelivererHttp!)).Value("gateway_deliverer_intake_messages_total", ("result", "quarantined"))

@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using Gateway.Core.Domains;
 using Gateway.Core.Snapshot;
-using Gateway.Core.Tenants;
+using Gateway.ControlPlane.Application;
 using Gateway.Deliverer;
 using Gateway.PolicyDaemon;
 using Gateway.Testing;

@@ -8,7 +8,7 @@ using Gateway.Core.Domains;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Snapshot;
 using Gateway.Core.Storage;
-using Gateway.Core.Tenants;
+using Gateway.ControlPlane.Application;
 using Gateway.Deliverer;
 using Gateway.Deliverer.Smtp;
 using Gateway.Testing;

@@ -1,9 +1,10 @@
+using Gateway.Core.Mail;
 using Gateway.Core.Delivery;
 using Gateway.Core.Domains;
 using Gateway.Core.Errors;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Storage;
-using Gateway.Core.Tenants;
+using Gateway.ControlPlane.Application;
 using Gateway.Testing;
 using StackExchange.Redis;
 
@@ -41,7 +42,7 @@ public abstract class DomainDeletionTests : IAsyncLifetime
 
     private (DomainManager Domains, DomainStore Store, MessageQueue Queue, MessageLogWriter Log) Services()
     {
-        var store = new DomainStore(_mux, new ConfigChangeFeed(_mux, _options), _queueOptions);
+        var store = new DomainStore(_mux, new ConfigChangeFeed(_mux, _options), _queueOptions.ScheduleShards);
         return (new DomainManager(store, new DomainValidator(_options), _options, TimeProvider.System), store,
             new MessageQueue(_mux, _queueOptions, TimeProvider.System), new MessageLogWriter(_mux, _options, TimeProvider.System));
     }
@@ -59,7 +60,7 @@ public abstract class DomainDeletionTests : IAsyncLifetime
     }
 
     private static Task<string> EnqueueAsync(MessageQueue queue, string domain) =>
-        queue.EnqueueAsync(new QueueEnvelope(domain, Directions.Inbound, "s@remote.test", ["u@" + domain]), "Subject: t\r\n\r\nx\r\n"u8.ToArray());
+        queue.EnqueueAsync(new QueueEnvelope(domain, Direction.Inbound, "s@remote.test", ["u@" + domain]), "Subject: t\r\n\r\nx\r\n"u8.ToArray());
 
     [Fact]
     public async Task Delete_WhileQueuedOrQuarantined_FailedPreconditionAndNothingRemoved()

@@ -1,5 +1,6 @@
 using System.Net;
 using Gateway.Core.Relay;
+using Gateway.Core.Domains;
 
 namespace Gateway.Core.Tests;
 

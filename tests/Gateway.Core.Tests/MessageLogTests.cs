@@ -1,3 +1,4 @@
+using Gateway.Core.Mail;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Storage;
 using Gateway.Testing;
@@ -28,7 +29,7 @@ public sealed class MessageLogTests
 
         await writer.AppendAsync(new MessageLogEvent
         {
-            Domain = "example.com", Event = MessageLogEvents.PolicyReject, Direction = Directions.Inbound,
+            Domain = "example.com", Event = MessageLogEvents.PolicyReject, Direction = Direction.Inbound,
             Sender = "a@b.example", Recipient = "x@example.com", ClientAddress = "192.0.2.1", Reply = "REJECT NO-DOMAIN", Program = "test",
         });
 

@@ -7,6 +7,7 @@ using Gateway.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
+using Gateway.Core.Domains;
 
 namespace Gateway.Core.Tests;
 

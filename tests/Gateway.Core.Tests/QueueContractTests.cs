@@ -1,8 +1,9 @@
+using Gateway.Core.Mail;
 using Gateway.Core.Delivery;
 using Gateway.Core.Domains;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Storage;
-using Gateway.Core.Tenants;
+using Gateway.ControlPlane.Application;
 using Gateway.Testing;
 using StackExchange.Redis;
 
@@ -97,7 +98,7 @@ public abstract class QueueContractTests<TFixture>(TFixture fx) : IAsyncLifetime
     private static readonly string[] Domains = [.. Enumerable.Range(0, 12).Select(i => $"q{i}.example.com")];
 
     private static QueueEnvelope Envelope(string domain, params string[] recipients) =>
-        new(domain, Directions.Inbound, "sender@remote.test", recipients.Length == 0 ? ["user@" + domain] : recipients) { ClientAddress = "127.0.0.1" };
+        new(domain, Direction.Inbound, "sender@remote.test", recipients.Length == 0 ? ["user@" + domain] : recipients) { ClientAddress = "127.0.0.1" };
 
     private async Task<List<ScheduledItem>> TakeAllAsync(MessageQueue worker)
     {
@@ -311,7 +312,7 @@ public abstract class QueueContractTests<TFixture>(TFixture fx) : IAsyncLifetime
         Assert.NotNull(dsnId);
         var dsn = (await queue.GetAsync(d, dsnId!))!;
         Assert.True(dsn.IsDsn);
-        Assert.Equal(Directions.Outbound, dsn.Direction);
+        Assert.Equal(Direction.Outbound, dsn.Direction);
         Assert.Equal(["sender@remote.test"], dsn.Recipients.Select(r => r.Address));
         Assert.Null(await queue.GetAsync(d, bounced));
         var log = await fx.Mux.GetDatabase().StreamRangeAsync(RedisKeys.DomainLog(d));

@@ -1,3 +1,4 @@
+using Gateway.Core.Mail;
 using Gateway.Core.Domains;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Relay;
@@ -37,6 +38,29 @@ public sealed class RelayRulesTests
         Assert.Equal(RelayOutcome.NotApplicable, d.Outcome);
     }
 
+    [Theory]
+    [InlineData("\"odd@local\"@in.example")]
+    [InlineData("victim%evil.test@in.example")]
+    [InlineData("evil.test!victim@in.example")]
+    [InlineData("victim%evil.test@unmanaged.example")]
+    public void Evaluate_RoutingSyntaxInRecipient_RejectedWhateverTheDomain(string recipient)
+    {
+        var d = Evaluate(Rcpt("x@out.example", recipient, "192.0.2.10"));
+        Assert.Equal(RelayOutcome.Reject, d.Outcome);
+        Assert.Equal(RelayReason.SenderRouting, d.Reason);
+        Assert.Equal(new SmtpRefusal(550, "5.7.1", RelayDecision.SenderRoutingText), d.Refusal);
+    }
+
+    [Theory]
+    [InlineData(EnvelopeProblem.BadSender, "5.1.7")]
+    [InlineData(EnvelopeProblem.BadRecipient, "5.1.3")]
+    public void Evaluate_AddressNotValid_Rejected(EnvelopeProblem problem, string status)
+    {
+        var d = Evaluate(Rcpt("x@unmanaged.example", "a@in.example") with { Problem = problem });
+        Assert.Equal(RelayReason.BadAddress, d.Reason);
+        Assert.Equal(status, d.Refusal!.Value.Status);
+    }
+
     [Fact]
     public void Evaluate_SnapshotNotLoaded_TryLaterNeverAcceptOrReject()
     {
@@ -49,13 +73,12 @@ public sealed class RelayRulesTests
     [InlineData("a@in.example")]
     [InlineData("A@IN.EXAMPLE")]
     [InlineData("a@In.Example.")]
-    [InlineData("\"odd@local\"@in.example")]
     public void Evaluate_RecipientDomainManagedInbound_AcceptInbound(string recipient)
     {
         var d = Evaluate(Rcpt("x@unmanaged.example", recipient));
         Assert.Equal(RelayOutcome.Accept, d.Outcome);
         Assert.Equal(RelayReason.Inbound, d.Reason);
-        Assert.Equal(Directions.Inbound, d.Direction);
+        Assert.Equal(Direction.Inbound, d.Direction);
         Assert.Equal("in.example", d.Domain!.Name);
     }
 
@@ -114,7 +137,7 @@ public sealed class RelayRulesTests
         var d = Evaluate(Rcpt("Alice@OUT.example", "bob@gmail.example", client));
         Assert.Equal(RelayOutcome.Accept, d.Outcome);
         Assert.Equal(RelayReason.Outbound, d.Reason);
-        Assert.Equal(Directions.Outbound, d.Direction);
+        Assert.Equal(Direction.Outbound, d.Direction);
         Assert.Equal("out.example", d.Domain!.Name);
     }
 
@@ -249,12 +272,12 @@ public sealed class RelayRulesTests
         Assert.Equal(2, events.Count);
         var inbound = events.Single(e => e.Domain == "off.example");
         Assert.Equal(MessageLogEvents.PolicyReject, inbound.Event);
-        Assert.Equal(Directions.Inbound, inbound.Direction);
+        Assert.Equal(Direction.Inbound, inbound.Direction);
         Assert.Equal(RelayRules.InboundDisabled, inbound.Detail);
         Assert.Equal("REJECT NO-DOMAIN", inbound.Reply);
         Assert.Equal("192.0.2.10", inbound.ClientAddress);
         var outbound = events.Single(e => e.Domain == "unverified.example");
-        Assert.Equal(Directions.Outbound, outbound.Direction);
+        Assert.Equal(Direction.Outbound, outbound.Direction);
         Assert.Equal(RelayRules.NotVerified, outbound.Detail);
     }
 

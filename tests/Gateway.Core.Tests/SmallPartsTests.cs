@@ -1,6 +1,6 @@
 using Gateway.Core.Errors;
 using Gateway.Core.Storage;
-using Gateway.Core.Tenants;
+using Gateway.ControlPlane.Application;
 
 namespace Gateway.Core.Tests;
 

@@ -4,6 +4,7 @@ using Gateway.Core.Storage;
 using Gateway.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
+using Gateway.ControlPlane.Application;
 
 namespace Gateway.Core.Tests;
 

@@ -2,7 +2,7 @@ using Gateway.Core.Domains;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Snapshot;
 using Gateway.Core.Storage;
-using Gateway.Core.Tenants;
+using Gateway.ControlPlane.Application;
 using Gateway.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;

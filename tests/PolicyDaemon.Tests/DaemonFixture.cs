@@ -3,6 +3,7 @@ using Gateway.Core.Domains;
 using Gateway.Core.Storage;
 using Gateway.Testing;
 using StackExchange.Redis;
+using Gateway.ControlPlane.Application;
 
 namespace PolicyDaemon.Tests;
 

@@ -1,3 +1,4 @@
+using Gateway.Core.Mail;
 using System.Text;
 using Gateway.Core.Domains;
 using Gateway.Core.MessageLog;
@@ -188,7 +189,7 @@ public sealed class PolicyServerTests(DaemonFixture fixture) : IClassFixture<Dae
         await Eventually.WaitAsync(async () => (entries = await db.StreamRangeAsync(RedisKeys.DomainLog(name))).Length == 1, TimeSpan.FromSeconds(5), "reject in the domain log");
         var e = entries[0];
         Assert.Equal(MessageLogEvents.PolicyReject, e["event"].ToString());
-        Assert.Equal(Directions.Inbound, e["direction"].ToString());
+        Assert.Equal(DirectionText.Inbound, e["direction"].ToString());
         Assert.Equal($"bob@{name}", e["recipient"].ToString());
         Assert.Equal("203.0.113.9", e["client_address"].ToString());
         Assert.Equal(PostfixPolicy.RejectNoDomain, e["reply"].ToString());

@@ -1,3 +1,4 @@
+using Gateway.ControlPlane.Application;
 using System.Diagnostics;
 using Gateway.Core;
 using Gateway.Core.Domains;

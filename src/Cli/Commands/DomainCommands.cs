@@ -326,14 +326,14 @@ internal static class DomainCommands
 
     private static DomainService.DomainServiceClient Client(CliContext ctx) => new(ctx.Invoker);
 
-    private static string Status(DomainStatus s) => s switch
+    internal static string Status(DomainStatus s) => s switch
     {
         DomainStatus.Completed => "COMPLETED",
         DomainStatus.ConfigurationRequired => "CONFIGURATION_REQUIRED",
         _ => "UNKNOWN",
     };
 
-    private static string Severity(Api.V1.Severity s) => s switch
+    internal static string Severity(Api.V1.Severity s) => s switch
     {
         Api.V1.Severity.Error => "error",
         Api.V1.Severity.Warning => "warning",

@@ -1,4 +1,4 @@
-using Gateway.Core.Tenants;
+using Gateway.ControlPlane.Application;
 using Grpc.Core;
 
 namespace Gateway.ControlPlane.Grpc;

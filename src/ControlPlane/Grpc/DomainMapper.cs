@@ -35,6 +35,7 @@ public sealed class DomainMapper(GatewayOptions options)
             UpdateTime = Timestamp.FromDateTimeOffset(d.UpdateTime),
             InboundMxHost = options.InboundMxHost(d.CompanyId),
             SpfInclude = options.EffectiveSpfInclude,
+            OutboundRelayHost = options.EffectiveOutboundRelayHost,
         };
         if (d.Verification.VerifyTime is { } t)
         {

@@ -1,5 +1,5 @@
 using Gateway.Core.Storage;
-using Gateway.Core.Tenants;
+using Gateway.ControlPlane.Application;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using StackExchange.Redis;

@@ -1,4 +1,4 @@
-using Gateway.Core.Onboarding;
+using Gateway.ControlPlane.Onboarding;
 using Google.Protobuf.WellKnownTypes;
 using V1 = Gateway.Api.V1;
 

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Gateway.Core.Domains;
 using Gateway.Core.Errors;
-using Gateway.Core.Onboarding;
+using Gateway.ControlPlane.Application;
 using Gateway.Core.Storage;
 using StackExchange.Redis;
 

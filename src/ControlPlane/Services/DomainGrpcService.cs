@@ -1,8 +1,9 @@
 using Gateway.ControlPlane.Grpc;
 using Gateway.Core.Domains;
-using Gateway.Core.Onboarding;
+using Gateway.ControlPlane.Onboarding;
 using Grpc.Core;
 using V1 = Gateway.Api.V1;
+using Gateway.ControlPlane.Application;
 
 namespace Gateway.ControlPlane.Services;
 

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using Gateway.ControlPlane.Grpc;
 using Gateway.Core.Domains;
 using Gateway.Core.Storage;
-using Gateway.Core.Tenants;
+using Gateway.ControlPlane.Application;
 using Grpc.Core;
 
 namespace Gateway.ControlPlane.Services;

@@ -3,6 +3,8 @@ using Gateway.Core.MessageLog;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using V1 = Gateway.Api.V1;
+using Gateway.ControlPlane.Application;
+using Gateway.Core.Mail;
 
 namespace Gateway.ControlPlane.Services;
 
@@ -62,7 +64,7 @@ public sealed class MessageLogGrpcService(MessageLogQueries queries, FollowGuard
         Event = e.Event,
         Domain = e.Domain,
         MessageId = e.MessageId ?? string.Empty,
-        Direction = e.Direction ?? string.Empty,
+        Direction = DirectionText.Of(e.Direction) ?? string.Empty,
         Sender = e.Sender ?? string.Empty,
         Recipient = e.Recipient ?? string.Empty,
         ClientAddress = e.ClientAddress ?? string.Empty,

@@ -6,6 +6,7 @@ using Gateway.Core.Rules;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using V1 = Gateway.Api.V1;
+using Gateway.ControlPlane.Application;
 
 namespace Gateway.ControlPlane.Services;
 

@@ -3,6 +3,8 @@ using Gateway.Core.Quarantine;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using V1 = Gateway.Api.V1;
+using Gateway.ControlPlane.Application;
+using Gateway.Core.Mail;
 
 namespace Gateway.ControlPlane.Services;
 
@@ -48,7 +50,7 @@ public sealed class QuarantineGrpcService(QuarantineAdmin admin, QuarantineOptio
         {
             MessageId = m.Id,
             Domain = m.Domain,
-            Direction = m.Direction,
+            Direction = DirectionText.Of(m.Direction),
             Sender = m.Sender,
             QuarantineTime = Timestamp.FromDateTimeOffset(m.QuarantineTime),
             ExpireTime = Timestamp.FromDateTimeOffset(m.QuarantineTime + options.Retention),

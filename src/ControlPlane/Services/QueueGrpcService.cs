@@ -3,6 +3,8 @@ using Gateway.Core.Delivery;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using V1 = Gateway.Api.V1;
+using Gateway.ControlPlane.Application;
+using Gateway.Core.Mail;
 
 namespace Gateway.ControlPlane.Services;
 
@@ -53,7 +55,7 @@ public sealed class QueueGrpcService(QueueAdmin admin, QueueOptions options) : V
         {
             MessageId = m.Id,
             Domain = m.Domain,
-            Direction = m.Direction,
+            Direction = DirectionText.Of(m.Direction),
             Sender = m.Sender,
             Attempts = m.Attempts,
             LastError = m.LastError ?? string.Empty,

@@ -2,7 +2,7 @@ using Gateway.ControlPlane.Grpc;
 using Gateway.Core;
 using Gateway.Core.Domains;
 using Gateway.Core.Storage;
-using Gateway.Core.Tenants;
+using Gateway.ControlPlane.Application;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using V1 = Gateway.Api.V1;

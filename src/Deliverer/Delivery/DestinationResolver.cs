@@ -4,6 +4,7 @@ using DnsClient;
 using DnsClient.Protocol;
 using Gateway.Core;
 using Gateway.Core.Delivery;
+using Gateway.Core.Routing;
 
 namespace Gateway.Deliverer.Delivery;
 
@@ -78,10 +79,10 @@ public sealed class DestinationResolver(ILookupClient dns, DelivererOptions opti
             return Resolution.Fail(DeliveryOutcome.Transient($"DNS lookup of MX for {domain} failed: {response.ErrorMessage}"));
         }
 
-        var records = response.Answers.MxRecords().Select(r => new Core.Delivery.MxRecord(r.Preference, r.Exchange.Value.TrimEnd('.'))).ToList();
+        var records = response.Answers.MxRecords().Select(r => new Core.Routing.MxRecord(r.Preference, r.Exchange.Value.TrimEnd('.'))).ToList();
         if (records.Count == 1 && records[0].Exchange.Length == 0)
         {
-            records = [new Core.Delivery.MxRecord(records[0].Preference, ".")];
+            records = [new Core.Routing.MxRecord(records[0].Preference, ".")];
         }
 
         var plan = MxPlanner.Plan(domain, records, Random.Shared);

@@ -1,8 +1,10 @@
+using Gateway.Core.Mail;
 using System.Globalization;
 using Gateway.Core.Delivery;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Snapshot;
 using MimeKit;
+using Gateway.Core.Routing;
 
 namespace Gateway.Deliverer.Delivery;
 
@@ -99,9 +101,9 @@ public sealed partial class MessageDeliverer(
     private async Task<IReadOnlyList<Group>> RouteAsync(QueuedMessage message, List<string> pending, CancellationToken cancellationToken)
     {
         var groups = new List<Group>();
-        if (message.Direction == Directions.Outbound)
+        if (message.Direction == Direction.Outbound)
         {
-            foreach (var byDomain in pending.GroupBy(r => Addresses.DomainOf(r).ToLowerInvariant()))
+            foreach (var byDomain in pending.GroupBy(r => EnvelopeAddress.DomainOf(r).ToLowerInvariant()))
             {
                 var domain = byDomain.Key;
                 groups.Add(new Group(byDomain.ToList(), async ct =>
@@ -117,11 +119,11 @@ public sealed partial class MessageDeliverer(
         var byPlan = new Dictionary<string, (List<string> Recipients, string Domain, IReadOnlyList<RouteGroup> Plan)>(StringComparer.Ordinal);
         foreach (var r in pending)
         {
-            var entry = RecipientClassifier.Find(snapshot, Addresses.DomainOf(r));
+            var entry = snapshot.FindEnvelopeDomain(EnvelopeAddress.DomainOf(r));
             if (entry is not { InboundEnabled: true })
             {
                 groups.Add(new Group([r], null, DeliveryOutcome.Transient(entry is null
-                    ? $"No inbound route: {Addresses.DomainOf(r)} is not a managed domain (any more)"
+                    ? $"No inbound route: {EnvelopeAddress.DomainOf(r)} is not a managed domain (any more)"
                     : $"No inbound route: inbound is disabled for {entry.Name}")));
                 continue;
             }
@@ -212,7 +214,7 @@ public sealed partial class MessageDeliverer(
             else if (resolver.IsLoop(endpoint.Address))
             {
                 result = new TransactionResult(new Dictionary<string, DeliveryOutcome>(),
-                    DeliveryOutcome.Permanent($"554 5.4.6 Mail for {Addresses.DomainOf(remaining[0])} loops back to myself ({endpoint})"));
+                    DeliveryOutcome.Permanent($"554 5.4.6 Mail for {EnvelopeAddress.DomainOf(remaining[0])} loops back to myself ({endpoint})"));
             }
             else
             {
@@ -316,7 +318,7 @@ public sealed partial class MessageDeliverer(
         // The DSN first: once the state below says "failed", nothing would send it again.
         if (failed.Count > 0 || relayed.Count > 0)
         {
-            var senderEntry = RecipientClassifier.Find(snapshot, Addresses.DomainOf(message.Sender));
+            var senderEntry = snapshot.FindEnvelopeDomain(EnvelopeAddress.DomainOf(message.Sender));
             var senderInbound = senderEntry is { InboundEnabled: true } ? senderEntry.Name : null;
             var dsn = await WhileRedisAwayAsync(message.Id, () => Bounces.SendDsnAsync(queue, message, body, [.. failed, .. relayed], senderInbound, now, cancellationToken),
                 cancellationToken).ConfigureAwait(false);

@@ -66,7 +66,7 @@ public static class IntakeRules
         var needsMime = false;
         for (var i = 0; i < recipients.Count; i++)
         {
-            if (snapshot.Find(recipients[i].Class.Domain)?.Rules is { } set)
+            if (snapshot.Find(recipients[i].Domain)?.Rules is { } set)
             {
                 sets ??= new CompiledRuleSet?[recipients.Count];
                 sets[i] = set;
@@ -86,7 +86,7 @@ public static class IntakeRules
             var r = recipients[i];
             var outcome = RuleEvaluator.Evaluate(sets[i], new RuleFacts
             {
-                Direction = r.Class.Direction,
+                Direction = r.Direction,
                 Sender = sender,
                 Recipient = r.Address,
                 ClientAddress = client,

@@ -5,12 +5,15 @@ using Gateway.Core.Rules;
 using Gateway.Core.Snapshot;
 using Gateway.Deliverer.Delivery;
 using StackExchange.Redis;
+using Gateway.Core.Relay;
+using Gateway.Core.Mail;
 
 namespace Gateway.Deliverer.Intake;
 
-/// <summary>An accepted recipient and where it goes.</summary>
+/// <summary>An accepted recipient (canonical address) and the managed domain and direction the relay rule granted it in.</summary>
+/// <param name="Domain">The managed domain that owns its copy: the recipient's (inbound) or the sender's (outbound).</param>
 /// <param name="Dsn">The RCPT's RFC 3461 NOTIFY/ORCPT, when it had any.</param>
-public sealed record IntakeRecipient(string Address, RecipientClass Class, RecipientDsn? Dsn = null);
+public sealed record IntakeRecipient(string Address, string Domain, Direction Direction, RecipientDsn? Dsn = null);
 
 /// <summary>The MAIL command's RFC 3461 parameters: RET (FULL or HDRS) and ENVID (decoded).</summary>
 public readonly record struct MessageDsn(string? Ret, string? EnvelopeId);
@@ -60,7 +63,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         // One id per stored copy: the first keeps the intake's id (named in the Received header), the others get suffixes.
         var index = 0;
         string NextId() => index++ == 0 ? id : $"{id}-{index - 1}";
-        var parts = deliver.GroupBy(r => (r.Class.Domain!, r.Class.Direction)).ToList();
+        var parts = deliver.GroupBy(r => (r.Domain, r.Direction)).ToList();
         var tasks = parts.Select(p => queue.EnqueueLeasedWithMessageAsync(
             new QueueEnvelope(p.Key.Item1, p.Key.Direction, sender, p.Select(r => r.Address).ToList())
             {
@@ -72,7 +75,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
                 RecipientDsn = RecipientDsnOf(p),
             }, body)).ToList();
         var subject = held.Count > 0 ? MessageContent.Parse(body).Subject : null; // shown in ListQuarantine
-        var holds = held.GroupBy(v => (v.Recipient.Class.Domain!, v.Recipient.Class.Direction, v.Rule!.Id)).Select(g => new QuarantinedMessage
+        var holds = held.GroupBy(v => (v.Recipient.Domain, v.Recipient.Direction, v.Rule!.Id)).Select(g => new QuarantinedMessage
         {
             Id = NextId(),
             Domain = g.Key.Item1,
@@ -126,7 +129,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         holds = [.. held2.Result];
         if (tasks.Count == 0 && holds.Count == 0 && wanted > 0)
         {
-            throw new DomainDeletedException(held[0].Recipient.Class.Domain!);
+            throw new DomainDeletedException(held[0].Recipient.Domain);
         }
 
         var ids = new List<string>(tasks.Count + holds.Count);
@@ -148,7 +151,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             foreach (var r in h.Recipients)
             {
                 log.Post(IntakeEvent(h.Domain, h.Id, h.Direction, sender, r, client, body.Length, now, postfixQueueId));
-                log.Post(QuarantineAdmin.QuarantinedEvent(h, r));
+                log.Post(QuarantineLog.Quarantined(h, r));
             }
         }
 
@@ -160,7 +163,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         return new IntakeResult(ids, null) { Quarantined = tasks.Count == 0 && holds.Count > 0 };
     }
 
-    private static MessageLogEvent IntakeEvent(string domain, string id, string direction, string sender, string recipient, string client, int size, DateTimeOffset now,
+    private static MessageLogEvent IntakeEvent(string domain, string id, Direction direction, string sender, string recipient, string client, int size, DateTimeOffset now,
         string? postfixQueueId) => new()
     {
         Domain = domain, Event = MessageLogEvents.Intake, Time = now, MessageId = id, Direction = direction,
@@ -173,7 +176,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         {
             log.Post(new MessageLogEvent
             {
-                Domain = v.Recipient.Class.Domain!, Event = MessageLogEvents.PolicyReject, Time = now, MessageId = id, Direction = v.Recipient.Class.Direction,
+                Domain = v.Recipient.Domain, Event = MessageLogEvents.PolicyReject, Time = now, MessageId = id, Direction = v.Recipient.Direction,
                 Sender = sender, Recipient = v.Recipient.Address, ClientAddress = client, Program = "deliverer",
                 Reply = reply ?? RejectPrefix + v.Rule!.EffectiveRejectText, Detail = RuleEnvelopeCheck.Describe(v.Rule!) + " at intake",
             });
@@ -186,7 +189,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         LogRejects(rejected, id, sender, client, now);
         try
         {
-            foreach (var group in rejected.GroupBy(v => (v.Recipient.Class.Domain!, v.Recipient.Class.Direction)))
+            foreach (var group in rejected.GroupBy(v => (v.Recipient.Domain, v.Recipient.Direction)))
             {
                 var original = new QueuedMessage
                 {
@@ -198,7 +201,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
                     Size = body.Length, Utf8 = utf8, DsnRet = dsn.Ret, DsnEnvelopeId = dsn.EnvelopeId,
                 };
                 var failed = group.Select(v => new DsnRecipient(v.Recipient.Address, RejectPrefix + v.Rule!.EffectiveRejectText, null, false)).ToList();
-                var senderDomain = RecipientClassifier.Find(snapshot, Addresses.DomainOf(sender));
+                var senderDomain = snapshot.FindEnvelopeDomain(EnvelopeAddress.DomainOf(sender));
                 await Bounces.SendDsnAsync(queue, original, body, failed, senderDomain is { InboundEnabled: true } s ? s.Name : null, now, CancellationToken.None)
                     .ConfigureAwait(false);
             }

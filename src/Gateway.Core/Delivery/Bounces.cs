@@ -1,3 +1,4 @@
+using Gateway.Core.Mail;
 using Gateway.Core.MessageLog;
 
 namespace Gateway.Core.Delivery;
@@ -40,7 +41,7 @@ public static class Bounces
         {
             try
             {
-                return new DsnSent(await queue.EnqueueAsync(new QueueEnvelope(senderInboundDomain, Directions.Inbound, string.Empty, [original.Sender])
+                return new DsnSent(await queue.EnqueueAsync(new QueueEnvelope(senderInboundDomain, Direction.Inbound, string.Empty, [original.Sender])
                     { IsDsn = true, Utf8 = original.Utf8 }, dsn, cancellationToken).ConfigureAwait(false), addresses);
             }
             catch (DomainDeletedException)
@@ -51,7 +52,7 @@ public static class Bounces
 
         try
         {
-            return new DsnSent(await queue.EnqueueAsync(new QueueEnvelope(original.Domain, Directions.Outbound, string.Empty, [original.Sender])
+            return new DsnSent(await queue.EnqueueAsync(new QueueEnvelope(original.Domain, Direction.Outbound, string.Empty, [original.Sender])
                 { IsDsn = true, Utf8 = original.Utf8 }, dsn, cancellationToken).ConfigureAwait(false), addresses);
         }
         catch (DomainDeletedException)

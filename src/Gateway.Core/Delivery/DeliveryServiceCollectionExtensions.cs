@@ -16,7 +16,6 @@ public static class DeliveryServiceCollectionExtensions
             .ValidateOnStart();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<QueueOptions>>().Value);
         services.AddSingleton<MessageQueue>();
-        services.AddSingleton<QueueAdmin>();
         return services;
     }
 }

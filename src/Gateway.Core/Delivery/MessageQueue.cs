@@ -1,3 +1,4 @@
+using Gateway.Core.Mail;
 using System.Globalization;
 using System.IO.Hashing;
 using System.Security.Cryptography;

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Gateway.Core.Storage;
 
 namespace Gateway.Core.Delivery;
 
@@ -15,7 +16,7 @@ public sealed class QueueOptions
     /// each shard is its own hash slot, so several masters share the scheduling load.
     /// </summary>
     [Range(1, 1024)]
-    public int ScheduleShards { get; set; } = 8;
+    public int ScheduleShards { get; set; } = RedisKeys.DefaultScheduleShards;
 
     /// <summary>
     /// How long a worker holds a message it took before another worker may take it. Renewed every third

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Gateway.Core.Mail;
 
 namespace Gateway.Core.Delivery;
 
@@ -63,8 +64,8 @@ public sealed record QueuedMessage
     /// <summary>The managed domain the message belongs to: its slot, its queue index and its message log.</summary>
     public required string Domain { get; init; }
 
-    /// <summary><see cref="MessageLog.Directions.Inbound"/> (route of the recipient's domain) or outbound (recipient's MX).</summary>
-    public required string Direction { get; init; }
+    /// <summary>Inbound (route of the recipient's domain) or outbound (recipient's MX).</summary>
+    public required Direction Direction { get; init; }
 
     /// <summary>The envelope sender; empty for the null sender <c>&lt;&gt;</c> (no DSN is ever sent for it).</summary>
     public required string Sender { get; init; }
@@ -127,7 +128,7 @@ public sealed record QueuedMessage
 /// <param name="Direction">Inbound: delivered by the recipient domain's inbound route; outbound: by MX.</param>
 /// <param name="Sender">Envelope sender, empty for the null sender.</param>
 /// <param name="Recipients">Envelope recipients.</param>
-public sealed record QueueEnvelope(string Domain, string Direction, string Sender, IReadOnlyList<string> Recipients)
+public sealed record QueueEnvelope(string Domain, Direction Direction, string Sender, IReadOnlyList<string> Recipients)
 {
     public string? ClientAddress { get; init; }
 

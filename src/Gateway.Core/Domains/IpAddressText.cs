@@ -111,4 +111,29 @@ public static class IpAddressText
     public static bool IsNeverDeliverable(IPAddress a) =>
         a.Equals(IPAddress.Any) || a.Equals(IPAddress.IPv6Any) || a.Equals(IPAddress.Broadcast) ||
         a.IsIPv6Multicast || (a.AddressFamily == AddressFamily.InterNetwork && a.GetAddressBytes()[0] >= 224);
+
+    /// <summary>
+    /// Parses the client address an MTA reports. IPv4-mapped IPv6 becomes IPv4 and a zone index is dropped,
+    /// so it compares equal to the stored custom IPs (stored the same way).
+    /// </summary>
+    public static bool TryParseClient(string? text, out IPAddress address)
+    {
+        address = IPAddress.None;
+        if (string.IsNullOrEmpty(text) || !IPAddress.TryParse(text, out var parsed))
+        {
+            return false;
+        }
+
+        if (parsed.IsIPv4MappedToIPv6)
+        {
+            parsed = parsed.MapToIPv4();
+        }
+        else if (parsed.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && parsed.ScopeId != 0)
+        {
+            parsed = new IPAddress(parsed.GetAddressBytes());
+        }
+
+        address = parsed;
+        return true;
+    }
 }

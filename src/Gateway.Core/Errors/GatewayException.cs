@@ -14,7 +14,7 @@ public enum ErrorKind
     Unauthenticated,
     Unavailable,
 
-    /// <summary>A tenant limit was reached (<see cref="Tenants.TenantLimits"/>); the violations name the setting.</summary>
+    /// <summary>A tenant limit was reached (Gateway:Limits, the ControlPlane's TenantLimits); the violations name the setting.</summary>
     ResourceExhausted,
 }
 

@@ -1,3 +1,5 @@
+using Gateway.Core.Mail;
+
 namespace Gateway.Core.MessageLog;
 
 /// <summary>Event names of the message log (SPEC §7). Stable: clients filter on them.</summary>
@@ -25,13 +27,6 @@ public static class MessageLogEvents
     };
 }
 
-/// <summary>Mail direction relative to the managed domain.</summary>
-public static class Directions
-{
-    public const string Inbound = "inbound";
-    public const string Outbound = "outbound";
-}
-
 /// <summary>
 /// One step of one message, written to the managed domain's log stream. Only <see cref="Domain"/> and
 /// <see cref="Event"/> are required; empty fields are not stored.
@@ -47,7 +42,7 @@ public sealed record MessageLogEvent
     /// <summary>The gateway's message id (assigned at intake), when there is a message.</summary>
     public string? MessageId { get; init; }
 
-    public string? Direction { get; init; }
+    public Direction? Direction { get; init; }
 
     public string? Sender { get; init; }
 

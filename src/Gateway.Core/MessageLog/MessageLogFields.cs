@@ -1,4 +1,5 @@
 using System.Globalization;
+using Gateway.Core.Mail;
 using StackExchange.Redis;
 
 namespace Gateway.Core.MessageLog;
@@ -14,7 +15,7 @@ public static class MessageLogFields
         yield return ("time", e.Time.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
         foreach (var (name, value) in new[]
                  {
-                     ("message_id", e.MessageId), ("direction", e.Direction), ("sender", e.Sender), ("recipient", e.Recipient),
+                     ("message_id", e.MessageId), ("direction", DirectionText.Of(e.Direction)), ("sender", e.Sender), ("recipient", e.Recipient),
                      ("client_address", e.ClientAddress), ("host", e.Host), ("reply", e.Reply), ("detail", e.Detail),
                      ("program", e.Program), ("postfix_queue_id", e.PostfixQueueId),
                  })
@@ -44,7 +45,7 @@ public static class MessageLogFields
             Id = id,
             Time = DateTimeOffset.FromUnixTimeMilliseconds(time),
             MessageId = Get("message_id"),
-            Direction = Get("direction"),
+            Direction = DirectionText.TryParse(Get("direction"), out var direction) ? direction : null,
             Sender = Get("sender"),
             Recipient = Get("recipient"),
             ClientAddress = Get("client_address"),

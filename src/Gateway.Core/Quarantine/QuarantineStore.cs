@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using Gateway.Core.Delivery;
 using Gateway.Core.Storage;
 using StackExchange.Redis;
+using Gateway.Core.Mail;
 
 namespace Gateway.Core.Quarantine;
 
@@ -15,7 +16,7 @@ public sealed record QuarantinedMessage
     public required string Domain { get; init; }
 
     /// <summary>Inbound or outbound relative to <see cref="Domain"/>; a release delivers it that way.</summary>
-    public required string Direction { get; init; }
+    public required Direction Direction { get; init; }
 
     /// <summary>Envelope sender; empty for the null sender.</summary>
     public required string Sender { get; init; }
@@ -47,7 +48,7 @@ public sealed record QuarantinedMessage
     public IReadOnlyDictionary<string, RecipientDsn>? RecipientDsn { get; init; }
 }
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingDefault)]
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, UseStringEnumConverter = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingDefault)]
 [JsonSerializable(typeof(QuarantinedMessage))]
 internal sealed partial class QuarantineJson : JsonSerializerContext
 {
@@ -239,5 +240,5 @@ public sealed class QuarantineStore(IConnectionMultiplexer redis)
         return ids.Select(i => i.ToString()).ToList();
     }
 
-    internal static string ScoreText(double score) => score.ToString("R", CultureInfo.InvariantCulture);
+    public static string ScoreText(double score) => score.ToString("R", CultureInfo.InvariantCulture);
 }

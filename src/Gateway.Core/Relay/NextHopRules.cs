@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Gateway.Core.Domains;
+using Gateway.Core.Mail;
+using Gateway.Core.Routing;
 using Gateway.Core.Snapshot;
 
 namespace Gateway.Core.Relay;
@@ -62,7 +64,7 @@ public static class NextHopRules
             return LookupAnswer.NotFound;
         }
 
-        return RelayRules.FindDomain(snapshot, key) is { } d ? LookupAnswer.Found(d.Name) : LookupAnswer.NotFound;
+        return snapshot.FindEnvelopeDomain(key) is { } d ? LookupAnswer.Found(d.Name) : LookupAnswer.NotFound;
     }
 
     /// <summary>
@@ -84,14 +86,25 @@ public static class NextHopRules
             return LookupAnswer.NotFound;
         }
 
-        var at = key.LastIndexOf('@');
-        var domain = at < 0 ? key.AsSpan() : key.AsSpan(at + 1);
-        if (domain.IsEmpty)
+        // Postfix asks with its internal (unquoted) form of the address, or with a bare domain.
+        string? recipient = null;
+        string domain;
+        if (key.Contains('@', StringComparison.Ordinal))
         {
-            return LookupAnswer.NotFound;
+            if (!EnvelopeAddress.TryFromUnquoted(key, out var canonical, out _))
+            {
+                return LookupAnswer.NotFound;
+            }
+
+            recipient = canonical.Address;
+            domain = canonical.Domain;
+        }
+        else
+        {
+            domain = key;
         }
 
-        var entry = RelayRules.FindDomain(snapshot, domain);
+        var entry = snapshot.FindEnvelopeDomain(domain);
         if (mode == TransportMode.Deliverer)
         {
             // Managed domains go to the intake. Other recipients (outbound mail) are not found here, so that
@@ -105,46 +118,27 @@ public static class NextHopRules
             return LookupAnswer.NotFound;
         }
 
-        var route = Route(entry, at < 0 ? null : key, rotation);
+        var route = Route(entry, recipient, rotation);
         return route.Count == 0 ? LookupAnswer.NotFound : LookupAnswer.Found("smtp:" + string.Join(", ", route));
     }
 
     /// <summary>
-    /// The inbound route of SPEC §3 as next hops: every row whose recipient matches (the exact address and
-    /// the domain's <c>*@</c> rows together), by preference, lower first; equal preferences rotated by
-    /// <paramref name="rotation"/>; a host:port listed twice kept once.
+    /// The inbound route (<see cref="RoutePlanner"/>, the one route rule, requirements §3.5) as Postfix next hops: the
+    /// hosts in the order the Deliverer would try them, groups of equal preference rotated by <paramref name="rotation"/>.
     /// </summary>
     public static IReadOnlyList<string> Route(DomainEntry domain, string? recipient, uint rotation = 0)
     {
         ArgumentNullException.ThrowIfNull(domain);
-        var rows = domain.Config.Settings.InboundServers
-            .Where(s => s.IsCatchAll || (recipient is not null && string.Equals(s.Recipient, recipient, StringComparison.OrdinalIgnoreCase)))
-            .ToList();
-        var hops = new List<string>(rows.Count);
-        foreach (var group in rows.GroupBy(s => s.Preference).OrderBy(g => g.Key))
-        {
-            var members = group.ToList();
-            var shift = (int)(rotation % (uint)members.Count);
-            for (var i = 0; i < members.Count; i++)
-            {
-                var hop = NextHop(members[(i + shift) % members.Count]);
-                if (!hops.Contains(hop, StringComparer.OrdinalIgnoreCase))
-                {
-                    hops.Add(hop);
-                }
-            }
-        }
-
-        return hops;
+        var plan = RoutePlanner.Plan(recipient ?? string.Empty, domain.Name, domain.Config.Settings.InboundServers);
+        return RoutePlanner.Order(plan, _ => rotation).Select(NextHop).ToList();
     }
 
     /// <summary>
     /// One Postfix SMTP next hop: always in brackets, so a host name is resolved to A/AAAA and never to MX
     /// (SPEC §3), and an IPv6 address is written bare inside them (<c>[2001:db8::1]:25</c>).
     /// </summary>
-    public static string NextHop(InboundServer server)
+    public static string NextHop(RouteHost server)
     {
-        ArgumentNullException.ThrowIfNull(server);
         var host = server.Host;
         if (IPAddress.TryParse(host, out var ip) && ip.AddressFamily == AddressFamily.InterNetworkV6)
         {

@@ -1,4 +1,5 @@
 using System.Net;
+using Gateway.Core.Domains;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 

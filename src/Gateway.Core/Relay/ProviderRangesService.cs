@@ -1,3 +1,4 @@
+using Gateway.Core.Domains;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;

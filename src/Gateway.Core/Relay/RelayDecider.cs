@@ -1,3 +1,5 @@
+using Gateway.Core.Hosting;
+using Gateway.Core.Mail;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Snapshot;
 using Microsoft.Extensions.Configuration;
@@ -46,12 +48,12 @@ public static class RelayLog
                 var events = new List<MessageLogEvent>(2);
                 if (rcpt is not null)
                 {
-                    events.Add(Event(request, rcpt.Name, MessageLogEvents.PolicyReject, Directions.Inbound, reply, decision.InboundRefusal, program, time));
+                    events.Add(Event(request, rcpt.Name, MessageLogEvents.PolicyReject, Direction.Inbound, reply, decision.InboundRefusal, program, time));
                 }
 
                 if (sender is not null)
                 {
-                    events.Add(Event(request, sender.Name, MessageLogEvents.PolicyReject, Directions.Outbound, reply, decision.OutboundRefusal, program, time));
+                    events.Add(Event(request, sender.Name, MessageLogEvents.PolicyReject, Direction.Outbound, reply, decision.OutboundRefusal, program, time));
                 }
 
                 return events;
@@ -60,7 +62,7 @@ public static class RelayLog
         }
     }
 
-    private static MessageLogEvent Event(RelayRequest r, string domain, string name, string? direction, string reply, string? detail, string program, DateTimeOffset time) => new()
+    private static MessageLogEvent Event(RelayRequest r, string domain, string name, Direction? direction, string reply, string? detail, string program, DateTimeOffset time) => new()
     {
         Domain = domain,
         Event = name,

@@ -1,5 +1,6 @@
 using Gateway.Core.MessageLog;
 using Gateway.Core.Snapshot;
+using Gateway.Core.Mail;
 
 namespace Gateway.Core.Relay;
 
@@ -40,6 +41,27 @@ public enum RelayReason
 
     /// <summary>SPEC §4 rule 4: an envelope check (a domain rule) refused a recipient the relay rules accepted.</summary>
     EnvelopeRule,
+
+    /// <summary>
+    /// The recipient's local part holds routing syntax (<c>%</c>, <c>!</c>, <c>@</c>): refused whatever the domain, as
+    /// Postfix's <c>allow_untrusted_routing = no</c> refuses it for relay domains (requirements §11.3).
+    /// </summary>
+    SenderRouting,
+
+    /// <summary>The sender or the recipient is not a valid address (<see cref="RelayRequest.Problem"/>).</summary>
+    BadAddress,
+}
+
+/// <summary>
+/// A refusal as an SMTP reply code, enhanced status code (RFC 3463) and text: what a Postfix policy action becomes on
+/// the wire, so every front end (the policy service, the Deliverer's intake) words one decision the same way.
+/// </summary>
+public readonly record struct SmtpRefusal(int Code, string Status, string Text)
+{
+    /// <summary>Postfix's wording of an access action at RCPT: <c>554 5.7.1 &lt;rcpt&gt;: Recipient address rejected: NO-DOMAIN</c>.</summary>
+    public string ForRecipient(string recipient) => $"{Code} {Status} <{recipient}>: Recipient address rejected: {Text}";
+
+    public bool IsPermanent => Code >= 500;
 }
 
 /// <summary>
@@ -59,12 +81,50 @@ public sealed record RelayDecision
     /// <summary>NO-DOMAIN with neither domain managed: nothing to explain to any customer.</summary>
     public static readonly RelayDecision NoDomainUnmanaged = new() { Outcome = RelayOutcome.Reject, Reason = RelayReason.NoDomain };
 
+    public static readonly RelayDecision SenderRouting = new() { Outcome = RelayOutcome.Reject, Reason = RelayReason.SenderRouting };
+
+    /// <summary>The text of a refused recipient when no domain manages either side (requirements §4.3).</summary>
+    public const string NoDomainText = "NO-DOMAIN";
+
+    public const string SenderRoutingText = "Sender-specified routing is not allowed";
+    public const string BadSenderText = "Bad sender address syntax";
+    public const string BadRecipientText = "Bad recipient address syntax";
+
+    public static readonly RelayDecision BadSender = new() { Outcome = RelayOutcome.Reject, Reason = RelayReason.BadAddress, ReplyText = BadSenderText };
+
+    public static readonly RelayDecision BadRecipient = new() { Outcome = RelayOutcome.Reject, Reason = RelayReason.BadAddress, ReplyText = BadRecipientText };
+    public const string NotLoadedText = "Gateway configuration not loaded yet, try again later";
+    public const string UnknownScopeText = "Gateway policy service misconfigured (unknown policy_context)";
+
+    /// <summary>
+    /// What the SMTP client is told for a refusal (null for accepts and non-RCPT questions), in Postfix's codes: a
+    /// <c>REJECT</c> action is 554 5.7.1, a <c>DEFER_IF_PERMIT</c> action 450 4.7.1, a rule's refusal 550 5.7.1.
+    /// </summary>
+    public SmtpRefusal? Refusal => (Outcome, Reason) switch
+    {
+        (RelayOutcome.Reject, RelayReason.NoDomain) => new SmtpRefusal(554, "5.7.1", NoDomainText),
+        (RelayOutcome.Reject, RelayReason.SenderRouting) => new SmtpRefusal(550, "5.7.1", SenderRoutingText),
+        (RelayOutcome.Reject, RelayReason.BadAddress) => ReplyText == BadSenderText ? new SmtpRefusal(550, "5.1.7", BadSenderText) : new SmtpRefusal(550, "5.1.3", BadRecipientText),
+        (RelayOutcome.Reject, _) => new SmtpRefusal(550, "5.7.1", OneLine(ReplyText)),
+        (RelayOutcome.TryLater, RelayReason.NotLoaded) => new SmtpRefusal(450, "4.7.1", NotLoadedText),
+        (RelayOutcome.TryLater, RelayReason.UnknownScope) => new SmtpRefusal(450, "4.7.1", UnknownScopeText),
+        (RelayOutcome.TryLater, _) => new SmtpRefusal(450, "4.7.1", OneLine(ReplyText)),
+        _ => null,
+    };
+
+    /// <summary>Reply text must be one line: CR, LF and NUL would break SMTP and the policy protocol.</summary>
+    private static string OneLine(string? text)
+    {
+        var s = string.IsNullOrWhiteSpace(text) ? "Refused by policy" : text;
+        return s.Replace('\r', ' ').Replace('\n', ' ').Replace('\0', ' ').Trim();
+    }
+
     public required RelayOutcome Outcome { get; init; }
 
     public required RelayReason Reason { get; init; }
 
-    /// <summary><see cref="Directions.Inbound"/> or <see cref="Directions.Outbound"/> when a domain granted the relay.</summary>
-    public string? Direction { get; init; }
+    /// <summary>Set when a domain granted the relay.</summary>
+    public Direction? Direction { get; init; }
 
     /// <summary>The managed domain that granted the relay (whose rules and log apply).</summary>
     public DomainEntry? Domain { get; init; }

@@ -1,3 +1,5 @@
+using Gateway.Core.Mail;
+
 namespace Gateway.Core.Relay;
 
 /// <summary>The SMTP stage a relay question is asked at. Only <see cref="Rcpt"/> gets a relay decision.</summary>
@@ -28,6 +30,14 @@ public enum RelayScope
     Unknown,
 }
 
+/// <summary>An envelope address that is not a valid address (<see cref="EnvelopeAddress"/>).</summary>
+public enum EnvelopeProblem
+{
+    None = 0,
+    BadSender,
+    BadRecipient,
+}
+
 /// <summary>
 /// One relay question in MTA-neutral terms: the envelope and the client of one recipient. Front ends
 /// (Postfix policy delegation today; a milter or an HTTP check later) translate their protocol into it.
@@ -38,10 +48,10 @@ public sealed record RelayRequest
 
     public RelayScope Scope { get; init; }
 
-    /// <summary>Envelope sender as given (MAIL FROM); empty for the null sender <c>&lt;&gt;</c>.</summary>
+    /// <summary>Envelope sender (MAIL FROM) in canonical form (<see cref="EnvelopeAddress"/>); empty for the null sender <c>&lt;&gt;</c>.</summary>
     public string Sender { get; init; } = string.Empty;
 
-    /// <summary>Envelope recipient as given (RCPT TO).</summary>
+    /// <summary>Envelope recipient (RCPT TO) in canonical form (<see cref="EnvelopeAddress"/>).</summary>
     public string Recipient { get; init; } = string.Empty;
 
     /// <summary>The SMTP client's IP address as text (IPv4 dotted quad or IPv6).</summary>
@@ -57,28 +67,15 @@ public sealed record RelayRequest
 
     /// <summary>When the question is asked; rules with a time limit (the unverified-inbound grace period) need it. Null: no time limit applies.</summary>
     public DateTimeOffset? Time { get; init; }
+    /// <summary>Which envelope address the front end could not put in canonical form, if any (refused at RCPT).</summary>
+    public EnvelopeProblem Problem { get; init; }
 
     /// <summary>The MTA's own id of the transaction (Postfix queue id), when known; for logs.</summary>
     public string? QueueId { get; init; }
 
     /// <summary>The domain of <see cref="Recipient"/> (after the last '@'); empty when there is none.</summary>
-    public ReadOnlySpan<char> RecipientDomain => DomainOf(Recipient);
+    public string RecipientDomain => EnvelopeAddress.DomainOf(Recipient);
 
     /// <summary>The domain of <see cref="Sender"/>; empty for the null sender.</summary>
-    public ReadOnlySpan<char> SenderDomain => DomainOf(Sender);
-
-    /// <summary>
-    /// The domain part of an address: after the last '@' (a quoted local part may itself contain '@',
-    /// RFC 5321 §4.1.2). Empty when there is no '@' or nothing after it.
-    /// </summary>
-    public static ReadOnlySpan<char> DomainOf(string? address)
-    {
-        if (string.IsNullOrEmpty(address))
-        {
-            return [];
-        }
-
-        var at = address.LastIndexOf('@');
-        return at < 0 ? [] : address.AsSpan(at + 1);
-    }
+    public string SenderDomain => EnvelopeAddress.DomainOf(Sender);
 }

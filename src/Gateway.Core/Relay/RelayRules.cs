@@ -1,4 +1,5 @@
-using System.Globalization;
+using Gateway.Core.Domains;
+using Gateway.Core.Mail;
 using System.Net;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Snapshot;
@@ -49,8 +50,20 @@ public static class RelayRules
             return RelayDecision.UnknownScope;
         }
 
+        // RFC 1123 §5.2.16, Postfix's allow_untrusted_routing = no: "a%b@managed", "b!a@managed" and "\"a@b\"@managed"
+        // would have the customer's server (or the next relay) forward the message on; no rule may grant that.
+        if (request.Problem != EnvelopeProblem.None)
+        {
+            return request.Problem == EnvelopeProblem.BadSender ? RelayDecision.BadSender : RelayDecision.BadRecipient;
+        }
+
+        if (EnvelopeAddress.HasRoutingSyntax(request.Recipient))
+        {
+            return RelayDecision.SenderRouting;
+        }
+
         // Rule 1: inbound, by the recipient's domain.
-        var recipientDomain = FindDomain(snapshot, request.RecipientDomain);
+        var recipientDomain = snapshot.FindEnvelopeDomain(request.RecipientDomain);
         string? inboundRefusal = null;
         if (recipientDomain is not null)
         {
@@ -70,14 +83,14 @@ public static class RelayRules
             {
                 return new RelayDecision
                 {
-                    Outcome = RelayOutcome.Accept, Reason = RelayReason.Inbound, Direction = Directions.Inbound,
+                    Outcome = RelayOutcome.Accept, Reason = RelayReason.Inbound, Direction = Direction.Inbound,
                     Domain = recipientDomain, RecipientDomain = recipientDomain,
                 };
             }
         }
 
         // Rule 2: outbound, by the sender's domain and the client's address.
-        var senderDomain = FindDomain(snapshot, request.SenderDomain);
+        var senderDomain = snapshot.FindEnvelopeDomain(request.SenderDomain);
         string? outboundRefusal = null;
         if (senderDomain is not null)
         {
@@ -88,7 +101,7 @@ public static class RelayRules
             {
                 return new RelayDecision
                 {
-                    Outcome = RelayOutcome.Accept, Reason = RelayReason.Outbound, Direction = Directions.Outbound,
+                    Outcome = RelayOutcome.Accept, Reason = RelayReason.Outbound, Direction = Direction.Outbound,
                     Domain = senderDomain, RecipientDomain = recipientDomain, SenderDomain = senderDomain,
                 };
             }
@@ -139,7 +152,7 @@ public static class RelayRules
             return NoSendingSource;
         }
 
-        if (!TryParseClientAddress(clientAddress, out var client))
+        if (!IpAddressText.TryParseClient(clientAddress, out var client))
         {
             return $"the client address '{clientAddress}' is not an IP address";
         }
@@ -150,58 +163,6 @@ public static class RelayRules
         }
 
         return $"the client address {client} is not among the domain's sending sources";
-    }
-
-    /// <summary>
-    /// Parses the client address an MTA reports. IPv4-mapped IPv6 becomes IPv4 and a zone index is dropped,
-    /// so it compares equal to the stored custom IPs (stored the same way).
-    /// </summary>
-    public static bool TryParseClientAddress(string? text, out IPAddress address)
-    {
-        address = IPAddress.None;
-        if (string.IsNullOrEmpty(text) || !IPAddress.TryParse(text, out var parsed))
-        {
-            return false;
-        }
-
-        if (parsed.IsIPv4MappedToIPv6)
-        {
-            parsed = parsed.MapToIPv4();
-        }
-        else if (parsed.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && parsed.ScopeId != 0)
-        {
-            parsed = new IPAddress(parsed.GetAddressBytes());
-        }
-
-        address = parsed;
-        return true;
-    }
-
-    /// <summary>
-    /// The managed domain for an envelope domain: exact, case-insensitive, trailing dot ignored. A U-label
-    /// (SMTPUTF8) domain is looked up by its A-label, the form domains are stored in (SPEC §3).
-    /// </summary>
-    public static DomainEntry? FindDomain(ConfigSnapshot snapshot, ReadOnlySpan<char> domain)
-    {
-        ArgumentNullException.ThrowIfNull(snapshot);
-        if (domain.IsEmpty)
-        {
-            return null;
-        }
-
-        if (!System.Text.Ascii.IsValid(domain))
-        {
-            try
-            {
-                return snapshot.Find(new IdnMapping().GetAscii(domain.ToString().TrimEnd('.')));
-            }
-            catch (ArgumentException)
-            {
-                return null;
-            }
-        }
-
-        return snapshot.Find(domain);
     }
 }
 

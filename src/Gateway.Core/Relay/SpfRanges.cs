@@ -1,6 +1,8 @@
+using Gateway.Core.Domains;
 using System.Net;
 using DnsClient;
 using DnsClient.Protocol;
+using Gateway.Core.Spf;
 
 namespace Gateway.Core.Relay;
 
@@ -19,69 +21,46 @@ public sealed record SpfTerms(IReadOnlyList<IPNetwork> Networks, IReadOnlyList<s
 /// </summary>
 public static class SpfRanges
 {
-    /// <summary>RFC 7208 §4.6.4: at most 10 terms that cause DNS queries.</summary>
-    public const int MaxDnsLookups = 10;
-
-    /// <summary>RFC 7208 §4.5: a record starts with "v=spf1" followed by a space or its end (case-insensitive).</summary>
-    public static bool IsSpfRecord(string text)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        return text.StartsWith("v=spf1", StringComparison.OrdinalIgnoreCase) && (text.Length == 6 || text[6] == ' ');
-    }
-
-    /// <summary>Parses one SPF record; throws <see cref="FormatException"/> on a malformed address term.</summary>
+    /// <summary>Parses one SPF record with <see cref="SpfRecord"/>; throws <see cref="FormatException"/> when it is not valid SPF.</summary>
     public static SpfTerms Parse(string record)
     {
         ArgumentNullException.ThrowIfNull(record);
-        if (!IsSpfRecord(record))
+        if (!SpfRecord.IsSpfRecord(record))
         {
             throw new FormatException("not an SPF record (must start with v=spf1)");
         }
 
+        if (!SpfRecord.TryParse(record, out var parsed, out var error))
+        {
+            throw new FormatException(error);
+        }
+
         var networks = new List<IPNetwork>();
         var includes = new List<string>();
-        string? redirect = null;
         var hasAll = false;
-        foreach (var raw in record[6..].Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var m in parsed.Mechanisms)
         {
-            var term = raw;
-            var qualifier = '+';
-            if (term.Length > 0 && term[0] is '+' or '-' or '~' or '?')
+            switch (m.Kind)
             {
-                qualifier = term[0];
-                term = term[1..];
-            }
+                case SpfMechanismKind.All:
+                    hasAll = true;
+                    break;
+                case SpfMechanismKind.Ip4 or SpfMechanismKind.Ip6 when m.Qualifier == SpfResult.Pass:
+                    var prefix = m.Kind == SpfMechanismKind.Ip4 ? m.Cidr4 ?? 32 : m.Cidr6 ?? 128;
+                    if (!IpRangeSet.TryParseNetwork($"{m.Network}/{prefix}", out var network))
+                    {
+                        throw new FormatException($"malformed SPF term '{m.Text}'");
+                    }
 
-            if (term.StartsWith("redirect=", StringComparison.OrdinalIgnoreCase))
-            {
-                redirect = term["redirect=".Length..].TrimEnd('.');
-            }
-            else if (term.Equals("all", StringComparison.OrdinalIgnoreCase))
-            {
-                hasAll = true;
-            }
-            else if (term.StartsWith("ip4:", StringComparison.OrdinalIgnoreCase) || term.StartsWith("ip6:", StringComparison.OrdinalIgnoreCase))
-            {
-                var value = term[4..];
-                var wantV4 = char.ToLowerInvariant(term[2]) == '4';
-                if (!IpRangeSet.TryParseNetwork(value, out var network) ||
-                    (network.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork) != wantV4)
-                {
-                    throw new FormatException($"malformed SPF term '{raw}'");
-                }
-
-                if (qualifier == '+')
-                {
                     networks.Add(network);
-                }
-            }
-            else if (term.StartsWith("include:", StringComparison.OrdinalIgnoreCase) && qualifier == '+')
-            {
-                includes.Add(term["include:".Length..].TrimEnd('.'));
+                    break;
+                case SpfMechanismKind.Include when m.Qualifier == SpfResult.Pass && m.DomainSpec is { } include:
+                    includes.Add(include.TrimEnd('.'));
+                    break;
             }
         }
 
-        return new SpfTerms(networks, includes, redirect, hasAll);
+        return new SpfTerms(networks, includes, parsed.Redirect?.TrimEnd('.'), hasAll);
     }
 
     /// <summary>
@@ -101,9 +80,9 @@ public static class SpfRanges
         while (pending.Count > 0)
         {
             var name = pending.Pop();
-            if (!first && ++lookups > MaxDnsLookups)
+            if (!first && ++lookups > SpfRecord.MaxDnsLookups)
             {
-                throw new SpfLookupException($"SPF of {root}: more than {MaxDnsLookups} DNS lookups (RFC 7208 §4.6.4)");
+                throw new SpfLookupException($"SPF of {root}: more than {SpfRecord.MaxDnsLookups} DNS lookups (RFC 7208 §4.6.4)");
             }
 
             first = false;
@@ -135,7 +114,7 @@ public static class SpfRanges
         // RFC 7208 §3.3: the strings of one TXT record are joined without spaces.
         var records = response.Answers.TxtRecords()
             .Select(r => string.Concat(r.Text))
-            .Where(IsSpfRecord)
+            .Where(SpfRecord.IsSpfRecord)
             .ToList();
         return records.Count switch
         {

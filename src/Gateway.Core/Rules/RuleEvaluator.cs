@@ -1,6 +1,8 @@
 using System.Net;
+using Gateway.Core.Domains;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Relay;
+using Gateway.Core.Mail;
 
 namespace Gateway.Core.Rules;
 
@@ -10,8 +12,8 @@ namespace Gateway.Core.Rules;
 /// </summary>
 public readonly record struct RuleFacts
 {
-    /// <summary><see cref="Directions.Inbound"/> or <see cref="Directions.Outbound"/>, relative to the domain whose rules run.</summary>
-    public required string Direction { get; init; }
+    /// <summary>Relative to the domain whose rules run.</summary>
+    public required Direction Direction { get; init; }
 
     /// <summary>Envelope sender; empty for the null sender.</summary>
     public required string Sender { get; init; }
@@ -106,7 +108,7 @@ public static class RuleEvaluator
 
     private static RuleOutcome Walk(CompiledRuleSet rules, in RuleFacts facts, ReadOnlySpan<ulong> senders, ReadOnlySpan<ulong> recipients, ReadOnlySpan<ulong> attachments)
     {
-        var inbound = string.Equals(facts.Direction, Directions.Inbound, StringComparison.Ordinal);
+        var inbound = facts.Direction == Direction.Inbound;
         IPAddress? client = null;
         var clientParsed = false;
         for (var i = 0; i < rules.Rules.Length; i++)
@@ -120,7 +122,7 @@ public static class RuleEvaluator
             if (rule.Ips is not null && !clientParsed)
             {
                 clientParsed = true;
-                client = RelayRules.TryParseClientAddress(facts.ClientAddress, out var parsed) ? parsed : null;
+                client = IpAddressText.TryParseClient(facts.ClientAddress, out var parsed) ? parsed : null;
             }
 
             switch (rule.Match(facts, client, GlobSet.IsSet(senders, i), GlobSet.IsSet(recipients, i), GlobSet.IsSet(attachments, i)))

@@ -33,9 +33,6 @@ public sealed class ConfigSnapshot
     /// </summary>
     public TimeSpan UnverifiedInboundGrace { get; init; }
 
-    /// <summary>Raised after a domain was added, changed or removed (argument: its name).</summary>
-    public event Action<string>? DomainChanged;
-
     /// <summary>Finds a managed domain; the name is matched case-insensitively, a trailing dot ignored.</summary>
     public DomainEntry? Find(ReadOnlySpan<char> domain)
     {
@@ -48,6 +45,22 @@ public sealed class ConfigSnapshot
     }
 
     public DomainEntry? Find(string? domain) => domain is null ? null : Find(domain.AsSpan());
+
+    /// <summary>
+    /// The managed domain an envelope names: the one lookup every rule uses (relay, routing, rules). Canonical domains
+    /// (<see cref="Mail.EnvelopeAddress"/>) are found directly; any other spelling (a U-label, upper case, a trailing
+    /// dot) is made canonical first. Empty or malformed: none.
+    /// </summary>
+    public DomainEntry? FindEnvelopeDomain(string? domain)
+    {
+        if (string.IsNullOrEmpty(domain))
+        {
+            return null;
+        }
+
+        return Find(domain.AsSpan()) ??
+               (!System.Text.Ascii.IsValid(domain) && Mail.EnvelopeAddress.TryCanonicalDomain(domain, out var ascii, out _) ? Find(ascii) : null);
+    }
 
     /// <summary>Every domain (a moment's view), for routing diagnostics and tests.</summary>
     public IReadOnlyCollection<DomainEntry> All => (IReadOnlyCollection<DomainEntry>)_map.Domains.Values;
@@ -64,19 +77,10 @@ public sealed class ConfigSnapshot
             map.Domains[d.Name] = new DomainEntry(d, rules is not null && rules.TryGetValue(d.Name, out var r) ? r : null);
         }
 
-        var old = _map;
         _map = map;
         Interlocked.Exchange(ref _version, version);
         Interlocked.Exchange(ref _syncedAtTicks, now.UtcTicks);
         _loaded = true;
-
-        if (DomainChanged is { } handler)
-        {
-            foreach (var name in old.Domains.Keys.Union(map.Domains.Keys, StringComparer.OrdinalIgnoreCase))
-            {
-                handler(name);
-            }
-        }
     }
 
     /// <summary>Applies the current state of one domain (null: it no longer exists).</summary>
@@ -91,8 +95,6 @@ public sealed class ConfigSnapshot
         {
             _map.Domains[name] = new DomainEntry(config, rules);
         }
-
-        DomainChanged?.Invoke(name);
     }
 
     /// <summary>Records that the snapshot now reflects <paramref name="version"/>.</summary>

@@ -39,6 +39,9 @@ public sealed class SpfRecord
 {
     private const string Version = "v=spf1";
 
+    /// <summary>RFC 7208 §4.6.4: at most 10 terms that cause DNS queries (include, a, mx, ptr, exists, redirect).</summary>
+    public const int MaxDnsLookups = 10;
+
     private SpfRecord(IReadOnlyList<SpfMechanism> mechanisms, string? redirect, string? explanation)
     {
         Mechanisms = mechanisms;

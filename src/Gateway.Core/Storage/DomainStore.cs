@@ -12,7 +12,7 @@ public enum CreateDomainOutcome
     /// <summary>A forced or ordinary delete of the same name is still purging its keys.</summary>
     BeingDeleted,
 
-    /// <summary>The tenant already has its limit of domains (<see cref="Tenants.TenantLimits.DomainsPerTenant"/>).</summary>
+    /// <summary>The tenant already has its limit of domains (Gateway:Limits:DomainsPerTenant, enforced by the ControlPlane).</summary>
     TenantLimit,
 }
 
@@ -31,10 +31,9 @@ public enum ChangeDomainOutcome
 /// Order of writes keeps a crash between two steps harmless: a claim without settings is invisible
 /// to the snapshots and is completed when its owner creates the domain again.
 /// </summary>
-public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed feed, Delivery.QueueOptions? queueOptions = null, TimeProvider? clock = null)
+public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed feed, int scheduleShards = RedisKeys.DefaultScheduleShards, TimeProvider? clock = null)
 {
     // Optional so the PolicyDaemon (which never deletes) needs no queue options; the ControlPlane registers them.
-    private readonly int _scheduleShards = (queueOptions ?? new Delivery.QueueOptions()).ScheduleShards;
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
 
     // KEYS: tenants, registry, tenant domains, purging. ARGV: company, domain, the tenant's domain limit.
@@ -279,7 +278,7 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
 
     private async Task PurgeAndReleaseAsync(string companyId, string name, CancellationToken cancellationToken)
     {
-        await new DomainPurge(redis, _scheduleShards).RunAsync(name, cancellationToken).ConfigureAwait(false);
+        await new DomainPurge(redis, scheduleShards).RunAsync(name, cancellationToken).ConfigureAwait(false);
         await Db.ScriptEvaluateAsync(ReleaseScript, [RedisKeys.DomainRegistry, RedisKeys.TenantDomains(companyId), RedisKeys.DomainsBeingDeleted], [companyId, name])
             .ConfigureAwait(false);
     }

@@ -45,7 +45,7 @@ public static class RedisKeys
     /// </summary>
     public static readonly RedisKey ProviderRanges = Cfg + "provider-ranges";
 
-    /// <summary>Counter of a tenant's requests of one kind (<c>changes</c>, <c>checks</c>) in one minute (unix minute); expires with it (<see cref="Tenants.TenantLimits"/>).</summary>
+    /// <summary>Counter of a tenant's requests of one kind (<c>changes</c>, <c>checks</c>) in one minute (unix minute); expires with it (Gateway:Limits, the ControlPlane's TenantLimits).</summary>
     public static RedisKey TenantRate(string companyId, string kind, long minute) =>
         $"{Cfg}rate:{companyId}:{kind}:{minute.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
 
@@ -91,6 +91,9 @@ public static class RedisKeys
     public static RedisKey RoundRobin(string domain, string groupKey) => $"gw:{DomainTag(domain)}:rr:{groupKey}";
 
     /// <summary>Sorted set of one schedule shard: member <c>&lt;domain&gt;|&lt;id&gt;</c>, score = due time (unix ms); a lease moves the score to its expiry.</summary>
+    /// <summary>The number of schedule shards unless <c>Gateway:Queue:ScheduleShards</c> says otherwise.</summary>
+    public const int DefaultScheduleShards = 8;
+
     public static RedisKey ScheduleDue(int shard) => $"gw:{{sched:{shard}}}:due";
 
     /// <summary>Hash of one schedule shard: member → lease token of the worker that holds it.</summary>

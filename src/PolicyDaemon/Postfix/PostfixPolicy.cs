@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Gateway.Core.Mail;
 using Gateway.Core.Relay;
 using Gateway.PolicyDaemon.Protocol;
 
@@ -22,8 +23,8 @@ public sealed class PostfixPolicy
 {
     public const string RejectNoDomain = "REJECT NO-DOMAIN";
     public const string Dunno = "DUNNO";
-    public const string NotLoadedText = "Gateway configuration not loaded yet, try again later";
-    public const string UnknownContextText = "Gateway policy service misconfigured (unknown policy_context)";
+    public const string NotLoadedText = RelayDecision.NotLoadedText;
+    public const string UnknownContextText = RelayDecision.UnknownScopeText;
     public const string ContextInbound = "inbound";
     public const string ContextOutbound = "outbound";
 
@@ -44,22 +45,50 @@ public sealed class PostfixPolicy
         _acceptReply = Frame(acceptAction);
     }
 
-    /// <summary>The request in MTA-neutral terms.</summary>
+    /// <summary>
+    /// The request in MTA-neutral terms, its addresses in canonical form (<see cref="EnvelopeAddress"/>). Postfix passes
+    /// them in its internal, unquoted form (<c>"john smith"@example.com</c> arrives as <c>john smith@example.com</c>).
+    /// </summary>
     public static RelayRequest ToRelayRequest(PolicyRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
+        var problem = EnvelopeProblem.None;
+        var sender = Canonical(request.Sender, ref problem, EnvelopeProblem.BadSender);
+        var recipient = Canonical(request.Recipient, ref problem, EnvelopeProblem.BadRecipient);
         return new RelayRequest
         {
             Stage = Stage(request.ProtocolState),
             Scope = Scope(request.PolicyContext),
-            Sender = request.Sender ?? string.Empty,
-            Recipient = request.Recipient ?? string.Empty,
+            Sender = sender,
+            Recipient = recipient,
+            Problem = problem,
             ClientAddress = request.ClientAddress ?? string.Empty,
             ClientName = request.ClientName,
             HeloName = request.HeloName,
             QueueId = string.IsNullOrEmpty(request.QueueId) ? null : request.QueueId,
             Size = long.TryParse(request.Size, NumberStyles.None, CultureInfo.InvariantCulture, out var size) ? size : null,
         };
+    }
+
+    /// <summary>An address in canonical form; one that is not an address is kept as given and noted in <paramref name="problem"/>.</summary>
+    private static string Canonical(string? address, ref EnvelopeProblem problem, EnvelopeProblem ifBad)
+    {
+        if (string.IsNullOrEmpty(address))
+        {
+            return string.Empty;
+        }
+
+        if (EnvelopeAddress.TryFromUnquoted(address, out var canonical, out _))
+        {
+            return canonical.Address;
+        }
+
+        if (problem == EnvelopeProblem.None)
+        {
+            problem = ifBad;
+        }
+
+        return address;
     }
 
     /// <summary>Postfix protocol states (SMTPD_POLICY_README): CONNECT, EHLO, HELO, MAIL, RCPT, DATA, END-OF-MESSAGE, VRFY, ETRN.</summary>
@@ -95,12 +124,10 @@ public sealed class PostfixPolicy
         {
             RelayOutcome.NotApplicable => Dunno,
             RelayOutcome.Accept => _accept,
+            RelayOutcome.Reject when decision.Reason == RelayReason.NoDomain => RejectNoDomain,
             // access(5) "5NN text" with an enhanced code: Postfix answers "550 5.7.1 <rcpt>: Recipient address rejected: text".
-            RelayOutcome.Reject when decision.Reason == RelayReason.EnvelopeRule => RuleRejectPrefix + OneLine(decision.ReplyText),
-            RelayOutcome.Reject => RejectNoDomain,
-            RelayOutcome.TryLater when decision.Reason == RelayReason.EnvelopeRule => "DEFER_IF_PERMIT " + OneLine(decision.ReplyText),
-            RelayOutcome.TryLater when decision.Reason == RelayReason.UnknownScope => "DEFER_IF_PERMIT " + UnknownContextText,
-            _ => "DEFER_IF_PERMIT " + NotLoadedText,
+            RelayOutcome.Reject => decision.Refusal is { } r ? $"{r.Code} {r.Status} {r.Text}" : RejectNoDomain,
+            _ => "DEFER_IF_PERMIT " + (decision.Refusal?.Text ?? NotLoadedText),
         };
     }
 
@@ -121,11 +148,4 @@ public sealed class PostfixPolicy
 
     /// <summary><c>action=&lt;action&gt;\n\n</c>.</summary>
     public static byte[] Frame(string action) => Encoding.UTF8.GetBytes("action=" + action + "\n\n");
-
-    /// <summary>Text for Postfix must be one line: CR, LF and NUL would break the protocol.</summary>
-    private static string OneLine(string? text)
-    {
-        var s = string.IsNullOrWhiteSpace(text) ? "Refused by policy" : text;
-        return s.Replace('\r', ' ').Replace('\n', ' ').Replace('\0', ' ').Trim();
-    }
 }

@@ -1,9 +1,11 @@
+using Gateway.Core.Mail;
 using Gateway.Core.Errors;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Relay;
 using Gateway.Core.Rules;
 using Gateway.Core.Snapshot;
 using static Gateway.Core.Tests.RelayTestData;
+using Gateway.ControlPlane.Application;
 
 namespace Gateway.Core.Tests.Rules;
 
@@ -31,13 +33,13 @@ public sealed class RuleEvaluatorTests
     private static CompiledRuleSet? Set(params PolicyRule[] rules) => CompiledRuleSet.Compile(new RuleList { Rules = rules });
 
     private static RuleFacts Envelope(string sender = "alice@sender.example", string recipient = "bob@in.example", string client = "198.51.100.7",
-        long? size = null, string direction = Directions.Inbound) => new()
+        long? size = null, Direction direction = Direction.Inbound) => new()
     {
         Direction = direction, Sender = sender, Recipient = recipient, ClientAddress = client, Size = size,
     };
 
     private static RuleFacts Intake(string sender = "alice@sender.example", string recipient = "bob@in.example", string client = "198.51.100.7",
-        long size = 1000, string subject = "Hello", string[]? attachments = null, string direction = Directions.Inbound) => new()
+        long size = 1000, string subject = "Hello", string[]? attachments = null, Direction direction = Direction.Inbound) => new()
     {
         Direction = direction, Sender = sender, Recipient = recipient, ClientAddress = client, Size = size, SizeIsFinal = true,
         ContentKnown = true, Subject = subject, AttachmentNames = attachments ?? [],
@@ -199,9 +201,9 @@ public sealed class RuleEvaluatorTests
         var inbound = Rule(senders: ["*"], direction: RuleDirection.Inbound);
         var outbound = Rule(RuleAction.Quarantine, senders: ["*"], direction: RuleDirection.Outbound);
         var set = Set(inbound, outbound);
-        Assert.Same(inbound, Matched(set, Envelope(direction: Directions.Inbound)));
-        Assert.Same(outbound, Matched(set, Envelope(direction: Directions.Outbound)));
-        Assert.NotNull(Matched(Set(Rule(senders: ["*"])), Envelope(direction: Directions.Outbound)));
+        Assert.Same(inbound, Matched(set, Envelope(direction: Direction.Inbound)));
+        Assert.Same(outbound, Matched(set, Envelope(direction: Direction.Outbound)));
+        Assert.NotNull(Matched(Set(Rule(senders: ["*"])), Envelope(direction: Direction.Outbound)));
     }
 
     [Fact]
