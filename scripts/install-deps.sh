@@ -9,6 +9,9 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 # Postfix: the internet-facing MTA; the PolicyDaemon tests start private instances of it (and its smtp-sink).
 [ -x /usr/sbin/postfix ] || need+=(postfix)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# deploy/ tests: systemd-analyze checks the units (deploy/systemd), openssl checks the API's TLS independently.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # Node.js and npm: the tests run docs/clients.md's Node/TypeScript client recipe (packages from the npm registry) and the
 # independent DKIM verifier (npm mailauth, tests/tools/mailauth).
 command -v node >/dev/null 2>&1 || need+=(nodejs)

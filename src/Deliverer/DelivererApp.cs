@@ -54,7 +54,7 @@ public static class DelivererApp
         builder.Services.AddSingleton<IEnvelopeCheck, RuleEnvelopeCheck>();
         builder.Services.AddRelayDecisions(builder.Configuration);
         var configured = builder.Configuration.GetSection(DelivererOptions.Section).Get<DelivererOptions>() ?? new DelivererOptions();
-        builder.Services.AddGatewayTelemetry(exportMetrics: configured.HttpUrl.Length > 0)
+        builder.Services.AddGatewayTelemetry(exportMetrics: configured.HttpUrl.Length > 0 || configured.MetricsUrl.Length > 0)
             .AddCheck<RedisHealthCheck>("redis")
             .AddCheck<SnapshotHealthCheck>("snapshot");
         builder.Services.AddGatewayInstruments<DelivererMetrics>();
@@ -110,9 +110,23 @@ public static class DelivererApp
             {
                 KestrelUrls.Bind(k, configured.HttpUrl, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1, l => listeners.Http = l);
             }
+
+            if (configured.MetricsUrl.Length > 0 && KestrelUrls.TryParse(configured.MetricsUrl, out _, out _, out _))
+            {
+                KestrelUrls.Bind(k, configured.MetricsUrl, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1, l =>
+                {
+                    MetricsListener.Tag(l);
+                    listeners.Metrics = l;
+                });
+            }
         });
         builder.WebHost.UseUrls();
         var app = builder.Build();
+        if (configured.MetricsUrl.Length > 0)
+        {
+            app.UseMetricsOnlyOnItsListener();
+        }
+
         app.MapGatewayTelemetry();
         return app;
     }
@@ -122,6 +136,13 @@ public static class DelivererApp
     {
         ArgumentNullException.ThrowIfNull(app);
         return app.Services.GetRequiredService<DelivererListeners>().Http is { } http ? KestrelUrls.Address(http) : null;
+    }
+
+    /// <summary>The separate <c>/metrics</c> address; null when not configured.</summary>
+    public static string? MetricsAddress(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        return app.Services.GetRequiredService<DelivererListeners>().Metrics is { } m ? KestrelUrls.Address(m) : null;
     }
 
     /// <summary>The intake's actual address (port 0 resolved).</summary>
@@ -142,4 +163,6 @@ public sealed class DelivererListeners
     public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? OutboundIntake { get; set; }
 
     public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Http { get; set; }
+
+    public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Metrics { get; set; }
 }

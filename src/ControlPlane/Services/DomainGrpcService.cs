@@ -12,7 +12,8 @@ namespace Gateway.ControlPlane.Services;
 /// <see cref="OnboardingService"/>; SendTestMessage in <see cref="TestMessageSender"/>.
 /// </summary>
 public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper, OnboardingService onboarding, TestMessageSender testMessages,
-    Gateway.ControlPlane.Dkim.DkimManager dkim)
+    Gateway.ControlPlane.Dkim.DkimManager dkim,
+    Onboarding.DomainTakeover takeover)
     : V1.DomainService.DomainServiceBase
 {
     public override async Task<V1.Domain> EnableDkim(V1.EnableDkimRequest request, ServerCallContext context)
@@ -46,7 +47,8 @@ public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper
     {
         ArgumentNullException.ThrowIfNull(request);
         var company = Caller.TenantOf(context);
-        var created = await domains.CreateAsync(company, request.Domain?.Name, DomainMapper.ToSettings(request.Domain)).ConfigureAwait(false);
+        // CreateDomain, or the takeover of an unverified registration by a tenant that proves ownership (DomainTakeover).
+        var created = await takeover.CreateAsync(company, request.Domain?.Name, DomainMapper.ToSettings(request.Domain), context.CancellationToken).ConfigureAwait(false);
         return mapper.ToApi(created);
     }
 

@@ -45,6 +45,13 @@ public static class RedisKeys
     /// </summary>
     public static readonly RedisKey ProviderRanges = Cfg + "provider-ranges";
 
+    /// <summary>Counter of a tenant's requests of one kind (<c>changes</c>, <c>checks</c>) in one minute (unix minute); expires with it (Gateway:Limits, the ControlPlane's TenantLimits).</summary>
+    public static RedisKey TenantRate(string companyId, string kind, long minute) =>
+        $"{Cfg}rate:{companyId}:{kind}:{minute.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
+    /// <summary>String: the secret under which claim tokens are derived (claim by proof of an unverified domain).</summary>
+    public static readonly RedisKey ClaimSecret = Cfg + "claim-secret";
+
     /// <summary>Set: API key ids of a tenant.</summary>
     public static RedisKey TenantApiKeys(string companyId) => $"{Cfg}tenant:{companyId}:apikeys";
 
