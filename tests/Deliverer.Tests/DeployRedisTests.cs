@@ -5,6 +5,7 @@ using Gateway.Core.Storage;
 using Gateway.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using StackExchange.Redis;
+using Gateway.Core.Telemetry;
 
 namespace Deliverer.Tests;
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Gateway.ControlPlane.Onboarding;
 using Gateway.Core.Dkim;
+using Gateway.Core.Domains;
 
 namespace Gateway.ControlPlane.Dkim;
 

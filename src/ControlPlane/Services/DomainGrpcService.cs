@@ -19,7 +19,7 @@ public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper
     public override async Task<V1.Domain> EnableDkim(V1.EnableDkimRequest request, ServerCallContext context)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var algorithm = DkimMapper.ToModel(request.Algorithm) ?? Gateway.Core.Dkim.DkimKeyAlgorithm.Rsa;
+        var algorithm = DkimMapper.ToModel(request.Algorithm) ?? Gateway.Core.Domains.DkimKeyAlgorithm.Rsa;
         return mapper.ToApi(await dkim.EnableAsync(Caller.TenantOf(context), request.Name, algorithm, request.Selector).ConfigureAwait(false));
     }
 

@@ -8,6 +8,7 @@ using MimeKit.Cryptography;
 using Org.BouncyCastle.Crypto;
 using Org.BouncyCastle.Security;
 using StackExchange.Redis;
+using Gateway.Core.Domains;
 
 namespace Gateway.Deliverer.Intake;
 

@@ -3,6 +3,7 @@ using Org.BouncyCastle.Crypto.Generators;
 using Org.BouncyCastle.Crypto.Parameters;
 using Org.BouncyCastle.Pkcs;
 using Org.BouncyCastle.Security;
+using Gateway.Core.Domains;
 
 namespace Gateway.Core.Dkim;
 

@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using Gateway.Core.Secrets;
 using Gateway.Core.Storage;
 using StackExchange.Redis;
+using Gateway.Core.Domains;
 
 namespace Gateway.Core.Dkim;
 

@@ -1,3 +1,5 @@
+using Gateway.Core.Domains;
+
 namespace Gateway.Core.Dkim;
 
 /// <summary>How a published DKIM key record compares with the key the gateway holds.</summary>
@@ -20,11 +22,10 @@ public enum DkimRecordMatch
 /// </summary>
 public static class DkimRecord
 {
-    public static string Format(DkimKeyAlgorithm algorithm, string publicKey) =>
-        $"v=DKIM1; k={KeyType(algorithm)}; p={publicKey}";
+    public static string Format(DkimKeyAlgorithm algorithm, string publicKey) => DkimKey.FormatRecord(algorithm, publicKey);
 
     /// <summary>The <c>k=</c> value of a key type.</summary>
-    public static string KeyType(DkimKeyAlgorithm algorithm) => algorithm == DkimKeyAlgorithm.Ed25519 ? "ed25519" : "rsa";
+    public static string KeyType(DkimKeyAlgorithm algorithm) => DkimKey.KeyType(algorithm);
 
     /// <summary>The tags of a tag=value list; null when it is not one (a tag without '=', a repeated tag).</summary>
     public static IReadOnlyDictionary<string, string>? ParseTags(string text)

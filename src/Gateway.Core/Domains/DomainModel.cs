@@ -85,7 +85,7 @@ public sealed record DomainConfig
     public long Revision { get; init; }
 
     /// <summary>DKIM signing of the domain's outbound mail (requirements §10); null while never enabled. Managed by the gateway.</summary>
-    public Gateway.Core.Dkim.DkimState? Dkim { get; init; }
+    public DkimState? Dkim { get; init; }
 
     [JsonIgnore]
     public string Etag => Revision.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -3,6 +3,7 @@ using Gateway.ControlPlane.Dkim;
 using Gateway.ControlPlane.Onboarding;
 using Gateway.Core.Dkim;
 using Gateway.Core.Secrets;
+using Gateway.Core.Domains;
 
 namespace ControlPlane.Tests.Outbound;
 

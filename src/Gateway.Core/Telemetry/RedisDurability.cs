@@ -5,8 +5,9 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
+using Gateway.Core.Storage;
 
-namespace Gateway.Core.Storage;
+namespace Gateway.Core.Telemetry;
 
 /// <summary>What one check of Redis's durability settings found: <see cref="Problems"/> is empty when every master keeps the promise.</summary>
 public sealed record DurabilityReport(DateTimeOffset Time, bool Known, IReadOnlyList<string> Problems, IReadOnlyList<string> Notes)

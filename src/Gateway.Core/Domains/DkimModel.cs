@@ -1,4 +1,4 @@
-namespace Gateway.Core.Dkim;
+namespace Gateway.Core.Domains;
 
 /// <summary>The key types of DKIM signing keys the gateway generates (requirements §10).</summary>
 public enum DkimKeyAlgorithm
@@ -23,7 +23,7 @@ public enum DkimPhase
     Rotating = 2,
 }
 
-/// <summary>One DKIM key as the domain shows it: never the private key (that lives encrypted in <see cref="DkimKeyStore"/>).</summary>
+/// <summary>One DKIM key as the domain shows it: never the private key (that lives encrypted in Gateway.Core.Dkim.DkimKeyStore).</summary>
 /// <param name="Selector">The selector: the record lives at <c>&lt;selector&gt;._domainkey.&lt;domain&gt;</c>.</param>
 /// <param name="PublicKey">The <c>p=</c> value: base64 of the SubjectPublicKeyInfo (RSA) or of the 32-byte key (Ed25519).</param>
 public sealed record DkimKey(string Selector, DkimKeyAlgorithm Algorithm, string PublicKey, DateTimeOffset CreateTime)
@@ -32,12 +32,19 @@ public sealed record DkimKey(string Selector, DkimKeyAlgorithm Algorithm, string
     public string RecordName(string domain) => $"{Selector}._domainkey.{domain}";
 
     /// <summary>The exact TXT text to publish (RFC 6376 §3.6.1).</summary>
-    public string TxtValue => DkimRecord.Format(Algorithm, PublicKey);
+    public string TxtValue => FormatRecord(Algorithm, PublicKey);
+
+    /// <summary>The TXT text of a key record: <c>v=DKIM1; k=…; p=…</c>.</summary>
+    public static string FormatRecord(DkimKeyAlgorithm algorithm, string publicKey) =>
+        $"v=DKIM1; k={KeyType(algorithm)}; p={publicKey}";
+
+    /// <summary>The <c>k=</c> value of a key type.</summary>
+    public static string KeyType(DkimKeyAlgorithm algorithm) => algorithm == DkimKeyAlgorithm.Ed25519 ? "ed25519" : "rsa";
 }
 
 /// <summary>
 /// A domain's DKIM state, stored in its <see cref="Domains.DomainConfig"/> so that every Deliverer's snapshot follows it
-/// within a second (requirements §3 "Change propagation"). Changed only by <see cref="DkimManager"/>.
+/// within a second (requirements §3 "Change propagation"). Changed only by the ControlPlane's DkimManager.
 /// </summary>
 public sealed record DkimState
 {
