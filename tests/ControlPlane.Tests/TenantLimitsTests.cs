@@ -119,6 +119,7 @@ public sealed class TenantLimitsTests : IAsyncLifetime
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
         using var firstCts = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
         var first = log.FollowLog(new FollowLogRequest { Domain = d }, cancellationToken: firstCts.Token);
+        await first.ResponseHeadersAsync; // established and counted on the server before the second starts
         var firstRead = first.ResponseStream.MoveNext(firstCts.Token);
 
         // The first stream is open once the server counts it: a second is refused.

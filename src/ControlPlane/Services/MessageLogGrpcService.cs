@@ -43,6 +43,10 @@ public sealed class MessageLogGrpcService(MessageLogQueries queries, FollowGuard
         await guard.RunAsync(context, company, request.Domain, async ct =>
         {
             var events = await queries.FollowAsync(company, query, ct).ConfigureAwait(false);
+
+            // The follow is established (counted, authorised, the domain found): say so with the response headers, so a
+            // client can tell "following, nothing happened yet" from "not started" (ResponseHeadersAsync completes).
+            await context.WriteResponseHeadersAsync(new Metadata()).ConfigureAwait(false);
             try
             {
                 await foreach (var e in events.WithCancellation(ct).ConfigureAwait(false))
