@@ -13,8 +13,25 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v rspamd >/dev/null 2>&1 || need+=(rspamd)
 [ -x /usr/sbin/clamd ] || need+=(clamav-daemon)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# deploy/ tests: systemd-analyze checks the units (deploy/systemd), openssl checks the API's TLS independently.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# Node.js and npm: the tests run docs/clients.md's Node/TypeScript client recipe (packages from the npm registry) and the
+# independent DKIM verifier (npm mailauth, tests/tools/mailauth).
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+
+npm_tools() {
+  # The tests' DKIM verifier (issue 17): mailauth, pinned by tests/tools/mailauth/package-lock.json.
+  local dir; dir="$(cd "$(dirname "$0")/.." && pwd)/tests/tools/mailauth"
+  if [ ! -d "$dir/node_modules/mailauth" ]; then
+    echo "Installing the tests' npm tools in $dir" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
 
 if [ ${#need[@]} -eq 0 ]; then
+  npm_tools
   exit 0
 fi
 
@@ -37,8 +54,8 @@ if printf '%s\n' "${need[@]}" | grep -qx redis-server; then
 fi
 # Likewise Debian's own rspamd (11333/11334), clamd (3310) and freshclam (which would download signatures from the
 # internet): scripts/scanners.sh runs private instances; production set-ups use these services (docs/protection.md).
-for service in rspamd clamav-daemon clamav-freshclam; do
-  if printf '%s\n' "${need[@]}" | grep -qx "${service%-freshclam}"; then
-    ($SUDO service "$service" stop || $SUDO systemctl stop "$service") >/dev/null 2>&1 || true
-  fi
-done
+stop_service() { ($SUDO service "$1" stop || $SUDO systemctl stop "$1") >/dev/null 2>&1 || true; }
+if printf '%s\n' "${need[@]}" | grep -qx rspamd; then stop_service rspamd; fi
+if printf '%s\n' "${need[@]}" | grep -qx clamav-daemon; then stop_service clamav-daemon; stop_service clamav-freshclam; fi
+
+npm_tools

@@ -8,7 +8,7 @@ public sealed class DelivererOptions
 {
     public const string Section = "Gateway:Deliverer";
 
-    /// <summary>Where the SMTP intake listens (SPEC §1: 127.0.0.1:10025). Port 0 picks a free port (tests).</summary>
+    /// <summary>Where the SMTP intake listens (requirements §1: 127.0.0.1:10025). Port 0 picks a free port (tests).</summary>
     [Required(AllowEmptyStrings = false)]
     public string Listen { get; set; } = "127.0.0.1:10025";
 
@@ -23,7 +23,7 @@ public sealed class DelivererOptions
     public string OutboundListen { get; set; } = string.Empty;
 
     /// <summary>
-    /// Clients allowed to hand mail in, as addresses or CIDR ranges; empty: loopback (SPEC §6). No default
+    /// Clients allowed to hand mail in, as addresses or CIDR ranges; empty: loopback (requirements §6). No default
     /// array here: the configuration binder would append configured entries to it instead of replacing it.
     /// </summary>
     public string[] TrustedNetworks { get; set; } = [];
@@ -32,11 +32,11 @@ public sealed class DelivererOptions
 
     private string[] EffectiveTrustedNetworks => TrustedNetworks.Length > 0 ? TrustedNetworks : DefaultTrustedNetworks;
 
-    /// <summary>SPEC §6: message size limit, default 50 MB (advertised as SIZE, RFC 1870).</summary>
+    /// <summary>requirements §6: message size limit, default 50 MB (advertised as SIZE, RFC 1870).</summary>
     [Range(1024, 1L << 31)]
     public long MaxMessageSize { get; set; } = 50L * 1024 * 1024;
 
-    /// <summary>SPEC §6: recipients per message (RFC 5321 §4.5.3.1.8 wants at least 100).</summary>
+    /// <summary>requirements §6: recipients per message (RFC 5321 §4.5.3.1.8 wants at least 100).</summary>
     [Range(1, 100_000)]
     public int MaxRecipients { get; set; } = 1000;
 
@@ -90,6 +90,9 @@ public sealed class DelivererOptions
     /// </summary>
     public string HttpUrl { get; set; } = "http://127.0.0.1:10026";
 
+    /// <summary>A separate listener for <c>/metrics</c> (http://ip:port); empty: <c>/metrics</c> is on <see cref="HttpUrl"/>.</summary>
+    public string MetricsUrl { get; set; } = string.Empty;
+
     /// <summary>How often the fleet-wide queue depth (<c>gateway.queue.*</c>) is read from Redis for the metrics.</summary>
     public TimeSpan QueueSampleInterval { get; set; } = TimeSpan.FromSeconds(5);
 
@@ -102,7 +105,8 @@ public sealed class DelivererOptions
         o.EffectiveTrustedNetworks.All(n => IPNetwork.TryParse(AsCidr(n), out _)) &&
         o.IdleTimeout > TimeSpan.Zero && o.PollInterval > TimeSpan.Zero && o.ConnectTimeout > TimeSpan.Zero && o.CommandTimeout > TimeSpan.Zero &&
         o.SweepInterval > TimeSpan.Zero && o.ConnectionCacheTime >= TimeSpan.Zero && o.QueueSampleInterval > TimeSpan.Zero &&
-        (o.HttpUrl.Length == 0 || Gateway.Core.Hosting.KestrelUrls.TryParse(o.HttpUrl, out _, out _, out _));
+        (o.HttpUrl.Length == 0 || Gateway.Core.Hosting.KestrelUrls.TryParse(o.HttpUrl, out _, out _, out _)) &&
+        (o.MetricsUrl.Length == 0 || Gateway.Core.Hosting.KestrelUrls.TryParse(o.MetricsUrl, out _, out _, out _));
 
     /// <summary>The trusted networks parsed (an address alone is a /32 or /128).</summary>
     public IReadOnlyList<IPNetwork> ParsedTrustedNetworks() => EffectiveTrustedNetworks.Select(n => IPNetwork.Parse(AsCidr(n))).ToList();

@@ -15,6 +15,28 @@ public sealed class GatewayOptions
     public string Redis { get; set; } = "127.0.0.1:6379";
 
     /// <summary>
+    /// The Redis ACL user the programs log in as (<c>AUTH user password</c>); empty: the default user, or whatever
+    /// <see cref="Redis"/> says (<c>user=…</c>). deploy/redis/ defines a <c>gateway</c> user limited to the gateway's keys.
+    /// </summary>
+    public string? RedisUser { get; set; }
+
+    /// <summary>The Redis password (<c>AUTH</c>); prefer <see cref="RedisPasswordFile"/> so it stays out of the environment.</summary>
+    public string? RedisPassword { get; set; }
+
+    /// <summary>
+    /// A file holding the Redis password (its first line), e.g. a systemd credential
+    /// (<c>LoadCredential=redis-password:…</c> → <c>%d/redis-password</c>, deploy/systemd/).
+    /// </summary>
+    public string? RedisPasswordFile { get; set; }
+
+    /// <summary>
+    /// How often each program reads Redis's durability settings again (<c>appendonly</c>, <c>appendfsync</c>,
+    /// <c>maxmemory-policy</c>); they are read at start and reported in the log, on <c>/healthz</c> and as
+    /// <c>gateway.redis.durable</c>.
+    /// </summary>
+    public TimeSpan RedisDurabilityCheckInterval { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
     /// The operator key. When empty the ControlPlane generates one at first start, stores only
     /// its hash in Redis and writes the key to <see cref="OperatorKeyFile"/>.
     /// </summary>
@@ -25,12 +47,12 @@ public sealed class GatewayOptions
 
     /// <summary>
     /// The gateway's own DNS domain. A tenant's inbound MX host is
-    /// <c>&lt;company-id&gt;.in.&lt;GatewayDomain&gt;</c> (SPEC §2).
+    /// <c>&lt;company-id&gt;.in.&lt;GatewayDomain&gt;</c> (requirements §2).
     /// </summary>
     [Required(AllowEmptyStrings = false)]
     public string GatewayDomain { get; set; } = "gateway.example";
 
-    /// <summary>Prefix of the verification TXT record: <c>&lt;prefix&gt;=&lt;token&gt;</c> (SPEC §3).</summary>
+    /// <summary>Prefix of the verification TXT record: <c>&lt;prefix&gt;=&lt;token&gt;</c> (requirements §3).</summary>
     [Required(AllowEmptyStrings = false)]
     [RegularExpression("^[a-z0-9][a-z0-9_-]{0,31}$", ErrorMessage = "Gateway:VerificationPrefix must be 1-32 lower-case letters, digits, '-' or '_'.")]
     public string VerificationPrefix { get; set; } = "tmes";
@@ -48,6 +70,13 @@ public sealed class GatewayOptions
     /// </summary>
     public bool AllowLoopbackDestinations { get; set; }
 
+    /// <summary>
+    /// The optional grace period of docs/requirements.md §3: an unverified domain gets inbound relay only this long
+    /// after its registration, then NO-DOMAIN until it is verified. Zero (the default, as in the seed's product): no
+    /// limit. A shared fleet may want a few days, so a registration nobody verifies stops receiving mail.
+    /// </summary>
+    public TimeSpan UnverifiedInboundGracePeriod { get; set; }
+
     /// <summary>How often a program compares its snapshot with the stored config version.</summary>
     public TimeSpan SnapshotReconcileInterval { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -58,7 +87,7 @@ public sealed class GatewayOptions
     /// <summary>Name servers for verification, health checks and delivery (<c>Gateway:Dns:Servers</c>).</summary>
     public Dns.DnsOptions Dns { get; set; } = new();
 
-    /// <summary>How long message log events are kept (SPEC §7: 90 days by default).</summary>
+    /// <summary>How long message log events are kept (requirements §7: 90 days by default).</summary>
     public TimeSpan MessageLogRetention { get; set; } = TimeSpan.FromDays(90);
 
     /// <summary>
@@ -72,7 +101,7 @@ public sealed class GatewayOptions
     public TimeSpan MessageLogFollowPollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
-    /// The SPF mechanism customers add for outbound protection (SPEC §3 "Health"); by default
+    /// The SPF mechanism customers add for outbound protection (requirements §3.11); by default
     /// <c>include:_spf.&lt;GatewayDomain&gt;</c>.
     /// </summary>
     public string? SpfInclude { get; set; }
@@ -86,6 +115,15 @@ public sealed class GatewayOptions
     /// record behind <see cref="EffectiveSpfInclude"/> lists. Empty: the SPF check is skipped with a note.
     /// </summary>
     public string[] SendingAddresses { get; set; } = [];
+
+    /// <summary>
+    /// Where customers' sending servers relay their outbound mail (the gateway's outbound listener, requirements §3
+    /// "Outbound servers"): <c>HOST</c> or <c>HOST:PORT</c>; by default <c>relay.&lt;GatewayDomain&gt;</c>.
+    /// </summary>
+    public string? OutboundRelayHost { get; set; }
+
+    /// <summary>The outbound relay host to show customers.</summary>
+    public string EffectiveOutboundRelayHost => string.IsNullOrWhiteSpace(OutboundRelayHost) ? $"relay.{GatewayDomain}" : OutboundRelayHost.Trim();
 
     /// <summary>The inbound MX host of a tenant.</summary>
     public string InboundMxHost(string companyId) => $"{companyId}.in.{GatewayDomain}";

@@ -18,7 +18,8 @@ public sealed class SetupFixture : GatewayFixture
 public sealed class SetupCliTests(SetupFixture fx) : IClassFixture<SetupFixture>
 {
     private static readonly string[] Questions =
-        ["Domain to protect", "Press Enter to check again", "Inbound server:", "Another one", "Send the test message to", "Delivered:", "IN MX"];
+        ["Domain to protect", "Press Enter to check again", "Inbound server:", "Another one", "send its outbound mail through the gateway?", "Microsoft 365 (Exchange Online)?",
+         "Google Workspace?", "IP address (empty: none):", "Another IP address (empty when done):", "Send the test message to", "Delivered:", "IN MX", "Check SPF"];
 
     private Task<CliResult> SetupAsync(params string[] args) => SetupWithInputAsync(null, args);
 
@@ -37,16 +38,84 @@ public sealed class SetupCliTests(SetupFixture fx) : IClassFixture<SetupFixture>
         await using var _ = sink;
         var d = GatewayFixture.NewDomainName("setupi");
 
-        // Domain, "skip" verification, one server, end of servers, the test recipient.
-        var answers = $"{d}\nskip\n{sink.Host}:{sink.Port}\n\nadmin@{d}\n";
+        // Domain, "skip" verification, one server, end of servers, outbound: yes, Microsoft 365: no, Google Workspace:
+        // yes, a bad address (asked again), one IP, end of IPs, the test recipient.
+        var answers = $"{d}\nskip\n{sink.Host}:{sink.Port}\n\ny\nn\ny\n198.51.100.0/24\n198.51.100.9\n\nadmin@{d}\n";
         var result = await SetupWithInputAsync(answers, "--interactive");
         Assert.True(result.ExitCode == 0, result.ToString());
         var o = result.Out;
         var order = Questions.Select(q => o.IndexOf(q, StringComparison.Ordinal)).ToList();
         Assert.DoesNotContain(-1, order);
         Assert.Equal(order.Order().ToList(), order);
+        Assert.Contains("'198.51.100.0/24' is not a single IPv4 or IPv6 address", o, StringComparison.Ordinal);
         var message = Assert.Single(await sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(10)));
         Assert.Equal(["admin@" + d], message.Recipients);
+        var saved = await fx.Domains.GetDomainAsync(new GetDomainRequest { Name = d });
+        Assert.True(saved.Outbound.Enabled);
+        Assert.False(saved.Outbound.Office365);
+        Assert.True(saved.Outbound.GoogleWorkspace);
+        Assert.Equal(["198.51.100.9"], saved.Outbound.CustomIps);
+    }
+
+    [Fact]
+    public async Task Setup_OutboundWithFlags_SavesSourcesPrintsCustomerStepsAndChecksSpf()
+    {
+        var sink = SmtpSink.Start("127.0.0.22");
+        await using var _ = sink;
+        var d = GatewayFixture.NewDomainName("setupo");
+        var include = $"include:_spf.{GatewayFixture.GatewayDomain}";
+        fx.Dns.AddTxt(d, "v=spf1 mx ~all");
+
+        var first = await SetupAsync(d, "--yes", "--host", $"{sink.Host}:{sink.Port}", "--outbound", "--custom-ip", "198.51.100.7", "--office365");
+        Assert.True(first.ExitCode == 0, first.ToString());
+        var o = first.Out;
+        Assert.Contains("Sending sources: Microsoft 365, 198.51.100.7.", o, StringComparison.Ordinal);
+        Assert.Contains($"Outbound relay needs a verified domain: until {d} is verified", o, StringComparison.Ordinal);
+        Assert.Contains("Saved: inbound relay is on", o, StringComparison.Ordinal);
+        Assert.Contains($"Saved: outbound relay is on for Microsoft 365, 198.51.100.7, and starts once {d} is verified.", o, StringComparison.Ordinal);
+        Assert.Contains("Delivered: test message", o, StringComparison.Ordinal);
+        // The customer-side steps: the SPF include, and the relay host for each kind of source.
+        Assert.Contains($"{include}        e.g.  {d}.  IN TXT  \"v=spf1 {include} ~all\"", o, StringComparison.Ordinal);
+        Assert.Contains($"outbound relay host: relay.{GatewayFixture.GatewayDomain}", o, StringComparison.Ordinal);
+        Assert.Contains($"Microsoft 365: an outbound connector", o, StringComparison.Ordinal);
+        Assert.Contains($"Postfix 'relayhost = [relay.{GatewayFixture.GatewayDomain}]'", o, StringComparison.Ordinal);
+        // SPF checked last, on the shipped defaults (no sending addresses): the record lacks the include.
+        Assert.Contains("SPF_GATEWAY_NOT_AUTHORIZED", o, StringComparison.Ordinal);
+        Assert.Contains($"SPF: not yet. Publish the record above, then check again with: gatewayctl domains check {d}", o, StringComparison.Ordinal);
+        Assert.True(o.IndexOf("Check SPF", StringComparison.Ordinal) > o.IndexOf("IN MX", StringComparison.Ordinal));
+        var saved = await fx.Domains.GetDomainAsync(new GetDomainRequest { Name = d });
+        Assert.True(saved.Outbound.Enabled);
+        Assert.True(saved.Outbound.Office365);
+        Assert.False(saved.Outbound.GoogleWorkspace);
+        Assert.Equal(["198.51.100.7"], saved.Outbound.CustomIps);
+
+        // The customer publishes the include (through a provider's record) and the verification; run again.
+        fx.Dns.Remove(d).AddTxt(d, "v=spf1 mx include:_spf.provider.example ~all").AddTxt(d, saved.Verification.TxtRecord);
+        fx.Dns.AddTxt("_spf.provider.example", $"v=spf1 ip4:192.0.2.0/24 {include} -all");
+        var again = await SetupAsync(d, "--yes", "--outbound", "--custom-ip", "198.51.100.7", "--no-test-message");
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.Contains("Keeping the saved inbound servers.", again.Out, StringComparison.Ordinal);
+        Assert.Contains($"{d} is verified, so the gateway relays its outbound mail", again.Out, StringComparison.Ordinal);
+        Assert.Contains($"SPF: {d} authorises the gateway.", again.Out, StringComparison.Ordinal);
+        Assert.False((await fx.Domains.GetDomainAsync(new GetDomainRequest { Name = d })).Outbound.Office365);
+    }
+
+    [Fact]
+    public async Task Setup_OutboundOnly_NoInboundStepsNoMx()
+    {
+        var d = GatewayFixture.NewDomainName("setupoo");
+        var r = await SetupAsync(d, "--yes", "--no-inbound", "--google-workspace");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.DoesNotContain("Connection test", r.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("IN MX", r.Out, StringComparison.Ordinal);
+        Assert.Contains("Google Workspace: Apps > Gmail > Routing > Outbound gateway", r.Out, StringComparison.Ordinal);
+        var saved = await fx.Domains.GetDomainAsync(new GetDomainRequest { Name = d });
+        Assert.False(saved.InboundEnabled);
+        Assert.True(saved.Outbound.Enabled && saved.Outbound.GoogleWorkspace);
+
+        var nothing = await SetupAsync(GatewayFixture.NewDomainName("setupoo"), "--yes", "--no-inbound");
+        Assert.Equal(2, nothing.ExitCode);
+        Assert.Contains("--no-inbound needs outbound", nothing.Err, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -4,10 +4,12 @@ using Gateway.Testing;
 namespace EndToEnd.Tests;
 
 /// <summary>
-/// README.md "See it work", step by step, with the real thing: <c>scripts/run.sh</c> starts Redis, the three
-/// programs, a private Postfix from deploy/postfix and an SMTP sink (every port moved to a free one, DNS to a test
-/// server so nothing leaves the machine); an SMTP client (<c>scripts/send-mail.py</c>) talks to Postfix; gatewayctl
-/// runs as its own process; <c>scripts/stop.sh</c> ends it all. Needs root, as every test with Postfix.
+/// README.md "See it work", step by step, with the real thing, from a fresh copy of the checkout under a private
+/// (0700) directory, as a newcomer's clone in root's home is: <c>scripts/run.sh</c> builds the programs there and
+/// starts Redis, the three programs, a private Postfix from deploy/postfix and an SMTP sink (every port moved to a
+/// free one, DNS to a test server so nothing leaves the machine; data in the copy's <c>./data</c>); an SMTP client
+/// (<c>scripts/send-mail.py</c>) talks to Postfix; the copy's gatewayctl runs as its own process;
+/// <c>scripts/stop.sh</c> ends it all. Needs root, as every test with Postfix.
 /// </summary>
 public sealed class NewcomerPathTests
 {
@@ -59,13 +61,18 @@ public sealed class NewcomerPathTests
     {
         private readonly Dictionary<string, string> _env;
 
-        private RunSh(string root, string data, Dictionary<string, string> env)
+        private RunSh(string home, string root, Dictionary<string, string> env)
         {
+            Home = home;
             Root = root;
-            Data = data;
+            Data = Path.Combine(root, "data");
             _env = env;
         }
 
+        /// <summary>The private directory (mode 0700, like root's home) that holds the copy.</summary>
+        public string Home { get; }
+
+        /// <summary>The copy of the checkout, where run.sh runs.</summary>
         public string Root { get; }
 
         public string Data { get; }
@@ -78,11 +85,12 @@ public sealed class NewcomerPathTests
 
         public static async Task<RunSh> StartAsync(string dnsServer)
         {
-            var root = RepositoryRoot();
-            var data = Path.Combine(Path.GetTempPath(), "gw-newcomer-" + Guid.NewGuid().ToString("N")[..8]);
+            var home = Path.Combine(Path.GetTempPath(), "gw-home-" + Guid.NewGuid().ToString("N")[..8]);
+            Directory.CreateDirectory(home, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var root = Path.Combine(home, "gw");
+            CopyCheckout(Processes.RepositoryRoot(), root);
             var env = new Dictionary<string, string>
             {
-                ["GATEWAY_DATA"] = data,
                 ["GATEWAY_CONFIGURATION"] = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug",
                 // Every DNS question of every program goes to the test server; no provider-range refresh.
                 ["Gateway__Dns__Servers__0"] = dnsServer,
@@ -100,12 +108,13 @@ public sealed class NewcomerPathTests
                 env[name] = FreePort.Get().ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
 
-            var run = new RunSh(root, data, env);
-            var started = await run.RunAsync("bash", [Path.Combine(root, "scripts", "run.sh"), "--background", "--no-build"], TimeSpan.FromMinutes(3));
+            var run = new RunSh(home, root, env);
+            var started = await run.RunAsync("bash", [Path.Combine(root, "scripts", "run.sh"), "--background"], TimeSpan.FromMinutes(8));
             if (started.ExitCode != 0)
             {
+                var logs = run.Logs();
                 await run.DisposeAsync();
-                throw new InvalidOperationException("scripts/run.sh failed: " + started + run.Logs());
+                throw new InvalidOperationException("scripts/run.sh failed: " + started + logs);
             }
 
             return run;
@@ -114,13 +123,14 @@ public sealed class NewcomerPathTests
         public Task<CliResult> SendMailAsync(string from, string to, string subject) =>
             RunAsync("python3", [Path.Combine(Root, "scripts", "send-mail.py"), from, to, "--subject", subject], Wait);
 
+        /// <summary>The copy's own gatewayctl, as the README's alias runs it.</summary>
         public Task<CliResult> CtlAsync(params string[] args) =>
             GatewayCtl.RunAsync(new Dictionary<string, string>
             {
                 ["GATEWAY_ENDPOINT"] = "127.0.0.1:" + _env["GATEWAY_GRPC_PORT"],
                 ["GATEWAY_KEY_FILE"] = Path.Combine(Data, "operator.key"),
                 ["GATEWAY_COMPANY"] = "demo",
-            }, args);
+            }, args, dll: Path.Combine(Root, "src", "Cli", "bin", _env["GATEWAY_CONFIGURATION"], "net10.0", "gatewayctl.dll"));
 
         public IReadOnlyList<string> SinkMessages()
         {
@@ -141,7 +151,7 @@ public sealed class NewcomerPathTests
             await RunAsync("bash", [Path.Combine(Root, "scripts", "stop.sh")], TimeSpan.FromMinutes(1));
             try
             {
-                Directory.Delete(Data, recursive: true);
+                Directory.Delete(Home, recursive: true);
             }
             catch (IOException)
             {
@@ -151,47 +161,41 @@ public sealed class NewcomerPathTests
             }
         }
 
-        private async Task<CliResult> RunAsync(string file, IReadOnlyList<string> args, TimeSpan timeout)
+        private Task<CliResult> RunAsync(string file, IReadOnlyList<string> args, TimeSpan timeout) => Processes.RunAsync(Root, _env, timeout, file, args);
+
+        /// <summary>
+        /// What a clone of the checkout holds: the files git tracks (as they are in the working tree, so uncommitted
+        /// changes are tested too) and new files it does not ignore; no build output, no data.
+        /// </summary>
+        private static void CopyCheckout(string from, string to)
         {
-            var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Root };
-            foreach (var a in args)
+            var psi = new ProcessStartInfo("git") { RedirectStandardOutput = true, UseShellExecute = false, WorkingDirectory = from };
+            foreach (var a in new[] { "ls-files", "-z", "--cached", "--others", "--exclude-standard" })
             {
                 psi.ArgumentList.Add(a);
             }
 
-            foreach (var (k, v) in _env)
+            using var git = Process.Start(psi) ?? throw new InvalidOperationException("git did not start");
+            var files = git.StandardOutput.ReadToEnd().Split('\0', StringSplitOptions.RemoveEmptyEntries);
+            git.WaitForExit();
+            if (git.ExitCode != 0 || files.Length == 0)
             {
-                psi.Environment[k] = v;
+                throw new InvalidOperationException($"git ls-files in {from} failed (exit {git.ExitCode})");
             }
 
-            using var p = Process.Start(psi) ?? throw new InvalidOperationException(file + " did not start");
-            var stdout = p.StandardOutput.ReadToEndAsync();
-            var stderr = p.StandardError.ReadToEndAsync();
-            using var cts = new CancellationTokenSource(timeout);
-            try
+            foreach (var file in files)
             {
-                await p.WaitForExitAsync(cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                p.Kill(entireProcessTree: true);
-                throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish in {timeout}");
-            }
-
-            return new CliResult(p.ExitCode, await stdout, await stderr);
-        }
-
-        private static string RepositoryRoot()
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            {
-                if (File.Exists(Path.Combine(dir.FullName, "Gateway.sln")) && File.Exists(Path.Combine(dir.FullName, "scripts", "run.sh")))
+                var source = Path.Combine(from, file);
+                if (!File.Exists(source))
                 {
-                    return dir.FullName;
+                    continue; // deleted in the working tree
                 }
-            }
 
-            throw new InvalidOperationException("repository root not found above " + AppContext.BaseDirectory);
+                var target = Path.Combine(to, file);
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                File.Copy(source, target);
+                File.SetUnixFileMode(target, File.GetUnixFileMode(source));
+            }
         }
     }
 }

@@ -17,7 +17,8 @@ public static class GatewayCtl
 {
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(2);
 
-    public static async Task<CliResult> RunAsync(IReadOnlyDictionary<string, string>? env, IReadOnlyList<string> args, TimeSpan? timeout = null, string? stdin = null)
+    /// <param name="dll">Another build of gatewayctl.dll to run (default: the one next to the test binaries).</param>
+    public static async Task<CliResult> RunAsync(IReadOnlyDictionary<string, string>? env, IReadOnlyList<string> args, TimeSpan? timeout = null, string? stdin = null, string? dll = null)
     {
         ArgumentNullException.ThrowIfNull(args);
         var psi = new ProcessStartInfo("dotnet")
@@ -27,7 +28,7 @@ public static class GatewayCtl
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "gatewayctl.dll"));
+        psi.ArgumentList.Add(dll ?? Path.Combine(AppContext.BaseDirectory, "gatewayctl.dll"));
         foreach (var a in args)
         {
             psi.ArgumentList.Add(a);

@@ -8,14 +8,15 @@ using FieldMask = Google.Protobuf.WellKnownTypes.FieldMask;
 namespace Gateway.Cli.Setup;
 
 /// <summary>
-/// <c>gatewayctl setup</c>: the guided first-domain flow of the seed's provisioning wizard (SPEC §8): register the
+/// <c>gatewayctl setup</c>: the guided first-domain flow of the seed's provisioning wizard (requirements §8): register the
 /// domain, show the TXT record, verify (waiting and checking again), add the inbound servers, test the connection,
-/// save, send a test message and show its delivery, then print the MX record and the SPF include to publish last
-/// (the MX moves the mail path, so it comes after everything works). Interactive on a terminal; with
-/// <c>--yes</c> (or without a terminal) it never asks and takes everything from flags, for scripts.
-/// Running it again for a registered domain continues with it.
+/// choose the outbound sending sources (OutboundStep.cs), save, send a test message and show its delivery, then
+/// print the MX record, the SPF include and the outbound relay host to publish last (the MX moves the mail path, so
+/// it comes after everything works) and check SPF. Interactive on a terminal; with <c>--yes</c> (or without a
+/// terminal) it never asks and takes everything from flags, for scripts. Running it again for a registered domain
+/// continues with it.
 /// </summary>
-internal static class SetupCommand
+internal static partial class SetupCommand
 {
     public static Command Create()
     {
@@ -37,10 +38,16 @@ internal static class SetupCommand
         var recipient = new Option<string?>("--test-recipient") { Description = "Address of the domain that gets the test message (default postmaster@DOMAIN)" };
         var noTest = new Option<bool>("--no-test-message") { Description = "Do not send a test message" };
         var deliveryWait = new Option<int>("--delivery-wait") { Description = "Seconds to wait for the test message's delivery", DefaultValueFactory = _ => 60 };
+        var noInbound = new Option<bool>("--no-inbound") { Description = "Outbound only: no inbound servers, no connection test, no test message; the MX stays where it is" };
+        var outbound = new OutboundOptions();
+        var dkim = new Option<string?>("--dkim") { Description = "Also sign outbound mail with DKIM: rsa (RSA-2048) or ed25519; shows the record to publish" };
+        var tls = new Option<string?>("--tls") { Description = "TLS towards the --host servers: opportunistic (default), required or verify" };
+        var tlsName = new Option<string?>("--tls-name") { Description = "With --tls verify: the name their certificates must carry" };
 
-        var setup = new Command("setup", "Guided first-domain setup: register, verify, inbound servers, connection test, save, test message, DNS to publish")
+        var setup = new Command("setup", "Guided first-domain setup: register, verify, inbound servers, connection test, outbound sources, save, test message, DNS to publish, SPF check")
         {
-            domainArg, hosts, servers, yes, interactive, verifyWait, verifyInterval, requireVerified, force, recipient, noTest, deliveryWait,
+            domainArg, hosts, servers, yes, interactive, verifyWait, verifyInterval, requireVerified, force, recipient, noTest, deliveryWait, noInbound,
+            outbound.Outbound, outbound.Office365, outbound.GoogleWorkspace, outbound.CustomIps, dkim, tls, tlsName,
         };
         CommandRunner.SetAction(setup, async (ctx, p, ct) =>
         {
@@ -58,6 +65,11 @@ internal static class SetupCommand
                 TestRecipient = p.GetValue(recipient),
                 SendTest = !p.GetValue(noTest),
                 DeliveryWait = TimeSpan.FromSeconds(Math.Max(1, p.GetValue(deliveryWait))),
+                NoInbound = p.GetValue(noInbound),
+                OutboundFlags = outbound.Read(p),
+                Dkim = p.GetValue(dkim),
+                HostTls = p.GetValue(tls) is { } t ? DkimCommands.ParseTls(t) ?? throw new CliException("--tls: opportunistic, required or verify") : null,
+                HostTlsName = p.GetValue(tlsName),
             };
             await flow.RunAsync(p.GetValue(domainArg), p.GetValue(hosts) ?? [], p.GetValue(servers) ?? []).ConfigureAwait(false);
         });
@@ -85,7 +97,7 @@ internal static class SetupCommand
         public bool Confirm(string question) => Ask(question + " [y/N]") is { } a && a.StartsWith('y');
     }
 
-    private sealed class Flow(CliContext ctx, Prompter prompt, CancellationToken ct)
+    private sealed partial class Flow(CliContext ctx, Prompter prompt, CancellationToken ct)
     {
         private readonly TextWriter _w = ctx.Out;
         private readonly DomainService.DomainServiceClient _domains = new(ctx.Invoker);
@@ -105,6 +117,15 @@ internal static class SetupCommand
 
         public TimeSpan DeliveryWait { get; init; }
 
+        public bool NoInbound { get; init; }
+
+        /// <summary>rsa or ed25519: enable DKIM signing at the end (docs/outbound.md); null: leave it as it is.</summary>
+        public string? Dkim { get; init; }
+
+        public TlsMode? HostTls { get; init; }
+
+        public string? HostTlsName { get; init; }
+
         public async Task RunAsync(string? name, string[] hosts, string[] servers)
         {
             name ??= prompt.Ask("Domain to protect (e.g. example.com):");
@@ -116,11 +137,32 @@ internal static class SetupCommand
             var domain = await RegisterAsync(name.Trim()).ConfigureAwait(false);
             ShowTxt(domain);
             var verified = await VerifyAsync(domain).ConfigureAwait(false);
-            var rows = InboundRows(domain, hosts, servers);
-            await TestConnectionAsync(domain.Name, rows).ConfigureAwait(false);
-            domain = await SaveAsync(domain.Name, rows).ConfigureAwait(false);
-            var delivered = !SendTest || await SendTestMessageAsync(domain).ConfigureAwait(false);
-            ShowDnsToPublish(domain, verified);
+            List<InboundServer>? rows = null;
+            if (!NoInbound)
+            {
+                rows = InboundRows(domain, hosts, servers);
+                await TestConnectionAsync(domain.Name, rows).ConfigureAwait(false);
+            }
+
+            var outbound = ChooseOutbound(domain, verified);
+            if (rows is null && outbound is null)
+            {
+                throw new CliException("--no-inbound needs outbound: give --outbound with its sources (--office365, --google-workspace, --custom-ip)");
+            }
+
+            domain = await SaveAsync(domain.Name, rows, outbound).ConfigureAwait(false);
+            var delivered = rows is null || !SendTest || await SendTestMessageAsync(domain).ConfigureAwait(false);
+            if (Dkim is not null)
+            {
+                domain = await EnableDkimAsync(domain).ConfigureAwait(false);
+            }
+
+            ShowDnsToPublish(domain, verified, inbound: rows is not null, outbound: outbound is not null);
+            if (outbound is not null)
+            {
+                await CheckSpfAsync(domain.Name).ConfigureAwait(false);
+            }
+
             if (!delivered)
             {
                 throw new CliException($"the test message was not delivered within {DeliveryWait.TotalSeconds:F0} s; the settings are saved, see above",
@@ -229,7 +271,7 @@ internal static class SetupCommand
         private List<InboundServer> InboundRows(Domain d, string[] hosts, string[] servers)
         {
             Step("Inbound servers (where the gateway delivers mail for the domain)");
-            var rows = hosts.Select(h => Row(d.Name, h)).Concat(servers.Select(DomainCommands.ParseServer)).ToList();
+            var rows = hosts.Select(h => WithTls(Row(d.Name, h))).Concat(servers.Select(DomainCommands.ParseServer)).ToList();
             if (rows.Count == 0 && prompt.Interactive)
             {
                 _w.WriteLine($"Your mail server(s), as HOST[:PORT] for every address of {d.Name} (or RECIPIENT=HOST[:PORT][/PREFERENCE] for one address).");
@@ -289,16 +331,38 @@ internal static class SetupCommand
             throw new CliException("the connection test failed: fix the servers (or give --force to save anyway); nothing was saved", ExitCodes.Rejected);
         }
 
-        private async Task<Domain> SaveAsync(string name, List<InboundServer> rows)
+        private async Task<Domain> SaveAsync(string name, List<InboundServer>? rows, OutboundSettings? outbound)
         {
             Step("Save");
-            var d = new Domain { Name = name, InboundEnabled = true };
-            d.InboundServers.AddRange(rows);
-            var saved = await _domains.UpdateDomainAsync(
-                new UpdateDomainRequest { Domain = d, UpdateMask = new FieldMask { Paths = { "inbound_enabled", "inbound_servers" } } }, cancellationToken: ct)
-                .ConfigureAwait(false);
-            _w.WriteLine($"Saved: inbound relay is on. The gateway accepts mail for {saved.Name} within a second.");
+            var d = new Domain { Name = name };
+            var mask = new FieldMask();
+            if (rows is not null)
+            {
+                d.InboundEnabled = true;
+                d.InboundServers.AddRange(rows);
+                mask.Paths.Add("inbound_enabled");
+                mask.Paths.Add("inbound_servers");
+            }
+
+            if (outbound is not null)
+            {
+                d.Outbound = outbound;
+                mask.Paths.Add("outbound");
+            }
+
+            var saved = await _domains.UpdateDomainAsync(new UpdateDomainRequest { Domain = d, UpdateMask = mask }, cancellationToken: ct).ConfigureAwait(false);
+            if (rows is not null)
+            {
+                _w.WriteLine($"Saved: inbound relay is on. The gateway accepts mail for {saved.Name} within a second.");
+            }
+
             ProtectionFlags.WriteSummary(_w, saved);
+            if (outbound is not null)
+            {
+                _w.WriteLine(saved.Verification.Verified
+                    ? $"Saved: outbound relay is on for {Sources(saved.Outbound)}."
+                    : $"Saved: outbound relay is on for {Sources(saved.Outbound)}, and starts once {saved.Name} is verified.");
+            }
             return saved;
         }
 
@@ -339,17 +403,57 @@ internal static class SetupCommand
             }
         }
 
-        private void ShowDnsToPublish(Domain d, bool verified)
+        private async Task<Domain> EnableDkimAsync(Domain d)
+        {
+            Step("DKIM signing of outbound mail");
+            if (d.Dkim is { Enabled: true })
+            {
+                _w.WriteLine($"DKIM is already on: {DkimCommands.Summary(d.Dkim)}.");
+                return d;
+            }
+
+            var algorithm = Dkim!.ToLowerInvariant() switch
+            {
+                "rsa" or "" => DkimAlgorithm.Rsa,
+                "ed25519" => DkimAlgorithm.Ed25519,
+                _ => throw new CliException("--dkim: rsa or ed25519"),
+            };
+            d = await _domains.EnableDkimAsync(new EnableDkimRequest { Name = d.Name, Algorithm = algorithm }, cancellationToken: ct).ConfigureAwait(false);
+            _w.WriteLine($"Generated a {(algorithm == DkimAlgorithm.Ed25519 ? "Ed25519" : "RSA-2048")} key, selector {d.Dkim.Selector}; the record to publish is below.");
+            return d;
+        }
+
+        private void ShowDnsToPublish(Domain d, bool verified, bool inbound, bool outbound)
         {
             Step("Publish last, when you switch the mail path");
-            _w.WriteLine("Inbound protection: point the domain's MX at the gateway (replace the old MX records):");
-            _w.WriteLine();
-            _w.WriteLine($"    {d.Name}.  IN MX  10 {d.InboundMxHost}.");
-            _w.WriteLine();
-            _w.WriteLine("Outbound protection (gatewayctl domains update --outbound true …): add the gateway to the domain's one SPF record:");
-            _w.WriteLine();
-            _w.WriteLine($"    {d.SpfInclude}        e.g.  {d.Name}.  IN TXT  \"v=spf1 {d.SpfInclude} ~all\"");
-            _w.WriteLine();
+            if (inbound)
+            {
+                _w.WriteLine("Inbound protection: point the domain's MX at the gateway (replace the old MX records):");
+                _w.WriteLine();
+                _w.WriteLine($"    {d.Name}.  IN MX  10 {d.InboundMxHost}.");
+                _w.WriteLine();
+            }
+
+            if (outbound)
+            {
+                ShowOutboundSteps(d);
+            }
+            else
+            {
+                _w.WriteLine("Outbound protection (gatewayctl setup --outbound …): add the gateway to the domain's one SPF record:");
+                _w.WriteLine();
+                _w.WriteLine($"    {d.SpfInclude}        e.g.  {d.Name}.  IN TXT  \"v=spf1 {d.SpfInclude} ~all\"");
+                _w.WriteLine();
+            }
+
+            if (d.Dkim is { Enabled: true } k)
+            {
+                _w.WriteLine("DKIM: publish the key record; the gateway signs outbound mail once it sees it:");
+                _w.WriteLine();
+                _w.WriteLine($"    {k.TxtRecord.Name}.  IN TXT  \"{k.TxtRecord.Value}\"");
+                _w.WriteLine();
+            }
+
             if (!verified)
             {
                 _w.WriteLine($"And the verification record, if not done yet:  {d.Name}.  IN TXT  \"{d.Verification.TxtRecord}\"");
@@ -359,6 +463,22 @@ internal static class SetupCommand
         }
 
         private static InboundServer Row(string domain, string host) => DomainCommands.ParseServer($"*@{domain}={host.Trim()}");
+
+        /// <summary>--tls and --tls-name for the --host rows.</summary>
+        private InboundServer WithTls(InboundServer row)
+        {
+            if (HostTls is { } mode)
+            {
+                row.Tls = mode;
+            }
+
+            if (!string.IsNullOrWhiteSpace(HostTlsName))
+            {
+                row.TlsName = HostTlsName;
+            }
+
+            return row;
+        }
 
         private static string Method(VerificationMethod m) => m == VerificationMethod.Mx ? "by its MX record" : "by its TXT record";
     }

@@ -36,7 +36,7 @@ public sealed record LogQuery
 }
 
 /// <summary>
-/// MessageLogService use cases (SPEC §7): validation, tenant scoping (another tenant's domain is NOT_FOUND,
+/// MessageLogService use cases (requirements §7): validation, tenant scoping (another tenant's domain is NOT_FOUND,
 /// through <see cref="DomainManager.GetAsync"/>), and the mapping of page tokens to stream positions.
 /// </summary>
 public sealed class MessageLogQueries(DomainManager domains, MessageLogReader reader, GatewayOptions options)
@@ -75,7 +75,7 @@ public sealed class MessageLogQueries(DomainManager domains, MessageLogReader re
         }
 
         var owned = await domains.GetAsync(companyId, query.Domain).ConfigureAwait(false);
-        return reader.FollowAsync(owned.Name, filter with { Start = null }, query.Start, options.MessageLogFollowPollInterval, cancellationToken);
+        return reader.FollowAsync(owned.Name, filter with { Start = null }, query.Start, options.MessageLogFollowPollInterval, owned.CompanyId, cancellationToken);
     }
 
     private static MessageLogFilter Validate(LogQuery q, List<FieldViolation> violations, bool allowEnd)

@@ -36,10 +36,16 @@ public sealed class DomainMapper(GatewayOptions options)
             InboundMxHost = options.InboundMxHost(d.CompanyId),
             SpfInclude = options.EffectiveSpfInclude,
             Protection = ProtectionMapper.ToApi(d.Settings.Protection),
+            OutboundRelayHost = options.EffectiveOutboundRelayHost,
         };
         if (d.Verification.VerifyTime is { } t)
         {
             api.Verification.VerifyTime = Timestamp.FromDateTimeOffset(t);
+        }
+
+        if (d.Dkim is { } dkim)
+        {
+            api.Dkim = DkimMapper.ToApi(d.Name, dkim);
         }
 
         api.Outbound.CustomIps.AddRange(d.Settings.Outbound.CustomIps);
@@ -50,7 +56,7 @@ public sealed class DomainMapper(GatewayOptions options)
     public static V1.InboundServer ToApi(InboundServer s)
     {
         ArgumentNullException.ThrowIfNull(s);
-        return new() { Recipient = s.Recipient, Host = s.Host, Port = s.Port, Preference = s.Preference };
+        return new() { Recipient = s.Recipient, Host = s.Host, Port = s.Port, Preference = s.Preference, Tls = DkimMapper.ToApi(s.Tls), TlsName = s.TlsName ?? string.Empty };
     }
 
     /// <summary>The editable part of a request's domain, as given (validation normalises it).</summary>
@@ -74,6 +80,6 @@ public sealed class DomainMapper(GatewayOptions options)
     public static InboundServer ToModel(V1.InboundServer s)
     {
         ArgumentNullException.ThrowIfNull(s);
-        return new(s.Recipient, s.Host, s.Port, s.Preference);
+        return new(s.Recipient, s.Host, s.Port, s.Preference) { Tls = DkimMapper.ToModel(s.Tls), TlsName = s.TlsName.Length == 0 ? null : s.TlsName };
     }
 }

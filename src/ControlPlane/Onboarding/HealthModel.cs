@@ -13,7 +13,7 @@ public enum FindingSeverity
     Error = 3,
 }
 
-/// <summary>A domain's overall state (SPEC §3 "Health"); the numbers are those of gateway.v1.DomainStatus.</summary>
+/// <summary>A domain's overall state (requirements §3.11); the numbers are those of gateway.v1.DomainStatus.</summary>
 public enum DomainStatus
 {
     /// <summary>Not checked yet.</summary>
@@ -45,7 +45,6 @@ public static class FindingCodes
     public const string SpfGatewayNotAuthorized = "SPF_GATEWAY_NOT_AUTHORIZED";
     public const string SpfPermError = "SPF_PERMERROR";
     public const string SpfTempError = "SPF_TEMPERROR";
-    public const string SpfNotEvaluated = "SPF_NOT_EVALUATED";
     public const string SpfPass = "SPF_PASS";
 }
 

@@ -31,16 +31,21 @@ public static class OnboardingServiceCollectionExtensions
         services.AddOptions<GatewayOptions>()
             .Validate(o => o.SendingAddresses.All(a => IpAddressText.TryParseSingle(a, out _, out _)),
                 "Gateway:SendingAddresses entries must be single IPv4 or IPv6 addresses (the gateway's outbound sending addresses).")
+            .Validate(o => Gateway.Core.Spf.SpfRecord.TryParse("v=spf1 " + o.EffectiveSpfInclude.Trim(), out var r, out _) && r.Mechanisms.Count == 1,
+                "Gateway:SpfInclude must be one SPF mechanism, e.g. include:_spf.gateway.example.")
             .ValidateOnStart();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<OnboardingOptions>>().Value);
         services.AddSingleton<TestMessageSender>();
         services.TryAddSingleton<IMailDns, MailDns>();
         services.AddSingleton<SpfEvaluator>();
+        services.AddSingleton<SpfIncludeSearch>();
         services.AddSingleton<SpfFindings>();
         services.AddSingleton<DomainVerifier>();
+        services.AddSingleton<SmtpTlsProbe>();
         services.AddSingleton<ConnectionTester>();
         services.AddSingleton<DomainHealthChecker>();
         services.AddSingleton<DomainHealthStore>();
+        services.AddSingleton<Gateway.ControlPlane.Dkim.DkimManager>();
         services.AddSingleton<OnboardingService>();
         services.AddSingleton<OnboardingRound>();
         return services;

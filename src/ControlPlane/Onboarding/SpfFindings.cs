@@ -8,12 +8,13 @@ using Gateway.Core.Dns;
 namespace Gateway.ControlPlane.Onboarding;
 
 /// <summary>
-/// The SPF part of SPEC §3 "Health" for a domain with outbound enabled: the domain must have exactly
+/// The SPF part of requirements §3.11 for a domain with outbound enabled: the domain must have exactly
 /// one SPF record, and evaluating it (RFC 7208, includes and redirects followed, lookup limits applied)
-/// for each of the gateway's sending addresses must give "pass". Each finding names the include to add
-/// and, where it can, the whole record to publish.
+/// for each of the gateway's sending addresses must give "pass". Without sending addresses (the shipped
+/// default) the record must reach the gateway's include within the same limits (<see cref="SpfIncludeSearch"/>).
+/// Each finding names the include to add and, where it can, the whole record to publish.
 /// </summary>
-public sealed class SpfFindings(IMailDns dns, SpfEvaluator evaluator, GatewayOptions options)
+public sealed class SpfFindings(IMailDns dns, SpfEvaluator evaluator, GatewayOptions options, SpfIncludeSearch includeSearch)
 {
     private readonly IReadOnlyList<IPAddress> _sendingAddresses = options.SendingAddresses
         .Select(a => IpAddressText.TryParseSingle(a, out var ip, out _) ? ip : null)
@@ -50,9 +51,7 @@ public sealed class SpfFindings(IMailDns dns, SpfEvaluator evaluator, GatewayOpt
 
         if (_sendingAddresses.Count == 0)
         {
-            return [new Finding(FindingCodes.SpfNotEvaluated, FindingSeverity.Info,
-                $"The SPF record of {domain} was not evaluated because the gateway operator has not configured the gateway's sending " +
-                $"addresses (Gateway:SendingAddresses). Make sure the record contains '{include}'.")];
+            return [await IncludeFindingAsync(domain, records[0], include, cancellationToken).ConfigureAwait(false)];
         }
 
         var results = new List<(IPAddress Ip, SpfEvaluation Evaluation)>();
@@ -92,6 +91,32 @@ public sealed class SpfFindings(IMailDns dns, SpfEvaluator evaluator, GatewayOpt
         return [new Finding(FindingCodes.SpfPass, FindingSeverity.Info,
             $"The SPF record of {domain} authorises the gateway's sending addresses ({via}; {results.Max(r => r.Evaluation.DnsLookups)} of " +
             $"{SpfRecord.MaxDnsLookups} DNS lookups used).")];
+    }
+
+    /// <summary>Without the gateway's sending addresses: does the record reach the gateway's include (<see cref="SpfIncludeSearch"/>)?</summary>
+    private async Task<Finding> IncludeFindingAsync(string domain, string record, string include, CancellationToken cancellationToken)
+    {
+        var search = await includeSearch.SearchAsync(domain, include, cancellationToken).ConfigureAwait(false);
+        switch (search.Outcome)
+        {
+            case SpfIncludeOutcome.Reached:
+                return new Finding(FindingCodes.SpfPass, FindingSeverity.Info,
+                    $"The SPF record of {domain} includes the gateway ({search.Chain}; {search.DnsLookups} of {SpfRecord.MaxDnsLookups} DNS lookups used).");
+            case SpfIncludeOutcome.TempError:
+                return new Finding(FindingCodes.SpfTempError, FindingSeverity.Warning,
+                    $"The SPF record of {domain} could not be followed because of a DNS failure ({search.Problem}); the check is repeated automatically, " +
+                    "or run it again later.");
+            case SpfIncludeOutcome.PermError:
+                return new Finding(FindingCodes.SpfPermError, FindingSeverity.Error,
+                    $"The SPF record of {domain} (\"{record}\") cannot be evaluated: {search.Problem}. Receivers treat this as a permanent " +
+                    $"SPF error. Fix the record so that it stays within RFC 7208's limits and contains '{include}'.");
+            default:
+                var suggested = WithInclude(record, include);
+                return new Finding(FindingCodes.SpfGatewayNotAuthorized, FindingSeverity.Error,
+                    $"The SPF record of {domain} does not include the gateway's '{include}' ({search.Problem}), so receivers may reject or junk " +
+                    $"mail the gateway relays for {domain}. Add '{include}' to the record, before its final 'all' or 'redirect': \"{suggested}\".",
+                    new SuggestedRecord(domain, "TXT", suggested));
+        }
     }
 
     /// <summary>The record with the include inserted right after the version, where it is evaluated first.</summary>

@@ -13,7 +13,7 @@ public enum OutcomeKind
     /// <summary>Try the next host, then retry later (4xx, refused, timeout, broken connection).</summary>
     Transient,
 
-    /// <summary>Bounce at once; no other host is tried (5xx, SPEC §3).</summary>
+    /// <summary>Bounce at once; no other host is tried (5xx, requirements §3).</summary>
     Permanent,
 }
 

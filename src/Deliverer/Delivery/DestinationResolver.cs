@@ -11,6 +11,9 @@ namespace Gateway.Deliverer.Delivery;
 /// <summary>One address to connect to, with the name it came from (for logs, DSNs and EHLO peers).</summary>
 public sealed record Endpoint(string HostName, IPEndPoint Address)
 {
+    /// <summary>What TLS the connection must have (an inbound row's <c>tls</c>, or the recipient domain's MTA-STS policy).</summary>
+    public Gateway.Core.Tls.TlsRequirement Tls { get; init; } = Gateway.Core.Tls.TlsRequirement.Opportunistic;
+
     /// <summary>Set for a route host whose name did not resolve: a failed host in the failover order.</summary>
     public DeliveryOutcome? Unresolved { get; init; }
 
@@ -28,7 +31,7 @@ public sealed record Resolution(IReadOnlyList<Endpoint> Endpoints, DeliveryOutco
 
 /// <summary>
 /// DNS for delivery, through the gateway's resolver (<c>Gateway:Dns:Servers</c>): inbound server host
-/// names to A/AAAA (SPEC §3: not MX), and outbound recipient domains to MX hosts (RFC 5321 §5.1) with
+/// names to A/AAAA (requirements §3: not MX), and outbound recipient domains to MX hosts (RFC 5321 §5.1) with
 /// the null MX of RFC 7505. Loops back to the gateway are refused here.
 /// </summary>
 public sealed class DestinationResolver(ILookupClient dns, DelivererOptions options, GatewayOptions gateway, Core.Delivery.QueueOptions queueOptions)

@@ -2,6 +2,7 @@ using Gateway.Core.Mail;
 using System.Globalization;
 using Gateway.Core.Delivery;
 using Gateway.Core.MessageLog;
+using Gateway.Core.MtaSts;
 using Gateway.Core.Snapshot;
 using MimeKit;
 using Gateway.Core.Routing;
@@ -10,7 +11,7 @@ namespace Gateway.Deliverer.Delivery;
 
 /// <summary>
 /// One delivery attempt of one queued message: reads the current domain config from the snapshot
-/// (SPEC §3: a change saved while mail waits applies at the next attempt), routes each pending recipient
+/// (requirements §3: a change saved while mail waits applies at the next attempt), routes each pending recipient
 /// (inbound: the domain's route with fleet-wide round robin; outbound: the recipient domain's MX), tries
 /// hosts in order until each recipient has a final answer, then writes the new state, logs every step,
 /// sends DSNs for permanent failures and schedules the retry.
@@ -24,7 +25,9 @@ public sealed partial class MessageDeliverer(
     QueueOptions queueOptions,
     TimeProvider clock,
     DelivererMetrics metrics,
-    ILogger<MessageDeliverer> logger)
+    ILogger<MessageDeliverer> logger,
+    MtaStsPolicySource mtaSts,
+    OutboundMetrics outboundMetrics)
 {
     private const string Program = "deliverer";
 
@@ -109,7 +112,14 @@ public sealed partial class MessageDeliverer(
                 groups.Add(new Group(byDomain.ToList(), async ct =>
                 {
                     var resolution = await resolver.ResolveMxAsync(domain, ct).ConfigureAwait(false);
-                    return resolution.Failure is { } f ? throw new RouteFailure(f) : resolution.Endpoints;
+                    if (resolution.Failure is { } f)
+                    {
+                        throw new RouteFailure(f);
+                    }
+
+                    // MTA-STS (RFC 8461): which MX hosts, and TLS verified for their names (docs/outbound.md).
+                    var (allowed, refused) = await MtaStsRouting.ApplyAsync(mtaSts, domain, resolution.Endpoints, outboundMetrics, ct).ConfigureAwait(false);
+                    return refused is { } r ? throw new RouteFailure(r) : allowed;
                 }, domain.Length == 0 ? DeliveryOutcome.Permanent("550 5.1.3 Recipient address has no domain") : null));
             }
 
@@ -149,7 +159,7 @@ public sealed partial class MessageDeliverer(
         {
             groups.Add(new Group(recipients, async ct =>
             {
-                // One turn per group per message: SPEC §3 round robin "message by message, across the whole fleet".
+                // One turn per group per message: requirements §3 round robin "message by message, across the whole fleet".
                 var turns = new Dictionary<RouteGroup, long>();
                 foreach (var g in plan.Where(g => g.NeedsTurn))
                 {
@@ -157,10 +167,13 @@ public sealed partial class MessageDeliverer(
                 }
 
                 var endpoints = new List<Endpoint>();
+                var rows = snapshot.Find(domain)?.Config.Settings.InboundServers ?? [];
                 foreach (var host in RoutePlanner.Order(plan, g => turns[g]))
                 {
                     var resolution = await resolver.ResolveHostAsync(host, ct).ConfigureAwait(false);
-                    endpoints.AddRange(resolution.Failure is { } f ? [new Endpoint(host.Host, new System.Net.IPEndPoint(System.Net.IPAddress.None, host.Port)) { Unresolved = f }] : resolution.Endpoints);
+                    var tls = Gateway.Core.Tls.TlsPolicy.ForInboundHost(rows, host); // the row's tls (requirements §10)
+                    endpoints.AddRange(resolution.Failure is { } f ? [new Endpoint(host.Host, new System.Net.IPEndPoint(System.Net.IPAddress.None, host.Port)) { Unresolved = f }]
+                        : resolution.Endpoints.Select(e => e with { Tls = tls }));
                 }
 
                 return endpoints;
@@ -223,12 +236,20 @@ public sealed partial class MessageDeliverer(
 
             var host = endpoint.ToString();
             var still = new List<string>(remaining.Count);
+            var tlsText = result.Tls is { } observed ? Gateway.Core.Tls.TlsPolicy.Describe(observed) : null;
+            var stsNote = result.Tls is { } seen ? MtaStsRules.WouldFail(endpoint.Tls, seen) : null;
+            if (result.Tls is { } used)
+            {
+                outboundMetrics.Tls(used.Protocol is null ? "none" : used.Verified ? "verified" : "unverified", message.Direction);
+            }
+
             foreach (var r in remaining)
             {
                 var outcome = result.Recipients.TryGetValue(r, out var own) ? own : result.HostFailure ?? DeliveryOutcome.Transient("no reply for this recipient");
                 results[r] = (outcome, host);
-                log.Post(Event(message, MessageLogEvents.Attempt, r, host, outcome.Reply, outcome.Kind.ToString().ToLowerInvariant()));
-                // Transient: the next host at once (SPEC §3). Delivered or permanent (5xx): final, no other host.
+                log.Post(Event(message, MessageLogEvents.Attempt, r, host, outcome.Reply,
+                    stsNote is null ? outcome.Kind.ToString().ToLowerInvariant() : outcome.Kind.ToString().ToLowerInvariant() + "; " + stsNote) with { Tls = tlsText });
+                // Transient: the next host at once (requirements §3.5). Delivered or permanent (5xx): final, no other host.
                 if (outcome.Kind == OutcomeKind.Transient)
                 {
                     still.Add(r);

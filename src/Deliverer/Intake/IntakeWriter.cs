@@ -35,7 +35,7 @@ public sealed record IntakeResult(IReadOnlyList<string> Ids, string? RejectReply
 /// rejected recipients of a message others accepted get a DSN instead (one DATA reply serves all recipients).
 /// </summary>
 public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore quarantine, ConfigSnapshot snapshot, BufferedMessageLog log, DeliveryScheduler scheduler,
-    TimeProvider clock, ILogger<IntakeWriter> logger)
+    TimeProvider clock, ILogger<IntakeWriter> logger, DkimSigning dkim)
 {
     /// <summary>The reply prefix of a rule's refusal at intake.</summary>
     public const string RejectPrefix = RuleDefaults.RejectPrefix;
@@ -52,7 +52,6 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         var now = clock.GetUtcNow();
         var verdicts = IntakeRules.Evaluate(snapshot, sender, recipients, client, body);
         verdicts = protection is null ? verdicts : protection.Merge(verdicts, recipients);
-        byte[] BodyOf(string domain, Direction direction) => protection?.BodyFor(domain, direction) ?? body;
         var deliver = verdicts is null ? recipients : verdicts.Where(v => v.Action is null or RuleAction.Deliver).Select(v => v.Recipient).ToList();
         var held = verdicts?.Where(v => v.Action == RuleAction.Quarantine).ToList() ?? [];
         var rejected = verdicts?.Where(v => v.Action == RuleAction.Reject).ToList() ?? [];
@@ -68,6 +67,14 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         var index = 0;
         string NextId() => index++ == 0 ? id : $"{id}-{index - 1}";
         var parts = deliver.GroupBy(r => (r.Domain, r.Direction)).ToList();
+        // Outbound copies of a domain with an active DKIM key are signed once, here, before they are stored (requirements §10;
+        // docs/outbound.md). Throws DkimUnavailableException (the client gets 451) rather than store them unsigned.
+        var signedOf = await dkim.SignCopiesAsync(snapshot, deliver.Concat(held.Select(v => v.Recipient)).Select(r => (r.Domain, r.Direction)), body)
+            .ConfigureAwait(false);
+
+        // Protection adds its headers to inbound copies only, DKIM signs outbound copies only: each copy gets one of the two.
+        byte[] BodyOf(string domain, Direction direction) =>
+            direction == Direction.Outbound ? signedOf(domain, direction) : protection?.BodyFor(domain, direction) ?? body;
         var tasks = parts.Select(p => queue.EnqueueLeasedWithMessageAsync(
             new QueueEnvelope(p.Key.Item1, p.Key.Direction, sender, p.Select(r => r.Address).ToList())
             {

@@ -382,41 +382,20 @@ public static class SmtpParser
         return true;
     }
 
-    /// <summary>local@domain with a non-empty local part (dot-atom or quoted string) and domain (name or [literal]); no control characters.</summary>
+    /// <summary>
+    /// A mailbox as RFC 5321 §4.1.2 writes it (dot-string or quoted-string local part, domain or address literal), by the
+    /// one address grammar of the gateway (<see cref="Gateway.Core.Mail.EnvelopeAddress.TryParse"/>).
+    /// </summary>
     public static bool IsMailbox(string address, out string error)
     {
         ArgumentNullException.ThrowIfNull(address);
-        var at = address.LastIndexOf('@');
-        if (at <= 0 || at == address.Length - 1)
+        if (Gateway.Core.Mail.EnvelopeAddress.TryParse(address, out _, out error))
         {
-            error = $"Syntax: '{address}' is not local-part@domain";
-            return false;
+            return true;
         }
 
-        if (address.Any(c => char.IsControl(c)))
-        {
-            error = "Syntax: control characters in the address";
-            return false;
-        }
-
-        var local = address.AsSpan(0, at);
-        var quotedLocal = local.Length >= 2 && local[0] == '"' && local[^1] == '"';
-        if (!quotedLocal && (local.Contains(' ') || local.Contains('"') || local.Contains('<') || local.Contains('>')))
-        {
-            error = $"Syntax: '{address}': a local part with spaces or quotes must be a quoted string";
-            return false;
-        }
-
-        var domain = address.AsSpan(at + 1);
-        var literal = domain.Length > 2 && domain[0] == '[' && domain[^1] == ']';
-        if (!literal && (domain.Contains(' ') || domain.Contains('[') || domain.Contains(']') || domain.Contains('"') || domain.StartsWith(".") || domain.Contains("..", StringComparison.Ordinal)))
-        {
-            error = $"Syntax: '{address}' has an invalid domain";
-            return false;
-        }
-
-        error = string.Empty;
-        return true;
+        error = "Syntax: " + error;
+        return false;
     }
 
     private static bool Is(ReadOnlySpan<byte> verb, ReadOnlySpan<byte> name) => Ascii.EqualsIgnoreCase(verb, name);

@@ -2,7 +2,7 @@ using Gateway.Core.Mail;
 
 namespace Gateway.Core.MessageLog;
 
-/// <summary>Event names of the message log (SPEC §7). Stable: clients filter on them.</summary>
+/// <summary>Event names of the message log (requirements §7). Stable: clients filter on them.</summary>
 public static class MessageLogEvents
 {
     public const string PolicyReject = "policy_reject";
@@ -71,6 +71,9 @@ public sealed record MessageLogEvent
     /// carried one. Links Postfix's log and the policy decision to the gateway's message id.
     /// </summary>
     public string? PostfixQueueId { get; init; }
+
+    /// <summary>Delivery attempts: the connection's TLS (<c>TLSv1.3 verified</c>, <c>TLSv1.2 not verified</c>, <c>none</c>; requirements §10).</summary>
+    public string? Tls { get; init; }
 
     /// <summary>Output only: the entry id in the domain's stream (<c>&lt;unix ms&gt;-&lt;seq&gt;</c>), set when read back.</summary>
     public string? Id { get; init; }

@@ -16,7 +16,7 @@ public enum SmtpStage
 
 /// <summary>
 /// Which direction a front end lets the rules grant. Postfix sets it per listener with
-/// <c>policy_context</c> (SPEC §4): an MX-only listener asks for <see cref="Inbound"/>, a relay
+/// <c>policy_context</c> (requirements §4): an MX-only listener asks for <see cref="Inbound"/>, a relay
 /// listener for customers' servers for <see cref="Outbound"/>.
 /// </summary>
 public enum RelayScope
@@ -65,6 +65,8 @@ public sealed record RelayRequest
     /// <summary>Message size announced with MAIL FROM (SIZE=), when known.</summary>
     public long? Size { get; init; }
 
+    /// <summary>When the question is asked; rules with a time limit (the unverified-inbound grace period) need it. Null: no time limit applies.</summary>
+    public DateTimeOffset? Time { get; init; }
     /// <summary>Which envelope address the front end could not put in canonical form, if any (refused at RCPT).</summary>
     public EnvelopeProblem Problem { get; init; }
 

@@ -7,7 +7,7 @@ using Gateway.Core.Snapshot;
 namespace Gateway.Core.Relay;
 
 /// <summary>
-/// The relay decision of SPEC §4, as a pure function of the request, the configuration snapshot and the
+/// The relay decision of requirements §4, as a pure function of the request, the configuration snapshot and the
 /// providers' ranges: no I/O, nothing about any MTA. Per recipient:
 /// <list type="number">
 /// <item>recipient domain managed with inbound enabled → accept, inbound;</item>
@@ -25,6 +25,7 @@ public static class RelayRules
     public const string InboundNotOnListener = "inbound relay is not offered on this listener";
     public const string OutboundNotOnListener = "outbound relay is not offered on this listener";
     public const string NotVerified = "the domain is not verified";
+    public const string GraceEnded = "the domain is not verified and its grace period for inbound relay has ended";
     public const string OutboundDisabled = "outbound relay is disabled for the domain";
     public const string NoSendingSource = "outbound relay is enabled but no sending source is configured";
 
@@ -74,6 +75,10 @@ public static class RelayRules
             {
                 inboundRefusal = InboundDisabled;
             }
+            else if (InboundGraceEnded(recipientDomain, snapshot.UnverifiedInboundGrace, request.Time))
+            {
+                inboundRefusal = GraceEnded;
+            }
             else
             {
                 return new RelayDecision
@@ -116,6 +121,16 @@ public static class RelayRules
         };
     }
 
+    /// <summary>
+    /// The optional grace period for unverified domains (docs/requirements.md §3, <c>Gateway:UnverifiedInboundGracePeriod</c>,
+    /// off by default): once it has passed since registration, an unverified domain gets no inbound relay until verified.
+    /// </summary>
+    public static bool InboundGraceEnded(DomainEntry domain, TimeSpan grace, DateTimeOffset? now)
+    {
+        ArgumentNullException.ThrowIfNull(domain);
+        return grace > TimeSpan.Zero && !domain.Verified && now is { } t && t - domain.Config.CreateTime > grace;
+    }
+
     /// <summary>Null when the domain may relay outbound mail from <paramref name="clientAddress"/>; otherwise why not.</summary>
     public static string? WhyNotOutbound(DomainEntry domain, string clientAddress, ProviderRanges providers)
     {
@@ -152,7 +167,7 @@ public static class RelayRules
 }
 
 /// <summary>
-/// The relay rules followed by the envelope checks (SPEC §4 rule 4). Pure as long as the checks are:
+/// The relay rules followed by the envelope checks (requirements §4.4). Pure as long as the checks are:
 /// <c>Evaluate(request, snapshot, providers) → decision</c>. Checks may only turn an accept into a
 /// refusal (see <see cref="IEnvelopeCheck"/>).
 /// </summary>

@@ -2,7 +2,7 @@ using System.Text.Json.Serialization;
 
 namespace Gateway.Core.Rules;
 
-/// <summary>What a matching rule does (SPEC §7).</summary>
+/// <summary>What a matching rule does (requirements §7).</summary>
 public enum RuleAction
 {
     /// <summary>Refuse the message: <c>550 5.7.1 &lt;text&gt;</c> at RCPT (envelope rules) or to the DATA (content rules).</summary>
@@ -98,9 +98,6 @@ public static class RuleDefaults
 
     /// <summary>The SMTP reply code and enhanced status of a REJECT rule, at RCPT (PolicyDaemon) and at intake (Deliverer) alike.</summary>
     public const string RejectPrefix = "550 5.7.1 ";
-
-    /// <summary>At most this many rules per domain (each RCPT may walk them all).</summary>
-    public const int MaxRulesPerDomain = 1000;
 
     /// <summary>At most this many entries in one list condition.</summary>
     public const int MaxEntriesPerCondition = 100;

@@ -7,7 +7,7 @@ namespace Gateway.Core.Snapshot;
 /// The in-memory copy of every managed domain that the PolicyDaemon and the Deliverer decide from.
 /// Reads never touch Redis and are O(1) in the number of domains; <see cref="ConfigSnapshotService"/>
 /// keeps it current. Until the first full load succeeds <see cref="IsLoaded"/> is false and callers
-/// must answer "try later" rather than decide (SPEC §4 rule 5).
+/// must answer "try later" rather than decide (requirements §4.5).
 /// </summary>
 public sealed class ConfigSnapshot
 {
@@ -26,6 +26,12 @@ public sealed class ConfigSnapshot
     public DateTimeOffset SyncedAt => new(Interlocked.Read(ref _syncedAtTicks), TimeSpan.Zero);
 
     public int Count => _map.Domains.Count;
+
+    /// <summary>
+    /// <c>Gateway:UnverifiedInboundGracePeriod</c>: how long after registration an unverified domain gets inbound relay
+    /// (<see cref="TimeSpan.Zero"/>, the default: as long as it is registered).
+    /// </summary>
+    public TimeSpan UnverifiedInboundGrace { get; init; }
 
     /// <summary>Finds a managed domain; the name is matched case-insensitively, a trailing dot ignored.</summary>
     public DomainEntry? Find(ReadOnlySpan<char> domain)
