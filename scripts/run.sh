@@ -5,6 +5,7 @@
 #                  127.0.0.1:50052  HTTP/JSON, /healthz, /metrics
 #   PolicyDaemon   127.0.0.1:10040 (policy), 127.0.0.1:10041 (socketmap), 127.0.0.1:10042 (/healthz, /metrics)
 #   Deliverer      127.0.0.1:10025  SMTP intake; 127.0.0.1:10026 (/healthz, /metrics)
+#   rspamd, clamd  127.0.0.1:11333 (controller 11334), 127.0.0.1:3310: the scanning engines (scripts/scanners.sh)
 # and, unless --no-demo, the newcomer demo (scripts/demo-postfix.sh; needs root or sudo):
 #   Postfix        127.0.0.1:2525   a private instance from deploy/postfix wired to the programs
 #   SMTP sink      127.0.0.1:2526   stands in for a customer's mail server; messages land in ./data/sink
@@ -13,7 +14,8 @@
 # and scripts/stop.sh stops it. --no-build skips the build (the Release binaries must exist).
 # Environment: GATEWAY_DATA (default ./data), the ports GATEWAY_REDIS_PORT, GATEWAY_GRPC_PORT, GATEWAY_HTTP_PORT,
 # GATEWAY_POLICY_PORT, GATEWAY_SOCKETMAP_PORT, GATEWAY_POLICY_HTTP_PORT, GATEWAY_INTAKE_PORT,
-# GATEWAY_DELIVERER_HTTP_PORT, GATEWAY_SMTP_PORT, GATEWAY_SINK_PORT, GATEWAY_CONFIGURATION (Release),
+# GATEWAY_DELIVERER_HTTP_PORT, GATEWAY_SMTP_PORT, GATEWAY_SINK_PORT, GATEWAY_RSPAMD_PORT, GATEWAY_RSPAMD_CONTROLLER_PORT,
+# GATEWAY_CLAMD_PORT, GATEWAY_RSPAMD_REDIS_PORT, GATEWAY_RSPAMD_DNS (see scripts/scanners.sh), GATEWAY_CONFIGURATION (Release),
 # GATEWAY_REDIS_CLUSTER=1 (a 3-master Redis Cluster on GATEWAY_REDIS_PORT and the next two ports), and any
 # Gateway__* setting (e.g. Gateway__OperatorKey, Gateway__GatewayDomain).
 set -euo pipefail
@@ -151,8 +153,12 @@ start controlplane "src/ControlPlane/$BIN/Gateway.ControlPlane.dll" \
 start policydaemon "src/PolicyDaemon/$BIN/Gateway.PolicyDaemon.dll" \
   --PolicyDaemon:PolicyEndpoint="127.0.0.1:$POLICY_PORT" --PolicyDaemon:SocketmapEndpoint="127.0.0.1:$SOCKETMAP_PORT" \
   --PolicyDaemon:HttpUrl="http://127.0.0.1:$POLICY_HTTP_PORT" --PolicyDaemon:DelivererNextHop="smtp:[127.0.0.1]:$INTAKE_PORT"
+# The intake scans every message before its 250 (docs/protection.md): the engines come first.
+scripts/scanners.sh start
 start deliverer "src/Deliverer/$BIN/Gateway.Deliverer.dll" \
-  --Gateway:Deliverer:Listen="127.0.0.1:$INTAKE_PORT" --Gateway:Deliverer:HttpUrl="http://127.0.0.1:$DELIVERER_HTTP_PORT"
+  --Gateway:Deliverer:Listen="127.0.0.1:$INTAKE_PORT" --Gateway:Deliverer:HttpUrl="http://127.0.0.1:$DELIVERER_HTTP_PORT" \
+  --Gateway:Protection:RspamdUrls:0="http://127.0.0.1:${GATEWAY_RSPAMD_PORT:-11333}" \
+  --Gateway:Protection:ClamdServers:0="127.0.0.1:${GATEWAY_CLAMD_PORT:-3310}"
 
 wait_port "$GRPC_PORT" "the ControlPlane" "$DATA/logs/controlplane.log" controlplane
 wait_port "$POLICY_PORT" "the PolicyDaemon" "$DATA/logs/policydaemon.log" policydaemon
@@ -176,6 +182,7 @@ The gateway is running.
                 127.0.0.1:$HTTP_PORT (HTTP/JSON, curl; /healthz, /metrics)
   PolicyDaemon  127.0.0.1:$POLICY_PORT, :$SOCKETMAP_PORT; :$POLICY_HTTP_PORT (/healthz, /metrics)   log: $DATA/logs/policydaemon.log
   Deliverer     127.0.0.1:$INTAKE_PORT; :$DELIVERER_HTTP_PORT (/healthz, /metrics)   log: $DATA/logs/deliverer.log
+  Scanners      rspamd 127.0.0.1:${GATEWAY_RSPAMD_PORT:-11333} (controller :${GATEWAY_RSPAMD_CONTROLLER_PORT:-11334}), clamd 127.0.0.1:${GATEWAY_CLAMD_PORT:-3310}   state: $(cat "$DATA/run/scanners.dir")
   Redis         $REDIS_SUMMARY
 INFO
 if [ "$DEMO" = 1 ]; then
