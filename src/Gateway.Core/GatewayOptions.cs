@@ -80,6 +80,17 @@ public sealed class GatewayOptions
     /// <summary>How often a program compares its snapshot with the stored config version.</summary>
     public TimeSpan SnapshotReconcileInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// A full load of the snapshot that would remove more than this share (percent) of its domains at once is treated
+    /// as data loss (requirements §4 rule 5): the program keeps its snapshot until an operator accepts (docs/operations.md).
+    /// </summary>
+    [Range(1, 100)]
+    public int SnapshotDropGuardPercent { get; set; } = 50;
+
+    /// <summary>…and at least this many domains (small installations delete a handful legitimately).</summary>
+    [Range(1, int.MaxValue)]
+    public int SnapshotDropGuardMinimum { get; set; } = 10;
+
     /// <summary>How many entries of the config change stream Redis keeps (approximately).</summary>
     [Range(100, 10_000_000)]
     public int ConfigChangeStreamLength { get; set; } = 100_000;

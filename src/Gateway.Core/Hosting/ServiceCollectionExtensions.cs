@@ -51,6 +51,7 @@ public static class ServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<RedisDurability>());
         services.AddGatewayInstruments<RedisDurabilityMetrics>();
         services.AddSingleton<ConfigChangeFeed>();
+        services.AddSingleton<ConfigStateStore>();
         // Every program that purges a domain's schedule entries must agree on the shard count (Gateway:Queue).
         services.AddSingleton(sp => new DomainStore(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<ConfigChangeFeed>(),
             sp.GetService<Delivery.QueueOptions>()?.ScheduleShards ?? RedisKeys.DefaultScheduleShards, sp.GetRequiredService<TimeProvider>()));
@@ -96,7 +97,10 @@ public static class SnapshotServiceCollectionExtensions
     public static IServiceCollection AddConfigSnapshot(this IServiceCollection services)
     {
         services.AddSingleton(sp => new Snapshot.ConfigSnapshot { UnverifiedInboundGrace = sp.GetRequiredService<GatewayOptions>().UnverifiedInboundGracePeriod });
-        services.AddSingleton<Snapshot.ConfigSnapshotService>();
+        services.AddSingleton(sp => new Snapshot.ConfigSnapshotService(sp.GetRequiredService<Snapshot.ConfigSnapshot>(), sp.GetRequiredService<DomainStore>(),
+            sp.GetRequiredService<ConfigChangeFeed>(), sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<GatewayOptions>(),
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<Snapshot.ConfigSnapshotService>>(),
+            sp.GetRequiredService<Rules.RuleStore>(), sp.GetRequiredService<ConfigStateStore>()));
         services.AddHostedService(sp => sp.GetRequiredService<Snapshot.ConfigSnapshotService>());
         services.AddGatewayInstruments<Telemetry.SnapshotMetrics>(); // gateway.snapshot.* (docs/telemetry.md)
         return services;

@@ -17,7 +17,8 @@ public readonly record struct ConfigChange(long Version, string Op, string Domai
 /// <summary>
 /// Announces saved configuration changes: bumps <see cref="RedisKeys.ConfigVersion"/>, appends to the
 /// <see cref="RedisKeys.ConfigChanges"/> stream with the version as entry id, and publishes on
-/// <see cref="RedisKeys.ConfigChannel"/>, atomically in one script (all keys in the <c>{cfg}</c> slot).
+/// <see cref="RedisKeys.ConfigChannel"/>, atomically in one script (all keys in the <c>{cfg}</c> slot); the first change
+/// also sets the lineage id <see cref="RedisKeys.ConfigEpoch"/> (data loss detection, docs/reliability.md).
 /// Subscribers apply the message within milliseconds; a subscriber that missed one sees the version
 /// move on its reconcile timer and reads the stream from its last applied version.
 /// </summary>
@@ -26,6 +27,7 @@ public sealed class ConfigChangeFeed(IConnectionMultiplexer redis, GatewayOption
     private const string PublishScript = """
         local v = redis.call('INCR', KEYS[1])
         redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], v .. '-0', 'd', ARGV[1], 'op', ARGV[2])
+        redis.call('SETNX', KEYS[3], ARGV[5])
         redis.call('PUBLISH', ARGV[4], v .. ' ' .. ARGV[2] .. ' ' .. ARGV[1])
         return v
         """;
@@ -34,8 +36,8 @@ public sealed class ConfigChangeFeed(IConnectionMultiplexer redis, GatewayOption
     public async Task<long> PublishAsync(string domain, string op)
     {
         var result = await redis.GetDatabase().ScriptEvaluateAsync(PublishScript,
-            [RedisKeys.ConfigVersion, RedisKeys.ConfigChanges],
-            [domain, op, options.ConfigChangeStreamLength, RedisKeys.ConfigChannel.ToString()]).ConfigureAwait(false);
+            [RedisKeys.ConfigVersion, RedisKeys.ConfigChanges, RedisKeys.ConfigEpoch],
+            [domain, op, options.ConfigChangeStreamLength, RedisKeys.ConfigChannel.ToString(), Guid.NewGuid().ToString("N")]).ConfigureAwait(false);
         return (long)result;
     }
 
