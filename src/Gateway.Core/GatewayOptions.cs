@@ -91,6 +91,12 @@ public sealed class GatewayOptions
     [Range(1, int.MaxValue)]
     public int SnapshotDropGuardMinimum { get; set; } = 10;
 
+    /// <summary>
+    /// A change whose writer began it this long ago and never announced it (it died between the write and the
+    /// announcement) is announced by whichever program sees it first (<see cref="Storage.ConfigChangeFeed.AnnounceAbandonedAsync"/>).
+    /// </summary>
+    public TimeSpan ConfigPendingGrace { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary>How many entries of the config change stream Redis keeps (approximately).</summary>
     [Range(100, 10_000_000)]
     public int ConfigChangeStreamLength { get; set; } = 100_000;

@@ -277,6 +277,56 @@ public sealed class SnapshotTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task SavedButAnnouncementFailed_WorkersConvergeWithinSeconds()
+    {
+        const string Name = "atomic.example.com";
+        await _domains.CreateAsync(Company, Name, Inbound(Name, "192.0.2.1"));
+        var (snapshot, service, mux) = await StartSnapshotAsync();
+        try
+        {
+            await Eventually.WaitAsync(() => snapshot.Find(Name)?.Config.Settings.InboundServers[0].Host == "192.0.2.1", TimeSpan.FromSeconds(10), "loaded");
+
+            // A ControlPlane whose announcement fails after its save landed, as if it died in between: its Redis user
+            // may not INCR, the first command of the announcement script (the save scripts do not use it).
+            using (var admin = await _redis.ConnectAsync())
+            {
+                await admin.GetDatabase().ExecuteAsync("ACL", "SETUSER", "dying", "on", "nopass", "~*", "&*", "+@all", "-incr");
+            }
+
+            using var dying = await ConnectionMultiplexer.ConnectAsync(_redis.ConnectionString + ",user=dying,password=x");
+            var feed = new ConfigChangeFeed(dying, _options);
+            var manager = new DomainManager(new DomainStore(dying, feed), new DomainValidator(_options), _options, TimeProvider.System);
+            var version = await _feed.GetVersionAsync();
+            var failure = await Assert.ThrowsAsync<RedisServerException>(() => manager.ChangeAsync(Name,
+                d => d with { Settings = d.Settings with { InboundServers = [new InboundServer("*@" + Name, "192.0.2.2", 25, 10)] } }, ConfigOps.Update));
+            Assert.True(failure.Message.Contains("NOPERM", StringComparison.Ordinal) || failure.Message.Contains("can't run this command", StringComparison.Ordinal), failure.Message);
+            Assert.Equal("192.0.2.2", (await _store.GetAsync(Name))!.Settings.InboundServers[0].Host);
+            Assert.Equal(version, await _feed.GetVersionAsync());
+
+            // The intent it left is announced by the worker once it is older than Gateway:ConfigPendingGrace (2 s).
+            await Eventually.WaitAsync(() => snapshot.Find(Name)?.Config.Settings.InboundServers[0].Host == "192.0.2.2",
+                TimeSpan.FromSeconds(10), "the saved change applied without its writer's announcement");
+            Assert.Equal(version + 1, await _feed.GetVersionAsync());
+            Assert.Equal(0, await _mux.GetDatabase().SortedSetLengthAsync(RedisKeys.ConfigPending));
+        }
+        finally
+        {
+            await service.StopAsync(CancellationToken.None);
+            mux.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task RefusedSave_LeavesNoIntent_AnnouncedSaveForgetsItsIntent()
+    {
+        await _domains.CreateAsync(Company, "intent.example.com", DomainSettings.Empty);
+        var (outcome, _) = await _store.ReplaceAsync((await _store.GetAsync("intent.example.com"))!, expectedRevision: 99, ConfigOps.Update);
+        Assert.Equal(ChangeDomainOutcome.EtagMismatch, outcome);
+        Assert.Equal(0, await _mux.GetDatabase().SortedSetLengthAsync(RedisKeys.ConfigPending));
+        Assert.Equal(0, await _feed.AnnounceAbandonedAsync(TimeSpan.FromMilliseconds(1)));
+    }
+
     [Theory]
     [InlineData(10, null, 10, "e1", null)]
     [InlineData(10, "e1", 12, "e1", null)]

@@ -59,6 +59,12 @@ public sealed partial class ConfigSnapshotService(
                         await FullLoadAsync(guard: false, stoppingToken).ConfigureAwait(false);
                     }
 
+                    // A writer that died between saving a change and announcing it: announce it for everyone.
+                    if (await feed.AnnounceAbandonedAsync(options.ConfigPendingGrace).ConfigureAwait(false) is > 0 and var announced)
+                    {
+                        LogAbandonedAnnounced(logger, announced);
+                    }
+
                     if (snapshot.Hold is { } hold)
                     {
                         await CheckHoldAsync(hold, stoppingToken).ConfigureAwait(false);
@@ -261,6 +267,9 @@ public sealed partial class ConfigSnapshotService(
 
     [LoggerMessage(EventId = 305, Level = LogLevel.Error, Message = "Redis looks like it lost data: {Reason}. Keeping the last good snapshot ({Count} domains at config version {Version}) and reporting unhealthy until an operator accepts the stored state (gatewayctl config accept)")]
     private static partial void LogHeld(ILogger logger, string reason, int count, long version);
+
+    [LoggerMessage(EventId = 307, Level = LogLevel.Warning, Message = "Announced {Count} configuration changes that were saved but never announced (their writer died in between)")]
+    private static partial void LogAbandonedAnnounced(ILogger logger, int count);
 
     [LoggerMessage(EventId = 306, Level = LogLevel.Warning, Message = "Operator {By} accepted the stored configuration; snapshot replaced: {Count} domains at config version {Version}")]
     private static partial void LogAccepted(ILogger logger, string by, int count, long version);
