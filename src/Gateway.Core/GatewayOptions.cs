@@ -71,6 +71,13 @@ public sealed class GatewayOptions
     public bool AllowLoopbackDestinations { get; set; }
 
     /// <summary>
+    /// Allow connections to private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) on a tenant's behalf:
+    /// on by default, since a self-hosted gateway usually relays to mail servers on the same private network. Turn it
+    /// off for a shared fleet whose customers' servers are all on the internet (docs/operations.md; <see cref="Domains.DestinationFilter"/>).
+    /// </summary>
+    public bool AllowPrivateDestinations { get; set; } = true;
+
+    /// <summary>
     /// The optional grace period of docs/requirements.md §3: an unverified domain gets inbound relay only this long
     /// after its registration, then NO-DOMAIN until it is verified. Zero (the default, as in the seed's product): no
     /// limit. A shared fleet may want a few days, so a registration nobody verifies stops receiving mail.

@@ -139,6 +139,8 @@ public class GatewayFixture : IAsyncLifetime
         "--Gateway:Deliverer:PollInterval=00:00:00.200",
         "--Gateway:Queue:HostName=gateway.test",
         "--Logging:LogLevel:Default=Warning",
+        // Every test server listens on 127.0.0.x; production keeps loopback destinations off (DestinationFilter).
+        "--Gateway:AllowLoopbackDestinations=true",
         .. DelivererSettings,
     ];
 

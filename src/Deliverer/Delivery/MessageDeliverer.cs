@@ -229,6 +229,13 @@ public sealed partial class MessageDeliverer(
                 result = new TransactionResult(new Dictionary<string, DeliveryOutcome>(),
                     DeliveryOutcome.Permanent($"554 5.4.6 Mail for {EnvelopeAddress.DomainOf(remaining[0])} loops back to myself ({endpoint})"));
             }
+            else if (resolver.Refusal(endpoint.Address) is { } refused)
+            {
+                // A name that resolves where the gateway must not go (requirements §11): a failed host, never a connection.
+                LogDestinationRefused(logger, message.Id, endpoint.ToString(), refused);
+                result = new TransactionResult(new Dictionary<string, DeliveryOutcome>(),
+                    DeliveryOutcome.Transient($"Not connecting to {endpoint}: {refused}"));
+            }
             else
             {
                 result = await transport.SendAsync(endpoint, mime, message.Sender, remaining, cancellationToken).ConfigureAwait(false);
@@ -423,6 +430,9 @@ public sealed partial class MessageDeliverer(
 
     [LoggerMessage(EventId = 1202, Level = LogLevel.Warning, Message = "Message {Id}: the outcome is kept in memory, Redis is unavailable ({Reason}); writing it again in {Delay}")]
     private static partial void LogRecordDeferred(ILogger logger, string id, TimeSpan delay, string reason);
+
+    [LoggerMessage(EventId = 1203, Level = LogLevel.Warning, Message = "Message {Id}: not connecting to {Host}: it is {Reason}; the host counts as failed")]
+    private static partial void LogDestinationRefused(ILogger logger, string id, string host, string reason);
 
     [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Message {Id} was removed from the queue while it was being delivered")]
     private static partial void LogGone(ILogger logger, string id);
