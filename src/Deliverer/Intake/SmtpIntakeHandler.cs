@@ -212,6 +212,15 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
     private async Task<string> StoreAsync(SmtpSession session)
     {
         var m = session.Pending!;
+        // requirements §3.9: mail through Microsoft 365's shared ranges must carry the customer's own tenant stamp.
+        if (relay.ProviderBindingRefusal(m.Recipients.Where(r => r.Direction == Gateway.Core.Mail.Direction.Outbound).Select(r => r.Domain).Distinct(StringComparer.Ordinal),
+                m.Client.Address, m.Body.WrittenSpan) is { } binding)
+        {
+            LogProviderBinding(logger, m.Id, m.Client.Address, binding.Domain, binding.Reason);
+            metrics.Message("rejected");
+            return session.Stored(new IntakeResult([], "550 5.7.1 Sender not authorised: " + binding.Reason));
+        }
+
         try
         {
             var result = await intake.EnqueueAsync(m.Id, m.Sender, m.Recipients, m.Utf8, m.Client.Address, m.Body.WrittenSpan.ToArray(), m.PostfixQueueId, m.Dsn)
@@ -276,6 +285,9 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Intake: client {Client} idle too long; closing")]
     private static partial void LogIdleTimeout(ILogger logger, string client);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "Intake: message {Id} from {Client} refused at DATA for {Domain}: {Reason}")]
+    private static partial void LogProviderBinding(ILogger logger, string id, string client, string domain, string reason);
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Error, Message = "Intake: message {Id} could not be queued; answered 451: {Reason}")]
     private static partial void LogEnqueueFailed(ILogger logger, string id, string reason);
