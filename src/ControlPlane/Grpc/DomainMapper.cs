@@ -36,6 +36,7 @@ public sealed class DomainMapper(GatewayOptions options)
             UpdateTime = Timestamp.FromDateTimeOffset(d.UpdateTime),
             InboundMxHost = options.InboundMxHost(d.CompanyId),
             SpfInclude = options.EffectiveSpfInclude,
+            Protection = ProtectionMapper.ToApi(d.Settings.Protection),
             OutboundRelayHost = options.EffectiveOutboundRelayHost,
         };
         if (d.Verification.VerifyTime is { } t)
@@ -75,7 +76,10 @@ public sealed class DomainMapper(GatewayOptions options)
             {
                 // Stored lower case; an empty string means none. The validator checks the GUID syntax.
                 Office365TenantId = o.Office365TenantId.Trim() is { Length: > 0 } tenant ? tenant.ToLowerInvariant() : null,
-            });
+            })
+        {
+            Protection = ProtectionMapper.ToModel(d.Protection),
+        };
     }
 
     public static InboundServer ToModel(V1.InboundServer s)
