@@ -443,9 +443,12 @@ public sealed partial class MessageDeliverer(
     [LoggerMessage(EventId = 1203, Level = LogLevel.Warning, Message = "Message {Id}: not connecting to {Host}: it is {Reason}; the host counts as failed")]
     private static partial void LogDestinationRefused(ILogger logger, string id, string host, string reason);
 
-    /// <summary>Why an outbound copy must wait instead of leaving: its domain's outbound relay is off (null: it may leave).</summary>
+    /// <summary>
+    /// Why an outbound copy must wait instead of leaving: its domain's outbound relay is off (null: it may leave). The
+    /// gateway's own DSNs are not the customer's outbound mail (an inbound-only domain's bounces go out this way).
+    /// </summary>
     private DeliveryOutcome? OutboundHold(QueuedMessage message) =>
-        snapshot.Find(message.Domain) is { } entry && !entry.Outbound.Enabled
+        !message.IsDsn && snapshot.Find(message.Domain) is { } entry && !entry.Outbound.Enabled
             ? DeliveryOutcome.Transient($"Outbound is disabled for {entry.Name}: held until outbound is turned on again")
             : null;
 
