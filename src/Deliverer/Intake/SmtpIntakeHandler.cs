@@ -247,6 +247,13 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
             _ = session.NotStored(domainDeleted: false); // ends the transaction
             return "451 4.7.0 Error: DKIM signing is temporarily unavailable";
         }
+        catch (DomainDeletedException) when (snapshot.Hold is not null)
+        {
+            // requirements §4 rule 5: Redis lost the domain's record while this program holds its last good snapshot
+            // (suspected data loss, not a deletion): try later, never a permanent NO-DOMAIN from the loss.
+            metrics.Message("failed");
+            return session.NotStored(domainDeleted: false);
+        }
         catch (DomainDeletedException)
         {
             // Every recipient's domain was deleted since RCPT.
