@@ -150,7 +150,9 @@ export Gateway__OperatorKeyFile="${Gateway__OperatorKeyFile:-$DATA/operator.key}
 export Gateway__Secrets__KeyFile="${Gateway__Secrets__KeyFile:-$DATA/secrets.key}"
 export DOTNET_NOLOGO=1
 if [ "$DEMO" = 1 ]; then
-  # The demo's customer server is the sink on 127.0.0.1: allow loopback inbound servers (off by default).
+  # The demo's customer server is the sink on 127.0.0.1: allow loopback destinations (off by default, so a tenant
+  # cannot make the Deliverer, TestConnection or the health checks reach services on the gateway host; the
+  # addresses are checked after name resolution, docs/reliability.md "Hostile tenant").
   export Gateway__AllowLoopbackDestinations="${Gateway__AllowLoopbackDestinations:-true}"
   # The demo Postfix is also the outbound listener customers' servers relay to.
   export Gateway__OutboundRelayHost="${Gateway__OutboundRelayHost:-127.0.0.1:$SMTP_PORT}"

@@ -114,6 +114,7 @@ public static class ControlPlaneApp
         app.MapGrpcService<PolicyRuleGrpcService>();
         app.MapGrpcService<QuarantineGrpcService>();
         app.MapGrpcService<MessageLogGrpcService>();
+        app.MapGrpcService<ConfigStateGrpcService>();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         app.MapGatewayTelemetry(); // /metrics and /healthz (docs/telemetry.md), meant for the HTTP/1.1 listener

@@ -71,6 +71,13 @@ public sealed class GatewayOptions
     public bool AllowLoopbackDestinations { get; set; }
 
     /// <summary>
+    /// Allow connections to private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) on a tenant's behalf:
+    /// on by default, since a self-hosted gateway usually relays to mail servers on the same private network. Turn it
+    /// off for a shared fleet whose customers' servers are all on the internet (docs/operations.md; <see cref="Domains.DestinationFilter"/>).
+    /// </summary>
+    public bool AllowPrivateDestinations { get; set; } = true;
+
+    /// <summary>
     /// The optional grace period of docs/requirements.md §3: an unverified domain gets inbound relay only this long
     /// after its registration, then NO-DOMAIN until it is verified. Zero (the default, as in the seed's product): no
     /// limit. A shared fleet may want a few days, so a registration nobody verifies stops receiving mail.
@@ -79,6 +86,23 @@ public sealed class GatewayOptions
 
     /// <summary>How often a program compares its snapshot with the stored config version.</summary>
     public TimeSpan SnapshotReconcileInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// A full load of the snapshot that would remove more than this share (percent) of its domains at once is treated
+    /// as data loss (requirements §4 rule 5): the program keeps its snapshot until an operator accepts (docs/operations.md).
+    /// </summary>
+    [Range(1, 100)]
+    public int SnapshotDropGuardPercent { get; set; } = 50;
+
+    /// <summary>…and at least this many domains (small installations delete a handful legitimately).</summary>
+    [Range(1, int.MaxValue)]
+    public int SnapshotDropGuardMinimum { get; set; } = 10;
+
+    /// <summary>
+    /// A change whose writer began it this long ago and never announced it (it died between the write and the
+    /// announcement) is announced by whichever program sees it first (<see cref="Storage.ConfigChangeFeed.AnnounceAbandonedAsync"/>).
+    /// </summary>
+    public TimeSpan ConfigPendingGrace { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>How many entries of the config change stream Redis keeps (approximately).</summary>
     [Range(100, 10_000_000)]

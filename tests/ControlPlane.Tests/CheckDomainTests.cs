@@ -62,7 +62,8 @@ public sealed class CheckDomainTests(OnboardingFixture fx) : IClassFixture<Onboa
         var (name, client, _) = await PublishedDomainAsync(n =>
         {
             var domain = InboundOn(n, ((IPEndPoint)server.LocalEndpoint).Port);
-            domain.Outbound = new OutboundSettings { Enabled = true, Office365 = true };
+            // requirements §3.9: Microsoft 365 bound to the customer's tenant (without it: OUTBOUND_OFFICE365_NO_TENANT_ID, Deliverer.Tests ProviderBindingTests).
+            domain.Outbound = new OutboundSettings { Enabled = true, Office365 = true, Office365TenantId = "72f988bf-86f1-41af-91ab-2d7cd011db47" };
             return domain;
         }, null, $"v=spf1 mx {Include} -all");
 

@@ -52,7 +52,10 @@ public sealed class CliTests(ControlPlaneFixture fx) : IClassFixture<ControlPlan
 
         var updated = await RunAsync(asTenant, "domains", "update", name, "--office365", "true");
         Assert.True(updated.ExitCode == 0, updated.Err);
-        Assert.Contains("Microsoft 365, 198.51.100.7", updated.Out, StringComparison.Ordinal);
+        Assert.Contains("Microsoft 365 (no tenant id: refused), 198.51.100.7", updated.Out, StringComparison.Ordinal);
+        var bound = await RunAsync(asTenant, "domains", "update", name, "--office365-tenant-id", "72F988BF-86F1-41AF-91AB-2D7CD011DB47");
+        Assert.True(bound.ExitCode == 0, bound.Err);
+        Assert.Contains("Microsoft 365 (tenant 72f988bf-86f1-41af-91ab-2d7cd011db47), 198.51.100.7", bound.Out, StringComparison.Ordinal);
 
         var listed = await RunAsync(asTenant, "domains", "list");
         Assert.Contains(name, listed.Out, StringComparison.Ordinal);

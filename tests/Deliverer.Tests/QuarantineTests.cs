@@ -149,4 +149,29 @@ public sealed class QuarantineTests(RulesFixture fx) : IClassFixture<RulesFixtur
         Assert.Equal("user@" + from, delivered.MailFrom);
         Assert.Contains("outbound held", delivered.Text, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Quarantine_OutboundReleasedWhileOutboundOff_HeldInQueue_NotSent()
+    {
+        // requirements §3.10 (issue 15): outbound off means off, also for quarantined outbound mail released afterwards.
+        var from = await fx.CreateOutboundDomainAsync(GatewayFixture.NewDomainName("qoff"));
+        var external = $"ext{Guid.NewGuid().ToString("N")[..8]}.example.net";
+        await using var mx = SmtpSink.Start("127.0.0.63", fx.OutboundPort);
+        fx.Dns.AddA(external, mx.Host);
+        await fx.AddRuleAsync(from, new PolicyRule { Recipients = { "*@" + external }, Direction = RuleDirection.Outbound, Action = RuleAction.Quarantine });
+        var id = IdOf(await RawSmtp.SendAsync(fx.Intake, "user@" + from, ["someone@" + external], Message("held, then outbound off")));
+
+        var off = await fx.Domains.UpdateDomainAsync(new UpdateDomainRequest
+        {
+            Domain = new Domain { Name = from, Outbound = new OutboundSettings { Enabled = false } },
+            UpdateMask = new Google.Protobuf.WellKnownTypes.FieldMask { Paths = { "outbound.enabled" } },
+        });
+        await fx.WaitForSnapshotAsync(from, off.Etag);
+        await fx.Quarantine.ReleaseMessageAsync(new ReleaseMessageRequest { Domain = from, MessageId = id });
+        await fx.WaitForLogAsync(from, e => e["event"] == "deferred" && e.Values.Any(v => v.Contains("Outbound is disabled for", StringComparison.Ordinal)),
+            "the released message held", TimeSpan.FromSeconds(20));
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.Equal(0, mx.Connections);
+        Assert.Single((await fx.Queue.ListQueueAsync(new ListQueueRequest { Domain = from })).Messages);
+    }
 }

@@ -158,7 +158,7 @@ public sealed class SnapshotTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task RedisDown_SnapshotKeepsServing_CatchesUpWhenBack()
+    public async Task RedisDown_SnapshotKeepsServing_RestartedWithoutData_HeldUntilAccepted()
     {
         await _domains.CreateAsync(Company, "kept.example.com", Inbound("kept.example.com", "192.0.2.1"));
         var (snapshot, service, mux) = await StartSnapshotAsync();
@@ -171,14 +171,199 @@ public sealed class SnapshotTests : IAsyncLifetime
             Assert.NotNull(snapshot.Find("kept.example.com"));
 
             await _redis.RestartAsync();
-            // Data was not persisted (no AOF in this test): the version went back, the snapshot reloads to match.
-            await Eventually.WaitAsync(() => snapshot.Find("kept.example.com") is null, TimeSpan.FromSeconds(15), "reload after Redis lost data");
+            // Data was not persisted (no AOF in this test): Redis lost data. requirements §4 rule 5: the loss is not a
+            // decision; the snapshot keeps the domain and holds until an operator accepts the empty state.
+            await Eventually.WaitAsync(() => snapshot.Hold is not null, TimeSpan.FromSeconds(15), "hold after Redis lost data");
+            Assert.NotNull(snapshot.Find("kept.example.com"));
+            Assert.Contains("lineage id vanished", snapshot.Hold!.Reason, StringComparison.Ordinal);
+
+            await new ConfigStateStore(_mux).AcceptAsync("operator", "restart without persistence, test", DateTimeOffset.UtcNow);
+            await Eventually.WaitAsync(() => snapshot.Hold is null && snapshot.Find("kept.example.com") is null, TimeSpan.FromSeconds(15), "reload once accepted");
         }
         finally
         {
             await service.StopAsync(CancellationToken.None);
             mux.Dispose();
         }
+    }
+
+    [Fact]
+    public async Task FlushAll_SnapshotHeld_ReportedInRedis_NewSavesIgnored_UntilAccepted()
+    {
+        await _domains.CreateAsync(Company, "kept.example.com", Inbound("kept.example.com", "192.0.2.1"));
+        var (snapshot, service, mux) = await StartSnapshotAsync();
+        try
+        {
+            await Eventually.WaitAsync(() => snapshot.Find("kept.example.com") is not null && snapshot.Epoch is not null, TimeSpan.FromSeconds(10), "loaded");
+            var epoch = snapshot.Epoch;
+            using (var admin = await _redis.ConnectAsync())
+            {
+                await admin.GetServers()[0].FlushAllDatabasesAsync();
+            }
+
+            await Eventually.WaitAsync(() => snapshot.Hold is not null, TimeSpan.FromSeconds(10), "hold after FLUSHALL");
+
+            // New saves after the loss climb past the old version: still held (the lineage id changed), nothing applied.
+            Assert.True(await new TenantStore(_mux).CreateAsync(new TenantRecord(Company, Company, DateTimeOffset.UtcNow)));
+            for (var i = 0; i < 5; i++)
+            {
+                await _domains.CreateAsync(Company, $"after{i}.example.com", DomainSettings.Empty);
+            }
+
+            var states = new ConfigStateStore(_mux);
+            await Eventually.WaitAsync(async () => (await states.ListHeldAsync(DateTimeOffset.UtcNow, TimeSpan.FromSeconds(30))).Count == 1,
+                TimeSpan.FromSeconds(10), "the hold reported in Redis");
+            await Task.Delay(1000);
+            Assert.NotNull(snapshot.Hold);
+            Assert.NotNull(snapshot.Find("kept.example.com"));
+            Assert.Null(snapshot.Find("after0.example.com"));
+            Assert.Equal(epoch, snapshot.Epoch);
+
+            var accepted = await states.AcceptAsync("operator", "FLUSHALL in a test", DateTimeOffset.UtcNow);
+            await Eventually.WaitAsync(() => snapshot.Hold is null && snapshot.Count == 5, TimeSpan.FromSeconds(10), "the accepted state applied");
+            Assert.Null(snapshot.Find("kept.example.com"));
+            Assert.Equal(accepted.Epoch, snapshot.Epoch);
+            Assert.Empty(await states.ListHeldAsync(DateTimeOffset.UtcNow, TimeSpan.FromSeconds(30)));
+
+            // Back to normal: later changes apply within the usual time.
+            await _domains.CreateAsync(Company, "later.example.com", DomainSettings.Empty);
+            await Eventually.WaitAsync(() => snapshot.Find("later.example.com") is not null, TimeSpan.FromSeconds(3), "a later change applied");
+        }
+        finally
+        {
+            await service.StopAsync(CancellationToken.None);
+            mux.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task FullLoadDroppingMostDomains_Held_UntilAccepted()
+    {
+        for (var i = 0; i < 20; i++)
+        {
+            await _domains.CreateAsync(Company, $"m{i}.example.com", DomainSettings.Empty);
+        }
+
+        var (snapshot, service, mux) = await StartSnapshotAsync();
+        try
+        {
+            await Eventually.WaitAsync(() => snapshot.Count == 20, TimeSpan.FromSeconds(10), "loaded");
+            await service.StopAsync(CancellationToken.None);
+
+            // Redis loses 15 domains without announcement (e.g. restored from a partial copy), the stream no longer
+            // reaches back, and the version moved on: the full load would drop 75 % of the domains.
+            var db = _mux.GetDatabase();
+            for (var i = 0; i < 15; i++)
+            {
+                await db.HashDeleteAsync(RedisKeys.DomainRegistry, $"m{i}.example.com");
+                await db.KeyDeleteAsync(RedisKeys.Domain($"m{i}.example.com"));
+            }
+
+            await _domains.CreateAsync(Company, "new.example.com", DomainSettings.Empty);
+            await db.ExecuteAsync("XTRIM", RedisKeys.ConfigChanges, "MAXLEN", "0");
+            await _domains.CreateAsync(Company, "new2.example.com", DomainSettings.Empty);
+            await service.StartAsync(CancellationToken.None);
+            await Eventually.WaitAsync(() => snapshot.Hold is not null, TimeSpan.FromSeconds(10), "hold on a sharp drop");
+            Assert.Equal(20, snapshot.Count);
+            Assert.Contains("drop 13 of 20", snapshot.Hold!.Reason, StringComparison.Ordinal);
+
+            await new ConfigStateStore(_mux).AcceptAsync("operator", "partial restore, test", DateTimeOffset.UtcNow);
+            await Eventually.WaitAsync(() => snapshot.Hold is null && snapshot.Count == 7, TimeSpan.FromSeconds(10), "the accepted state applied");
+        }
+        finally
+        {
+            await service.StopAsync(CancellationToken.None);
+            mux.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task SavedButAnnouncementFailed_WorkersConvergeWithinSeconds()
+    {
+        const string Name = "atomic.example.com";
+        await _domains.CreateAsync(Company, Name, Inbound(Name, "192.0.2.1"));
+        var (snapshot, service, mux) = await StartSnapshotAsync();
+        try
+        {
+            await Eventually.WaitAsync(() => snapshot.Find(Name)?.Config.Settings.InboundServers[0].Host == "192.0.2.1", TimeSpan.FromSeconds(10), "loaded");
+
+            // A ControlPlane whose announcement fails after its save landed, as if it died in between: its Redis user
+            // may not INCR, the first command of the announcement script (the save scripts do not use it).
+            using (var admin = await _redis.ConnectAsync())
+            {
+                await admin.GetDatabase().ExecuteAsync("ACL", "SETUSER", "dying", "on", "nopass", "~*", "&*", "+@all", "-incr");
+            }
+
+            using var dying = await ConnectionMultiplexer.ConnectAsync(_redis.ConnectionString + ",user=dying,password=x");
+            var feed = new ConfigChangeFeed(dying, _options);
+            var manager = new DomainManager(new DomainStore(dying, feed), new DomainValidator(_options), _options, TimeProvider.System);
+            var version = await _feed.GetVersionAsync();
+            var failure = await Assert.ThrowsAsync<RedisServerException>(() => manager.ChangeAsync(Name,
+                d => d with { Settings = d.Settings with { InboundServers = [new InboundServer("*@" + Name, "192.0.2.2", 25, 10)] } }, ConfigOps.Update));
+            Assert.True(failure.Message.Contains("NOPERM", StringComparison.Ordinal) || failure.Message.Contains("can't run this command", StringComparison.Ordinal), failure.Message);
+            Assert.Equal("192.0.2.2", (await _store.GetAsync(Name))!.Settings.InboundServers[0].Host);
+            Assert.Equal(version, await _feed.GetVersionAsync());
+
+            // The intent it left is announced by the worker once it is older than Gateway:ConfigPendingGrace (2 s).
+            await Eventually.WaitAsync(() => snapshot.Find(Name)?.Config.Settings.InboundServers[0].Host == "192.0.2.2",
+                TimeSpan.FromSeconds(10), "the saved change applied without its writer's announcement");
+            Assert.Equal(version + 1, await _feed.GetVersionAsync());
+            Assert.Equal(0, await _mux.GetDatabase().SortedSetLengthAsync(RedisKeys.ConfigPending));
+        }
+        finally
+        {
+            await service.StopAsync(CancellationToken.None);
+            mux.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task RefusedSave_LeavesNoIntent_AnnouncedSaveForgetsItsIntent()
+    {
+        await _domains.CreateAsync(Company, "intent.example.com", DomainSettings.Empty);
+        var (outcome, _) = await _store.ReplaceAsync((await _store.GetAsync("intent.example.com"))!, expectedRevision: 99, ConfigOps.Update);
+        Assert.Equal(ChangeDomainOutcome.EtagMismatch, outcome);
+        Assert.Equal(0, await _mux.GetDatabase().SortedSetLengthAsync(RedisKeys.ConfigPending));
+        Assert.Equal(0, await _feed.AnnounceAbandonedAsync(TimeSpan.FromMilliseconds(1)));
+    }
+
+    [Theory]
+    [InlineData(10, null, 10, "e1", null)]
+    [InlineData(10, "e1", 12, "e1", null)]
+    [InlineData(10, "e1", 3, "e1", "went back from 10 to 3")]
+    [InlineData(10, "e1", 0, null, "vanished")]
+    [InlineData(10, "e1", 50, "e2", "changed")]
+    [InlineData(10, null, 3, "e1", "went back from 10 to 3")]
+    public void DataLossGuard_CheckLineage(long applied, string? appliedEpoch, long version, string? epoch, string? expected)
+    {
+        var reason = DataLossGuard.CheckLineage(applied, appliedEpoch, new ConfigLineage(version, epoch));
+        if (expected is null)
+        {
+            Assert.Null(reason);
+        }
+        else
+        {
+            Assert.Contains(expected, reason, StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
+    [InlineData(100, 49, true)]
+    [InlineData(100, 50, false)]
+    [InlineData(12, 0, true)]
+    [InlineData(9, 0, false)]
+    [InlineData(100, 120, false)]
+    public void DataLossGuard_CheckDrop_PercentAndMinimum(int loaded, int incoming, bool held) =>
+        Assert.Equal(held, DataLossGuard.CheckDrop(loaded, incoming, 50, 10) is not null);
+
+    [Fact]
+    public void DataLossGuard_IsAccepted_OnlyANewerLineageTheOperatorNamed()
+    {
+        var acceptance = new ConfigAcceptance("e2", 3, 1, DateTimeOffset.UtcNow, "operator", "test");
+        Assert.True(DataLossGuard.IsAccepted(acceptance, new ConfigLineage(3, "e2"), heldEpoch: "e1"));
+        Assert.False(DataLossGuard.IsAccepted(acceptance, new ConfigLineage(3, "e2"), heldEpoch: "e2"));
+        Assert.False(DataLossGuard.IsAccepted(acceptance, new ConfigLineage(3, "e3"), heldEpoch: "e1"));
+        Assert.False(DataLossGuard.IsAccepted(null, new ConfigLineage(3, "e2"), heldEpoch: "e1"));
     }
 
     [Fact]

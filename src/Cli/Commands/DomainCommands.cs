@@ -37,6 +37,10 @@ internal static class DomainCommands
         public readonly Option<bool> ClearServers = new("--clear-servers") { Description = "Remove every inbound server" };
         public readonly Option<bool?> Outbound = new("--outbound") { Description = "Enable (true) or disable (false) outbound relay" };
         public readonly Option<bool?> Office365 = new("--office365") { Description = "Allow Microsoft 365's sending ranges" };
+        public readonly Option<string?> Office365TenantId = new("--office365-tenant-id")
+        {
+            Description = "Your Microsoft 365 tenant id (a GUID; Entra admin center, Overview): mail from Microsoft 365 is relayed only when Exchange Online stamps it with this tenant; '' removes it",
+        };
         public readonly Option<bool?> Google = new("--google-workspace") { Description = "Allow Google Workspace's sending ranges" };
         public readonly Option<string[]> CustomIps = new("--custom-ip") { Description = "A sending server's IP address; repeat for more; replaces the list" };
         public readonly Option<bool> ClearCustomIps = new("--clear-custom-ips") { Description = "Remove every custom sending IP" };
@@ -44,7 +48,7 @@ internal static class DomainCommands
 
         public void AddTo(Command c)
         {
-            foreach (var o in new Option[] { Inbound, Servers, ClearServers, Outbound, Office365, Google, CustomIps, ClearCustomIps })
+            foreach (var o in new Option[] { Inbound, Servers, ClearServers, Outbound, Office365, Office365TenantId, Google, CustomIps, ClearCustomIps })
             {
                 c.Options.Add(o);
             }
@@ -81,6 +85,12 @@ internal static class DomainCommands
             {
                 d.Outbound.Office365 = office;
                 paths.Add("outbound.office365");
+            }
+
+            if (p.GetValue(Office365TenantId) is { } tenant)
+            {
+                d.Outbound.Office365TenantId = tenant;
+                paths.Add("outbound.office365_tenant_id");
             }
 
             if (p.GetValue(Google) is { } google)
@@ -175,7 +185,7 @@ internal static class DomainCommands
             var paths = flags.Apply(p, d);
             if (paths.Count == 0)
             {
-                throw new CliException("nothing to change: give --inbound, --server, --outbound, --office365, --google-workspace, --custom-ip or a protection flag (--spam-reject-score, --malware, …)");
+                throw new CliException("nothing to change: give --inbound, --server, --outbound, --office365, --office365-tenant-id, --google-workspace, --custom-ip or a protection flag (--spam-reject-score, --malware, …)");
             }
 
             var mask = new FieldMask();
@@ -387,7 +397,7 @@ internal static class DomainCommands
             ("MX host", d.InboundMxHost),
             ("inbound", Output.YesNo(d.InboundEnabled)),
             ("outbound", o.Enabled
-                ? string.Join(", ", new[] { o.Office365 ? "Microsoft 365" : null, o.GoogleWorkspace ? "Google Workspace" : null }.OfType<string>().Concat(o.CustomIps)) is { Length: > 0 } s ? "yes: " + s : "yes (no sending source!)"
+                ? string.Join(", ", new[] { o.Office365 ? (o.Office365TenantId.Length > 0 ? $"Microsoft 365 (tenant {o.Office365TenantId})" : "Microsoft 365 (no tenant id: refused)") : null, o.GoogleWorkspace ? "Google Workspace" : null }.OfType<string>().Concat(o.CustomIps)) is { Length: > 0 } s ? "yes: " + s : "yes (no sending source!)"
                 : "no"),
             ("DKIM", DkimCommands.Summary(d.Dkim)),
             ("etag", d.Etag),

@@ -16,11 +16,12 @@ public static class DomainUpdateMask
     public const string OutboundOffice365 = "outbound.office365";
     public const string OutboundGoogleWorkspace = "outbound.google_workspace";
     public const string OutboundCustomIps = "outbound.custom_ips";
+    public const string OutboundOffice365TenantId = "outbound.office365_tenant_id";
     public const string All = "*";
 
     public static readonly IReadOnlySet<string> Paths = new HashSet<string>(StringComparer.Ordinal)
     {
-        InboundEnabled, InboundServers, Outbound, OutboundEnabled, OutboundOffice365, OutboundGoogleWorkspace, OutboundCustomIps, All,
+        InboundEnabled, InboundServers, Outbound, OutboundEnabled, OutboundOffice365, OutboundGoogleWorkspace, OutboundCustomIps, OutboundOffice365TenantId, All,
     }.Union(ProtectionMask.Paths).ToHashSet(StringComparer.Ordinal);
 
     /// <summary>Checks the paths; an empty mask means every editable field.</summary>
@@ -84,7 +85,10 @@ public static class DomainUpdateMask
             HasOutbound(OutboundEnabled) ? po.Enabled : outbound.Enabled,
             HasOutbound(OutboundOffice365) ? po.Office365 : outbound.Office365,
             HasOutbound(OutboundGoogleWorkspace) ? po.GoogleWorkspace : outbound.GoogleWorkspace,
-            HasOutbound(OutboundCustomIps) ? po.CustomIps : outbound.CustomIps);
+            HasOutbound(OutboundCustomIps) ? po.CustomIps : outbound.CustomIps)
+        {
+            Office365TenantId = HasOutbound(OutboundOffice365TenantId) ? po.Office365TenantId : outbound.Office365TenantId,
+        };
 
         return new DomainSettings(
             Has(InboundEnabled) ? patch.InboundEnabled : current.InboundEnabled,

@@ -298,6 +298,21 @@ public sealed class DomainValidator
 
     private static OutboundSettings NormalizeOutbound(OutboundSettings input, string field, List<FieldViolation> violations)
     {
+        // requirements §3.9: the Microsoft 365 tenant id is a GUID (Entra ID "Tenant ID"), stored as 36 lower-case characters.
+        if (input.Office365TenantId is { } tenant)
+        {
+            if (Guid.TryParseExact(tenant, "D", out var id))
+            {
+                input = input with { Office365TenantId = id.ToString("D") };
+            }
+            else
+            {
+                violations.Add(new FieldViolation($"{field}.office365_tenant_id",
+                    "must be a Microsoft 365 tenant id: a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47 (Entra admin center, Overview, Tenant ID)"));
+                input = input with { Office365TenantId = null };
+            }
+        }
+
         var ips = input.CustomIps ?? [];
         if (ips.Count > OutboundSettings.MaxCustomIps)
         {

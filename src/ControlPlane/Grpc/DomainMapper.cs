@@ -21,6 +21,7 @@ public sealed class DomainMapper(GatewayOptions options)
                 Enabled = d.Settings.Outbound.Enabled,
                 Office365 = d.Settings.Outbound.Office365,
                 GoogleWorkspace = d.Settings.Outbound.GoogleWorkspace,
+                Office365TenantId = d.Settings.Outbound.Office365TenantId ?? string.Empty,
             },
             Verification = new V1.Verification
             {
@@ -71,7 +72,11 @@ public sealed class DomainMapper(GatewayOptions options)
         return new DomainSettings(
             d.InboundEnabled,
             d.InboundServers.Select(ToModel).ToList(),
-            o is null ? OutboundSettings.Disabled : new OutboundSettings(o.Enabled, o.Office365, o.GoogleWorkspace, o.CustomIps.ToList()))
+            o is null ? OutboundSettings.Disabled : new OutboundSettings(o.Enabled, o.Office365, o.GoogleWorkspace, o.CustomIps.ToList())
+            {
+                // Stored lower case; an empty string means none. The validator checks the GUID syntax.
+                Office365TenantId = o.Office365TenantId.Trim() is { Length: > 0 } tenant ? tenant.ToLowerInvariant() : null,
+            })
         {
             Protection = ProtectionMapper.ToModel(d.Protection),
         };

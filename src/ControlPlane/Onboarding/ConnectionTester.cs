@@ -40,6 +40,8 @@ public sealed class ConnectionTester(IMailDns dns, OnboardingOptions options, Ga
     /// <summary>The start of the overall message when any host failed.</summary>
     public const string FailureMessage = "Cannot connect to the inbound server.";
 
+    private readonly DestinationFilter _destinations = new(gateway);
+
     /// <summary>Tests each distinct host:port of <paramref name="servers"/> once.</summary>
     public async Task<ConnectionTestResult> TestAsync(IEnumerable<InboundServer> servers, CancellationToken cancellationToken)
     {
@@ -118,7 +120,7 @@ public sealed class ConnectionTester(IMailDns dns, OnboardingOptions options, Ga
     {
         if (IPAddress.TryParse(host, out var literal))
         {
-            return ([literal], null);
+            return _destinations.Refusal(literal) is { } refused ? ([], $"refused: {host} is {refused}") : ([literal], null);
         }
 
         var v4Task = dns.AddressesAsync(host, AddressFamily.InterNetwork, cancellationToken);
@@ -133,11 +135,11 @@ public sealed class ConnectionTester(IMailDns dns, OnboardingOptions options, Ga
                 : $"{host} has no A or AAAA record");
         }
 
-        // The validator refuses such literals; a name must not reach them either (a tenant could otherwise
-        // probe the gateway host's own services).
-        var usable = all.Where(a => (gateway.AllowLoopbackDestinations || !IPAddress.IsLoopback(a)) && !IpAddressText.IsNeverDeliverable(a)).ToList();
+        // Checked after resolution, as delivery does: a name must not lead where a literal may not (a tenant could
+        // otherwise probe the gateway host's own services; security review H2).
+        var usable = all.Where(a => _destinations.Refusal(a) is null).ToList();
         return usable.Count == 0
-            ? ([], $"{host} resolves only to addresses mail cannot be delivered to ({string.Join(", ", all)})")
+            ? ([], $"refused: {host} resolves only to addresses the gateway does not connect to ({string.Join("; ", all.Select(a => $"{a}: {_destinations.Refusal(a)}"))})")
             : (usable, null);
     }
 

@@ -119,6 +119,16 @@ public sealed class DomainHealthChecker(IMailDns dns, DomainVerifier verifier, C
                 "or Google Workspace, or add the public IP addresses of your own sending servers (custom_ips); or disable outbound."));
         }
 
+        if (outbound.Office365 && outbound.Office365TenantId is null)
+        {
+            // requirements §3.9: Microsoft's ranges are shared by every Microsoft 365 customer; without the tenant id the
+            // intake cannot tell this customer's mail from anyone else's and refuses it.
+            findings.Add(new Finding(FindingCodes.Office365NoTenantId, FindingSeverity.Error,
+                $"Microsoft 365 is allowed to send for {domain.Name} but no Microsoft 365 tenant id is set, so mail from Microsoft 365 is refused " +
+                "(550 5.7.1): any Microsoft 365 customer sends from the same addresses. Set outbound.office365_tenant_id to your tenant id " +
+                "(Microsoft Entra admin center, Overview, Tenant ID; gatewayctl domains update --office365-tenant-id)."));
+        }
+
         findings.AddRange(await spf.CheckAsync(domain.Name, ct).ConfigureAwait(false));
         return findings;
     }

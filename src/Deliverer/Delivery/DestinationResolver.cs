@@ -36,6 +36,19 @@ public sealed record Resolution(IReadOnlyList<Endpoint> Endpoints, DeliveryOutco
 /// </summary>
 public sealed class DestinationResolver(ILookupClient dns, DelivererOptions options, GatewayOptions gateway, Core.Delivery.QueueOptions queueOptions)
 {
+    private readonly Gateway.Core.Domains.DestinationFilter _destinations = new(gateway);
+
+    /// <summary>
+    /// Why the Deliverer must not connect to <paramref name="endpoint"/> (loopback, link-local, this host, …, in any
+    /// IPv6 spelling; <see cref="Gateway.Core.Domains.DestinationFilter"/>), or null. Checked on the resolved address,
+    /// just before connecting (security review H2).
+    /// </summary>
+    public string? Refusal(IPEndPoint endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        return _destinations.Refusal(endpoint.Address);
+    }
+
     /// <summary>Postfix: smtp_mx_address_limit = 5. Enough to get past a few dead hosts; bounded so one attempt stays short.</summary>
     public const int MaxMxAddresses = 5;
 

@@ -104,6 +104,15 @@ public sealed partial class MessageDeliverer(
     private async Task<IReadOnlyList<Group>> RouteAsync(QueuedMessage message, List<string> pending, CancellationToken cancellationToken)
     {
         var groups = new List<Group>();
+        if (message.Direction == Direction.Outbound && OutboundHold(message) is { } hold)
+        {
+            // requirements §3.10: outbound off means off, also for mail queued (or released from quarantine) before.
+            // Held, not bounced: turning outbound on again sends it; the message lifetime still applies (then a DSN).
+            LogOutboundHeld(logger, message.Id, message.Domain);
+            groups.Add(new Group(pending, null, hold));
+            return groups;
+        }
+
         if (message.Direction == Direction.Outbound)
         {
             foreach (var byDomain in pending.GroupBy(r => EnvelopeAddress.DomainOf(r).ToLowerInvariant()))
@@ -228,6 +237,13 @@ public sealed partial class MessageDeliverer(
             {
                 result = new TransactionResult(new Dictionary<string, DeliveryOutcome>(),
                     DeliveryOutcome.Permanent($"554 5.4.6 Mail for {EnvelopeAddress.DomainOf(remaining[0])} loops back to myself ({endpoint})"));
+            }
+            else if (resolver.Refusal(endpoint.Address) is { } refused)
+            {
+                // A name that resolves where the gateway must not go (requirements §11): a failed host, never a connection.
+                LogDestinationRefused(logger, message.Id, endpoint.ToString(), refused);
+                result = new TransactionResult(new Dictionary<string, DeliveryOutcome>(),
+                    DeliveryOutcome.Transient($"Not connecting to {endpoint}: {refused}"));
             }
             else
             {
@@ -423,6 +439,21 @@ public sealed partial class MessageDeliverer(
 
     [LoggerMessage(EventId = 1202, Level = LogLevel.Warning, Message = "Message {Id}: the outcome is kept in memory, Redis is unavailable ({Reason}); writing it again in {Delay}")]
     private static partial void LogRecordDeferred(ILogger logger, string id, TimeSpan delay, string reason);
+
+    [LoggerMessage(EventId = 1203, Level = LogLevel.Warning, Message = "Message {Id}: not connecting to {Host}: it is {Reason}; the host counts as failed")]
+    private static partial void LogDestinationRefused(ILogger logger, string id, string host, string reason);
+
+    /// <summary>
+    /// Why an outbound copy must wait instead of leaving: its domain's outbound relay is off (null: it may leave). The
+    /// gateway's own DSNs are not the customer's outbound mail (an inbound-only domain's bounces go out this way).
+    /// </summary>
+    private DeliveryOutcome? OutboundHold(QueuedMessage message) =>
+        !message.IsDsn && snapshot.Find(message.Domain) is { } entry && !entry.Outbound.Enabled
+            ? DeliveryOutcome.Transient($"Outbound is disabled for {entry.Name}: held until outbound is turned on again")
+            : null;
+
+    [LoggerMessage(EventId = 1204, Level = LogLevel.Information, Message = "Message {Id}: outbound is disabled for {Domain}; held, not sent")]
+    private static partial void LogOutboundHeld(ILogger logger, string id, string domain);
 
     [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Message {Id} was removed from the queue while it was being delivered")]
     private static partial void LogGone(ILogger logger, string id);

@@ -65,6 +65,7 @@ public sealed partial class MtaStsPolicySource : IDisposable
     private readonly OutboundMetrics _metrics;
     private readonly TimeProvider _clock;
     private readonly ILogger<MtaStsPolicySource> _logger;
+    private readonly DestinationFilter _destinations;
     private readonly HttpClient _http;
     private readonly ConcurrentDictionary<string, Lazy<Task<MtaStsPolicy?>>> _inFlight = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (MtaStsPolicy? Policy, long Checked)> _recent = new(StringComparer.Ordinal);
@@ -76,6 +77,7 @@ public sealed partial class MtaStsPolicySource : IDisposable
         _dns = dns;
         _options = options;
         _gateway = gateway;
+        _destinations = new DestinationFilter(gateway);
         _certificates = certificates;
         _metrics = metrics;
         _clock = clock;
@@ -308,7 +310,7 @@ public sealed partial class MtaStsPolicySource : IDisposable
         }
 
         // A hostile domain must not make the gateway fetch from its own host or private services (SSRF).
-        var usable = addresses.Where(a => (_gateway.AllowLoopbackDestinations || !IPAddress.IsLoopback(a)) && !IpAddressText.IsNeverDeliverable(a)).ToList();
+        var usable = addresses.Where(a => _destinations.Refusal(a) is null).ToList();
         if (usable.Count == 0)
         {
             throw new HttpRequestException($"{host} has no usable address ({(addresses.Count == 0 ? "none" : string.Join(", ", addresses))})");

@@ -214,6 +214,15 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
     private async Task<string> StoreAsync(SmtpSession session)
     {
         var m = session.Pending!;
+        // requirements §3.9: mail through Microsoft 365's shared ranges must carry the customer's own tenant stamp.
+        if (relay.ProviderBindingRefusal(m.Recipients.Where(r => r.Direction == Gateway.Core.Mail.Direction.Outbound).Select(r => r.Domain).Distinct(StringComparer.Ordinal),
+                m.Client.Address, m.Body.WrittenSpan) is { } binding)
+        {
+            LogProviderBinding(logger, m.Id, m.Client.Address, binding.Domain, binding.Reason);
+            metrics.Message("rejected");
+            return session.Stored(new IntakeResult([], "550 5.7.1 Sender not authorised: " + binding.Reason));
+        }
+
         try
         {
             // Scanned before it is stored (requirements §9, docs/protection.md): a refusal or deferral is the client's DATA reply.
@@ -237,6 +246,13 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
             metrics.Message("failed");
             _ = session.NotStored(domainDeleted: false); // ends the transaction
             return "451 4.7.0 Error: DKIM signing is temporarily unavailable";
+        }
+        catch (DomainDeletedException) when (snapshot.Hold is not null)
+        {
+            // requirements §4 rule 5: Redis lost the domain's record while this program holds its last good snapshot
+            // (suspected data loss, not a deletion): try later, never a permanent NO-DOMAIN from the loss.
+            metrics.Message("failed");
+            return session.NotStored(domainDeleted: false);
         }
         catch (DomainDeletedException)
         {
@@ -288,6 +304,9 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Intake: client {Client} idle too long; closing")]
     private static partial void LogIdleTimeout(ILogger logger, string client);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "Intake: message {Id} from {Client} refused at DATA for {Domain}: {Reason}")]
+    private static partial void LogProviderBinding(ILogger logger, string id, string client, string domain, string reason);
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Error, Message = "Intake: message {Id} could not be queued; answered 451: {Reason}")]
     private static partial void LogEnqueueFailed(ILogger logger, string id, string reason);

@@ -44,6 +44,13 @@ public sealed record OutboundSettings(bool Enabled, bool Office365, bool GoogleW
 
     public static readonly OutboundSettings Disabled = new(false, false, false, []);
 
+    /// <summary>
+    /// The customer's Microsoft 365 tenant id (a GUID, lower case), or null. requirements §3.9: mail that comes in through
+    /// Microsoft's shared ranges is relayed only when Exchange Online's <c>X-MS-Exchange-CrossTenant-Id</c> names it
+    /// (Relay/ProviderBinding.cs).
+    /// </summary>
+    public string? Office365TenantId { get; init; }
+
     /// <summary>True when outbound is on but no source is allowed: all outbound mail is refused.</summary>
     [JsonIgnore]
     public bool HasNoSource => Enabled && !Office365 && !GoogleWorkspace && CustomIps.Count == 0;

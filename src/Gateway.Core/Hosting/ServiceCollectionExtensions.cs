@@ -23,6 +23,7 @@ public static class ServiceCollectionExtensions
             .Validate(o => Domains.DomainName.TryNormalize(o.GatewayDomain, out _, out _),
                 "Gateway:GatewayDomain must be a DNS name such as gateway.example.net.")
             .Validate(o => o.SnapshotReconcileInterval > TimeSpan.Zero, "Gateway:SnapshotReconcileInterval must be positive.")
+            .Validate(o => o.ConfigPendingGrace > TimeSpan.Zero, "Gateway:ConfigPendingGrace must be positive.")
             .Validate(o => o.MessageLogRetention > TimeSpan.Zero && o.MaintenanceInterval > TimeSpan.Zero && o.MessageLogFollowPollInterval > TimeSpan.Zero,
                 "Gateway:MessageLogRetention, Gateway:MaintenanceInterval and Gateway:MessageLogFollowPollInterval must be positive.")
             .Validate(o => TryParseRedis(o.Redis), "Gateway:Redis is not a valid StackExchange.Redis configuration string (e.g. 127.0.0.1:6379).")
@@ -51,6 +52,7 @@ public static class ServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<RedisDurability>());
         services.AddGatewayInstruments<RedisDurabilityMetrics>();
         services.AddSingleton<ConfigChangeFeed>();
+        services.AddSingleton<ConfigStateStore>();
         // Every program that purges a domain's schedule entries must agree on the shard count (Gateway:Queue).
         services.AddSingleton(sp => new DomainStore(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<ConfigChangeFeed>(),
             sp.GetService<Delivery.QueueOptions>()?.ScheduleShards ?? RedisKeys.DefaultScheduleShards, sp.GetRequiredService<TimeProvider>()));
@@ -96,7 +98,10 @@ public static class SnapshotServiceCollectionExtensions
     public static IServiceCollection AddConfigSnapshot(this IServiceCollection services)
     {
         services.AddSingleton(sp => new Snapshot.ConfigSnapshot { UnverifiedInboundGrace = sp.GetRequiredService<GatewayOptions>().UnverifiedInboundGracePeriod });
-        services.AddSingleton<Snapshot.ConfigSnapshotService>();
+        services.AddSingleton(sp => new Snapshot.ConfigSnapshotService(sp.GetRequiredService<Snapshot.ConfigSnapshot>(), sp.GetRequiredService<DomainStore>(),
+            sp.GetRequiredService<ConfigChangeFeed>(), sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<GatewayOptions>(),
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<Snapshot.ConfigSnapshotService>>(),
+            sp.GetRequiredService<Rules.RuleStore>(), sp.GetRequiredService<ConfigStateStore>()));
         services.AddHostedService(sp => sp.GetRequiredService<Snapshot.ConfigSnapshotService>());
         services.AddGatewayInstruments<Telemetry.SnapshotMetrics>(); // gateway.snapshot.* (docs/telemetry.md)
         return services;

@@ -15,6 +15,29 @@ namespace Gateway.Core.Relay;
 public sealed class RelayDecider(ConfigSnapshot snapshot, ProviderRangesService ranges, RelayEngine engine)
 {
     public RelayDecision Decide(RelayRequest request) => engine.Evaluate(request, snapshot, ranges.Current);
+
+    /// <summary>
+    /// The first outbound domain among <paramref name="outboundDomains"/> whose provider binding refuses the message
+    /// (<see cref="ProviderBinding"/>) and why, or null: checked at DATA, once the headers are known.
+    /// </summary>
+    public (string Domain, string Reason)? ProviderBindingRefusal(IEnumerable<string> outboundDomains, string clientAddress, ReadOnlySpan<byte> message)
+    {
+        ArgumentNullException.ThrowIfNull(outboundDomains);
+        if (!Domains.IpAddressText.TryParseClient(clientAddress, out var client))
+        {
+            return null;
+        }
+
+        foreach (var name in outboundDomains)
+        {
+            if (snapshot.Find(name) is { } domain && ProviderBinding.Refusal(domain, client, ranges.Current, message) is { } reason)
+            {
+                return (domain.Name, reason);
+            }
+        }
+
+        return null;
+    }
 }
 
 /// <summary>

@@ -59,17 +59,20 @@ public sealed class RuleStore(IConnectionMultiplexer redis, ConfigChangeFeed fee
     public async Task<(SaveRulesOutcome Outcome, RuleList? Saved)> SaveAsync(string companyId, string domain, long expectedRevision, IReadOnlyList<PolicyRule> rules)
     {
         var list = new RuleList { Revision = expectedRevision + 1, Rules = rules };
+        var intent = await feed.BeginAsync(domain, RulesOp).ConfigureAwait(false);
         var r = (long)await Db.ScriptEvaluateAsync(SaveScript, [RedisKeys.Domain(domain), RedisKeys.DomainRules(domain)],
             [companyId, expectedRevision, RuleJson.Serialize(list)]).ConfigureAwait(false);
         switch (r)
         {
             case -1:
+                await feed.CancelAsync(intent).ConfigureAwait(false);
                 return (SaveRulesOutcome.NotFound, null);
             case -2:
+                await feed.CancelAsync(intent).ConfigureAwait(false);
                 return (SaveRulesOutcome.Stale, null);
         }
 
-        await feed.PublishAsync(domain, RulesOp).ConfigureAwait(false);
+        await feed.PublishAsync(domain, RulesOp, intent).ConfigureAwait(false);
         return (SaveRulesOutcome.Done, list with { Revision = r });
     }
 

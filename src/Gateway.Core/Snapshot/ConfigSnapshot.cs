@@ -27,6 +27,19 @@ public sealed class ConfigSnapshot
 
     public int Count => _map.Domains.Count;
 
+    /// <summary>The lineage id (<see cref="Storage.RedisKeys.ConfigEpoch"/>) the snapshot was loaded from, when there was one.</summary>
+    public string? Epoch { get => Volatile.Read(ref _epoch); set => Volatile.Write(ref _epoch, value); }
+
+    private string? _epoch;
+
+    /// <summary>
+    /// Set while the program keeps this snapshot although Redis shows another state (suspected data loss,
+    /// <see cref="DataLossGuard"/>): it still decides from it, reports unhealthy and waits for an operator.
+    /// </summary>
+    public SnapshotHold? Hold { get => Volatile.Read(ref _hold); set => Volatile.Write(ref _hold, value); }
+
+    private SnapshotHold? _hold;
+
     /// <summary>
     /// <c>Gateway:UnverifiedInboundGracePeriod</c>: how long after registration an unverified domain gets inbound relay
     /// (<see cref="TimeSpan.Zero"/>, the default: as long as it is registered).

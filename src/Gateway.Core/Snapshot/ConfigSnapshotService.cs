@@ -13,8 +13,10 @@ namespace Gateway.Core.Snapshot;
 /// <item>on each change message reads the change stream after its applied version and reloads just those domains;</item>
 /// <item>every <see cref="GatewayOptions.SnapshotReconcileInterval"/> and after a Redis reconnect compares the
 /// stored version with its own and catches up the same way, so a lost pub/sub message costs at most one interval;</item>
-/// <item>reloads everything when the stream no longer reaches back to its version (trimmed) or the version went
-/// backwards (Redis lost data).</item>
+/// <item>reloads everything when the stream no longer reaches back to its version (trimmed);</item>
+/// <item>keeps its last good snapshot when Redis looks like it lost data (<see cref="DataLossGuard"/>: the version went
+/// backwards, the lineage id changed or vanished, a full load would drop a large share of the domains): it reports
+/// unhealthy and waits for an operator to accept the new state (requirements §4 rule 5, §8).</item>
 /// </list>
 /// All work happens on one loop, so updates apply in order; readers never wait for it.
 /// </summary>
@@ -26,8 +28,14 @@ public sealed partial class ConfigSnapshotService(
     GatewayOptions options,
     TimeProvider clock,
     ILogger<ConfigSnapshotService> logger,
-    Rules.RuleStore? ruleStore = null) : BackgroundService
+    Rules.RuleStore? ruleStore = null,
+    ConfigStateStore? stateStore = null) : BackgroundService
 {
+    private readonly ConfigStateStore _states = stateStore ?? new ConfigStateStore(redis);
+
+    /// <summary>How this program names itself in the held reports an operator lists (host, process, program, instance).</summary>
+    public string Instance { get; } = $"{Environment.MachineName}:{Environment.ProcessId}:{AppDomain.CurrentDomain.FriendlyName}:{Guid.NewGuid().ToString("N")[..6]}";
+
     // Rules load with their domain (same change feed): a rule change reloads the domain like a settings change.
     private readonly Rules.RuleStore _rules = ruleStore ?? new Rules.RuleStore(redis, feed);
 
@@ -48,10 +56,23 @@ public sealed partial class ConfigSnapshotService(
                 {
                     if (!snapshot.IsLoaded)
                     {
-                        await FullLoadAsync(stoppingToken).ConfigureAwait(false);
+                        await FullLoadAsync(guard: false, stoppingToken).ConfigureAwait(false);
                     }
 
-                    await CatchUpAsync(stoppingToken).ConfigureAwait(false);
+                    // A writer that died between saving a change and announcing it: announce it for everyone.
+                    if (await feed.AnnounceAbandonedAsync(options.ConfigPendingGrace).ConfigureAwait(false) is > 0 and var announced)
+                    {
+                        LogAbandonedAnnounced(logger, announced);
+                    }
+
+                    if (snapshot.Hold is { } hold)
+                    {
+                        await CheckHoldAsync(hold, stoppingToken).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await CatchUpAsync(stoppingToken).ConfigureAwait(false);
+                    }
                     backoff = TimeSpan.FromMilliseconds(200);
                 }
                 catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException or System.Text.Json.JsonException)
@@ -107,11 +128,24 @@ public sealed partial class ConfigSnapshotService(
 
     private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e) => Wake();
 
-    private async Task FullLoadAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Loads everything; with <paramref name="guard"/>, a load that drops a large share of the domains is not applied
+    /// but holds the snapshot (returns false).
+    /// </summary>
+    private async Task<bool> FullLoadAsync(bool guard, CancellationToken cancellationToken)
     {
         var started = clock.GetTimestamp();
-        var version = await feed.GetVersionAsync().ConfigureAwait(false);
+        var lineage = await _states.GetLineageAsync().ConfigureAwait(false);
+        var version = lineage.Version;
         var domains = await store.LoadAllAsync(cancellationToken).ConfigureAwait(false);
+        if (guard && snapshot.IsLoaded &&
+            DataLossGuard.CheckDrop(snapshot.Count, domains.Count, options.SnapshotDropGuardPercent, options.SnapshotDropGuardMinimum) is { } drop &&
+            !DataLossGuard.IsAccepted(await _states.GetAcceptanceAsync().ConfigureAwait(false), lineage, snapshot.Epoch))
+        {
+            await HoldAsync(drop).ConfigureAwait(false);
+            return false;
+        }
+
         var rules = new Dictionary<string, Rules.RuleList>(StringComparer.OrdinalIgnoreCase);
         const int Chunk = 2000;
         for (var i = 0; i < domains.Count; i += Chunk)
@@ -128,8 +162,36 @@ public sealed partial class ConfigSnapshotService(
         }
 
         snapshot.Replace(domains, version, clock.GetUtcNow(), rules);
+        snapshot.Epoch = lineage.Epoch;
         var elapsed = clock.GetElapsedTime(started);
         LogLoaded(logger, domains.Count, version, elapsed.TotalMilliseconds);
+        return true;
+    }
+
+    private async Task HoldAsync(string reason)
+    {
+        var hold = new SnapshotHold(reason, clock.GetUtcNow(), snapshot.Epoch);
+        snapshot.Hold = hold;
+        LogHeld(logger, reason, snapshot.Count, snapshot.Version);
+        await _states.ReportHeldAsync(Instance, hold.Since, reason, clock.GetUtcNow()).ConfigureAwait(false);
+    }
+
+    /// <summary>While held: lets go once an operator accepted the stored state, else reports the hold again.</summary>
+    private async Task CheckHoldAsync(SnapshotHold hold, CancellationToken cancellationToken)
+    {
+        var lineage = await _states.GetLineageAsync().ConfigureAwait(false);
+        var accepted = await _states.GetAcceptanceAsync().ConfigureAwait(false);
+        if (!DataLossGuard.IsAccepted(accepted, lineage, hold.HeldEpoch))
+        {
+            await _states.ReportHeldAsync(Instance, hold.Since, hold.Reason, clock.GetUtcNow()).ConfigureAwait(false);
+            return;
+        }
+
+        await FullLoadAsync(guard: false, cancellationToken).ConfigureAwait(false);
+        snapshot.Hold = null;
+        LogAccepted(logger, accepted!.By, snapshot.Count, snapshot.Version);
+        await _states.ClearHeldAsync(Instance).ConfigureAwait(false);
+        await CatchUpAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private async Task CatchUpAsync(CancellationToken cancellationToken)
@@ -137,25 +199,39 @@ public sealed partial class ConfigSnapshotService(
         while (!cancellationToken.IsCancellationRequested)
         {
             var applied = snapshot.Version;
-            var current = await feed.GetVersionAsync().ConfigureAwait(false);
+            var lineage = await _states.GetLineageAsync().ConfigureAwait(false);
+            var current = lineage.Version;
+            if (DataLossGuard.CheckLineage(applied, snapshot.Epoch, lineage) is { } loss)
+            {
+                if (DataLossGuard.IsAccepted(await _states.GetAcceptanceAsync().ConfigureAwait(false), lineage, snapshot.Epoch))
+                {
+                    // An operator accepted this state (possibly before this program noticed): take it.
+                    LogVersionWentBack(logger, loss);
+                    await FullLoadAsync(guard: false, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                await HoldAsync(loss).ConfigureAwait(false);
+                return;
+            }
+
+            // Loaded before the first change set a lineage id: adopt it.
+            snapshot.Epoch ??= lineage.Epoch;
             if (current == applied)
             {
                 snapshot.MarkSynced(applied, clock.GetUtcNow());
                 return;
             }
 
-            if (current < applied)
-            {
-                LogVersionWentBack(logger, applied, current);
-                await FullLoadAsync(cancellationToken).ConfigureAwait(false);
-                continue;
-            }
-
             var changes = await feed.ReadAfterAsync(applied, StreamBatch).ConfigureAwait(false);
             if (changes.Count == 0 || changes[0].Version != applied + 1)
             {
                 LogGap(logger, applied, changes.Count == 0 ? current : changes[0].Version);
-                await FullLoadAsync(cancellationToken).ConfigureAwait(false);
+                if (!await FullLoadAsync(guard: true, cancellationToken).ConfigureAwait(false))
+                {
+                    return;
+                }
+
                 continue;
             }
 
@@ -183,9 +259,18 @@ public sealed partial class ConfigSnapshotService(
     [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "Snapshot sync failed (snapshot loaded: {Loaded}); keeping the current one: {Reason}")]
     private static partial void LogSyncFailed(ILogger logger, bool loaded, string reason);
 
-    [LoggerMessage(EventId = 303, Level = LogLevel.Warning, Message = "Config version went back from {Applied} to {Current} (Redis lost data?); reloading everything")]
-    private static partial void LogVersionWentBack(ILogger logger, long applied, long current);
+    [LoggerMessage(EventId = 303, Level = LogLevel.Warning, Message = "Stored configuration changed lineage ({Reason}) and an operator accepted it; reloading everything")]
+    private static partial void LogVersionWentBack(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 304, Level = LogLevel.Information, Message = "Change stream does not reach back to version {Applied} (next available {Next}); reloading everything")]
     private static partial void LogGap(ILogger logger, long applied, long next);
+
+    [LoggerMessage(EventId = 305, Level = LogLevel.Error, Message = "Redis looks like it lost data: {Reason}. Keeping the last good snapshot ({Count} domains at config version {Version}) and reporting unhealthy until an operator accepts the stored state (gatewayctl config accept)")]
+    private static partial void LogHeld(ILogger logger, string reason, int count, long version);
+
+    [LoggerMessage(EventId = 307, Level = LogLevel.Warning, Message = "Announced {Count} configuration changes that were saved but never announced (their writer died in between)")]
+    private static partial void LogAbandonedAnnounced(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 306, Level = LogLevel.Warning, Message = "Operator {By} accepted the stored configuration; snapshot replaced: {Count} domains at config version {Version}")]
+    private static partial void LogAccepted(ILogger logger, string by, int count, long version);
 }

@@ -17,7 +17,8 @@ public readonly record struct ConfigChange(long Version, string Op, string Domai
 /// <summary>
 /// Announces saved configuration changes: bumps <see cref="RedisKeys.ConfigVersion"/>, appends to the
 /// <see cref="RedisKeys.ConfigChanges"/> stream with the version as entry id, and publishes on
-/// <see cref="RedisKeys.ConfigChannel"/>, atomically in one script (all keys in the <c>{cfg}</c> slot).
+/// <see cref="RedisKeys.ConfigChannel"/>, atomically in one script (all keys in the <c>{cfg}</c> slot); the first change
+/// also sets the lineage id <see cref="RedisKeys.ConfigEpoch"/> (data loss detection, docs/reliability.md).
 /// Subscribers apply the message within milliseconds; a subscriber that missed one sees the version
 /// move on its reconcile timer and reads the stream from its last applied version.
 /// </summary>
@@ -26,16 +27,79 @@ public sealed class ConfigChangeFeed(IConnectionMultiplexer redis, GatewayOption
     private const string PublishScript = """
         local v = redis.call('INCR', KEYS[1])
         redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], v .. '-0', 'd', ARGV[1], 'op', ARGV[2])
+        redis.call('SETNX', KEYS[3], ARGV[5])
         redis.call('PUBLISH', ARGV[4], v .. ' ' .. ARGV[2] .. ' ' .. ARGV[1])
+        if ARGV[6] ~= '' then redis.call('ZREM', KEYS[4], ARGV[6]) end
         return v
         """;
 
-    /// <summary>Records a change of <paramref name="domain"/> and returns the new config version.</summary>
-    public async Task<long> PublishAsync(string domain, string op)
+    // KEYS: pending. ARGV: intent. Scored with Redis's clock, so every process agrees on its age.
+    private const string BeginScript = """
+        local t = redis.call('TIME')
+        redis.call('ZADD', KEYS[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])
+        return 1
+        """;
+
+    // KEYS: version, changes, epoch, pending. ARGV: stream length, channel, grace (ms), new epoch, batch.
+    // Announces intents older than the grace exactly as PublishScript would have, and forgets them.
+    private const string AnnounceAbandonedScript = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local stale = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]), 'LIMIT', 0, tonumber(ARGV[5]))
+        for _, m in ipairs(stale) do
+          local a = string.find(m, ' ', 1, true)
+          local b = a and string.find(m, ' ', a + 1, true)
+          if b then
+            local op = string.sub(m, a + 1, b - 1)
+            local d = string.sub(m, b + 1)
+            local v = redis.call('INCR', KEYS[1])
+            redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], v .. '-0', 'd', d, 'op', op)
+            redis.call('SETNX', KEYS[3], ARGV[4])
+            redis.call('PUBLISH', ARGV[2], v .. ' ' .. op .. ' ' .. d)
+          end
+          redis.call('ZREM', KEYS[4], m)
+        end
+        return #stale
+        """;
+
+    /// <summary>
+    /// Records, before a domain's change is written in its own slot, that it is about to be announced (requirements §3:
+    /// a saved change governs every decision within a second). A writer that dies between its write and
+    /// <see cref="PublishAsync"/> leaves the intent behind; <see cref="AnnounceAbandonedAsync"/> announces it. Returns
+    /// the intent, to pass to <see cref="PublishAsync"/> or <see cref="CancelAsync"/>.
+    /// </summary>
+    public async Task<string> BeginAsync(string domain, string op)
+    {
+        var intent = $"{Guid.NewGuid():N} {op} {domain}";
+        await redis.GetDatabase().ScriptEvaluateAsync(BeginScript, [RedisKeys.ConfigPending], [intent]).ConfigureAwait(false);
+        return intent;
+    }
+
+    /// <summary>Drops an intent whose write did not happen (refused); best effort: a left-over intent only costs one extra reload.</summary>
+    public Task CancelAsync(string intent) => redis.GetDatabase().SortedSetRemoveAsync(RedisKeys.ConfigPending, intent);
+
+    /// <summary>
+    /// Announces the changes whose writer began more than <paramref name="grace"/> ago and never announced them (it
+    /// died, or lost Redis, between the write and the announcement). Any program may call it; the script is atomic, so
+    /// each intent is announced once. Returns how many were announced.
+    /// </summary>
+    public async Task<int> AnnounceAbandonedAsync(TimeSpan grace, int batch = 100)
+    {
+        var result = await redis.GetDatabase().ScriptEvaluateAsync(AnnounceAbandonedScript,
+            [RedisKeys.ConfigVersion, RedisKeys.ConfigChanges, RedisKeys.ConfigEpoch, RedisKeys.ConfigPending],
+            [options.ConfigChangeStreamLength, RedisKeys.ConfigChannel.ToString(), (long)grace.TotalMilliseconds, Guid.NewGuid().ToString("N"), batch]).ConfigureAwait(false);
+        return (int)result;
+    }
+
+    /// <summary>
+    /// Records a change of <paramref name="domain"/> and returns the new config version; with the
+    /// <paramref name="intent"/> of <see cref="BeginAsync"/>, forgets it in the same step.
+    /// </summary>
+    public async Task<long> PublishAsync(string domain, string op, string? intent = null)
     {
         var result = await redis.GetDatabase().ScriptEvaluateAsync(PublishScript,
-            [RedisKeys.ConfigVersion, RedisKeys.ConfigChanges],
-            [domain, op, options.ConfigChangeStreamLength, RedisKeys.ConfigChannel.ToString()]).ConfigureAwait(false);
+            [RedisKeys.ConfigVersion, RedisKeys.ConfigChanges, RedisKeys.ConfigEpoch, RedisKeys.ConfigPending],
+            [domain, op, options.ConfigChangeStreamLength, RedisKeys.ConfigChannel.ToString(), Guid.NewGuid().ToString("N"), intent ?? string.Empty]).ConfigureAwait(false);
         return (long)result;
     }
 

@@ -138,14 +138,16 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
                 return (CreateDomainOutcome.AlreadyManaged, null);
         }
 
+        var intent = await feed.BeginAsync(config.Name, ConfigOps.Create).ConfigureAwait(false);
         var created = (long)await Db.ScriptEvaluateAsync(CreateScript,
             [RedisKeys.Domain(config.Name)], [config.CompanyId, StoreJson.Serialize(config)]).ConfigureAwait(false);
         if (created == 0)
         {
+            await feed.CancelAsync(intent).ConfigureAwait(false);
             return (CreateDomainOutcome.AlreadyManaged, null);
         }
 
-        await feed.PublishAsync(config.Name, ConfigOps.Create).ConfigureAwait(false);
+        await feed.PublishAsync(config.Name, ConfigOps.Create, intent).ConfigureAwait(false);
         return (CreateDomainOutcome.Created, config with { Revision = 1 });
     }
 
@@ -180,17 +182,20 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
     public async Task<(ChangeDomainOutcome Outcome, DomainConfig? Domain)> ReplaceAsync(DomainConfig next, long expectedRevision, string op)
     {
         ArgumentNullException.ThrowIfNull(next);
+        var intent = await feed.BeginAsync(next.Name, op).ConfigureAwait(false);
         var result = (long)await Db.ScriptEvaluateAsync(ReplaceScript, [RedisKeys.Domain(next.Name)],
             [next.CompanyId, expectedRevision, StoreJson.Serialize(next)]).ConfigureAwait(false);
         switch (result)
         {
             case -1:
+                await feed.CancelAsync(intent).ConfigureAwait(false);
                 return (ChangeDomainOutcome.NotFound, null);
             case -2:
+                await feed.CancelAsync(intent).ConfigureAwait(false);
                 return (ChangeDomainOutcome.EtagMismatch, null);
         }
 
-        await feed.PublishAsync(next.Name, op).ConfigureAwait(false);
+        await feed.PublishAsync(next.Name, op, intent).ConfigureAwait(false);
         return (ChangeDomainOutcome.Done, next with { Revision = result });
     }
 
@@ -215,11 +220,13 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
             return ChangeDomainOutcome.NotFound;
         }
 
+        var intent = await feed.BeginAsync(name, ConfigOps.Delete).ConfigureAwait(false);
         var result = (string?)await db.ScriptEvaluateAsync(TombstoneScript,
             [RedisKeys.Domain(name), RedisKeys.DomainQueue(name), RedisKeys.DomainQuarantine(name)],
             [companyId, etag ?? string.Empty, force ? "1" : "0"]).ConfigureAwait(false);
         if (result != "OK")
         {
+            await feed.CancelAsync(intent).ConfigureAwait(false);
             // Refused: nothing was deleted; the intent goes unless another delete of the same domain holds it too.
             await db.ScriptEvaluateAsync(DropIntentScript, [RedisKeys.DomainsBeingDeleted], [name]).ConfigureAwait(false);
 
@@ -232,7 +239,7 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
         }
 
         await db.SortedSetRemoveAsync(RedisKeys.TenantDomains(companyId), name).ConfigureAwait(false);
-        await feed.PublishAsync(name, ConfigOps.Delete).ConfigureAwait(false);
+        await feed.PublishAsync(name, ConfigOps.Delete, intent).ConfigureAwait(false);
         await PurgeAndReleaseAsync(companyId, name, cancellationToken).ConfigureAwait(false);
         return ChangeDomainOutcome.Done;
     }

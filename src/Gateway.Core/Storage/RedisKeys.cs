@@ -33,6 +33,21 @@ public static class RedisKeys
     /// <summary>Counter bumped by every saved configuration change.</summary>
     public static readonly RedisKey ConfigVersion = Cfg + "version";
 
+    /// <summary>
+    /// String: a random id of the configuration's lineage, set by the first announced change (and replaced when an operator
+    /// accepts a state after data loss). A snapshot that sees it change or vanish knows Redis lost data (requirements §4 rule 5).
+    /// </summary>
+    public static readonly RedisKey ConfigEpoch = Cfg + "epoch";
+
+    /// <summary>Hash: the operator's last acceptance of the stored configuration (<c>epoch</c>, <c>version</c>, <c>domains</c>, <c>at</c>, <c>by</c>, <c>reason</c>).</summary>
+    public static readonly RedisKey ConfigAccepted = Cfg + "accepted";
+
+    /// <summary>Hash: program instance → <c>"&lt;seen unix ms&gt;|&lt;held since unix ms&gt;|&lt;reason&gt;"</c> while its snapshot is held after suspected data loss.</summary>
+    public static readonly RedisKey ConfigHeld = Cfg + "held";
+
+    /// <summary>Sorted set: <c>"&lt;nonce&gt; &lt;op&gt; &lt;domain&gt;"</c> → Redis time (unix ms) of a change being saved but not yet announced (atomic change, requirements §3).</summary>
+    public static readonly RedisKey ConfigPending = Cfg + "pending";
+
     /// <summary>Stream of changes; entry id <c>&lt;version&gt;-0</c>, fields <c>d</c> (domain) and <c>op</c>.</summary>
     public static readonly RedisKey ConfigChanges = Cfg + "changes";
 

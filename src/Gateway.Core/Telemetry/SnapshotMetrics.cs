@@ -24,6 +24,8 @@ public sealed class SnapshotMetrics : IGatewayInstruments
         meter.CreateObservableGauge("gateway.snapshot.domains", () => snapshot.Count, "{domain}", "Managed domains in the snapshot.");
         meter.CreateObservableGauge("gateway.snapshot.loaded", () => snapshot.IsLoaded ? 1 : 0, "{bool}",
             "1 once the first full load succeeded; 0 while the program answers 'try later'.");
+        meter.CreateObservableGauge("gateway.snapshot.held", () => snapshot.Hold is null ? 0 : 1, "{bool}",
+            "1 while the program keeps its last good snapshot because Redis looks like it lost data (waits for an operator).");
         meter.CreateObservableGauge("gateway.snapshot.version", () => snapshot.Version, "{version}", "The config version the snapshot reflects.");
     }
 

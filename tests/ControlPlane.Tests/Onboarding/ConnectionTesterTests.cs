@@ -85,8 +85,44 @@ public sealed class ConnectionTesterTests
         var result = await Tester(dns, allowLoopback: false).TestAsync([Row("sneaky.example.net", port)], CancellationToken.None);
 
         Assert.False(result.Success);
-        Assert.Equal("sneaky.example.net resolves only to addresses mail cannot be delivered to (127.0.0.1)", Assert.Single(result.Results).Error);
+        Assert.Equal("refused: sneaky.example.net resolves only to addresses the gateway does not connect to (127.0.0.1: a loopback address (Gateway:AllowLoopbackDestinations is off))",
+            Assert.Single(result.Results).Error);
         Assert.False(listener.Pending());
+    }
+
+    [Theory]
+    [InlineData("::ffff:127.0.0.1")]
+    [InlineData("::127.0.0.1")]
+    [InlineData("64:ff9b::7f00:1")]
+    public async Task TestAsync_NameResolvingToAnIpv6FormOfLoopback_Refused_NeverConnected(string address)
+    {
+        using var listener = new TcpListener(IPAddress.IPv6Any, 0) { Server = { DualMode = true } };
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var dns = new ZoneDns().A("sneaky6.example.net", address);
+
+        var result = await Tester(dns, allowLoopback: false).TestAsync([Row("sneaky6.example.net", port)], CancellationToken.None);
+
+        Assert.False(result.Success);
+        Assert.StartsWith(ConnectionTester.FailureMessage, result.Message, StringComparison.Ordinal);
+        Assert.Contains("refused: sneaky6.example.net resolves only to addresses the gateway does not connect to", Assert.Single(result.Results).Error, StringComparison.Ordinal);
+        Assert.Contains("a loopback address", result.Results[0].Error, StringComparison.Ordinal);
+        Assert.False(listener.Pending());
+    }
+
+    [Theory]
+    [InlineData("169.254.169.254", "link-local")]
+    [InlineData("0.0.0.0", "unspecified")]
+    [InlineData("::ffff:169.254.169.254", "link-local")]
+    [InlineData("fe80::1", "link-local")]
+    [InlineData("ff02::1", "multicast")]
+    public async Task TestAsync_LiteralOrNameToForbiddenRange_RefusedWithTheRange(string address, string kind)
+    {
+        var dns = new ZoneDns().A("meta.example.net", address);
+        var byName = await Tester(dns).TestAsync([Row("meta.example.net", 25)], CancellationToken.None);
+        Assert.Contains($"a {kind} address", Assert.Single(byName.Results).Error, StringComparison.Ordinal);
+        var byLiteral = await Tester(new ZoneDns()).TestAsync([Row(address, 25)], CancellationToken.None);
+        Assert.Contains($"a {kind} address", Assert.Single(byLiteral.Results).Error, StringComparison.Ordinal);
     }
 
     [Fact]
