@@ -62,6 +62,14 @@ public sealed class DelivererOptions
     [Range(1, 10_000)]
     public int MaxConcurrentDeliveries { get; set; } = 64;
 
+    /// <summary>
+    /// At most this many addresses are connected to in one attempt, whatever the route's rows and DNS hold (Postfix:
+    /// <c>smtp_mx_address_limit</c> = 5 for MX; an inbound route may name up to 100 hosts of many addresses each), so one
+    /// attempt stays short (requirements §11.1).
+    /// </summary>
+    [Range(1, 1000)]
+    public int MaxAddressesPerAttempt { get; set; } = 10;
+
     /// <summary>How often the schedule is polled when nothing announced work (a missed wake-up costs at most this).</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -94,6 +102,10 @@ public sealed class DelivererOptions
     public TimeSpan QueueSampleInterval { get; set; } = TimeSpan.FromSeconds(5);
 
     public IPEndPoint ListenEndPoint => IPEndPoint.Parse(Listen);
+
+    /// <summary>Every intake listener configured (the main one and the inbound and outbound ones when set).</summary>
+    public IEnumerable<IPEndPoint> IntakeEndPoints() =>
+        new[] { Listen, InboundListen, OutboundListen }.Where(l => l.Length > 0 && IPEndPoint.TryParse(l, out _)).Select(IPEndPoint.Parse);
 
     internal static bool IsValid(DelivererOptions o) =>
         IPEndPoint.TryParse(o.Listen, out _) &&

@@ -1,0 +1,25 @@
+using System.Net;
+using Gateway.Core.Delivery;
+
+namespace Gateway.Core.Routing;
+
+/// <summary>One address to connect to, with the name it came from (for logs, DSNs and EHLO peers).</summary>
+public sealed record Endpoint(string HostName, IPEndPoint Address)
+{
+    /// <summary>
+    /// Set when this place in the failover order gets an outcome instead of a connection: a route host whose name did
+    /// not resolve (transient: the next host is tried), or an address of the gateway itself (permanent: a loop).
+    /// </summary>
+    public DeliveryOutcome? Failure { get; init; }
+
+    /// <summary><c>name[ip]:port</c> as Postfix logs relays.</summary>
+    public override string ToString() =>
+        Failure is not null && Address.Address.Equals(IPAddress.None) ? new RouteHost(HostName, Address.Port).ToString() :
+        HostName == Address.Address.ToString() ? new RouteHost(HostName, Address.Port).ToString() : $"{HostName}[{Address.Address}]:{Address.Port}";
+}
+
+/// <summary>The result of resolving a host or a domain's MX: endpoints, or why there are none.</summary>
+public sealed record Resolution(IReadOnlyList<Endpoint> Endpoints, DeliveryOutcome? Failure)
+{
+    public static Resolution Fail(DeliveryOutcome failure) => new([], failure);
+}
