@@ -39,6 +39,8 @@ public static class DelivererApp
                 [sp.GetRequiredService<QueueOptions>().EffectiveHostName], gateway.GatewayDomain);
         });
         builder.Services.AddSingleton<SmtpTransport>();
+        builder.Services.AddSingleton<DestinationLimiter>();
+        builder.Services.AddSingleton<DeadHosts>();
         builder.Services.AddSingleton<MessageDeliverer>();
         builder.Services.AddSingleton<DeliveryScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());

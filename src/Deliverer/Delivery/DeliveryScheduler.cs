@@ -18,6 +18,7 @@ public sealed partial class DeliveryScheduler(
     MessageQueue queue,
     MessageDeliverer deliverer,
     SmtpTransport transport,
+    DeadHosts deadHosts,
     ConfigSnapshot snapshot,
     IConnectionMultiplexer redis,
     DelivererOptions options,
@@ -225,6 +226,15 @@ public sealed partial class DeliveryScheduler(
         {
             await Task.Delay(period, clock, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             await transport.PruneAsync().ConfigureAwait(false);
+            try
+            {
+                await deadHosts.RefreshAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException)
+            {
+                LogPollFailed(logger, e.Message);
+            }
+
             if (clock.GetElapsedTime(lastSweep) < options.SweepInterval || !snapshot.IsLoaded)
             {
                 continue;

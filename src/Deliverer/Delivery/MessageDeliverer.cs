@@ -23,6 +23,8 @@ public sealed partial class MessageDeliverer(
     DestinationResolver resolver,
     SmtpTransport transport,
     GatewaySelf self,
+    DestinationLimiter limiter,
+    DeadHosts deadHosts,
     BufferedMessageLog log,
     DelivererOptions options,
     QueueOptions queueOptions,
@@ -72,38 +74,50 @@ public sealed partial class MessageDeliverer(
 
         var started = clock.GetTimestamp();
         var results = new Dictionary<string, RecipientResult>(StringComparer.OrdinalIgnoreCase);
-        try
+        var busy = false;
+        // One deadline for the whole attempt, every host and recipient together (requirements §11.1).
+        using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
-            await AttemptAsync(message, body, results, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
-        {
-            Poisoned(message, message.Pending.Select(r => r.Address), results, e);
-        }
-
-        metrics.Attempt(message.Direction, clock.GetElapsedTime(started));
-        await FinishAsync(item, message, body, results, cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>Routes every pending recipient and tries its destinations; fills <paramref name="results"/>.</summary>
-    private async Task AttemptAsync(QueuedMessage message, byte[] body, Dictionary<string, RecipientResult> results, CancellationToken cancellationToken)
-    {
-        MimeMessage mime;
-        try
-        {
-            using var stream = new MemoryStream(body, writable: false);
-            mime = await MimeMessage.LoadAsync(stream, cancellationToken).ConfigureAwait(false);
-        }
-        catch (FormatException e)
-        {
-            foreach (var r in message.Pending)
+            deadline.CancelAfter(options.AttemptDeadline);
+            try
             {
-                results[r.Address] = new RecipientResult(DeliveryOutcome.Permanent("554 5.6.0 The message cannot be parsed: " + e.Message), null);
+                busy = await AttemptAsync(message, body, results, now >= RetryPolicy.ExpiresAt(message.CreateTime, queueOptions), deadline.Token).ConfigureAwait(false);
             }
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                LogDeadline(logger, message.Id, options.AttemptDeadline);
+                var late = DeliveryOutcome.Transient($"attempt deadline of {options.AttemptDeadline} reached");
+                foreach (var r in message.Pending)
+                {
+                    results.TryAdd(r.Address, new RecipientResult(late, null));
+                }
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                Poisoned(message, message.Pending.Select(r => r.Address), results, e);
+            }
+        }
 
+        if (results.Count == 0 && busy)
+        {
+            // Every destination of the message was full: nothing was attempted, so nothing is counted or written.
+            await queue.CompleteAsync(item, clock.GetUtcNow() + options.BusyRetryDelay).ConfigureAwait(false);
             return;
         }
 
+        metrics.Attempt(message.Direction, clock.GetElapsedTime(started));
+        await FinishAsync(item, message, body, results, busy ? clock.GetUtcNow() + options.BusyRetryDelay : null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Routes every pending recipient and tries its destinations; fills <paramref name="results"/>. Returns true when
+    /// some batch was left untried because its destination had no free slot (it is looked at again soon).
+    /// </summary>
+    /// <param name="expired">The message's lifetime is over: a busy destination is an outcome then, so the message ends.</param>
+    private async Task<bool> AttemptAsync(QueuedMessage message, byte[] body, Dictionary<string, RecipientResult> results, bool expired, CancellationToken cancellationToken)
+    {
+        MimeMessage? mime = null;
+        var busy = false;
         foreach (var batch in RouteChoice.Batches(message, snapshot))
         {
             if (batch.Outcome is { } outcome)
@@ -112,16 +126,54 @@ public sealed partial class MessageDeliverer(
                 continue;
             }
 
+            var destination = batch.Destination!;
+            if (!limiter.TryEnter(destination.Domain))
+            {
+                if (expired)
+                {
+                    Set(results, batch.Recipients, DeliveryOutcome.Transient($"{options.MaxConcurrentPerDestination} deliveries to {destination.Domain} were running"), null);
+                }
+
+                busy = !expired;
+                continue;
+            }
+
             try
             {
-                await DeliverBatchAsync(message, mime, batch.Recipients, batch.Destination!, results, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    mime ??= await LoadMimeAsync(body, cancellationToken).ConfigureAwait(false);
+                }
+                catch (FormatException e)
+                {
+                    foreach (var r in message.Pending)
+                    {
+                        results[r.Address] = new RecipientResult(DeliveryOutcome.Permanent("554 5.6.0 The message cannot be parsed: " + e.Message), null);
+                    }
+
+                    return false;
+                }
+
+                await DeliverBatchAsync(message, mime, batch.Recipients, destination, results, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
                 // One batch's trouble (a name the resolver cannot take, a bug) is that batch's outcome; the others are still tried.
                 Poisoned(message, batch.Recipients, results, e);
             }
+            finally
+            {
+                limiter.Exit(destination.Domain);
+            }
         }
+
+        return busy;
+    }
+
+    private static async Task<MimeMessage> LoadMimeAsync(byte[] body, CancellationToken cancellationToken)
+    {
+        using var stream = new MemoryStream(body, writable: false);
+        return await MimeMessage.LoadAsync(stream, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The I/O of one batch: turns and DNS for the route choice, then the endpoints in order until each recipient has a final answer.</summary>
@@ -165,9 +217,25 @@ public sealed partial class MessageDeliverer(
                 break;
             }
 
-            var result = endpoint.Failure is { } failure
-                ? new TransactionResult(new Dictionary<string, DeliveryOutcome>(), failure)
-                : await transport.SendAsync(endpoint, mime, message.Sender, remaining, cancellationToken).ConfigureAwait(false);
+            TransactionResult result;
+            if (endpoint.Failure is { } failure)
+            {
+                result = new TransactionResult(new Dictionary<string, DeliveryOutcome>(), failure);
+            }
+            else if (deadHosts.IsDead(endpoint.Address, out var why))
+            {
+                // Timed out a moment ago (here or at another Deliverer): not again for every message (requirements §11.1).
+                result = new TransactionResult(new Dictionary<string, DeliveryOutcome>(), DeliveryOutcome.Transient($"not tried: it did not answer in time recently ({why})"));
+            }
+            else
+            {
+                result = await transport.SendAsync(endpoint, mime, message.Sender, remaining, cancellationToken).ConfigureAwait(false);
+                if (result.TimedOut)
+                {
+                    await deadHosts.MarkAsync(endpoint.Address, result.HostFailure?.Reply ?? "timed out").ConfigureAwait(false);
+                }
+            }
+
             var host = endpoint.ToString();
             var still = new List<string>(remaining.Count);
             foreach (var r in remaining)
@@ -192,10 +260,11 @@ public sealed partial class MessageDeliverer(
         }
     }
 
-    private async Task FinishAsync(ScheduledItem item, QueuedMessage message, byte[] body, Dictionary<string, RecipientResult> results, CancellationToken cancellationToken)
+    private async Task FinishAsync(ScheduledItem item, QueuedMessage message, byte[] body, Dictionary<string, RecipientResult> results, DateTimeOffset? untriedDue,
+        CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow();
-        var update = AttemptResult.Apply(message, results, now, queueOptions);
+        var update = AttemptResult.Apply(message, results, now, queueOptions, untriedDue);
         foreach (var step in update.Steps)
         {
             switch (step.Event)
@@ -347,6 +416,9 @@ public sealed partial class MessageDeliverer(
 
     [LoggerMessage(EventId = 1203, Level = LogLevel.Error, Message = "Message {Id} ({Domain}): the attempt failed with an exception; its recipients without an answer are deferred")]
     private static partial void LogAttemptFailed(ILogger logger, string id, string domain, Exception exception);
+
+    [LoggerMessage(EventId = 1205, Level = LogLevel.Warning, Message = "Message {Id}: the attempt deadline ({Deadline}) was reached; the recipients without an answer are deferred")]
+    private static partial void LogDeadline(ILogger logger, string id, TimeSpan deadline);
 
     [LoggerMessage(EventId = 1204, Level = LogLevel.Error, Message = "Message {Id}: the DSN could not be built or queued; the recipients' outcome stands")]
     private static partial void LogDsnFailed(ILogger logger, string id, Exception exception);

@@ -12,7 +12,11 @@ namespace Gateway.Deliverer.Delivery;
 /// <summary>The result of one SMTP transaction with one host.</summary>
 /// <param name="Recipients">Per-recipient outcome for those the host answered individually.</param>
 /// <param name="HostFailure">Set when the host or the transaction failed as a whole (connect, greeting, MAIL, DATA): it applies to every recipient without its own outcome.</param>
-public sealed record TransactionResult(IReadOnlyDictionary<string, DeliveryOutcome> Recipients, DeliveryOutcome? HostFailure);
+public sealed record TransactionResult(IReadOnlyDictionary<string, DeliveryOutcome> Recipients, DeliveryOutcome? HostFailure)
+{
+    /// <summary>The host did not connect or greet in time: a dead host for a while (<see cref="DeadHosts"/>).</summary>
+    public bool TimedOut { get; init; }
+}
 
 /// <summary>
 /// Delivery over SMTP with MailKit: EHLO, opportunistic STARTTLS (RFC 3207; certificates are not
@@ -68,7 +72,10 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
-                return new TransactionResult(new Dictionary<string, DeliveryOutcome>(), OutcomeClassifier.Classify(e));
+                return new TransactionResult(new Dictionary<string, DeliveryOutcome>(), OutcomeClassifier.Classify(e))
+                {
+                    TimedOut = e is OperationCanceledException or TimeoutException or SocketException { SocketErrorCode: SocketError.TimedOut },
+                };
             }
 
             client.BeginTransaction(mailboxes);
@@ -224,8 +231,9 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
                 await socket.ConnectAsync(endpoint.Address, connect.Token).ConfigureAwait(false);
             }
 
+            // Greeting, EHLO and STARTTLS together: a server that accepts TCP and never greets is given up on here.
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(options.CommandTimeout);
+            timeout.CancelAfter(options.GreetingTimeout < options.CommandTimeout ? options.GreetingTimeout : options.CommandTimeout);
             await client.ConnectAsync(socket, endpoint.Address.Address.ToString(), endpoint.Address.Port,
                 options.OpportunisticTls ? SecureSocketOptions.StartTlsWhenAvailable : SecureSocketOptions.None, timeout.Token).ConfigureAwait(false);
             return client;

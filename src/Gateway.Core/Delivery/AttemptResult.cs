@@ -43,7 +43,12 @@ public sealed record AttemptUpdate(QueuedMessage Message, bool Finished, DateTim
 public static class AttemptResult
 {
     /// <summary>The new state of <paramref name="message"/> after an attempt at <paramref name="now"/> that got <paramref name="results"/>.</summary>
-    public static AttemptUpdate Apply(QueuedMessage message, IReadOnlyDictionary<string, RecipientResult> results, DateTimeOffset now, QueueOptions options)
+    /// <param name="untriedDue">
+    /// When pending recipients that were not tried in this attempt (their destination was busy) are due again; the next
+    /// attempt is the earlier of this and the retry of transient failures.
+    /// </param>
+    public static AttemptUpdate Apply(QueuedMessage message, IReadOnlyDictionary<string, RecipientResult> results, DateTimeOffset now, QueueOptions options,
+        DateTimeOffset? untriedDue = null)
     {
         ArgumentNullException.ThrowIfNull(message);
         ArgumentNullException.ThrowIfNull(results);
@@ -104,15 +109,17 @@ public static class AttemptResult
         }
 
         var finished = recipients.All(r => r.State != RecipientState.Pending);
+        var untried = untriedDue is not null && message.Recipients.Any(r => r.State == RecipientState.Pending && !results.ContainsKey(r.Address));
+        var due = untried && (next is null || untriedDue < next) ? untriedDue : next;
         var updated = message with
         {
             Recipients = recipients,
             Attempts = attempts,
             FirstFailure = message.FirstFailure ?? (anyTransient || failed.Count > 0 ? now : null),
             LastError = lastError,
-            NextAttempt = next ?? now,
+            NextAttempt = due ?? now,
         };
-        return new AttemptUpdate(updated, finished, finished ? null : next ?? now, steps, failed, relayed);
+        return new AttemptUpdate(updated, finished, finished ? null : due ?? now, steps, failed, relayed);
     }
 
     /// <summary>

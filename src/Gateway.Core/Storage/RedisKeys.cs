@@ -92,6 +92,15 @@ public static class RedisKeys
     /// <summary>Hash of one schedule shard: member → lease token of the worker that holds it.</summary>
     public static RedisKey ScheduleLeases(int shard) => $"gw:{{sched:{shard}}}:leases";
 
+    /// <summary>
+    /// Sorted set in its own slot: delivery addresses (<c>ip:port</c>) that timed out, by the time (unix ms) until which no
+    /// Deliverer connects to them (docs/architecture.md "Routing and attempts"). Small: one entry per dead address.
+    /// </summary>
+    public static readonly RedisKey DeadHosts = "gw:{dead}:hosts";
+
+    /// <summary>Hash beside <see cref="DeadHosts"/>: address → why it was marked dead.</summary>
+    public static readonly RedisKey DeadHostReasons = "gw:{dead}:reasons";
+
     /// <summary>Pub/sub channel that wakes Deliverers when work became due (message: the shard number).</summary>
     public static readonly RedisChannel QueueChannel = RedisChannel.Literal("gw:queue");
 
