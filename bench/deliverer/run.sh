@@ -13,7 +13,7 @@ N=${1:-20000}
 SIZE=${SIZE:-4096}
 SESSIONS=${SESSIONS:-20}
 FAILOVER_N=${FAILOVER_N:-500}
-SCENARIOS=${SCENARIOS:-abqcd}  # a subset, e.g. SCENARIOS=b; KEEP=1 keeps the work folder (Postfix logs)
+SCENARIOS=${SCENARIOS:-abqcd}  # a subset, e.g. SCENARIOS=b; KEEP=1 keeps the work folder (Postfix logs); C needs BASELINE_DLL
 B_FSYNC=${B_FSYNC:-always}   # Redis appendfsync in (b) and (q): 'everysec' shows how much the fsyncs cost there
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/gw-bench.XXXXXX)
@@ -122,9 +122,9 @@ add_domain() { # $1 = domain, rows...; written as the ControlPlane's DomainStore
   redis-cli -p "$REDIS" HSET "gw:{d:$d}:config" company bench etag 1 data "$(domain_json "$@")" >/dev/null
 }
 DELIVERER=0
-start_deliverer() {
+start_deliverer() { # $1 = the Deliverer's dll (default: this checkout's build)
   DELIVERER=$(freeport)
-  dotnet "$DLL" --Gateway:Redis="127.0.0.1:$REDIS" --Gateway:Deliverer:Listen="127.0.0.1:$DELIVERER" --Gateway:Deliverer:HttpUrl= \
+  dotnet "${1:-$DLL}" --Gateway:Redis="127.0.0.1:$REDIS" --Gateway:Deliverer:Listen="127.0.0.1:$DELIVERER" --Gateway:Deliverer:HttpUrl= \
     --Gateway:Queue:HostName=bench-deliverer.test --Logging:LogLevel:Default=Warning > "$WORK/deliverer-$DELIVERER.log" 2>&1 &
   DELIVERER_PID=$!; PIDS+=("$DELIVERER_PID"); wait_port "$DELIVERER"
 }
@@ -165,6 +165,25 @@ for fsync in always everysec; do
   redis-cli -p "$REDIS" INFO commandstats > "$WORK/redis-commands-c-$fsync.txt" # kept with KEEP=1: Redis calls per message
   stop_deliverer; stop_sink
 done
+
+# (C) = (c) with appendfsync always for this build and BASELINE_DLL (another revision, bench/compare.sh), alternately
+# REPEAT_C times each, so the machine's drift hits both alike.
+if [[ $SCENARIOS == *C* && -n "${BASELINE_DLL:-}" ]]; then
+  declare -a CUR=() BASE=()
+  for i in $(seq 1 "${REPEAT_C:-3}"); do
+    for which in current baseline; do
+      start_sink; start_redis always; add_domain bench.test "127.0.0.1:$SINK:10"
+      if [ "$which" = current ]; then start_deliverer; else start_deliverer "$BASELINE_DLL"; fi
+      s=$(run_source "$DELIVERER"); r=$(rate "$s")
+      if [ "$which" = current ]; then CUR+=("$r"); else BASE+=("$r"); fi
+      echo "(C$i) $which Deliverer (always) -> smtp-sink: $s s, $r msg/s" >&2
+      stop_deliverer; stop_sink
+    done
+  done
+  median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+  RESULT[c_current]=$(median "${CUR[@]}"); RESULT[c_baseline]=$(median "${BASE[@]}")
+  echo "(C) median of ${#CUR[@]}: this build ${RESULT[c_current]} msg/s (${CUR[*]}), baseline ${RESULT[c_baseline]} msg/s (${BASE[*]})" >&2
+fi
 
 # (d) refused primary -> next host: time between the failed attempt and the delivery, from the message log
 FAILOVER=n/a
@@ -207,6 +226,8 @@ cat <<OUT
 | (q) the same, Postfix in after-queue mode (queues, then relays to the intake) | ${RESULT[q]:--} ($(ratio q)) |
 | (c) smtp-source → Deliverer → smtp-sink, appendfsync always | ${RESULT[c_always]:--} |
 | (c) smtp-source → Deliverer → smtp-sink, appendfsync everysec | ${RESULT[c_everysec]:--} |
+| (C) the same (always), this build, median | ${RESULT[c_current]:--} |
+| (C) the same (always), baseline build (BASELINE_DLL), median | ${RESULT[c_baseline]:--} |
 | (d) refused primary → delivered on the next host | $FAILOVER |
 
 N=$N, $SIZE-byte messages, $SESSIONS smtp-source sessions, $(nproc) cores, load average after: $(cut -d' ' -f1-3 /proc/loadavg)

@@ -20,6 +20,8 @@
 #   measured alternately per concurrency, so drift of the machine between phases cannot pass for lookup cost.
 #   DAEMON_HTTP_URL (empty: no /metrics listener, so no metrics listener on the instruments either;
 #   http://127.0.0.1:0 measures the daemon with its Prometheus export on)
+#   BASELINE_DLL=/path/Gateway.PolicyDaemon.dll: a second daemon built from another revision runs against the same Redis
+#   and is measured interleaved with this one as "daemon-baseline" (bench/compare.sh builds it from a git revision).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -91,9 +93,9 @@ wait_port "$REDIS_PORT"
 REDIS=127.0.0.1:$REDIS_PORT
 
 start_daemon() {
-  local label=$1
+  local label=$1 dll=${2:-$DAEMON_DLL}
   DAEMON_PORT=$(port); local sm; sm=$(port)
-  dotnet "$DAEMON_DLL" --Gateway:Redis="$REDIS" \
+  dotnet "$dll" --Gateway:Redis="$REDIS" \
     --PolicyDaemon:PolicyEndpoint="127.0.0.1:$DAEMON_PORT" --PolicyDaemon:SocketmapEndpoint="127.0.0.1:$sm" --PolicyDaemon:HttpUrl="${DAEMON_HTTP_URL:-}" \
     --Gateway:ProviderRanges:RefreshInterval=00:00:00 \
     --Logging:LogLevel:Default=Warning --Logging:LogLevel:Gateway.Core.Snapshot=Information \
@@ -175,6 +177,10 @@ fi
 for domains in $DOMAIN_COUNTS; do
   log "seeding $domains managed domains through the domain layer"
   "${BENCH[@]}" seed --redis "$REDIS" --to "$domains" --names "$WORK/domains-$domains.txt" 2>>"$REPORT.seed"
+  BASE_PORT=""
+  if [ -n "${BASELINE_DLL:-}" ]; then
+    start_daemon "$domains-baseline" "$BASELINE_DLL"; BASE_PORT=$DAEMON_PORT; BASE_PID=$DAEMON_PID; DAEMON_PID=""
+  fi
   [[ " $SERVERS " == *" daemon "* ]] && start_daemon "$domains"
   [[ " $SERVERS " == *" postfwd "* ]] && start_postfwd "$WORK/domains-$domains.txt"
   echo "- $("${BENCH[@]}" loadtime --redis "$REDIS" --rounds 1)" >> "$REPORT"
@@ -183,10 +189,12 @@ for domains in $DOMAIN_COUNTS; do
     for _ in $(seq 1 "$REPEAT"); do
       [[ " $SERVERS " == *" trivial "* ]] && run_load trivial "$TRIVIAL_PORT" "$domains" "$conns" "$DURATION" --all DUNNO
       [[ " $SERVERS " == *" daemon "* ]] && run_load daemon "$DAEMON_PORT" "$domains" "$conns" "$DURATION"
+      [ -n "$BASE_PORT" ] && run_load daemon-baseline "$BASE_PORT" "$domains" "$conns" "$DURATION"
     done
     [[ " $SERVERS " == *" postfwd "* ]] && run_load postfwd "$POSTFWD_PORT" "$domains" "$conns" "$POSTFWD_DURATION"
   done
   [ -n "$DAEMON_PID" ] && stop_daemon
+  if [ -n "$BASE_PORT" ]; then kill "$BASE_PID"; wait "$BASE_PID" 2>/dev/null || true; fi
   stop_postfwd
 done
 

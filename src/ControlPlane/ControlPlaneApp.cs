@@ -69,7 +69,7 @@ public static class ControlPlaneApp
         builder.Services.AddHostedService(sp => sp.GetRequiredService<OperatorKeyBootstrap>());
         builder.Services.AddOnboarding(builder.Configuration);
         builder.Services.AddHostedService<Jobs.DomainRecheckService>();
-        builder.Services.AddHostedService<Jobs.MaintenanceService>();
+        builder.Services.AddHostedService<Jobs.MaintenanceService>(); // log trim, quarantine expiry, purge resume
 
         var app = builder.Build();
         app.UseJsonBodyDefaults(); // curl -d '{…}' without -H content-type (README)

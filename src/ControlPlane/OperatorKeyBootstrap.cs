@@ -5,7 +5,7 @@ using StackExchange.Redis;
 namespace Gateway.ControlPlane;
 
 /// <summary>
-/// SPEC §2: without a configured operator key, generate one at first start, keep only its hash
+/// requirements §2: without a configured operator key, generate one at first start, keep only its hash
 /// in Redis and write the key to an owner-only file whose path is logged. Retries while Redis is
 /// unreachable instead of failing the start.
 /// </summary>

@@ -18,7 +18,7 @@ public sealed class DelivererMetrics : IGatewayInstruments
 
     private static readonly InstrumentAdvice<double> LatencyBuckets = new()
     {
-        // From a fast local hand-off to the retry schedule's hours (SPEC §6: 5 minutes, then backoff).
+        // From a fast local hand-off to the retry schedule's hours (requirements §6: 5 minutes, then backoff).
         HistogramBucketBoundaries = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400],
     };
 

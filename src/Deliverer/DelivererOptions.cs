@@ -8,7 +8,7 @@ public sealed class DelivererOptions
 {
     public const string Section = "Gateway:Deliverer";
 
-    /// <summary>Where the SMTP intake listens (SPEC §1: 127.0.0.1:10025). Port 0 picks a free port (tests).</summary>
+    /// <summary>Where the SMTP intake listens (requirements §1: 127.0.0.1:10025). Port 0 picks a free port (tests).</summary>
     [Required(AllowEmptyStrings = false)]
     public string Listen { get; set; } = "127.0.0.1:10025";
 
@@ -23,7 +23,7 @@ public sealed class DelivererOptions
     public string OutboundListen { get; set; } = string.Empty;
 
     /// <summary>
-    /// Clients allowed to hand mail in, as addresses or CIDR ranges; empty: loopback (SPEC §6). No default
+    /// Clients allowed to hand mail in, as addresses or CIDR ranges; empty: loopback (requirements §6). No default
     /// array here: the configuration binder would append configured entries to it instead of replacing it.
     /// </summary>
     public string[] TrustedNetworks { get; set; } = [];
@@ -32,11 +32,11 @@ public sealed class DelivererOptions
 
     private string[] EffectiveTrustedNetworks => TrustedNetworks.Length > 0 ? TrustedNetworks : DefaultTrustedNetworks;
 
-    /// <summary>SPEC §6: message size limit, default 50 MB (advertised as SIZE, RFC 1870).</summary>
+    /// <summary>requirements §6: message size limit, default 50 MB (advertised as SIZE, RFC 1870).</summary>
     [Range(1024, 1L << 31)]
     public long MaxMessageSize { get; set; } = 50L * 1024 * 1024;
 
-    /// <summary>SPEC §6: recipients per message (RFC 5321 §4.5.3.1.8 wants at least 100).</summary>
+    /// <summary>requirements §6: recipients per message (RFC 5321 §4.5.3.1.8 wants at least 100).</summary>
     [Range(1, 100_000)]
     public int MaxRecipients { get; set; } = 1000;
 
@@ -65,7 +65,7 @@ public sealed class DelivererOptions
     /// <summary>
     /// At most this many addresses are connected to in one attempt, whatever the route's rows and DNS hold (Postfix:
     /// <c>smtp_mx_address_limit</c> = 5 for MX; an inbound route may name up to 100 hosts of many addresses each), so one
-    /// attempt stays short (requirements §11.1).
+    /// attempt stays short (requirements §11.6).
     /// </summary>
     [Range(1, 1000)]
     public int MaxAddressesPerAttempt { get; set; } = 10;
@@ -73,7 +73,7 @@ public sealed class DelivererOptions
     /// <summary>
     /// Deliveries of this process to one destination (a managed domain's inbound route, or an outbound recipient domain)
     /// at the same time (Postfix: <c>default_destination_concurrency_limit</c> = 20), so one slow destination cannot take
-    /// every delivery slot (requirements §11.1).
+    /// every delivery slot (requirements §11.6).
     /// </summary>
     [Range(1, 10_000)]
     public int MaxConcurrentPerDestination { get; set; } = 20;
@@ -82,7 +82,7 @@ public sealed class DelivererOptions
     public TimeSpan BusyRetryDelay { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
-    /// The longest one delivery attempt of one message may take, every host and recipient together (requirements §11.1:
+    /// The longest one delivery attempt of one message may take, every host and recipient together (requirements §11.6:
     /// 10 minutes). What has no answer by then is deferred like any transient failure.
     /// </summary>
     public TimeSpan AttemptDeadline { get; set; } = TimeSpan.FromMinutes(10);

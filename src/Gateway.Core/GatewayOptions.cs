@@ -25,12 +25,12 @@ public sealed class GatewayOptions
 
     /// <summary>
     /// The gateway's own DNS domain. A tenant's inbound MX host is
-    /// <c>&lt;company-id&gt;.in.&lt;GatewayDomain&gt;</c> (SPEC §2).
+    /// <c>&lt;company-id&gt;.in.&lt;GatewayDomain&gt;</c> (requirements §2).
     /// </summary>
     [Required(AllowEmptyStrings = false)]
     public string GatewayDomain { get; set; } = "gateway.example";
 
-    /// <summary>Prefix of the verification TXT record: <c>&lt;prefix&gt;=&lt;token&gt;</c> (SPEC §3).</summary>
+    /// <summary>Prefix of the verification TXT record: <c>&lt;prefix&gt;=&lt;token&gt;</c> (requirements §3).</summary>
     [Required(AllowEmptyStrings = false)]
     [RegularExpression("^[a-z0-9][a-z0-9_-]{0,31}$", ErrorMessage = "Gateway:VerificationPrefix must be 1-32 lower-case letters, digits, '-' or '_'.")]
     public string VerificationPrefix { get; set; } = "tmes";
@@ -58,11 +58,11 @@ public sealed class GatewayOptions
     /// <summary>Name servers for verification, health checks and delivery (<c>Gateway:Dns:Servers</c>).</summary>
     public Dns.DnsOptions Dns { get; set; } = new();
 
-    /// <summary>How long message log events are kept (SPEC §7: 90 days by default).</summary>
+    /// <summary>How long message log events are kept (requirements §7: 90 days by default).</summary>
     public TimeSpan MessageLogRetention { get; set; } = TimeSpan.FromDays(90);
 
     /// <summary>
-    /// The most entries one domain's message log keeps besides the time limit (requirements §11.1): Redis trims the
+    /// The most entries one domain's message log keeps besides the time limit (requirements §11.9): Redis trims the
     /// oldest beyond it (approximately, whole stream nodes at a time), so a flood of events cannot exhaust Redis.
     /// </summary>
     [Range(1000, 1_000_000_000)]
@@ -79,7 +79,7 @@ public sealed class GatewayOptions
     public TimeSpan MessageLogFollowPollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
-    /// The SPF mechanism customers add for outbound protection (SPEC §3 "Health"); by default
+    /// The SPF mechanism customers add for outbound protection (requirements §3.11); by default
     /// <c>include:_spf.&lt;GatewayDomain&gt;</c>.
     /// </summary>
     public string? SpfInclude { get; set; }
@@ -95,7 +95,7 @@ public sealed class GatewayOptions
     public string[] SendingAddresses { get; set; } = [];
 
     /// <summary>
-    /// Where customers' sending servers relay their outbound mail (the gateway's outbound listener, SPEC §3
+    /// Where customers' sending servers relay their outbound mail (the gateway's outbound listener, requirements §3
     /// "Outbound servers"): <c>HOST</c> or <c>HOST:PORT</c>; by default <c>relay.&lt;GatewayDomain&gt;</c>.
     /// </summary>
     public string? OutboundRelayHost { get; set; }

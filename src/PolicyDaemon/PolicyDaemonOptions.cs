@@ -18,7 +18,7 @@ public sealed class PolicyDaemonOptions
     public string SocketmapEndpoint { get; set; } = "127.0.0.1:10041";
 
     /// <summary>
-    /// The Postfix action for an accepted recipient (SPEC §4: <c>OK</c>). Any access(5) action that permits
+    /// The Postfix action for an accepted recipient (requirements §4: <c>OK</c>). Any access(5) action that permits
     /// works; it must permit, because deploy/postfix ends smtpd_relay_restrictions with <c>defer</c>.
     /// </summary>
     public string AcceptAction { get; set; } = "OK";
@@ -54,10 +54,10 @@ public sealed class PolicyDaemonOptions
     /// </summary>
     public string HttpUrl { get; set; } = "http://127.0.0.1:10042";
 
-    /// <summary><see cref="TransportMode.Deliverer"/> (default) or <see cref="TransportMode.Direct"/> (SPEC §5).</summary>
+    /// <summary><see cref="TransportMode.Deliverer"/> (default) or <see cref="TransportMode.Direct"/> (requirements §5).</summary>
     public TransportMode TransportMode { get; set; } = TransportMode.Deliverer;
 
-    /// <summary>The Deliverer's intake as a Postfix transport:nexthop (SPEC §5).</summary>
+    /// <summary>The Deliverer's intake as a Postfix transport:nexthop (requirements §5).</summary>
     public string DelivererNextHop { get; set; } = "smtp:[127.0.0.1]:10025";
 
     /// <summary>

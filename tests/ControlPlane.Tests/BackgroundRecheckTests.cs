@@ -9,7 +9,7 @@ using StackExchange.Redis;
 namespace ControlPlane.Tests;
 
 /// <summary>
-/// The background job (SPEC §3: unverified domains are re-checked in the background) with two ControlPlanes
+/// The background job (requirements §3: unverified domains are re-checked in the background) with two ControlPlanes
 /// running it against one Redis, short intervals, and DNS from the real DNS test server.
 /// </summary>
 public sealed class BackgroundRecheckTests(OnboardingFixture fx) : IClassFixture<OnboardingFixture>, IAsyncLifetime

@@ -5,7 +5,7 @@ using Google.Protobuf.WellKnownTypes;
 namespace ControlPlane.Tests;
 
 /// <summary>
-/// CheckDomain's findings (SPEC §3 "Health") over gRPC, with DNS from the real DNS test server and inbound
+/// CheckDomain's findings (requirements §3.11) over gRPC, with DNS from the real DNS test server and inbound
 /// servers on real loopback sockets; and the status ListDomains shows.
 /// </summary>
 public sealed class CheckDomainTests(OnboardingFixture fx) : IClassFixture<OnboardingFixture>

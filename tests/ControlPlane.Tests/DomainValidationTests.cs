@@ -3,7 +3,7 @@ using Grpc.Core;
 
 namespace ControlPlane.Tests;
 
-/// <summary>SPEC §3 registration and field limits through the real API: each rule with the error it gets.</summary>
+/// <summary>requirements §3 registration and field limits through the real API: each rule with the error it gets.</summary>
 public sealed class DomainValidationTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     public static TheoryData<string, string> InvalidNames => new()

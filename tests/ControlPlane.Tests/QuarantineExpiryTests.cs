@@ -13,7 +13,7 @@ using Gateway.Core.Mail;
 
 namespace ControlPlane.Tests;
 
-/// <summary>Quarantine expiry (SPEC §7: 30 days) driven by a test clock against real Redis; the sweep lease across instances.</summary>
+/// <summary>Quarantine expiry (requirements §7: 30 days) driven by a test clock against real Redis; the sweep lease across instances.</summary>
 public sealed class QuarantineExpiryTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     /// <summary>A clock the test moves by hand (the sweep reads only the current time).</summary>
@@ -24,15 +24,20 @@ public sealed class QuarantineExpiryTests(ControlPlaneFixture fx) : IClassFixtur
         public override DateTimeOffset GetUtcNow() => Now;
     }
 
-    private QuarantineExpiryService Sweeper(TimeProvider clock, QuarantineOptions options)
+    /// <summary>The ControlPlane's maintenance round (it also expires quarantine), as a second ControlPlane would run it.</summary>
+    private MaintenanceService Sweeper(TimeProvider clock, QuarantineOptions options)
     {
         var gateway = new GatewayOptions();
         var feed = new ConfigChangeFeed(fx.RedisClient, gateway);
-        var domains = new DomainManager(new DomainStore(fx.RedisClient, feed), new DomainValidator(gateway), gateway, clock);
+        var store = new DomainStore(fx.RedisClient, feed);
+        var domains = new DomainManager(store, new DomainValidator(gateway), gateway, clock);
         var queue = new MessageQueue(fx.RedisClient, new QueueOptions(), clock);
-        var admin = new QuarantineAdmin(domains, new QuarantineStore(fx.RedisClient), queue, new MessageLogWriter(fx.RedisClient, gateway, clock), options, clock);
-        return new QuarantineExpiryService(fx.RedisClient, admin, options, clock, NullLogger<QuarantineExpiryService>.Instance);
+        var log = new MessageLogWriter(fx.RedisClient, gateway, clock);
+        var admin = new QuarantineAdmin(domains, new QuarantineStore(fx.RedisClient), queue, log, options, clock);
+        return new MaintenanceService(fx.RedisClient, store, log, admin, gateway, clock, NullLogger<MaintenanceService>.Instance);
     }
+
+    private static async Task<int?> ExpiredAsync(MaintenanceService sweeper) => (await sweeper.TryRunAsync(CancellationToken.None))?.Expired;
 
     /// <summary>A new tenant with one domain; its name and the tenant's key.</summary>
     private async Task<(string Domain, string Key)> DomainAsync(string label)
@@ -54,11 +59,11 @@ public sealed class QuarantineExpiryTests(ControlPlaneFixture fx) : IClassFixtur
     {
         var (d, _) = await DomainAsync("qx");
         var db = fx.RedisClient.GetDatabase();
-        await db.KeyDeleteAsync(RedisKeys.QuarantineSweepLease); // the hosted sweep of the ControlPlane may have taken it at start
+        await db.KeyDeleteAsync(RedisKeys.MaintenanceLock); // the hosted sweep of the ControlPlane may have taken it at start
 
         var start = DateTimeOffset.UtcNow;
         var clock = new TestClock(start);
-        var options = new QuarantineOptions { Retention = TimeSpan.FromDays(30), SweepInterval = TimeSpan.FromMinutes(10) };
+        var options = new QuarantineOptions { Retention = TimeSpan.FromDays(30) };
         var store = new QuarantineStore(fx.RedisClient);
         var old = Held(d, start.AddDays(-2));
         var recent = Held(d, start);
@@ -67,15 +72,15 @@ public sealed class QuarantineExpiryTests(ControlPlaneFixture fx) : IClassFixtur
         // Day 0: nothing is 30 days old.
         var sweeper = Sweeper(clock, options);
         // (The sweep covers every domain of this Redis; the assertions look at this test's domain.)
-        Assert.NotNull(await sweeper.RunOnceAsync());
+        Assert.NotNull(await ExpiredAsync(sweeper));
         Assert.Equal(2, await store.CountAsync(d));
 
         // Day 29: the older message (held 2 days before) is 31 days old; the recent one stays.
         clock.Now = start.AddDays(29);
-        await db.KeyDeleteAsync(RedisKeys.QuarantineSweepLease);
+        await db.KeyDeleteAsync(RedisKeys.MaintenanceLock);
         var other = Sweeper(clock, options);
-        Assert.True(await other.RunOnceAsync() >= 1);
-        Assert.Null(await sweeper.RunOnceAsync()); // another instance holds the lease for this interval
+        Assert.True(await ExpiredAsync(other) >= 1);
+        Assert.Null(await ExpiredAsync(sweeper)); // another instance holds the lease for this interval
         Assert.Null(await store.GetAsync(d, old.Id));
         Assert.False(await db.KeyExistsAsync(RedisKeys.QuarantineMessage(d, old.Id)));
         Assert.NotNull(await store.GetAsync(d, recent.Id));
@@ -87,10 +92,10 @@ public sealed class QuarantineExpiryTests(ControlPlaneFixture fx) : IClassFixtur
 
         // Day 31: the recent one goes too.
         clock.Now = start.AddDays(31);
-        await db.KeyDeleteAsync(RedisKeys.QuarantineSweepLease);
-        Assert.True(await sweeper.RunOnceAsync() >= 1);
+        await db.KeyDeleteAsync(RedisKeys.MaintenanceLock);
+        Assert.True(await ExpiredAsync(sweeper) >= 1);
         Assert.Equal(0, await store.CountAsync(d));
-        await db.KeyDeleteAsync(RedisKeys.QuarantineSweepLease);
+        await db.KeyDeleteAsync(RedisKeys.MaintenanceLock);
     }
 
     [Fact]
@@ -105,12 +110,12 @@ public sealed class QuarantineExpiryTests(ControlPlaneFixture fx) : IClassFixtur
         await store.AddManyAsync([(m, "x"u8.ToArray())]);
 
         clock.Now = start.AddDays(8);
-        await db.KeyDeleteAsync(RedisKeys.QuarantineSweepLease);
-        Assert.NotNull(await Sweeper(clock, new QuarantineOptions()).RunOnceAsync());
+        await db.KeyDeleteAsync(RedisKeys.MaintenanceLock);
+        Assert.NotNull(await ExpiredAsync(Sweeper(clock, new QuarantineOptions())));
         Assert.Equal(1, await store.CountAsync(d));
-        await db.KeyDeleteAsync(RedisKeys.QuarantineSweepLease);
-        Assert.True(await Sweeper(clock, new QuarantineOptions { Retention = TimeSpan.FromDays(7) }).RunOnceAsync() >= 1);
-        await db.KeyDeleteAsync(RedisKeys.QuarantineSweepLease);
+        await db.KeyDeleteAsync(RedisKeys.MaintenanceLock);
+        Assert.True(await ExpiredAsync(Sweeper(clock, new QuarantineOptions { Retention = TimeSpan.FromDays(7) })) >= 1);
+        await db.KeyDeleteAsync(RedisKeys.MaintenanceLock);
         Assert.Equal(0, await store.CountAsync(d));
     }
 

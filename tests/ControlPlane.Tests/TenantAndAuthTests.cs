@@ -3,7 +3,7 @@ using Grpc.Core;
 
 namespace ControlPlane.Tests;
 
-/// <summary>SPEC §2: operator key, tenant keys stored hashed, UNAUTHENTICATED / PERMISSION_DENIED.</summary>
+/// <summary>requirements §2: operator key, tenant keys stored hashed, UNAUTHENTICATED / PERMISSION_DENIED.</summary>
 public sealed class TenantAndAuthTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     [Fact]

@@ -9,7 +9,7 @@ using StackExchange.Redis;
 
 namespace ControlPlane.Tests;
 
-/// <summary>VerifyDomain over gRPC with DNS answered by the real DNS test server (SPEC §3 "Verification").</summary>
+/// <summary>VerifyDomain over gRPC with DNS answered by the real DNS test server (requirements §3.2).</summary>
 public sealed class VerifyDomainTests(OnboardingFixture fx) : IClassFixture<OnboardingFixture>
 {
     [Fact]

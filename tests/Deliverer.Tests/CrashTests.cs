@@ -3,7 +3,7 @@ using Gateway.Testing;
 
 namespace Deliverer.Tests;
 
-/// <summary>SPEC §6: no message is lost when a Deliverer process is killed at any moment or Redis restarts.</summary>
+/// <summary>requirements §6: no message is lost when a Deliverer process is killed at any moment or Redis restarts.</summary>
 public sealed class CrashTests(ProcessFixture fx) : IClassFixture<ProcessFixture>
 {
     [Fact]

@@ -7,7 +7,7 @@ public sealed class FastRetryFixture : GatewayFixture
         ["--Gateway:Queue:FirstRetryDelay=00:00:01", "--Gateway:Queue:MaxRetryDelay=00:00:01"];
 }
 
-/// <summary>Messages expire 3 seconds after intake (SPEC §6's 10 days, shortened).</summary>
+/// <summary>Messages expire 3 seconds after intake (requirements §6's 10 days, shortened).</summary>
 public sealed class ExpiryFixture : GatewayFixture
 {
     protected override IEnumerable<string> DelivererSettings =>

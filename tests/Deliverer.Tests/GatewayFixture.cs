@@ -243,7 +243,7 @@ public class GatewayFixture : IAsyncLifetime
         return name;
     }
 
-    /// <summary>Waits until the Deliverer applied the domain's revision (SPEC: within 1 second).</summary>
+    /// <summary>Waits until the Deliverer applied the domain's revision (requirements §3.14: within 1 second).</summary>
     public async Task WaitForSnapshotAsync(string name, string etag)
     {
         if (_deliverer is null)

@@ -4,7 +4,7 @@ using Gateway.Testing;
 namespace Deliverer.Tests;
 
 /// <summary>
-/// The intake against a hostile sender (requirements §11.1): recipients without a route refused at RCPT, smuggling
+/// The intake against a hostile sender (requirements §3.6, §11.8): recipients without a route refused at RCPT, smuggling
 /// sequences, bare line ends. Real sockets, a real Redis, real sinks.
 /// </summary>
 public sealed class HostileSenderTests(GatewayFixture fx) : IClassFixture<GatewayFixture>

@@ -6,7 +6,7 @@ using Grpc.Core;
 namespace Deliverer.Tests;
 
 /// <summary>
-/// SPEC §7 message log end to end: FollowLog sees a delivery live, and one message's events written by the
+/// requirements §7 message log end to end: FollowLog sees a delivery live, and one message's events written by the
 /// Deliverer and the ControlPlane read back in order by its id through QueryLog.
 /// </summary>
 public sealed class MessageLogFlowTests(GatewayFixture fx) : IClassFixture<GatewayFixture>

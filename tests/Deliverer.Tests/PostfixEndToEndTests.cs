@@ -10,7 +10,7 @@ namespace Deliverer.Tests;
 /// <summary>
 /// End to end through a real Postfix from deploy/postfix: an SMTP client talks to Postfix, the
 /// PolicyDaemon decides, Postfix hands the message to the Deliverer's intake, and the message arrives at
-/// the sink the route chose (SPEC §3 worked example) or at the recipient's MX (outbound).
+/// the sink the route chose (requirements §3 worked example) or at the recipient's MX (outbound).
 /// </summary>
 public sealed class PostfixEndToEndTests : IAsyncLifetime
 {

@@ -38,7 +38,7 @@ public sealed class HostileGatewayFixture : IAsyncLifetime
 }
 
 /// <summary>
-/// A hostile internet sender through a real Postfix configured from deploy/postfix (requirements §11.1): the SMTP
+/// A hostile internet sender through a real Postfix configured from deploy/postfix (requirements §3.6, §11.8): the SMTP
 /// smuggling sequences, recipients without a route. The client connects from 127.0.0.2, an "internet" address (main.cf
 /// exempts only the gateway host's own 127.0.0.1 and ::1 from the bare-newline rule).
 /// </summary>

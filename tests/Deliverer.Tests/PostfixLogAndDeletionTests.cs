@@ -11,7 +11,7 @@ using Gateway.ControlPlane.Application;
 namespace Deliverer.Tests;
 
 /// <summary>
-/// SPEC §3 "Deletion" and §7 (linking a message across programs) through the whole gateway (Redis, ControlPlane, PolicyDaemon, Deliverer, a real Postfix):
+/// requirements §3.15 and §7 (linking a message across programs) through the whole gateway (Redis, ControlPlane, PolicyDaemon, Deliverer, a real Postfix):
 /// refused while mail is queued or quarantined; forced deletion leaves no key of the domain anywhere in Redis, and
 /// Postfix answers NO-DOMAIN for it within a second, inbound and outbound.
 /// </summary>
@@ -128,7 +128,7 @@ public sealed class PostfixLogAndDeletionTests : IAsyncLifetime
 }
 
 /// <summary>
-/// SPEC §7, linking one message across Postfix and the gateway's programs, in both Postfix modes: after-queue by
+/// requirements §7, linking one message across Postfix and the gateway's programs, in both Postfix modes: after-queue by
 /// Postfix's queue id (XFORWARD IDENT), before-queue (as deployed) by the gateway's own message id, which the
 /// client's DATA reply and Postfix's proxy-accept log line both carry.
 /// </summary>

@@ -12,7 +12,7 @@ public sealed class DurableRedisFixture : GatewayFixture
     protected override IEnumerable<string> DelivererSettings => ["--Gateway:Queue:Lease=00:00:03"];
 }
 
-/// <summary>SPEC §6: no message is lost when Redis restarts (AOF); the Deliverer keeps working across it.</summary>
+/// <summary>requirements §6: no message is lost when Redis restarts (AOF); the Deliverer keeps working across it.</summary>
 public sealed class RedisRestartTests(DurableRedisFixture fx) : IClassFixture<DurableRedisFixture>
 {
     [Fact]

@@ -5,7 +5,7 @@ using MimeKit;
 
 namespace Deliverer.Tests;
 
-/// <summary>The next attempt uses the configuration saved meanwhile (SPEC §3 "Change propagation").</summary>
+/// <summary>The next attempt uses the configuration saved meanwhile (requirements §3.14).</summary>
 public sealed class RetryTests(FastRetryFixture fx) : IClassFixture<FastRetryFixture>
 {
     [Fact]
@@ -52,7 +52,7 @@ public sealed class RetryTests(FastRetryFixture fx) : IClassFixture<FastRetryFix
     }
 }
 
-/// <summary>SPEC §6: kept up to the lifetime, then bounced as expired.</summary>
+/// <summary>requirements §6: kept up to the lifetime, then bounced as expired.</summary>
 public sealed class ExpiryTests(ExpiryFixture fx) : IClassFixture<ExpiryFixture>
 {
     [Fact]

@@ -26,7 +26,7 @@ public sealed class RulesFixture : GatewayFixture
         return metadata;
     });
 
-    /// <summary>Creates a rule and waits until the in-process Deliverer's snapshot carries it (SPEC: within 1 second).</summary>
+    /// <summary>Creates a rule and waits until the in-process Deliverer's snapshot carries it (requirements §3.14: within 1 second).</summary>
     public async Task<PolicyRule> AddRuleAsync(string domain, PolicyRule rule)
     {
         var created = await Rules.CreateRuleAsync(new CreateRuleRequest { Domain = domain, Rule = rule });

@@ -151,7 +151,7 @@ public sealed class SmtpParserTests
 
     /// <summary>
     /// The published SMTP smuggling end-of-data sequences (SEC Consult, 2023): none ends the data; the whole input up to
-    /// the real CRLF.CRLF is one message, stored with CRLF line ends only (requirements §11.1).
+    /// the real CRLF.CRLF is one message, stored with CRLF line ends only (requirements §11.8).
     /// </summary>
     [Theory]
     [InlineData("\n.\n", "\r\n.\r\n")]

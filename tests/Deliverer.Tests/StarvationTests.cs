@@ -19,7 +19,7 @@ public sealed class StarvationFixture : GatewayFixture
 }
 
 /// <summary>
-/// No starvation (requirements §11.1): a black hole (accepts TCP, never greets) with 200 messages queued for it holds at
+/// No starvation (requirements §11.6): a black hole (accepts TCP, never greets) with 200 messages queued for it holds at
 /// most the per-destination limit of delivery slots, mail for another domain goes on at once, the black hole's address
 /// is remembered as dead (shared through Redis) so later messages do not wait for it, an attempt ends at its deadline,
 /// and at most 10 addresses are tried per attempt.

@@ -6,7 +6,7 @@ using MimeKit;
 
 namespace Deliverer.Tests;
 
-/// <summary>SPEC §3 "Test message": SendTestMessage through the saved configuration, delivered by the Deliverer.</summary>
+/// <summary>requirements §3.13: SendTestMessage through the saved configuration, delivered by the Deliverer.</summary>
 public sealed class TestMessageTests(GatewayFixture fx) : IClassFixture<GatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);

@@ -15,9 +15,9 @@ using MimeKit;
 namespace EndToEnd.Tests;
 
 /// <summary>
-/// SPEC §1: the PolicyDaemon and the Deliverer are stateless workers; two of each (in-process hosts on their own
+/// requirements §1: the PolicyDaemon and the Deliverer are stateless workers; two of each (in-process hosts on their own
 /// free ports) against one Redis or a 3-master Redis Cluster decide alike, share one queue, and keep the round
-/// robin of SPEC §3 exact across the fleet.
+/// robin of requirements §3 exact across the fleet.
 /// </summary>
 public abstract class FleetTests
 {
@@ -66,7 +66,7 @@ public abstract class FleetTests
                 daemons.Add(daemon);
             }
 
-            // One managed domain whose route is two hosts of equal preference: SPEC §3 round robin, message by message.
+            // One managed domain whose route is two hosts of equal preference: requirements §3 round robin, message by message.
             await controlPlane.Services.GetRequiredService<TenantManager>().CreateAsync("fleet", null);
             var created = await controlPlane.Services.GetRequiredService<DomainManager>().CreateAsync("fleet", "fleet.example.com",
                 new DomainSettings(true, [new InboundServer("*@fleet.example.com", sinkA.Host, sinkA.Port, 10), new InboundServer("*@fleet.example.com", sinkB.Host, sinkB.Port, 10)],

@@ -10,7 +10,7 @@ using Xunit.Abstractions;
 namespace Fuzz.Tests;
 
 /// <summary>
-/// SPEC §4: "Malformed requests never crash the daemon and never yield an accept." The policy parser and the
+/// requirements §4: "Malformed requests never crash the daemon and never yield an accept." The policy parser and the
 /// decision behind it, fed hostile bytes: nothing throws, the caller never has to buffer past the limits, a
 /// request cut into segments parses as the whole does, and every accept comes from a request that a separate,
 /// simple reading of the protocol (SMTPD_POLICY_README) finds well-formed and entitled to it.
@@ -177,7 +177,7 @@ public sealed class PolicyFuzzTests(ITestOutputHelper output)
             }
 
             string Get(string name) => attributes.TryGetValue(name, out var v) ? v : string.Empty;
-            // Trailing dots name the same (fully qualified) domain, and a U-label is looked up by its A-label (SPEC §3).
+            // Trailing dots name the same (fully qualified) domain, and a U-label is looked up by its A-label (requirements §3).
             static string DomainOf(string address) => address.LastIndexOf('@') is var at and >= 0 ? ALabel(address[(at + 1)..].TrimEnd('.')) : string.Empty;
             static string ALabel(string domain)
             {

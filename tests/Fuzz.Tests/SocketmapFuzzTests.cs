@@ -8,7 +8,7 @@ using Xunit.Abstractions;
 namespace Fuzz.Tests;
 
 /// <summary>
-/// The socketmap front end (netstrings, socketmap_table(5) requests, the two tables of SPEC §5) fed hostile
+/// The socketmap front end (netstrings, socketmap_table(5) requests, the two tables of requirements §5) fed hostile
 /// bytes: nothing throws, an announced length over the limit is refused before its payload is buffered, a
 /// request cut into segments reads as the whole does, and <c>domains</c> answers OK only for a managed domain.
 /// </summary>

@@ -11,7 +11,7 @@ using StackExchange.Redis;
 namespace Gateway.Core.Tests;
 
 /// <summary>
-/// SPEC §3 "Deletion" at the store: refused while mail is queued or quarantined, forced deletion removes every key
+/// requirements §3.15 at the store: refused while mail is queued or quarantined, forced deletion removes every key
 /// of the domain (its hash-tag keys and its schedule shard members) in batches, writers racing the purge create
 /// nothing, and a crashed deletion is finished by <see cref="DomainStore.ResumePurgesAsync"/>. On one redis-server
 /// and on a 3-master Redis Cluster (SCAN must run on every master).

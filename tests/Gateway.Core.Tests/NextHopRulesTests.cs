@@ -5,12 +5,12 @@ using static Gateway.Core.Tests.RelayTestData;
 
 namespace Gateway.Core.Tests;
 
-/// <summary>The socketmap tables of SPEC §5: managed domains and next hops, in both transport modes.</summary>
+/// <summary>The socketmap tables of requirements §5: managed domains and next hops, in both transport modes.</summary>
 public sealed class NextHopRulesTests
 {
     private const string Intake = "smtp:[127.0.0.1]:10025";
 
-    /// <summary>SPEC §3's normative worked example.</summary>
+    /// <summary>requirements §3.5's normative worked example.</summary>
     private static readonly ConfigSnapshot Table = SnapshotOf(
         Domain("example.com", inbound: true, servers:
         [

@@ -326,5 +326,5 @@ public abstract class QueueContractTests<TFixture>(TFixture fx) : IAsyncLifetime
 
 public sealed class SingleRedisQueueTests(SingleQueueRedisFixture fx) : QueueContractTests<SingleQueueRedisFixture>(fx), IClassFixture<SingleQueueRedisFixture>;
 
-/// <summary>The same contract on a 3-master Redis Cluster (SPEC §1: one Redis or Redis Cluster).</summary>
+/// <summary>The same contract on a 3-master Redis Cluster (requirements §1: one Redis or Redis Cluster).</summary>
 public sealed class ClusterQueueTests(ClusterQueueRedisFixture fx) : QueueContractTests<ClusterQueueRedisFixture>(fx), IClassFixture<ClusterQueueRedisFixture>;

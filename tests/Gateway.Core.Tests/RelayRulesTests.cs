@@ -7,7 +7,7 @@ using static Gateway.Core.Tests.RelayTestData;
 
 namespace Gateway.Core.Tests;
 
-/// <summary>The relay decision of SPEC §4 as a table: each case, IPv6, case, subdomains, verification, providers.</summary>
+/// <summary>The relay decision of requirements §4 as a table: each case, IPv6, case, subdomains, verification, providers.</summary>
 public sealed class RelayRulesTests
 {
     private static readonly ConfigSnapshot Table = SnapshotOf(
@@ -322,7 +322,7 @@ public sealed class RelayRulesTests
     }
 }
 
-/// <summary>Recipient validation at RCPT (requirements §11.1): a recipient of an inbound domain that no row routes is refused.</summary>
+/// <summary>Recipient validation at RCPT (requirements §3.6): a recipient of an inbound domain that no row routes is refused.</summary>
 public sealed class RecipientValidationTests
 {
     private static readonly ConfigSnapshot Table = SnapshotOf(

@@ -4,7 +4,7 @@ using Gateway.Core.Domains;
 
 namespace Gateway.Core.Tests;
 
-/// <summary>SPEC §3 route choice as a table (pure functions, no I/O).</summary>
+/// <summary>requirements §3 route choice as a table (pure functions, no I/O).</summary>
 public sealed class RouteTableTests
 {
     private const string D = "example.com";

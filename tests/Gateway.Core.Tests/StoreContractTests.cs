@@ -206,7 +206,7 @@ public sealed class SingleRedisStoreTests : StoreContractTests
     protected override Task<(IAsyncDisposable Server, string ConnectionString)> StartRedisAsync() => RedisTopology.StartSingleAsync();
 }
 
-/// <summary>The same contract on a 3-master Redis Cluster (SPEC §1: one Redis or Redis Cluster).</summary>
+/// <summary>The same contract on a 3-master Redis Cluster (requirements §1: one Redis or Redis Cluster).</summary>
 public sealed class ClusterStoreTests : StoreContractTests
 {
     protected override Task<(IAsyncDisposable Server, string ConnectionString)> StartRedisAsync() => RedisTopology.StartClusterAsync();

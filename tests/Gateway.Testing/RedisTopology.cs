@@ -1,6 +1,6 @@
 namespace Gateway.Testing;
 
-/// <summary>The two Redis deployments the gateway runs on (SPEC §1), for tests that run their contract on both.</summary>
+/// <summary>The two Redis deployments the gateway runs on (requirements §1), for tests that run their contract on both.</summary>
 public static class RedisTopology
 {
     /// <summary>One redis-server.</summary>

@@ -7,7 +7,7 @@ using Grpc.Core.Interceptors;
 namespace PolicyDaemon.Tests;
 
 /// <summary>
-/// Envelope policy rules at RCPT (SPEC §4 rule 4, §7): over the daemon's real policy socket and through a real
+/// Envelope policy rules at RCPT (requirements §4.4, §7): over the daemon's real policy socket and through a real
 /// Postfix; rules saved through gRPC govern the answer within a second.
 /// </summary>
 public sealed class PolicyRuleTests(GatewayFixture gw) : IClassFixture<GatewayFixture>

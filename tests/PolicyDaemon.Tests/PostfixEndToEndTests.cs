@@ -114,7 +114,7 @@ public sealed class PostfixEndToEndTests(GatewayFixture gw) : IClassFixture<Gate
         });
         var on = await Eventually.WaitAsync(async () => (await gw.RcptAsync("s@elsewhere.example", recipient)).Code == 250, OneSecond, "accepted after inbound was enabled");
 
-        // Delete it: NO-DOMAIN within 1 s (SPEC §3 "Deletion").
+        // Delete it: NO-DOMAIN within 1 s (requirements §3.15).
         await gw.Domains.DeleteDomainAsync(new DeleteDomainRequest { Name = domain });
         var deleted = await Eventually.WaitAsync(async () => (await gw.RcptAsync("s@elsewhere.example", recipient)).ToString() == GatewayFixture.NoDomain(recipient),
             OneSecond, "NO-DOMAIN after deletion");

@@ -6,7 +6,7 @@ using Grpc.Core;
 
 namespace Gateway.Cli.Commands;
 
-/// <summary>logs …: MessageLogService (SPEC §7: every step of every message, per domain, queryable and followable).</summary>
+/// <summary>logs …: MessageLogService (requirements §7: every step of every message, per domain, queryable and followable).</summary>
 internal static class LogCommands
 {
     public static Command Logs()

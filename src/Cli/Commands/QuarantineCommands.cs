@@ -5,7 +5,7 @@ using Google.Protobuf.WellKnownTypes;
 
 namespace Gateway.Cli.Commands;
 
-/// <summary>quarantine …: QuarantineService (SPEC §7): messages held by a QUARANTINE rule.</summary>
+/// <summary>quarantine …: QuarantineService (requirements §7): messages held by a QUARANTINE rule.</summary>
 internal static class QuarantineCommands
 {
     public static Command Quarantine()

@@ -4,7 +4,7 @@ using Gateway.Api.V1;
 
 namespace Gateway.Cli.Commands;
 
-/// <summary>queue …: QueueService (SPEC §6 "Operators can list the queue per domain, … retry now, bounce or delete").</summary>
+/// <summary>queue …: QueueService (requirements §6 "Operators can list the queue per domain, … retry now, bounce or delete").</summary>
 internal static class QueueCommands
 {
     public static Command Queue()

@@ -5,7 +5,7 @@ using Google.Protobuf.WellKnownTypes;
 
 namespace Gateway.Cli.Commands;
 
-/// <summary>rules …: PolicyRuleService (SPEC §7, docs/rules.md): a domain's ordered rules.</summary>
+/// <summary>rules …: PolicyRuleService (requirements §7, docs/rules.md): a domain's ordered rules.</summary>
 internal static class RuleCommands
 {
     public static Command Rules()

@@ -8,7 +8,7 @@ using FieldMask = Google.Protobuf.WellKnownTypes.FieldMask;
 namespace Gateway.Cli.Setup;
 
 /// <summary>
-/// <c>gatewayctl setup</c>: the guided first-domain flow of the seed's provisioning wizard (SPEC §8): register the
+/// <c>gatewayctl setup</c>: the guided first-domain flow of the seed's provisioning wizard (requirements §8): register the
 /// domain, show the TXT record, verify (waiting and checking again), add the inbound servers, test the connection,
 /// choose the outbound sending sources (OutboundStep.cs), save, send a test message and show its delivery, then
 /// print the MX record, the SPF include and the outbound relay host to publish last (the MX moves the mail path, so

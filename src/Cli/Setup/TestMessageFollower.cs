@@ -20,7 +20,7 @@ internal enum TestMessageFate
 internal sealed record TestMessageReport(TestMessageFate Fate, LogEvent? Last);
 
 /// <summary>
-/// Follows the test message in the domain's message log (MessageLogService.FollowLog, filtered by its id, SPEC §7):
+/// Follows the test message in the domain's message log (MessageLogService.FollowLog, filtered by its id, requirements §7):
 /// every event is shown as it is written (intake, each attempt with the host and its reply, deferral) until a final
 /// one — delivered, or bounced/expired/deleted — or the wait ends. Unlike watching the queue, the log tells a
 /// delivery from a permanent refusal and names the host that answered.

@@ -1,6 +1,4 @@
 using Gateway.Core.Hosting;
-using Gateway.ControlPlane.Jobs;
-
 namespace Gateway.ControlPlane.Application;
 
 public static class ApplicationServiceCollectionExtensions
@@ -20,8 +18,6 @@ public static class ApplicationServiceCollectionExtensions
         services.AddSingleton<MessageLogQueries>();
         services.AddSingleton<QueueAdmin>();
         services.AddSingleton<QuarantineAdmin>();
-        services.AddSingleton<QuarantineExpiryService>();
-        services.AddHostedService(sp => sp.GetRequiredService<QuarantineExpiryService>());
         return services;
     }
 }

@@ -6,16 +6,16 @@ using Gateway.Core.Domains;
 
 namespace Gateway.ControlPlane.Application;
 
-/// <summary>What a customer should undo after a domain is deleted (SPEC §3 "Deletion").</summary>
+/// <summary>What a customer should undo after a domain is deleted (requirements §3.15).</summary>
 public sealed record UndoStep(string Code, string Instruction);
 
 /// <summary>
 /// Managed-domain use cases for one tenant: validate, call the store, turn store outcomes into
-/// the errors SPEC §2/§3 name. Tenant isolation lives here: another tenant's domain is NOT_FOUND.
+/// the errors requirements §2/§3 name. Tenant isolation lives here: another tenant's domain is NOT_FOUND.
 /// </summary>
 public sealed class DomainManager(DomainStore store, DomainValidator validator, GatewayOptions options, TimeProvider clock)
 {
-    /// <summary>The exact message of SPEC §3 for a domain any tenant manages already.</summary>
+    /// <summary>The exact message of requirements §3 for a domain any tenant manages already.</summary>
     public const string AlreadyManagedMessage = "Cannot add managed domain: this domain is already managed by the gateway.";
 
     private const int MaxUpdateAttempts = 5;
@@ -144,7 +144,7 @@ public sealed class DomainManager(DomainStore store, DomainValidator validator, 
         }
     }
 
-    /// <summary>Deletes a domain (SPEC §3 "Deletion") and says what the customer should undo.</summary>
+    /// <summary>Deletes a domain (requirements §3.15) and says what the customer should undo.</summary>
     public async Task<(DomainConfig Deleted, IReadOnlyList<UndoStep> Undo)> DeleteAsync(string companyId, string? name, bool force, string? etag)
     {
         var current = await GetAsync(companyId, name).ConfigureAwait(false);

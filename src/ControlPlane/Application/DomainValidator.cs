@@ -6,7 +6,7 @@ using Gateway.Core.Domains;
 namespace Gateway.ControlPlane.Application;
 
 /// <summary>
-/// Pure validation and normalisation of what a tenant submits (SPEC §3 "Registration",
+/// Pure validation and normalisation of what a tenant submits (requirements §3.1,
 /// "Inbound servers", "Outbound servers"). Field paths name the request fields, so a client
 /// can point at the offending entry.
 /// </summary>
@@ -26,7 +26,7 @@ public sealed class DomainValidator
         _allowLoopback = options.AllowLoopbackDestinations;
     }
 
-    /// <summary>Normalises a domain name to register, refusing what SPEC §3 refuses.</summary>
+    /// <summary>Normalises a domain name to register, refusing what requirements §3 refuses.</summary>
     public string NormalizeNewDomainName(string? input, string field, List<FieldViolation> violations)
     {
         if (!DomainName.TryNormalize(input, out var name, out var error))

@@ -36,7 +36,7 @@ public sealed record LogQuery
 }
 
 /// <summary>
-/// MessageLogService use cases (SPEC §7): validation, tenant scoping (another tenant's domain is NOT_FOUND,
+/// MessageLogService use cases (requirements §7): validation, tenant scoping (another tenant's domain is NOT_FOUND,
 /// through <see cref="DomainManager.GetAsync"/>), and the mapping of page tokens to stream positions.
 /// </summary>
 public sealed class MessageLogQueries(DomainManager domains, MessageLogReader reader, GatewayOptions options)

@@ -11,7 +11,7 @@ using Gateway.Core.Mail;
 namespace Gateway.ControlPlane.Application;
 
 /// <summary>
-/// Quarantine use cases (SPEC §7): list with filters and paging, release into the delivery queue (delivered
+/// Quarantine use cases (requirements §7): list with filters and paging, release into the delivery queue (delivered
 /// through the domain's current routes), delete, expire. Tenant-scoped like <see cref="QueueAdmin"/>: another
 /// tenant's domain, or a message not held for the named domain, is NOT_FOUND.
 /// </summary>

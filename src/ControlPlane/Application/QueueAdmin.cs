@@ -9,7 +9,7 @@ using Gateway.Core.Mail;
 namespace Gateway.ControlPlane.Application;
 
 /// <summary>
-/// Operator use cases on the queue (SPEC §6): list per domain, retry now, bounce, delete. Tenant-scoped:
+/// Operator use cases on the queue (requirements §6): list per domain, retry now, bounce, delete. Tenant-scoped:
 /// the domain must belong to the caller's tenant, else NOT_FOUND, and so is a message of another domain.
 /// </summary>
 public sealed class QueueAdmin(DomainManager domains, DomainStore store, MessageQueue queue, MessageLogWriter log, TimeProvider clock)

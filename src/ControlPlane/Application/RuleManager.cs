@@ -6,7 +6,7 @@ using Gateway.Core.Rules;
 namespace Gateway.ControlPlane.Application;
 
 /// <summary>
-/// Policy rule use cases for one tenant (SPEC §7): the domain must belong to the tenant (else NOT_FOUND, as
+/// Policy rule use cases for one tenant (requirements §7): the domain must belong to the tenant (else NOT_FOUND, as
 /// <see cref="DomainManager"/>), every change validates, then replaces the ordered list by compare-and-set
 /// (a concurrent save is retried on the fresh list; a client etag that no longer matches is ABORTED).
 /// </summary>

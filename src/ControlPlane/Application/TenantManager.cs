@@ -4,7 +4,7 @@ using Gateway.Core;
 
 namespace Gateway.ControlPlane.Application;
 
-/// <summary>Tenants, API keys and authentication (SPEC §2).</summary>
+/// <summary>Tenants, API keys and authentication (requirements §2).</summary>
 public sealed class TenantManager(TenantStore store, DomainStore domains, GatewayOptions options, TimeProvider clock)
 {
     private volatile string? _operatorHash;

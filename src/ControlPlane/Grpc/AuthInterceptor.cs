@@ -5,7 +5,7 @@ using Grpc.Core.Interceptors;
 namespace Gateway.ControlPlane.Grpc;
 
 /// <summary>
-/// SPEC §2: every RPC needs <c>authorization: Bearer &lt;key&gt;</c>. Health checks and server
+/// requirements §2: every RPC needs <c>authorization: Bearer &lt;key&gt;</c>. Health checks and server
 /// reflection stay open so probes and tools such as grpcurl work without a key.
 /// </summary>
 public sealed class AuthInterceptor(TenantManager tenants) : Interceptor

@@ -4,7 +4,7 @@ using StackExchange.Redis;
 namespace Gateway.ControlPlane.Jobs;
 
 /// <summary>
-/// The background job of SPEC §3: every <see cref="OnboardingOptions.RoundInterval"/> it re-verifies
+/// The background job of requirements §3: every <see cref="OnboardingOptions.RoundInterval"/> it re-verifies
 /// unverified domains and refreshes stored health (see <see cref="OnboardingRound"/>). Every ControlPlane
 /// runs it; per-domain Redis locks share the work. Off with <c>Gateway:Onboarding:BackgroundChecks=false</c>.
 /// </summary>

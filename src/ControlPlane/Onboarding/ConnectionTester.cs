@@ -17,7 +17,7 @@ public sealed record HostConnectionResult(string Host, int Port, bool Connected,
 public sealed record ConnectionTestResult(bool Success, string Message, IReadOnlyList<HostConnectionResult> Results);
 
 /// <summary>
-/// SPEC §3 "Connection test": a TCP connect to every inbound server host:port, all in parallel, each
+/// requirements §3.12: a TCP connect to every inbound server host:port, all in parallel, each
 /// within <see cref="OnboardingOptions.ConnectTimeout"/>. Only TCP is tested (a wrong port such as 587
 /// can still pass; the test message is what proves delivery). A host name is resolved to A/AAAA with the
 /// configured resolver (not MX), as delivery does; its addresses are tried in turn, IPv4 first.

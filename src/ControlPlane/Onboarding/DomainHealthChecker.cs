@@ -6,7 +6,7 @@ using Gateway.Core.Dns;
 namespace Gateway.ControlPlane.Onboarding;
 
 /// <summary>
-/// The findings of SPEC §3 "Health" for one domain, from its saved configuration and live DNS and TCP:
+/// The findings of requirements §3.11 for one domain, from its saved configuration and live DNS and TCP:
 /// verification, MX or A/AAAA presence, the inbound connection test, outbound sources and SPF.
 /// The parts run in parallel; each finding says exactly what to change. Codes and severities are listed
 /// in docs/onboarding.md.
@@ -53,7 +53,7 @@ public sealed class DomainHealthChecker(IMailDns dns, DomainVerifier verifier, C
                 return [];
             }
 
-            // Not an error: the MX moves last, when the customer switches the mail path (SPEC §3, the seed's Step 3).
+            // Not an error: the MX moves last, when the customer switches the mail path (requirements §3, the seed's Step 3).
             var current = string.Join(", ", mx.Records.Select(r => r.IsNullMx ? "a null MX (no mail)" : r.Exchange));
             return [new Finding(FindingCodes.MxNotGateway, FindingSeverity.Info,
                 $"Inbound mail for {domain.Name} still goes to {current}, not through the gateway. When you are ready to switch, replace the MX " +

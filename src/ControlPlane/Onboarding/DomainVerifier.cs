@@ -12,7 +12,7 @@ namespace Gateway.ControlPlane.Onboarding;
 public sealed record VerificationCheck(bool Verified, VerificationMethod Method, string? DnsProblem);
 
 /// <summary>
-/// Ownership proof of SPEC §3 "Verification": a TXT record <c>&lt;prefix&gt;=&lt;token&gt;</c> at the domain,
+/// Ownership proof of requirements §3.2: a TXT record <c>&lt;prefix&gt;=&lt;token&gt;</c> at the domain,
 /// or an MX record of the domain naming the tenant's inbound host <c>&lt;company-id&gt;.in.&lt;gateway-domain&gt;</c>.
 /// Only asks DNS; saving the result is <see cref="OnboardingService"/>'s job.
 /// </summary>

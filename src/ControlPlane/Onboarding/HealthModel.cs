@@ -13,7 +13,7 @@ public enum FindingSeverity
     Error = 3,
 }
 
-/// <summary>A domain's overall state (SPEC §3 "Health"); the numbers are those of gateway.v1.DomainStatus.</summary>
+/// <summary>A domain's overall state (requirements §3.11); the numbers are those of gateway.v1.DomainStatus.</summary>
 public enum DomainStatus
 {
     /// <summary>Not checked yet.</summary>

@@ -20,7 +20,7 @@ public sealed class OnboardingOptions
     /// <summary>How often the background job looks for domains that are due (the first round runs one interval after start).</summary>
     public TimeSpan RoundInterval { get; set; } = TimeSpan.FromMinutes(1);
 
-    /// <summary>How often an unverified domain's DNS is checked again for the TXT record or MX (SPEC §3 "Verification").</summary>
+    /// <summary>How often an unverified domain's DNS is checked again for the TXT record or MX (requirements §3.2).</summary>
     public TimeSpan UnverifiedRecheckInterval { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>

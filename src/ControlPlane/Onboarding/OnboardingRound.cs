@@ -19,7 +19,7 @@ public enum CheckDue
 }
 
 /// <summary>
-/// One round of the background job (SPEC §3: "unverified domains are also re-checked in the background";
+/// One round of the background job (requirements §3: "unverified domains are also re-checked in the background";
 /// ListDomains shows each domain's status): finds the domains that are due and checks them. Safe with
 /// several ControlPlanes on one Redis: each domain is checked under a short per-domain Redis lock, and
 /// whether it is still due is decided again under the lock, so a domain is checked once per due time

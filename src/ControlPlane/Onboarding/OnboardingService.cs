@@ -14,7 +14,7 @@ public sealed record VerifyOutcome(DomainConfig Domain, bool Verified, string Me
 /// background job. Tenant isolation comes from <see cref="DomainManager.GetAsync"/>: another tenant's
 /// domain is NOT_FOUND. Verification is saved through <see cref="DomainManager.ChangeAsync"/> with
 /// <see cref="ConfigOps.Verify"/>, so it is announced and every program's snapshot sees it; it is never
-/// taken back (SPEC §3: once verified, removing the TXT record changes nothing).
+/// taken back (requirements §3: once verified, removing the TXT record changes nothing).
 /// </summary>
 public sealed partial class OnboardingService(
     DomainManager domains,

@@ -8,7 +8,7 @@ using Gateway.Core.Dns;
 namespace Gateway.ControlPlane.Onboarding;
 
 /// <summary>
-/// The SPF part of SPEC §3 "Health" for a domain with outbound enabled: the domain must have exactly
+/// The SPF part of requirements §3.11 for a domain with outbound enabled: the domain must have exactly
 /// one SPF record, and evaluating it (RFC 7208, includes and redirects followed, lookup limits applied)
 /// for each of the gateway's sending addresses must give "pass". Without sending addresses (the shipped
 /// default) the record must reach the gateway's include within the same limits (<see cref="SpfIncludeSearch"/>).

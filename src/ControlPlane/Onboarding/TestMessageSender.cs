@@ -12,7 +12,7 @@ using Gateway.Core.Routing;
 namespace Gateway.ControlPlane.Onboarding;
 
 /// <summary>
-/// SPEC §3 "Test message": a generated message to an address of the domain, put into the Deliverer's
+/// requirements §3.13: a generated message to an address of the domain, put into the Deliverer's
 /// queue. It travels through the SAVED configuration because the Deliverer routes from its snapshot of
 /// what is stored, never from a request's unsaved rows. The envelope sender is null (<c>&lt;&gt;</c>), as for
 /// other probes, so a failure never produces a bounce to nowhere; the message log shows the outcome.

@@ -90,7 +90,7 @@ public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper
         return OnboardingMapper.ToApi(result);
     }
 
-    /// <summary>Domains with their stored health (SPEC §3: ListDomains shows each domain's status).</summary>
+    /// <summary>Domains with their stored health (requirements §3: ListDomains shows each domain's status).</summary>
     private async Task<List<V1.Domain>> WithHealthAsync(IReadOnlyList<DomainConfig> items)
     {
         var health = await onboarding.StoredHealthAsync(items).ConfigureAwait(false);

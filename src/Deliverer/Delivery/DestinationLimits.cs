@@ -7,7 +7,7 @@ using StackExchange.Redis;
 namespace Gateway.Deliverer.Delivery;
 
 /// <summary>
-/// How many deliveries of this process may run to one destination at once (requirements §11.1; Postfix:
+/// How many deliveries of this process may run to one destination at once (requirements §11.6; Postfix:
 /// <c>default_destination_concurrency_limit</c> = 20). A destination is the managed domain of an inbound route or the
 /// recipient domain of outbound mail. A batch whose destination is full is not attempted: its message comes back
 /// shortly (<see cref="DelivererOptions.BusyRetryDelay"/>) without an attempt counted, so one slow destination holds at
@@ -54,7 +54,7 @@ public sealed class DestinationLimiter(DelivererOptions options)
 
 /// <summary>
 /// Addresses that did not answer in time (connect or greeting timeout), remembered for
-/// <see cref="DelivererOptions.DeadHostTime"/> by every Deliverer of the fleet (requirements §11.1): while an address is
+/// <see cref="DelivererOptions.DeadHostTime"/> by every Deliverer of the fleet (requirements §11.6): while an address is
 /// dead, no delivery connects to it; the next address of the route is tried at once, or the recipients are deferred.
 /// A black hole that accepts TCP and never greets then costs one timeout per period, not one per message. Shared through
 /// Redis (<see cref="RedisKeys.DeadHosts"/>: a sorted set of <c>ip:port</c> by the time they are dead until, and their

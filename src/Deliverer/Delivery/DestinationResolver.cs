@@ -10,7 +10,7 @@ namespace Gateway.Deliverer.Delivery;
 
 /// <summary>
 /// DNS for delivery, through the gateway's resolver (<c>Gateway:Dns:Servers</c>): inbound server host
-/// names to A/AAAA (SPEC §3: not MX), and outbound recipient domains to MX hosts (RFC 5321 §5.1) with
+/// names to A/AAAA (requirements §3: not MX), and outbound recipient domains to MX hosts (RFC 5321 §5.1) with
 /// the null MX of RFC 7505. Whether a destination is the gateway itself is decided by <see cref="GatewaySelf"/>.
 /// </summary>
 public sealed class DestinationResolver(ILookupClient dns, DelivererOptions options)

@@ -10,11 +10,11 @@ namespace Gateway.Deliverer.Delivery;
 
 /// <summary>
 /// One delivery attempt of one queued message, as I/O around two pure functions: <see cref="RouteChoice"/> says which
-/// recipients travel together and where (from the current snapshot, requirements §3.2: a change saved while mail waits
+/// recipients travel together and where (from the current snapshot, requirements §3.14: a change saved while mail waits
 /// applies at the next attempt), and <see cref="AttemptResult"/> turns what the destinations said into the new state.
 /// In between this class asks Redis for round robin turns, DNS for addresses, and the SMTP transport for transactions;
 /// afterwards it logs every step, sends DSNs and schedules the retry. Any exception during an attempt is an outcome
-/// (requirements §11): the recipients without an answer are deferred with the normal backoff and expire at the
+/// (requirements §11.7): the recipients without an answer are deferred with the normal backoff and expire at the
 /// message's lifetime; recipients already delivered are written first.
 /// </summary>
 public sealed partial class MessageDeliverer(
@@ -75,7 +75,7 @@ public sealed partial class MessageDeliverer(
         var started = clock.GetTimestamp();
         var results = new Dictionary<string, RecipientResult>(StringComparer.OrdinalIgnoreCase);
         var busy = false;
-        // One deadline for the whole attempt, every host and recipient together (requirements §11.1).
+        // One deadline for the whole attempt, every host and recipient together (requirements §11.6).
         using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
             deadline.CancelAfter(options.AttemptDeadline);
@@ -224,7 +224,7 @@ public sealed partial class MessageDeliverer(
             }
             else if (deadHosts.IsDead(endpoint.Address, out var why))
             {
-                // Timed out a moment ago (here or at another Deliverer): not again for every message (requirements §11.1).
+                // Timed out a moment ago (here or at another Deliverer): not again for every message (requirements §11.6).
                 result = new TransactionResult(new Dictionary<string, DeliveryOutcome>(), DeliveryOutcome.Transient($"not tried: it did not answer in time recently ({why})"));
             }
             else

@@ -49,7 +49,7 @@ public sealed record MessageContent(string Subject, IReadOnlyList<string> Attach
 }
 
 /// <summary>
-/// The policy rules at intake (SPEC §7): every recipient is evaluated with the rules of the domain that owns its
+/// The policy rules at intake (requirements §7): every recipient is evaluated with the rules of the domain that owns its
 /// copy (inbound: the recipient's domain; outbound: the sender's), knowing everything — the real size, and the
 /// subject and attachment names when a rule needs them. Envelope rules are evaluated again here (defence in
 /// depth, and QUARANTINE, which the PolicyDaemon accepts at RCPT). The same <see cref="RuleEvaluator"/> as at RCPT.

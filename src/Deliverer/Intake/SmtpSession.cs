@@ -151,7 +151,7 @@ public sealed class SmtpSession(SmtpSessionSettings settings, IPAddress peer, Re
             return;
         }
 
-        // Bare CR and LF become CRLF here too (requirements §11.1), as DATA stores them.
+        // Bare CR and LF become CRLF here too (requirements §11.8), as DATA stores them.
         var state = DataState;
         DataReader.WriteChunk(octets, ref state, Data, settings.MaxMessageSize);
         DataState = state;

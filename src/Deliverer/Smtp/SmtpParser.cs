@@ -382,41 +382,20 @@ public static class SmtpParser
         return true;
     }
 
-    /// <summary>local@domain with a non-empty local part (dot-atom or quoted string) and domain (name or [literal]); no control characters.</summary>
+    /// <summary>
+    /// A mailbox as RFC 5321 §4.1.2 writes it (dot-string or quoted-string local part, domain or address literal), by the
+    /// one address grammar of the gateway (<see cref="Gateway.Core.Mail.EnvelopeAddress.TryParse"/>).
+    /// </summary>
     public static bool IsMailbox(string address, out string error)
     {
         ArgumentNullException.ThrowIfNull(address);
-        var at = address.LastIndexOf('@');
-        if (at <= 0 || at == address.Length - 1)
+        if (Gateway.Core.Mail.EnvelopeAddress.TryParse(address, out _, out error))
         {
-            error = $"Syntax: '{address}' is not local-part@domain";
-            return false;
+            return true;
         }
 
-        if (address.Any(c => char.IsControl(c)))
-        {
-            error = "Syntax: control characters in the address";
-            return false;
-        }
-
-        var local = address.AsSpan(0, at);
-        var quotedLocal = local.Length >= 2 && local[0] == '"' && local[^1] == '"';
-        if (!quotedLocal && (local.Contains(' ') || local.Contains('"') || local.Contains('<') || local.Contains('>')))
-        {
-            error = $"Syntax: '{address}': a local part with spaces or quotes must be a quoted string";
-            return false;
-        }
-
-        var domain = address.AsSpan(at + 1);
-        var literal = domain.Length > 2 && domain[0] == '[' && domain[^1] == ']';
-        if (!literal && (domain.Contains(' ') || domain.Contains('[') || domain.Contains(']') || domain.Contains('"') || domain.StartsWith(".") || domain.Contains("..", StringComparison.Ordinal)))
-        {
-            error = $"Syntax: '{address}' has an invalid domain";
-            return false;
-        }
-
-        error = string.Empty;
-        return true;
+        error = "Syntax: " + error;
+        return false;
     }
 
     private static bool Is(ReadOnlySpan<byte> verb, ReadOnlySpan<byte> name) => Ascii.EqualsIgnoreCase(verb, name);
@@ -448,7 +427,7 @@ public struct DataState
     /// <summary>The content passed the size limit: the rest is read and dropped, then 552 is answered.</summary>
     public bool TooBig { get; set; }
 
-    /// <summary>Bare CR or bare LF line ends the reader turned into CRLF (requirements §11.1; for the log).</summary>
+    /// <summary>Bare CR or bare LF line ends the reader turned into CRLF (requirements §11.8; for the log).</summary>
     public int BareLineEnds { get; set; }
 
     /// <summary>BDAT: the last chunk so far ended in CR, whose LF may start the next chunk.</summary>
@@ -456,7 +435,7 @@ public struct DataState
 }
 
 /// <summary>
-/// The DATA stream (RFC 5321 §4.1.1.4 and §4.5.2) read so that no smuggling sequence can end it (requirements §11.1):
+/// The DATA stream (RFC 5321 §4.1.1.4 and §4.5.2) read so that no smuggling sequence can end it (requirements §11.8):
 /// a line ends on the wire only with CRLF, so the end of the data is recognised only at <c>CRLF . CRLF</c>, and a dot
 /// is un-stuffed only at the start of such a line. A bare LF or a bare CR anywhere else (<c>\n.\n</c>,
 /// <c>\n.\r\n</c>, <c>\r.\r\n</c>, <c>\r\n.\r</c>) is message content: it is stored as CRLF, the only line end the

@@ -36,7 +36,7 @@ public sealed record AttemptUpdate(QueuedMessage Message, bool Finished, DateTim
 }
 
 /// <summary>
-/// The state update after a delivery attempt as a pure function (requirements §6): per recipient, delivered (2xx), failed
+/// The state update after a delivery attempt as a pure function (requirements §6.6, §6.7): per recipient, delivered (2xx), failed
 /// for good (5xx), or still pending (4xx and every local trouble) with the next attempt from <see cref="RetryPolicy"/>;
 /// once the message's lifetime is over, pending recipients expire. A recipient without a result keeps its state.
 /// </summary>

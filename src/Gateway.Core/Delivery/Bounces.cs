@@ -57,7 +57,7 @@ public static class Bounces
         }
         catch (DomainDeletedException)
         {
-            // The original's own domain is deleted: its mail is discarded (SPEC §3), DSNs included.
+            // The original's own domain is deleted: its mail is discarded (requirements §3), DSNs included.
             return DsnSent.None;
         }
     }

@@ -14,7 +14,7 @@ public enum OutcomeKind
 
 /// <summary>
 /// An outcome with what the server (or the local failure) said, kept for the queue, the log and the DSN. The text comes
-/// from remote servers, so it is kept to <see cref="MaxReplyLength"/> characters (requirements §11.1): a server that
+/// from remote servers, so it is kept to <see cref="MaxReplyLength"/> characters (requirements §11.9): a server that
 /// answers with megabytes cannot grow a queued message, a log entry or a DSN by as much.
 /// </summary>
 public readonly record struct DeliveryOutcome

@@ -21,7 +21,7 @@ public enum RetryNowOutcome
 }
 
 /// <summary>
-/// The durable delivery queue in Redis (SPEC §6). Layout (docs/architecture.md "Delivery queue"):
+/// The durable delivery queue in Redis (requirements §6). Layout (docs/architecture.md "Delivery queue"):
 /// <list type="bullet">
 /// <item>each message in its owning domain's slot: <c>gw:{d:&lt;domain&gt;}:msg:&lt;id&gt;</c> (envelope with
 /// per-recipient state, and body), indexed in <c>gw:{d:&lt;domain&gt;}:queue</c> by next attempt;</item>
@@ -341,7 +341,7 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
     /// <summary>How many messages a domain has queued.</summary>
     public Task<long> CountAsync(string domain) => Db.SortedSetLengthAsync(RedisKeys.DomainQueue(domain));
 
-    /// <summary>Makes a message due now (SPEC §6 "retry now") and wakes the Deliverers.</summary>
+    /// <summary>Makes a message due now (requirements §6.10) and wakes the Deliverers.</summary>
     public async Task<RetryNowOutcome> RetryNowAsync(string domain, string id)
     {
         var db = Db;
@@ -439,7 +439,7 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
     public Task WakeAsync(int shard) =>
         redis.GetSubscriber().PublishAsync(RedisKeys.QueueChannel, shard.ToString(CultureInfo.InvariantCulture));
 
-    /// <summary>The round robin turn of a route group (SPEC §3: across the whole fleet, message by message).</summary>
+    /// <summary>The round robin turn of a route group (requirements §3: across the whole fleet, message by message).</summary>
     public async Task<long> NextTurnAsync(string domain, string groupKey) =>
         (long)await Db.ScriptEvaluateAsync(NextTurnScript, [RedisKeys.Domain(domain), RedisKeys.RoundRobin(domain, groupKey)]).ConfigureAwait(false);
 

@@ -24,7 +24,7 @@ public sealed class QueueOptions
     /// </summary>
     public TimeSpan Lease { get; set; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>SPEC §6: the first retry is 5 minutes after the first failure.</summary>
+    /// <summary>requirements §6: the first retry is 5 minutes after the first failure.</summary>
     public TimeSpan FirstRetryDelay { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>Each later retry waits this many times the previous delay (Postfix doubles too).</summary>
@@ -34,7 +34,7 @@ public sealed class QueueOptions
     /// <summary>The longest wait between two attempts (Postfix: <c>maximal_backoff_time</c>).</summary>
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromHours(4);
 
-    /// <summary>SPEC §6: how long a message is kept before it is bounced as expired (Postfix: <c>maximal_queue_lifetime</c>).</summary>
+    /// <summary>requirements §6: how long a message is kept before it is bounced as expired (Postfix: <c>maximal_queue_lifetime</c>).</summary>
     public TimeSpan MaxLifetime { get; set; } = TimeSpan.FromDays(10);
 
     /// <summary>The name this host uses in EHLO, Received headers and DSNs (Reporting-MTA); empty: the machine's host name.</summary>

@@ -83,7 +83,7 @@ public sealed record QueuedMessage
     /// <summary>When the first attempt failed for some recipient; the retry schedule counts from it.</summary>
     public DateTimeOffset? FirstFailure { get; init; }
 
-    /// <summary>The last error seen, for operators (SPEC §6).</summary>
+    /// <summary>The last error seen, for operators (requirements §6).</summary>
     public string? LastError { get; init; }
 
     /// <summary>Size of the raw body in bytes.</summary>

@@ -1,7 +1,7 @@
 namespace Gateway.Core.Delivery;
 
 /// <summary>
-/// When to try again (SPEC §6): the first retry <see cref="QueueOptions.FirstRetryDelay"/> after the first
+/// When to try again (requirements §6): the first retry <see cref="QueueOptions.FirstRetryDelay"/> after the first
 /// failure, each later one <see cref="QueueOptions.BackoffFactor"/> times longer up to
 /// <see cref="QueueOptions.MaxRetryDelay"/>, never past the message's expiry, so the last attempt falls at
 /// <see cref="QueueOptions.MaxLifetime"/> (Postfix: <c>maximal_queue_lifetime</c>).

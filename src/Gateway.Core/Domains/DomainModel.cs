@@ -2,7 +2,7 @@ using System.Text.Json.Serialization;
 
 namespace Gateway.Core.Domains;
 
-/// <summary>One receiving server row (SPEC §3 "Inbound servers"), normalised.</summary>
+/// <summary>One receiving server row (requirements §3.4), normalised.</summary>
 /// <param name="Recipient"><c>*@domain</c> or <c>local@domain</c>, lower case.</param>
 /// <param name="Host">Canonical IP text or a lower-case A-label host name.</param>
 public sealed record InboundServer(string Recipient, string Host, int Port, int Preference)
@@ -18,7 +18,7 @@ public sealed record InboundServer(string Recipient, string Host, int Port, int 
     public bool IsCatchAll => Recipient.StartsWith("*@", StringComparison.Ordinal);
 }
 
-/// <summary>Sending sources allowed to relay outbound mail (SPEC §3 "Outbound servers").</summary>
+/// <summary>Sending sources allowed to relay outbound mail (requirements §3.8).</summary>
 public sealed record OutboundSettings(bool Enabled, bool Office365, bool GoogleWorkspace, IReadOnlyList<string> CustomIps)
 {
     public const int MaxCustomIps = 100;
@@ -37,7 +37,7 @@ public enum VerificationMethod
     Mx = 2,
 }
 
-/// <summary>Proof of ownership (SPEC §3 "Verification"). Once verified it stays verified.</summary>
+/// <summary>Proof of ownership (requirements §3.2). Once verified it stays verified.</summary>
 public sealed record VerificationState(string Token, bool Verified, VerificationMethod Method, DateTimeOffset? VerifyTime);
 
 /// <summary>The settings a tenant edits; everything else of a domain is managed by the gateway.</summary>

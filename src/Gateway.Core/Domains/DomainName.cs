@@ -4,7 +4,7 @@ using System.Net;
 namespace Gateway.Core.Domains;
 
 /// <summary>
-/// Normalisation of DNS names as SPEC §3 "Registration" wants them: lower case, no trailing dot,
+/// Normalisation of DNS names as requirements §3.1 wants them: lower case, no trailing dot,
 /// IDN converted to its A-label (UTS #46 via ICU, RFC 5891), LDH labels (RFC 1123 §2.1).
 /// </summary>
 public static class DomainName

@@ -2,7 +2,7 @@ namespace Gateway.Core.Domains;
 
 /// <summary>
 /// Public mailbox providers: their users' mail is not the customer's to relay, so no tenant may
-/// register them or their subdomains (SPEC §3). Configuration (<c>Gateway:PublicProviders</c>) replaces this list.
+/// register them or their subdomains (requirements §3). Configuration (<c>Gateway:PublicProviders</c>) replaces this list.
 /// </summary>
 public static class PublicProviders
 {

@@ -2,7 +2,7 @@ using Gateway.Core.Mail;
 
 namespace Gateway.Core.MessageLog;
 
-/// <summary>Event names of the message log (SPEC §7). Stable: clients filter on them.</summary>
+/// <summary>Event names of the message log (requirements §7). Stable: clients filter on them.</summary>
 public static class MessageLogEvents
 {
     public const string PolicyReject = "policy_reject";

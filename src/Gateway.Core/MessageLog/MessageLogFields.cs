@@ -7,7 +7,7 @@ namespace Gateway.Core.MessageLog;
 /// <summary>The field names of a log entry in its stream, both ways (docs/message-log.md "Fields").</summary>
 public static class MessageLogFields
 {
-    /// <summary>The most UTF-8 bytes a field keeps (requirements §11.1: senders and remote servers choose them).</summary>
+    /// <summary>The most UTF-8 bytes a field keeps (requirements §11.9: senders and remote servers choose them).</summary>
     public const int MaxFieldBytes = 512;
 
     /// <summary>What a shortened field ends with, so a reader knows the value is not whole.</summary>

@@ -16,7 +16,7 @@ public sealed class MessageLogWriter(IConnectionMultiplexer redis, GatewayOption
 {
     // KEYS: log, domain config. ARGV: min id, max entries, field, value, ... Nothing is written for a deleted domain
     // (no settings hash: DeleteDomain's tombstone), so a late event cannot bring a purged log back. Trimmed by time
-    // and by count (requirements §11.1): a flood of refused RCPTs cannot grow one domain's log past the cap.
+    // and by count (requirements §11.9): a flood of refused RCPTs cannot grow one domain's log past the cap.
     private const string AppendScript = """
         if redis.call('EXISTS', KEYS[2]) == 0 then return false end
         local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', unpack(ARGV, 3))

@@ -5,15 +5,12 @@ public sealed class QuarantineOptions
 {
     public const string Section = "Gateway:Quarantine";
 
-    /// <summary>How long a message stays in quarantine before it is deleted (SPEC §7: 30 days by default).</summary>
+    /// <summary>How long a message stays in quarantine before it is deleted (requirements §7: 30 days by default).</summary>
     public TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);
-
-    /// <summary>How often the ControlPlane looks for expired messages.</summary>
-    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>A release that did not finish within this time (its ControlPlane died) may be taken over by another.</summary>
     public TimeSpan ReleaseClaimTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
     public static bool IsValid(QuarantineOptions o) =>
-        o is not null && o.Retention > TimeSpan.Zero && o.SweepInterval > TimeSpan.Zero && o.ReleaseClaimTimeout > TimeSpan.Zero;
+        o is not null && o.Retention > TimeSpan.Zero && o.ReleaseClaimTimeout > TimeSpan.Zero;
 }

@@ -12,7 +12,7 @@ public static class QuarantineServiceCollectionExtensions
     {
         services.AddOptions<QuarantineOptions>()
             .Bind(configuration.GetSection(QuarantineOptions.Section))
-            .Validate(QuarantineOptions.IsValid, "Gateway:Quarantine: Retention, SweepInterval and ReleaseClaimTimeout must be positive.")
+            .Validate(QuarantineOptions.IsValid, "Gateway:Quarantine: Retention and ReleaseClaimTimeout must be positive.")
             .ValidateOnStart();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<QuarantineOptions>>().Value);
         services.AddSingleton<QuarantineStore>();

@@ -7,7 +7,7 @@ using Gateway.Core.Mail;
 
 namespace Gateway.Core.Quarantine;
 
-/// <summary>A message held by a rule (SPEC §7): its envelope for one managed domain, the rule, when.</summary>
+/// <summary>A message held by a rule (requirements §7): its envelope for one managed domain, the rule, when.</summary>
 public sealed record QuarantinedMessage
 {
     /// <summary>The gateway's message id (the intake's; the same id when released into the queue).</summary>

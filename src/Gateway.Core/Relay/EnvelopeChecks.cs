@@ -1,7 +1,7 @@
 namespace Gateway.Core.Relay;
 
 /// <summary>
-/// A check on the envelope of a recipient the relay rules accepted (SPEC §4 rule 4: domain rules that
+/// A check on the envelope of a recipient the relay rules accepted (requirements §4.4: domain rules that
 /// decide on envelope data, e.g. reject a sender). Registered in DI; <see cref="RelayEngine"/> runs every
 /// check in registration order and stops at the first refusal.
 /// <para>

@@ -8,7 +8,7 @@ using Gateway.Core.Snapshot;
 
 namespace Gateway.Core.Relay;
 
-/// <summary>Where accepted mail goes next (SPEC §5).</summary>
+/// <summary>Where accepted mail goes next (requirements §5).</summary>
 public enum TransportMode
 {
     /// <summary>Everything to the Deliverer's intake, which queues, routes and retries (the default).</summary>
@@ -41,7 +41,7 @@ public readonly record struct LookupAnswer(LookupStatus Status, string? Value)
 }
 
 /// <summary>
-/// The two lookup tables of SPEC §5 as pure functions of a key and the snapshot. Keys match
+/// The two lookup tables of requirements §5 as pure functions of a key and the snapshot. Keys match
 /// case-insensitively; until a snapshot is loaded every answer is "try later".
 /// </summary>
 public static class NextHopRules
@@ -135,7 +135,7 @@ public static class NextHopRules
 
     /// <summary>
     /// One Postfix SMTP next hop: always in brackets, so a host name is resolved to A/AAAA and never to MX
-    /// (SPEC §3), and an IPv6 address is written bare inside them (<c>[2001:db8::1]:25</c>).
+    /// (requirements §3), and an IPv6 address is written bare inside them (<c>[2001:db8::1]:25</c>).
     /// </summary>
     public static string NextHop(RouteHost server)
     {

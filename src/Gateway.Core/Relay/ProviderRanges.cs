@@ -5,7 +5,7 @@ using System.Text.Json.Serialization;
 
 namespace Gateway.Core.Relay;
 
-/// <summary>The hosted mail providers whose published sending ranges a domain can allow (SPEC §3 "Outbound servers").</summary>
+/// <summary>The hosted mail providers whose published sending ranges a domain can allow (requirements §3.8).</summary>
 public static class SendingProviders
 {
     /// <summary>Microsoft 365 (Exchange Online).</summary>

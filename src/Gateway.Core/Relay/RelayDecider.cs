@@ -18,7 +18,7 @@ public sealed class RelayDecider(ConfigSnapshot snapshot, ProviderRangesService 
 }
 
 /// <summary>
-/// Turns a decision into the message log events of the managed domains involved (SPEC §7: logs are per
+/// Turns a decision into the message log events of the managed domains involved (requirements §7: logs are per
 /// domain). A NO-DOMAIN refusal that concerns no managed domain writes nothing: there is no customer to
 /// tell, and one stream per spam attempt would only load Redis (front ends count it in a metric instead).
 /// </summary>

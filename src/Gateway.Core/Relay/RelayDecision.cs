@@ -18,7 +18,7 @@ public enum RelayOutcome
 
     /// <summary>
     /// Cannot decide now (no configuration loaded, a configuration error): the client must try again
-    /// later. Never a false accept, never a permanent refusal caused by the gateway's own trouble (SPEC §4 rule 5).
+    /// later. Never a false accept, never a permanent refusal caused by the gateway's own trouble (requirements §4.5).
     /// </summary>
     TryLater,
 }
@@ -30,16 +30,16 @@ public enum RelayReason
     NotLoaded,
     UnknownScope,
 
-    /// <summary>SPEC §4 rule 1: the recipient's domain is managed with inbound enabled.</summary>
+    /// <summary>requirements §4.1: the recipient's domain is managed with inbound enabled.</summary>
     Inbound,
 
-    /// <summary>SPEC §4 rule 2: the sender's domain is managed, verified, outbound enabled, and the client is one of its sources.</summary>
+    /// <summary>requirements §4.2: the sender's domain is managed, verified, outbound enabled, and the client is one of its sources.</summary>
     Outbound,
 
-    /// <summary>SPEC §4 rule 3: neither rule applies.</summary>
+    /// <summary>requirements §4.3: neither rule applies.</summary>
     NoDomain,
 
-    /// <summary>SPEC §4 rule 4: an envelope check (a domain rule) refused a recipient the relay rules accepted.</summary>
+    /// <summary>requirements §4.4: an envelope check (a domain rule) refused a recipient the relay rules accepted.</summary>
     EnvelopeRule,
 
     /// <summary>
@@ -53,7 +53,7 @@ public enum RelayReason
 
     /// <summary>
     /// The recipient's domain is managed with inbound on, but no row of it routes this recipient: refused with
-    /// <c>550 5.1.1</c> (requirements §11.1), by the policy service and the intake alike, so nothing is accepted that
+    /// <c>550 5.1.1</c> (requirements §3.6), by the policy service and the intake alike, so nothing is accepted that
     /// would later bounce to a possibly forged sender.
     /// </summary>
     UnknownRecipient,

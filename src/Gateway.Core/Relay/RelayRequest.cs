@@ -16,7 +16,7 @@ public enum SmtpStage
 
 /// <summary>
 /// Which direction a front end lets the rules grant. Postfix sets it per listener with
-/// <c>policy_context</c> (SPEC §4): an MX-only listener asks for <see cref="Inbound"/>, a relay
+/// <c>policy_context</c> (requirements §4): an MX-only listener asks for <see cref="Inbound"/>, a relay
 /// listener for customers' servers for <see cref="Outbound"/>.
 /// </summary>
 public enum RelayScope

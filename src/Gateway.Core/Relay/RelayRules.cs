@@ -8,11 +8,11 @@ using Gateway.Core.Snapshot;
 namespace Gateway.Core.Relay;
 
 /// <summary>
-/// The relay decision of SPEC §4, as a pure function of the request, the configuration snapshot and the
+/// The relay decision of requirements §4, as a pure function of the request, the configuration snapshot and the
 /// providers' ranges: no I/O, nothing about any MTA. Per recipient:
 /// <list type="number">
 /// <item>recipient domain managed with inbound enabled → accept, inbound, when a row of the domain routes the recipient
-/// (else refused: unknown recipient, requirements §11.1);</item>
+/// (else refused: unknown recipient, requirements §3.6);</item>
 /// <item>else sender domain managed, verified, outbound enabled and the client among its sending sources → accept, outbound;</item>
 /// <item>else reject (NO-DOMAIN);</item>
 /// <item>(envelope checks run after an accept: <see cref="RelayEngine"/>);</item>
@@ -164,7 +164,7 @@ public static class RelayRules
 }
 
 /// <summary>
-/// The relay rules followed by the envelope checks (SPEC §4 rule 4). Pure as long as the checks are:
+/// The relay rules followed by the envelope checks (requirements §4.4). Pure as long as the checks are:
 /// <c>Evaluate(request, snapshot, providers) → decision</c>. Checks may only turn an accept into a
 /// refusal (see <see cref="IEnvelopeCheck"/>).
 /// </summary>

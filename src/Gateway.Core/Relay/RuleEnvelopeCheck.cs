@@ -4,7 +4,7 @@ using Gateway.Core.Rules;
 namespace Gateway.Core.Relay;
 
 /// <summary>
-/// SPEC §4 rule 4 / §7 at RCPT: the rules of the domain that granted the relay, with what is known at RCPT
+/// requirements §4.4 / §7 at RCPT: the rules of the domain that granted the relay, with what is known at RCPT
 /// (envelope, client, announced size). Only a matching REJECT refuses here; QUARANTINE is accepted and held by
 /// the Deliverer at intake (the message does not exist yet at RCPT), DELIVER accepts; a rule that needs the
 /// content leaves the decision to the intake. A domain without rules costs one null test.

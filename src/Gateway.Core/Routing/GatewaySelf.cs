@@ -4,7 +4,7 @@ using Gateway.Core.Delivery;
 namespace Gateway.Core.Routing;
 
 /// <summary>
-/// What is the gateway itself, for the one loop check of delivery (requirements §3.5, §11): the intake's listeners,
+/// What is the gateway itself, for the one loop check of delivery (requirements §3.7): the intake's listeners,
 /// the gateway's own sending addresses and its own host names (the EHLO name and every tenant MX host
 /// <c>&lt;company&gt;.in.&lt;gateway domain&gt;</c>). A destination that is one of them would hand the message back to
 /// the gateway: it is never connected to, the recipient fails with <c>554 5.4.6</c> as Postfix's "mail for ... loops

@@ -25,7 +25,7 @@ public sealed record OutboundDestination(string Domain) : RouteDestination(Domai
 public sealed record RouteBatch(IReadOnlyList<string> Recipients, RouteDestination? Destination, DeliveryOutcome? Outcome);
 
 /// <summary>
-/// The route choice of one delivery attempt as pure functions (requirements §3.5, §6): from the snapshot and the queued
+/// The route choice of one delivery attempt as pure functions (requirements §3.5, §6.4, §6.5): from the snapshot and the queued
 /// message to batches of recipients (<see cref="Batches"/>); from an inbound batch and its round robin turns to the
 /// hosts in try order (<see cref="Hosts"/>); from what DNS said to the endpoints to try, with the loop check and the cap
 /// on addresses per attempt (<see cref="InboundEndpoints"/>, <see cref="OutboundEndpoints"/>). The Deliverer only does
@@ -37,7 +37,7 @@ public static class RouteChoice
     /// The pending recipients of <paramref name="message"/> in batches. Outbound: one batch per recipient domain.
     /// Inbound: one batch per managed domain and route (recipients with the same route travel in one transaction); a
     /// recipient whose domain is not managed (any more), has inbound off, or that no row matches is deferred (transient):
-    /// a change saved while mail waits applies at the next attempt (requirements §3.2), and turning inbound on again
+    /// a change saved while mail waits applies at the next attempt (requirements §3.14), and turning inbound on again
     /// delivers it.
     /// </summary>
     public static IReadOnlyList<RouteBatch> Batches(QueuedMessage message, ConfigSnapshot snapshot)

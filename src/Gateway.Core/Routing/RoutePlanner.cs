@@ -5,7 +5,7 @@ using Gateway.Core.Domains;
 
 namespace Gateway.Core.Routing;
 
-/// <summary>One server of a route: an IP address or a host name (resolved to A/AAAA at delivery, SPEC §3) and a port.</summary>
+/// <summary>One server of a route: an IP address or a host name (resolved to A/AAAA at delivery, requirements §3) and a port.</summary>
 public readonly record struct RouteHost(string Host, int Port)
 {
     public override string ToString() => Host.Contains(':', StringComparison.Ordinal) ? $"[{Host}]:{Port}" : $"{Host}:{Port}";
@@ -24,7 +24,7 @@ public sealed record RouteGroup(int Preference, IReadOnlyList<RouteHost> Hosts, 
 }
 
 /// <summary>
-/// SPEC §3 "Inbound servers" as pure functions: which rows apply to a recipient, in which order, and how a
+/// requirements §3.4 as pure functions: which rows apply to a recipient, in which order, and how a
 /// round robin turn rotates a group. No I/O: the turn numbers come from Redis counters outside.
 /// </summary>
 public static class RoutePlanner
@@ -72,7 +72,7 @@ public static class RoutePlanner
     /// <summary>
     /// Whether any row of the domain routes <paramref name="recipient"/> (its exact address or the <c>*@domain</c>
     /// catch-all): the same rows <see cref="Plan"/> picks, answered from the lookup sets the snapshot built once. A
-    /// recipient without a row would never be delivered, so the relay rule refuses it at RCPT (requirements §11.1).
+    /// recipient without a row would never be delivered, so the relay rule refuses it at RCPT (requirements §3.6).
     /// </summary>
     public static bool HasRoute(string recipient, Snapshot.DomainEntry domain)
     {

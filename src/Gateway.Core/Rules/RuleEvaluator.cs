@@ -59,7 +59,7 @@ public readonly record struct RuleOutcome(RuleVerdict Verdict, CompiledRule? Rul
 }
 
 /// <summary>
-/// The one evaluation of a domain's rules for both stages (SPEC §7): first rule whose conditions all match
+/// The one evaluation of a domain's rules for both stages (requirements §7): first rule whose conditions all match
 /// wins; disabled rules and rules of the other direction are skipped; facts not known at this stage make
 /// the outcome <see cref="RuleVerdict.Undecided"/> at the first rule that needs them. Pure, no I/O; no
 /// allocation except parsing the client address once when some rule has a client condition.

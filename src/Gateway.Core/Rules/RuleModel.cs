@@ -2,7 +2,7 @@ using System.Text.Json.Serialization;
 
 namespace Gateway.Core.Rules;
 
-/// <summary>What a matching rule does (SPEC §7).</summary>
+/// <summary>What a matching rule does (requirements §7).</summary>
 public enum RuleAction
 {
     /// <summary>Refuse the message: <c>550 5.7.1 &lt;text&gt;</c> at RCPT (envelope rules) or to the DATA (content rules).</summary>

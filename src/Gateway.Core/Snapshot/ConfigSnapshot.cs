@@ -7,7 +7,7 @@ namespace Gateway.Core.Snapshot;
 /// The in-memory copy of every managed domain that the PolicyDaemon and the Deliverer decide from.
 /// Reads never touch Redis and are O(1) in the number of domains; <see cref="ConfigSnapshotService"/>
 /// keeps it current. Until the first full load succeeds <see cref="IsLoaded"/> is false and callers
-/// must answer "try later" rather than decide (SPEC §4 rule 5).
+/// must answer "try later" rather than decide (requirements §4.5).
 /// </summary>
 public sealed class ConfigSnapshot
 {

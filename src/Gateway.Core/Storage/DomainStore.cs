@@ -189,7 +189,7 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
     }
 
     /// <summary>
-    /// Deletes a domain (SPEC §3 "Deletion"), refused while mail of the domain is queued or quarantined
+    /// Deletes a domain (requirements §3.15), refused while mail of the domain is queued or quarantined
     /// unless <paramref name="force"/>. In order, each step one script in one slot, so a crash anywhere
     /// leaves a state that <see cref="ResumePurgesAsync"/> finishes:
     /// (1) intent: the name joins <see cref="RedisKeys.DomainsBeingDeleted"/>;

@@ -63,7 +63,7 @@ public static class RedisKeys
     /// <summary>Sorted set of the domain's quarantined message ids (score: quarantine time, unix ms).</summary>
     public static RedisKey DomainQuarantine(string domain) => $"gw:{DomainTag(domain)}:quarantine";
 
-    /// <summary>Stream: the domain's message log (SPEC §7).</summary>
+    /// <summary>Stream: the domain's message log (requirements §7).</summary>
     public static RedisKey DomainLog(string domain) => $"gw:{DomainTag(domain)}:log";
 
     /// <summary>Hash: the domain's last health check (status, findings JSON, time, revision checked) and last verification attempt.</summary>
@@ -112,8 +112,6 @@ public static class RedisKeys
     /// <summary>Hash of one quarantined message: <c>env</c> (envelope, rule, time; JSON), <c>body</c> (raw bytes), <c>claim</c> (a release in progress).</summary>
     public static RedisKey QuarantineMessage(string domain, string id) => $"gw:{DomainTag(domain)}:qmsg:{id}";
 
-    /// <summary>String with a random token: the ControlPlane that currently runs the quarantine expiry sweep (expires by itself).</summary>
-    public static readonly RedisKey QuarantineSweepLease = Cfg + "quarantine-sweep";
 
     // ---- Message log and domain deletion (issue 6); see docs/message-log.md.
 

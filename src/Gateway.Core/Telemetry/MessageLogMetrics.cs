@@ -6,7 +6,7 @@ namespace Gateway.Core.Telemetry;
 /// <summary>
 /// The message log buffer of a program that posts events from its hot path (PolicyDaemon, Deliverer), meter
 /// <c>Gateway.MessageLog</c>: how many events it had to drop because Redis did not take them fast enough (requirements
-/// §7, §11.1: the log is bounded, and what it loses is counted).
+/// §7.4, §11.9: the log is bounded, and what it loses is counted).
 /// </summary>
 public sealed class MessageLogMetrics : IGatewayInstruments
 {

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 namespace Gateway.Core.Telemetry;
 
 /// <summary>
-/// The snapshot as health: unhealthy before the first load (the program answers "try later", SPEC §4 rule 5),
+/// The snapshot as health: unhealthy before the first load (the program answers "try later", requirements §4.5),
 /// degraded while it has not agreed with Redis for longer than <see cref="StaleAfter"/> (it keeps deciding from
 /// the last configuration it has, but changes are not arriving), healthy otherwise.
 /// </summary>

@@ -5,7 +5,7 @@ namespace Gateway.Core.Telemetry;
 
 /// <summary>
 /// Gauges of a program's configuration snapshot (PolicyDaemon, Deliverer), meter <c>Gateway.Snapshot</c>:
-/// how old it is (SPEC §3: a saved change must govern decisions within a second, so an age that keeps growing
+/// how old it is (requirements §3: a saved change must govern decisions within a second, so an age that keeps growing
 /// means changes are not arriving), how many domains it holds, and whether it was ever loaded.
 /// </summary>
 public sealed class SnapshotMetrics : IGatewayInstruments

@@ -11,7 +11,7 @@ using Prometheus;
 namespace Gateway.Core.Telemetry;
 
 /// <summary>
-/// Health (<c>/healthz</c>) and Prometheus metrics (<c>/metrics</c>) for every program (SPEC §8), see
+/// Health (<c>/healthz</c>) and Prometheus metrics (<c>/metrics</c>) for every program (requirements §8), see
 /// docs/telemetry.md. Metrics: the host's own prometheus-net registry, fed by <see cref="PrometheusMeterBridge"/>
 /// from the <c>gateway.*</c> instruments of its <see cref="System.Diagnostics.Metrics.IMeterFactory"/>, plus
 /// prometheus-net's process and .NET runtime series (<c>process_*</c>, <c>dotnet_*</c>).

@@ -8,7 +8,7 @@ namespace Gateway.PolicyDaemon.Postfix;
 
 /// <summary>
 /// The Postfix side of the policy front end, as pure functions: a policy request in relay terms, and a
-/// decision as a Postfix access(5) action. Replies (SPEC §4):
+/// decision as a Postfix access(5) action. Replies (requirements §4):
 /// <list type="table">
 /// <item><term>accept</term><description><c>OK</c> (<see cref="PolicyDaemonOptions.AcceptAction"/>)</description></item>
 /// <item><term>NO-DOMAIN</term><description><c>REJECT NO-DOMAIN</c>; Postfix tells the client

@@ -9,7 +9,7 @@ namespace Gateway.PolicyDaemon.Postfix;
 
 /// <summary>
 /// Postfix socketmap tables (socketmap_table(5)) on a Kestrel listener: <c>domains</c> for
-/// <c>relay_domains</c> and <c>transport</c> for <c>transport_maps</c> (SPEC §5), answered from the snapshot.
+/// <c>relay_domains</c> and <c>transport</c> for <c>transport_maps</c> (requirements §5), answered from the snapshot.
 /// A framing error closes the connection; a well-framed request for an unknown map gets <c>PERM</c>.
 /// </summary>
 public sealed partial class SocketmapConnectionHandler(
