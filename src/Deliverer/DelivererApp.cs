@@ -35,7 +35,7 @@ public static class DelivererApp
         {
             var gateway = sp.GetRequiredService<GatewayOptions>();
             var own = gateway.SendingAddresses.Select(a => System.Net.IPAddress.TryParse(a, out var ip) ? ip : null).OfType<System.Net.IPAddress>();
-            return new Gateway.Core.Routing.GatewaySelf(sp.GetRequiredService<DelivererOptions>().IntakeEndPoints(), own,
+            return new Gateway.Core.Delivery.GatewaySelf(sp.GetRequiredService<DelivererOptions>().IntakeEndPoints(), own,
                 [sp.GetRequiredService<QueueOptions>().EffectiveHostName], gateway.GatewayDomain);
         });
         builder.Services.AddSingleton<SmtpTransport>();

@@ -82,7 +82,6 @@ public static class SnapshotServiceCollectionExtensions
     {
         services.AddSingleton<MessageLog.BufferedMessageLog>();
         services.AddHostedService(sp => sp.GetRequiredService<MessageLog.BufferedMessageLog>());
-        services.AddGatewayInstruments<Telemetry.MessageLogMetrics>(); // gateway.messagelog.dropped (docs/telemetry.md)
         return services;
     }
 

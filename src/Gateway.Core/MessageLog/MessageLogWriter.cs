@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Threading.Channels;
 using Gateway.Core.Storage;
@@ -76,6 +77,9 @@ public sealed class MessageLogWriter(IConnectionMultiplexer redis, GatewayOption
 /// </summary>
 public sealed partial class BufferedMessageLog : BackgroundService
 {
+    /// <summary>The meter of the buffer's instruments.</summary>
+    public const string MeterName = "Gateway.MessageLog";
+
     private const int Capacity = 100_000;
     private const int Batch = 512;
     private readonly Channel<MessageLogEvent> _queue;
@@ -83,9 +87,13 @@ public sealed partial class BufferedMessageLog : BackgroundService
     private readonly ILogger<BufferedMessageLog> _logger;
     private long _dropped;
 
+    /// <param name="meters">Where the <c>gateway.messagelog.dropped</c> counter (meter <c>Gateway.MessageLog</c>) is created; none in unit tests.</param>
     /// <param name="capacity">Events held while Redis is slow or away; the oldest go first when it is full.</param>
-    public BufferedMessageLog(MessageLogWriter writer, ILogger<BufferedMessageLog> logger, int capacity = Capacity)
+    public BufferedMessageLog(MessageLogWriter writer, ILogger<BufferedMessageLog> logger, IMeterFactory? meters = null, int capacity = Capacity)
     {
+        // Requirements §7.4, §11.9: the log is bounded, and what it loses is counted (docs/telemetry.md).
+        meters?.Create(MeterName).CreateObservableCounter("gateway.messagelog.dropped", () => Dropped, "{event}",
+            "Message log events dropped because the in-memory buffer was full (Redis away or too slow): the oldest go first.");
         _writer = writer;
         _logger = logger;
         // DropOldest never refuses a write: the channel tells which event it dropped, and that is what is counted.

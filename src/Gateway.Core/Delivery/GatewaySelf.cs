@@ -1,7 +1,6 @@
 using System.Net;
-using Gateway.Core.Delivery;
 
-namespace Gateway.Core.Routing;
+namespace Gateway.Core.Delivery;
 
 /// <summary>
 /// What is the gateway itself, for the one loop check of delivery (requirements §3.7): the intake's listeners,

@@ -1,9 +1,9 @@
 using System.Net;
-using Gateway.Core.Delivery;
+using Gateway.Core.Routing;
 using Gateway.Core.Mail;
 using Gateway.Core.Snapshot;
 
-namespace Gateway.Core.Routing;
+namespace Gateway.Core.Delivery;
 
 /// <summary>Where a batch of recipients goes: the domain it is counted against (limits, dead hosts) and how it is routed.</summary>
 public abstract record RouteDestination(string Domain);

@@ -1,7 +1,7 @@
 using System.Net;
-using Gateway.Core.Delivery;
+using Gateway.Core.Routing;
 
-namespace Gateway.Core.Routing;
+namespace Gateway.Core.Delivery;
 
 /// <summary>One address to connect to, with the name it came from (for logs, DSNs and EHLO peers).</summary>
 public sealed record Endpoint(string HostName, IPEndPoint Address)
