@@ -9,11 +9,25 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 # Postfix: the internet-facing MTA; the PolicyDaemon tests start private instances of it (and its smtp-sink).
 [ -x /usr/sbin/postfix ] || need+=(postfix)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
-# Node and npm: the tests run docs/clients.md's Node/TypeScript client recipe with packages from the npm registry.
+# deploy/ tests: systemd-analyze checks the units (deploy/systemd), openssl checks the API's TLS independently.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# Node.js and npm: the tests run docs/clients.md's Node/TypeScript client recipe (packages from the npm registry) and the
+# independent DKIM verifier (npm mailauth, tests/tools/mailauth).
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 
+npm_tools() {
+  # The tests' DKIM verifier (issue 17): mailauth, pinned by tests/tools/mailauth/package-lock.json.
+  local dir; dir="$(cd "$(dirname "$0")/.." && pwd)/tests/tools/mailauth"
+  if [ ! -d "$dir/node_modules/mailauth" ]; then
+    echo "Installing the tests' npm tools in $dir" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
+
 if [ ${#need[@]} -eq 0 ]; then
+  npm_tools
   exit 0
 fi
 
@@ -34,3 +48,5 @@ $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 if printf '%s\n' "${need[@]}" | grep -qx redis-server; then
   ($SUDO service redis-server stop || $SUDO systemctl stop redis-server) >/dev/null 2>&1 || true
 fi
+
+npm_tools

@@ -6,6 +6,10 @@
 #   (q) the same with Postfix in after-queue mode: Postfix queues the message, then relays it to the intake
 #   (c) smtp-source -> Deliverer -> smtp-sink, Redis appendfsync always, then everysec
 #   (d) delay from a refused primary to delivery on the next host (message log timestamps)
+#   (o) outbound: smtp-source -> Deliverer -> recipient MX (smtp-sink) with the recipient domain's MTA-STS policy (testing mode,
+#       served over HTTPS on loopback), side by side without DKIM, with DKIM RSA-2048 and with DKIM Ed25519 on every message;
+#       counts the MTA-STS policy fetches (once per max_age, not per message) (issue 17). O_ROUNDS=3 repeats the three
+#       in turn (medians); O_DKIM picks variants; O_STS_MODE=testing|enforce|none; O_DELIVERER adds Deliverer settings
 # N messages of 4 KB (default 20,000), SESSIONS parallel smtp-source sessions (default 20).
 # Everything runs on 127.0.0.1 with free ports, in a temporary folder, and is stopped at the end.
 set -euo pipefail
@@ -13,7 +17,7 @@ N=${1:-20000}
 SIZE=${SIZE:-4096}
 SESSIONS=${SESSIONS:-20}
 FAILOVER_N=${FAILOVER_N:-500}
-SCENARIOS=${SCENARIOS:-abqcd}  # a subset, e.g. SCENARIOS=b; KEEP=1 keeps the work folder (Postfix logs); C needs BASELINE_DLL
+SCENARIOS=${SCENARIOS:-abqcdo}  # a subset, e.g. SCENARIOS=b; KEEP=1 keeps the work folder (Postfix logs); C needs BASELINE_DLL
 B_FSYNC=${B_FSYNC:-always}   # Redis appendfsync in (b) and (q): 'everysec' shows how much the fsyncs cost there
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/gw-bench.XXXXXX)
@@ -41,6 +45,10 @@ if [ "${NO_BUILD:-0}" != 1 ]; then # NO_BUILD=1: use the last Release build (e.g
   dotnet build "$ROOT/src/Deliverer/Deliverer.csproj" -c Release -v q -nologo >/dev/null
 fi
 DLL="$ROOT/src/Deliverer/bin/Release/net10.0/Gateway.Deliverer.dll"
+PEER="$ROOT/bench/deliverer/OutboundPeer/bin/Release/net10.0/OutboundPeer.dll"
+if [[ $SCENARIOS == *o* ]] && [ "${NO_BUILD:-0}" != 1 ]; then
+  dotnet build "$ROOT/bench/deliverer/OutboundPeer/OutboundPeer.csproj" -c Release -v q -nologo >/dev/null
+fi
 
 # ---- smtp-sink: counts messages ("mesg=N" on stdout with -c)
 SINK=0
@@ -122,17 +130,17 @@ add_domain() { # $1 = domain, rows...; written as the ControlPlane's DomainStore
   redis-cli -p "$REDIS" HSET "gw:{d:$d}:config" company bench etag 1 data "$(domain_json "$@")" >/dev/null
 }
 DELIVERER=0
-start_deliverer() { # $1 = the Deliverer's dll (default: this checkout's build)
+start_deliverer() { # extra arguments go to the Deliverer; USE_DLL runs another build
   DELIVERER=$(freeport)
-  dotnet "${1:-$DLL}" --Gateway:Redis="127.0.0.1:$REDIS" --Gateway:Deliverer:Listen="127.0.0.1:$DELIVERER" --Gateway:Deliverer:HttpUrl= \
-    --Gateway:Queue:HostName=bench-deliverer.test --Logging:LogLevel:Default=Warning > "$WORK/deliverer-$DELIVERER.log" 2>&1 &
+  dotnet "${USE_DLL:-$DLL}" --Gateway:Redis="127.0.0.1:$REDIS" --Gateway:Deliverer:Listen="127.0.0.1:$DELIVERER" --Gateway:Deliverer:HttpUrl= \
+    --Gateway:Queue:HostName=bench-deliverer.test --Logging:LogLevel:Default=Warning "$@" > "$WORK/deliverer-$DELIVERER.log" 2>&1 &
   DELIVERER_PID=$!; PIDS+=("$DELIVERER_PID"); wait_port "$DELIVERER"
 }
 stop_deliverer() { kill "$DELIVERER_PID" 2>/dev/null || true; wait "$DELIVERER_PID" 2>/dev/null || true; }
 
-run_source() { # $1 = port; prints seconds from the first connection to the N-th message at the sink
+run_source() { # $1 = port [, $2 = sender, $3 = recipient]; prints seconds from the first connection to the N-th message at the sink
   local t0; t0=$(now)
-  smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f sender@remote.test -t user@bench.test "127.0.0.1:$1" 2>"$WORK/source.err"
+  smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f "${2:-sender@remote.test}" -t "${3:-user@bench.test}" "127.0.0.1:$1" 2>"$WORK/source.err"
   wait_sink "$N" 900
   python3 -c "print(f'{$(now) - $t0:.3f}')"
 }
@@ -173,7 +181,7 @@ if [[ $SCENARIOS == *C* && -n "${BASELINE_DLL:-}" ]]; then
   for i in $(seq 1 "${REPEAT_C:-3}"); do
     for which in current baseline; do
       start_sink; start_redis always; add_domain bench.test "127.0.0.1:$SINK:10"
-      if [ "$which" = current ]; then start_deliverer; else start_deliverer "$BASELINE_DLL"; fi
+      if [ "$which" = current ]; then start_deliverer; else USE_DLL=$BASELINE_DLL start_deliverer; fi
       s=$(run_source "$DELIVERER"); r=$(rate "$s")
       if [ "$which" = current ]; then CUR+=("$r"); else BASE+=("$r"); fi
       echo "(C$i) $which Deliverer (always) -> smtp-sink: $s s, $r msg/s" >&2
@@ -184,6 +192,39 @@ if [[ $SCENARIOS == *C* && -n "${BASELINE_DLL:-}" ]]; then
   RESULT[c_current]=$(median "${CUR[@]}"); RESULT[c_baseline]=$(median "${BASE[@]}")
   echo "(C) median of ${#CUR[@]}: this build ${RESULT[c_current]} msg/s (${CUR[*]}), baseline ${RESULT[c_baseline]} msg/s (${BASE[*]})" >&2
 fi
+
+# (o) outbound with MTA-STS, without and with DKIM signing of every message, side by side
+STS_FETCHES=n/a
+if [[ $SCENARIOS == *o* ]]; then
+  mkdir -p "$WORK/peer"
+  exec 7> >(dotnet "$PEER" serve "$WORK/peer" bench-out.test "${O_STS_MODE:-testing}" > "$WORK/peer.log" 2>&1)
+  for _ in $(seq 1 300); do [ -s "$WORK/peer/peer.env" ] && break; sleep 0.1; done
+  # shellcheck disable=SC1091
+  . "$WORK/peer/peer.env"
+  # O_ROUNDS rounds of the variants in turn (the machine is shared: interleaving spreads its noise over all of them); the table
+  # shows each variant's median.
+  declare -A O_RUNS
+  for round in $(seq 1 "${O_ROUNDS:-1}"); do
+  for dkim in ${O_DKIM:-none rsa ed25519}; do
+    start_sink; start_redis always
+    dotnet "$PEER" seed "127.0.0.1:$REDIS" "$WORK/peer" bench-from.test "$dkim"
+    start_deliverer --Gateway:Dns:Servers:0="$DNS" --Gateway:Deliverer:OutboundPort="$SINK" --Gateway:Secrets:KeyFile="$WORK/peer/kek.key" \
+      --Gateway:Tls:TrustedCaFile="$CA" --Gateway:Deliverer:MtaSts:PolicyPortForTests="$POLICY_PORT" --Gateway:AllowLoopbackDestinations=true ${O_DELIVERER:-}
+    s=$(run_source "$DELIVERER" user@bench-from.test someone@bench-out.test); r=$(rate "$s")
+    O_RUNS[$dkim]="${O_RUNS[$dkim]:-} $r"
+    RESULT[o_$dkim]=$(python3 -c "import statistics,sys; print(f'{statistics.median(map(float, sys.argv[1:])):.0f}')" ${O_RUNS[$dkim]})
+    echo "(o) round $round, outbound, DKIM $dkim: $s s, $r msg/s, MTA-STS fetches so far $(cat "$WORK/peer/fetches")" >&2
+    redis-cli -p "$REDIS" INFO commandstats > "$WORK/redis-commands-o-$dkim.txt" # kept with KEEP=1
+    [ -z "${KEEP:-}" ] || redis-cli -p "$REDIS" --raw XRANGE 'gw:{d:bench-from.test}:log' - + > "$WORK/log-o-$dkim.txt"
+    stop_deliverer; stop_sink
+  done
+  done
+  exec 7>&-
+  sleep 0.5
+  O_COUNT=$(( $(wc -w <<<"${O_DKIM:-none rsa ed25519}") * ${O_ROUNDS:-1} ))
+  STS_FETCHES="$(cat "$WORK/peer/fetches") fetches for $((O_COUNT * N)) messages ($O_COUNT runs, each with a new Redis: one fetch per run)"
+fi
+ratio_o() { [ -n "${RESULT[o_none]:-}" ] && [ -n "${RESULT[$1]:-}" ] && python3 -c "print(f'{${RESULT[$1]}/${RESULT[o_none]}:.2f}× (o) without DKIM')" || echo "-"; }
 
 # (d) refused primary -> next host: time between the failed attempt and the delivery, from the message log
 FAILOVER=n/a
@@ -229,6 +270,10 @@ cat <<OUT
 | (C) the same (always), this build, median | ${RESULT[c_current]:--} |
 | (C) the same (always), baseline build (BASELINE_DLL), median | ${RESULT[c_baseline]:--} |
 | (d) refused primary → delivered on the next host | $FAILOVER |
+| (o) outbound (MTA-STS testing policy) without DKIM (median of ${O_ROUNDS:-1}) | ${RESULT[o_none]:--} |
+| (o) outbound, DKIM RSA-2048 on every message | ${RESULT[o_rsa]:--} ($(ratio_o o_rsa)) |
+| (o) outbound, DKIM Ed25519 on every message | ${RESULT[o_ed25519]:--} ($(ratio_o o_ed25519)) |
+| (o) MTA-STS policy fetches | $STS_FETCHES |
 
 N=$N, $SIZE-byte messages, $SESSIONS smtp-source sessions, $(nproc) cores, load average after: $(cut -d' ' -f1-3 /proc/loadavg)
 OUT

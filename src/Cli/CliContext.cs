@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Google.Protobuf;
 using Grpc.Core;
@@ -36,6 +37,12 @@ internal static class GlobalOptions
         Recursive = true,
     };
 
+    public static readonly Option<string?> CaFile = new("--ca-file")
+    {
+        Description = "For an https:// endpoint: trust only this CA certificate (PEM) instead of the system's (env GATEWAY_CA_FILE)",
+        Recursive = true,
+    };
+
     public static readonly Option<string?> Config = new("--config")
     {
         Description = "Config file (env GATEWAYCTL_CONFIG; default ~/.config/gatewayctl/config.json)",
@@ -50,7 +57,7 @@ internal static class GlobalOptions
 
     public static void AddTo(RootCommand root)
     {
-        foreach (var o in new Option[] { Endpoint, Key, KeyFile, Company, Config, Json })
+        foreach (var o in new Option[] { Endpoint, Key, KeyFile, Company, CaFile, Config, Json })
         {
             root.Options.Add(o);
         }
@@ -67,6 +74,8 @@ internal sealed class CliConfigFile
     public string? KeyFile { get; set; }
 
     public string? Company { get; set; }
+
+    public string? CaFile { get; set; }
 
     public static string DefaultPath =>
         Path.Combine(Environment.GetEnvironmentVariable("XDG_CONFIG_HOME") is { Length: > 0 } x ? x
@@ -117,12 +126,12 @@ internal sealed class CliContext : IDisposable
 {
     private readonly GrpcChannel _channel;
 
-    private CliContext(string endpoint, string? key, string? company, bool json, TextWriter output)
+    private CliContext(string endpoint, string? key, string? company, bool json, TextWriter output, X509Certificate2? ca)
     {
         Endpoint = endpoint;
         Json = json;
         Out = output;
-        _channel = GrpcChannel.ForAddress(endpoint);
+        _channel = ca is null ? GrpcChannel.ForAddress(endpoint) : GrpcChannel.ForAddress(endpoint, new GrpcChannelOptions { HttpHandler = TrustOnly(ca) });
         Invoker = _channel.Intercept(metadata =>
         {
             if (!string.IsNullOrEmpty(key))
@@ -172,7 +181,8 @@ internal sealed class CliContext : IDisposable
 
         key ??= file.Key ?? (file.KeyFile is not null ? ReadKeyFile(file.KeyFile) : null);
         var company = parse.GetValue(GlobalOptions.Company) ?? Env("GATEWAY_COMPANY") ?? file.Company;
-        return new CliContext(endpoint, key, company, parse.GetValue(GlobalOptions.Json), output);
+        var caFile = parse.GetValue(GlobalOptions.CaFile) ?? Env("GATEWAY_CA_FILE") ?? file.CaFile;
+        return new CliContext(endpoint, key, company, parse.GetValue(GlobalOptions.Json), output, caFile is null ? null : LoadCa(caFile));
     }
 
     /// <summary>Prints a message as the API's JSON (proto field names, defaults included).</summary>
@@ -194,6 +204,43 @@ internal sealed class CliContext : IDisposable
     }
 
     public void Dispose() => _channel.Dispose();
+
+    /// <summary>
+    /// A handler that accepts the server only with a chain to <paramref name="ca"/> (and nothing else) and the name
+    /// the endpoint was given by: the certificate is verified, never skipped.
+    /// </summary>
+    private static SocketsHttpHandler TrustOnly(X509Certificate2 ca) => new()
+    {
+        SslOptions = new System.Net.Security.SslClientAuthenticationOptions
+        {
+            RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+            {
+                if (certificate is null || (errors & System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch) != 0 ||
+                    (errors & System.Net.Security.SslPolicyErrors.RemoteCertificateNotAvailable) != 0)
+                {
+                    return false;
+                }
+
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.Add(ca);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                return chain.Build(certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
+            },
+        },
+    };
+
+    private static X509Certificate2 LoadCa(string path)
+    {
+        try
+        {
+            return X509Certificate2.CreateFromPem(File.ReadAllText(path));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+        {
+            throw new CliException($"cannot read the CA certificate {path}: {e.Message}");
+        }
+    }
 
     private static string? Env(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v : null;
 

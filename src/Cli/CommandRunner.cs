@@ -28,7 +28,7 @@ internal static class CommandRunner
             catch (RpcException e)
             {
                 await stderr.WriteLineAsync(Describe(e)).ConfigureAwait(false);
-                return ExitCode(e.StatusCode);
+                return IsTlsFailure(e) ? ExitCodes.Unavailable : ExitCode(e.StatusCode);
             }
         });
     }
@@ -45,6 +45,12 @@ internal static class CommandRunner
             detail = $"cannot reach the ControlPlane ({e.Status.DebugException.Message})";
         }
 
+        if (IsTlsFailure(e))
+        {
+            code = "UNAVAILABLE";
+            detail = $"cannot verify the ControlPlane's TLS certificate ({e.Status.DebugException!.InnerException?.Message}); give its CA with --ca-file or GATEWAY_CA_FILE";
+        }
+
         if (e.StatusCode == StatusCode.Unimplemented && string.IsNullOrEmpty(detail))
         {
             detail = "this ControlPlane does not offer this RPC (yet); is it an older version?";
@@ -55,6 +61,11 @@ internal static class CommandRunner
         // A single violation is already the whole message; print it once.
         lines.Add(violations.Count == 1 && $"  {detail}" == violations[0] ? $"error: {code}" : $"error: {code}: {detail}");
         lines.AddRange(violations);
+        if (e.GetRpcStatus()?.GetDetail<ErrorInfo>() is { Reason: "UNVERIFIED_REGISTRATION" } claim)
+        {
+            lines.Add($"  its registration is not verified: to take it over, publish the TXT record \"{claim.Metadata["claim_txt_record"]}\" at " +
+                      $"{claim.Metadata["domain"]} (or point its MX at {claim.Metadata["claim_mx_host"]}) and create it again");
+        }
 
         if (e.StatusCode == StatusCode.Unauthenticated)
         {
@@ -69,11 +80,15 @@ internal static class CommandRunner
         return string.Join(Environment.NewLine, lines);
     }
 
+    /// <summary>The server's certificate was not accepted (grpc-dotnet reports it as INTERNAL).</summary>
+    private static bool IsTlsFailure(RpcException e) =>
+        e.Status.DebugException is System.Net.Http.HttpRequestException { InnerException: System.Security.Authentication.AuthenticationException };
+
     private static int ExitCode(StatusCode code) => code switch
     {
         StatusCode.Unauthenticated or StatusCode.PermissionDenied => ExitCodes.Unauthenticated,
         StatusCode.NotFound => ExitCodes.NotFound,
-        StatusCode.InvalidArgument or StatusCode.AlreadyExists or StatusCode.FailedPrecondition or StatusCode.Aborted => ExitCodes.Rejected,
+        StatusCode.InvalidArgument or StatusCode.AlreadyExists or StatusCode.FailedPrecondition or StatusCode.Aborted or StatusCode.ResourceExhausted => ExitCodes.Rejected,
         StatusCode.Unavailable or StatusCode.DeadlineExceeded => ExitCodes.Unavailable,
         _ => ExitCodes.Failure,
     };

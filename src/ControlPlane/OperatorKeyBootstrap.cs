@@ -71,30 +71,7 @@ public sealed partial class OperatorKeyBootstrap(TenantManager tenants, GatewayO
         }
     }
 
-    internal static void WriteOwnerOnly(string path, string content)
-    {
-        var dir = Path.GetDirectoryName(path);
-        if (!string.IsNullOrEmpty(dir))
-        {
-            Directory.CreateDirectory(dir);
-        }
-
-        var tmp = path + ".tmp";
-        File.Delete(tmp);
-        var fileOptions = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            fileOptions.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using (var stream = new FileStream(tmp, fileOptions))
-        using (var writer = new StreamWriter(stream))
-        {
-            writer.WriteLine(content);
-        }
-
-        File.Move(tmp, path, overwrite: true);
-    }
+    internal static void WriteOwnerOnly(string path, string content) => Gateway.Core.Secrets.OwnerOnlyFile.Write(path, content, overwrite: true);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Operator key: taken from configuration (Gateway:OperatorKey)")]
     private static partial void LogConfigured(ILogger logger);

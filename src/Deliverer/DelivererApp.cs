@@ -1,4 +1,6 @@
 using Gateway.Core;
+using Gateway.Core.Dkim;
+using Gateway.Core.Tls;
 using Gateway.Core.Delivery;
 using Gateway.Core.Quarantine;
 using Gateway.Core.Relay;
@@ -45,11 +47,24 @@ public static class DelivererApp
         builder.Services.AddSingleton<DeliveryScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());
         builder.Services.AddSingleton<IntakeWriter>();
+        builder.Services.AddDkimKeys(builder.Configuration, createKeyFile: false); // the ControlPlane generates the key file
+        builder.Services.AddSingleton<DkimSigning>();
+        builder.Services.AddTlsVerification(builder.Configuration); // Gateway:Tls (docs/outbound.md)
+        builder.Services.AddOptions<MtaStsOptions>().Bind(builder.Configuration.GetSection(MtaStsOptions.Section));
+        builder.Services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<MtaStsOptions>>().Value;
+            return MtaStsOptions.IsValid(o, sp.GetRequiredService<GatewayOptions>()) ? o
+                : throw new OptionsValidationException(MtaStsOptions.Section, typeof(MtaStsOptions),
+                    ["Gateway:Deliverer:MtaSts: FetchTimeout must be positive; PolicyPortForTests only with Gateway:AllowLoopbackDestinations (tests)."]);
+        });
+        builder.Services.AddSingleton<MtaStsPolicySource>();
+        builder.Services.AddGatewayInstruments<OutboundMetrics>();
         // The intake decides every RCPT with the relay rule and the domains' envelope rules, as the PolicyDaemon does.
         builder.Services.AddSingleton<IEnvelopeCheck, RuleEnvelopeCheck>();
         builder.Services.AddRelayDecisions(builder.Configuration);
         var configured = builder.Configuration.GetSection(DelivererOptions.Section).Get<DelivererOptions>() ?? new DelivererOptions();
-        builder.Services.AddGatewayTelemetry(exportMetrics: configured.HttpUrl.Length > 0)
+        builder.Services.AddGatewayTelemetry(exportMetrics: configured.HttpUrl.Length > 0 || configured.MetricsUrl.Length > 0)
             .AddCheck<RedisHealthCheck>("redis")
             .AddCheck<SnapshotHealthCheck>("snapshot");
         builder.Services.AddGatewayInstruments<DelivererMetrics>();
@@ -105,9 +120,23 @@ public static class DelivererApp
             {
                 KestrelUrls.Bind(k, configured.HttpUrl, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1, l => listeners.Http = l);
             }
+
+            if (configured.MetricsUrl.Length > 0 && KestrelUrls.TryParse(configured.MetricsUrl, out _, out _, out _))
+            {
+                KestrelUrls.Bind(k, configured.MetricsUrl, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1, l =>
+                {
+                    MetricsListener.Tag(l);
+                    listeners.Metrics = l;
+                });
+            }
         });
         builder.WebHost.UseUrls();
         var app = builder.Build();
+        if (configured.MetricsUrl.Length > 0)
+        {
+            app.UseMetricsOnlyOnItsListener();
+        }
+
         app.MapGatewayTelemetry();
         return app;
     }
@@ -117,6 +146,13 @@ public static class DelivererApp
     {
         ArgumentNullException.ThrowIfNull(app);
         return app.Services.GetRequiredService<DelivererListeners>().Http is { } http ? KestrelUrls.Address(http) : null;
+    }
+
+    /// <summary>The separate <c>/metrics</c> address; null when not configured.</summary>
+    public static string? MetricsAddress(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        return app.Services.GetRequiredService<DelivererListeners>().Metrics is { } m ? KestrelUrls.Address(m) : null;
     }
 
     /// <summary>The intake's actual address (port 0 resolved).</summary>
@@ -137,4 +173,6 @@ public sealed class DelivererListeners
     public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? OutboundIntake { get; set; }
 
     public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Http { get; set; }
+
+    public Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions? Metrics { get; set; }
 }

@@ -129,6 +129,9 @@ public sealed class DelivererOptions
     /// </summary>
     public string HttpUrl { get; set; } = "http://127.0.0.1:10026";
 
+    /// <summary>A separate listener for <c>/metrics</c> (http://ip:port); empty: <c>/metrics</c> is on <see cref="HttpUrl"/>.</summary>
+    public string MetricsUrl { get; set; } = string.Empty;
+
     /// <summary>How often the fleet-wide queue depth (<c>gateway.queue.*</c>) is read from Redis for the metrics.</summary>
     public TimeSpan QueueSampleInterval { get; set; } = TimeSpan.FromSeconds(5);
 
@@ -146,7 +149,8 @@ public sealed class DelivererOptions
         o.IdleTimeout > TimeSpan.Zero && o.PollInterval > TimeSpan.Zero && o.ConnectTimeout > TimeSpan.Zero && o.CommandTimeout > TimeSpan.Zero &&
         o.SweepInterval > TimeSpan.Zero && o.BusyRetryDelay > TimeSpan.Zero && o.AttemptDeadline > TimeSpan.Zero && o.GreetingTimeout > TimeSpan.Zero &&
         o.DeadHostTime >= TimeSpan.Zero && o.ConnectionCacheTime >= TimeSpan.Zero && o.QueueSampleInterval > TimeSpan.Zero &&
-        (o.HttpUrl.Length == 0 || Gateway.Core.Hosting.KestrelUrls.TryParse(o.HttpUrl, out _, out _, out _));
+        (o.HttpUrl.Length == 0 || Gateway.Core.Hosting.KestrelUrls.TryParse(o.HttpUrl, out _, out _, out _)) &&
+        (o.MetricsUrl.Length == 0 || Gateway.Core.Hosting.KestrelUrls.TryParse(o.MetricsUrl, out _, out _, out _));
 
     /// <summary>The trusted networks parsed (an address alone is a /32 or /128).</summary>
     public IReadOnlyList<IPNetwork> ParsedTrustedNetworks() => EffectiveTrustedNetworks.Select(n => IPNetwork.Parse(AsCidr(n))).ToList();

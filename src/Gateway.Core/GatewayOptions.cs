@@ -15,6 +15,28 @@ public sealed class GatewayOptions
     public string Redis { get; set; } = "127.0.0.1:6379";
 
     /// <summary>
+    /// The Redis ACL user the programs log in as (<c>AUTH user password</c>); empty: the default user, or whatever
+    /// <see cref="Redis"/> says (<c>user=…</c>). deploy/redis/ defines a <c>gateway</c> user limited to the gateway's keys.
+    /// </summary>
+    public string? RedisUser { get; set; }
+
+    /// <summary>The Redis password (<c>AUTH</c>); prefer <see cref="RedisPasswordFile"/> so it stays out of the environment.</summary>
+    public string? RedisPassword { get; set; }
+
+    /// <summary>
+    /// A file holding the Redis password (its first line), e.g. a systemd credential
+    /// (<c>LoadCredential=redis-password:…</c> → <c>%d/redis-password</c>, deploy/systemd/).
+    /// </summary>
+    public string? RedisPasswordFile { get; set; }
+
+    /// <summary>
+    /// How often each program reads Redis's durability settings again (<c>appendonly</c>, <c>appendfsync</c>,
+    /// <c>maxmemory-policy</c>); they are read at start and reported in the log, on <c>/healthz</c> and as
+    /// <c>gateway.redis.durable</c>.
+    /// </summary>
+    public TimeSpan RedisDurabilityCheckInterval { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
     /// The operator key. When empty the ControlPlane generates one at first start, stores only
     /// its hash in Redis and writes the key to <see cref="OperatorKeyFile"/>.
     /// </summary>
@@ -47,6 +69,13 @@ public sealed class GatewayOptions
     /// script and the tests turn it on to deliver to local sinks.
     /// </summary>
     public bool AllowLoopbackDestinations { get; set; }
+
+    /// <summary>
+    /// The optional grace period of docs/requirements.md §3: an unverified domain gets inbound relay only this long
+    /// after its registration, then NO-DOMAIN until it is verified. Zero (the default, as in the seed's product): no
+    /// limit. A shared fleet may want a few days, so a registration nobody verifies stops receiving mail.
+    /// </summary>
+    public TimeSpan UnverifiedInboundGracePeriod { get; set; }
 
     /// <summary>How often a program compares its snapshot with the stored config version.</summary>
     public TimeSpan SnapshotReconcileInterval { get; set; } = TimeSpan.FromSeconds(1);

@@ -25,6 +25,11 @@ public sealed class PolicyDaemonEndpoints
 
     internal ListenOptions? Http { get; set; }
 
+    internal ListenOptions? Metrics { get; set; }
+
+    /// <summary>The separate <c>/metrics</c> listener as <c>http://ip:port</c>; null when not configured.</summary>
+    public string? MetricsAddress => Metrics is null ? null : KestrelUrls.Address(Metrics);
+
     /// <summary>The <c>/healthz</c> and <c>/metrics</c> listener as <c>http://ip:port</c>; null when turned off.</summary>
     public string? HttpAddress => Http is null ? null : KestrelUrls.Address(Http);
 }
@@ -38,6 +43,10 @@ public static partial class PolicyDaemonApp
     public static WebApplication Build(string[] args)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        // The slim builder fixes the console formatter to "simple"; let Logging:Console (FormatterName=json for the
+        // systemd units, docs/operations.md) decide, as in the other two programs.
+        builder.Logging.AddConsole();
+        builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(builder.Configuration.GetSection("Logging:Console"));
         builder.Services.AddGatewayCore(builder.Configuration);
         builder.Services.AddConfigSnapshot();
         builder.Services.AddBufferedMessageLog();
@@ -56,6 +65,8 @@ public static partial class PolicyDaemonApp
                 "PolicyDaemon limits out of range (MaxLineLength 256..1048576, MaxAttributes 10..10000, MaxRequestBytes >= MaxLineLength, MaxSocketmapRequest 256..100000).")
             .Validate(o => o.MaxConnections >= 0, "PolicyDaemon:MaxConnections must not be negative (0: no limit).")
             .Validate(o => Enum.IsDefined(o.TransportMode), "PolicyDaemon:TransportMode must be Deliverer or Direct.")
+            .Validate(o => o.MetricsUrl.Length == 0 || KestrelUrls.TryParse(o.MetricsUrl, out _, out _, out _),
+                "PolicyDaemon:MetricsUrl must be http://ip:port (a listener for /metrics only) or empty.")
             .Validate(o => o.HttpUrl.Length == 0 || KestrelUrls.TryParse(o.HttpUrl, out _, out _, out _),
                 "PolicyDaemon:HttpUrl must be http://ip:port (the /healthz and /metrics listener) or empty to turn it off.")
             .ValidateOnStart();
@@ -64,7 +75,8 @@ public static partial class PolicyDaemonApp
         builder.Services.AddSingleton<PolicyDaemonEndpoints>();
         builder.Services.AddHostedService<ListenerAnnouncer>();
         var httpUrl = builder.Configuration[$"{PolicyDaemonOptions.Section}:{nameof(PolicyDaemonOptions.HttpUrl)}"] ?? new PolicyDaemonOptions().HttpUrl;
-        builder.Services.AddGatewayTelemetry(exportMetrics: httpUrl.Length > 0).AddCheck<SnapshotHealthCheck>("snapshot");
+        var metricsUrl = builder.Configuration[$"{PolicyDaemonOptions.Section}:{nameof(PolicyDaemonOptions.MetricsUrl)}"] ?? string.Empty;
+        builder.Services.AddGatewayTelemetry(exportMetrics: httpUrl.Length > 0 || metricsUrl.Length > 0).AddCheck<SnapshotHealthCheck>("snapshot");
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -77,9 +89,23 @@ public static partial class PolicyDaemonApp
             {
                 KestrelUrls.Bind(kestrel, options.HttpUrl, HttpProtocols.Http1, l => endpoints.Http = l);
             }
+
+            if (options.MetricsUrl.Length > 0 && KestrelUrls.TryParse(options.MetricsUrl, out _, out _, out _))
+            {
+                KestrelUrls.Bind(kestrel, options.MetricsUrl, HttpProtocols.Http1, l =>
+                {
+                    MetricsListener.Tag(l);
+                    endpoints.Metrics = l;
+                });
+            }
         });
 
         var app = builder.Build();
+        if (metricsUrl.Length > 0)
+        {
+            app.UseMetricsOnlyOnItsListener();
+        }
+
         app.MapGatewayTelemetry();
         return app;
     }

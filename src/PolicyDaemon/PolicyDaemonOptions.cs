@@ -54,6 +54,9 @@ public sealed class PolicyDaemonOptions
     /// </summary>
     public string HttpUrl { get; set; } = "http://127.0.0.1:10042";
 
+    /// <summary>A separate listener for <c>/metrics</c> (http://ip:port); empty: <c>/metrics</c> is on <see cref="HttpUrl"/>.</summary>
+    public string MetricsUrl { get; set; } = string.Empty;
+
     /// <summary><see cref="TransportMode.Deliverer"/> (default) or <see cref="TransportMode.Direct"/> (requirements §5).</summary>
     public TransportMode TransportMode { get; set; } = TransportMode.Deliverer;
 

@@ -139,9 +139,9 @@ public sealed class DomainValidationTests(ControlPlaneFixture fx) : IClassFixtur
         domain.InboundServers.Add(new InboundServer { Recipient = "taro@" + name, Host = "[192.0.2.7]", Preference = 100 });
         var created = await domains.CreateDomainAsync(new CreateDomainRequest { Domain = domain });
 
-        Assert.Equal(new InboundServer { Recipient = "*@" + name, Host = "mail.example.net", Port = 25, Preference = 10 }, created.InboundServers[0]);
-        Assert.Equal(new InboundServer { Recipient = "john@" + name, Host = "2001:db8::1", Port = 2525, Preference = 20 }, created.InboundServers[1]);
-        Assert.Equal(new InboundServer { Recipient = "taro@" + name, Host = "192.0.2.7", Port = 25, Preference = 100 }, created.InboundServers[2]);
+        Assert.Equal(new InboundServer { Recipient = "*@" + name, Host = "mail.example.net", Port = 25, Preference = 10, Tls = TlsMode.Opportunistic }, created.InboundServers[0]);
+        Assert.Equal(new InboundServer { Recipient = "john@" + name, Host = "2001:db8::1", Port = 2525, Preference = 20, Tls = TlsMode.Opportunistic }, created.InboundServers[1]);
+        Assert.Equal(new InboundServer { Recipient = "taro@" + name, Host = "192.0.2.7", Port = 25, Preference = 100, Tls = TlsMode.Opportunistic }, created.InboundServers[2]);
     }
 
     [Fact]

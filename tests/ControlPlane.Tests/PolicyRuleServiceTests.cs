@@ -139,15 +139,15 @@ public sealed class PolicyRuleServiceTests(ControlPlaneFixture fx) : IClassFixtu
     {
         var (d, rules, _) = await DomainAsync();
         // Fill the list directly (one write), then the API refuses the 1001st.
-        var list = Enumerable.Range(0, Gateway.Core.Rules.RuleDefaults.MaxRulesPerDomain)
+        var list = Enumerable.Range(0, new Gateway.ControlPlane.Application.TenantLimits().RulesPerDomain)
             .Select(i => new Gateway.Core.Rules.PolicyRule { Id = $"r{i:x12}", Senders = [$"s{i}@x.org"], Action = Gateway.Core.Rules.RuleAction.Reject })
             .ToList();
         var company = (string)(await fx.RedisClient.GetDatabase().HashGetAsync(RedisKeys.Domain(d), "company"))!;
         var store = new Gateway.Core.Rules.RuleStore(fx.RedisClient, new ConfigChangeFeed(fx.RedisClient, new Gateway.Core.GatewayOptions()));
         Assert.Equal(Gateway.Core.Rules.SaveRulesOutcome.Done, (await store.SaveAsync(company, d, 0, list)).Outcome);
 
-        var v = await RpcAssert.InvalidFieldAsync("rule", rules.CreateRuleAsync(new CreateRuleRequest { Domain = d, Rule = Reject("one-more@x.org") }));
-        Assert.Contains("1000", v.Description, StringComparison.Ordinal);
+        var v = await RpcAssert.LimitAsync("Gateway:Limits:RulesPerDomain", rules.CreateRuleAsync(new CreateRuleRequest { Domain = d, Rule = Reject("one-more@x.org") }));
+        Assert.Contains("1000", v.Status.Detail, StringComparison.Ordinal);
         Assert.Equal(1000, (await rules.ListRulesAsync(new ListRulesRequest { Domain = d, PageSize = 1000 })).Rules.Count);
     }
 

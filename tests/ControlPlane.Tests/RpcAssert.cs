@@ -14,6 +14,19 @@ internal static class RpcAssert
 
     public static Task<RpcException> ThrowsAsync<T>(StatusCode code, AsyncUnaryCall<T> call) => ThrowsAsync(code, async () => await call);
 
+    /// <summary>RESOURCE_EXHAUSTED carrying a google.rpc.QuotaFailure that names <paramref name="setting"/> (e.g. <c>Gateway:Limits:DomainsPerTenant</c>).</summary>
+    public static async Task<RpcException> LimitAsync(string setting, Func<Task> call)
+    {
+        var e = await ThrowsAsync(StatusCode.ResourceExhausted, call);
+        Assert.Contains(setting, e.Status.Detail, StringComparison.Ordinal);
+        var quota = e.GetRpcStatus()?.GetDetail<QuotaFailure>();
+        Assert.NotNull(quota);
+        Assert.Contains(quota!.Violations, v => v.Subject == setting);
+        return e;
+    }
+
+    public static Task<RpcException> LimitAsync<T>(string setting, AsyncUnaryCall<T> call) => LimitAsync(setting, async () => await call);
+
     /// <summary>INVALID_ARGUMENT carrying a google.rpc.BadRequest with a violation of <paramref name="field"/>.</summary>
     public static async Task<BadRequest.Types.FieldViolation> InvalidFieldAsync<T>(string field, AsyncUnaryCall<T> call)
     {

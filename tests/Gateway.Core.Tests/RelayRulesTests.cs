@@ -356,3 +356,32 @@ public sealed class RecipientValidationTests
         Assert.Equal(MessageLogEvents.PolicyReject, e.Event);
     }
 }
+
+/// <summary>The optional grace period for unverified inbound relay (Gateway:UnverifiedInboundGracePeriod, off by default).</summary>
+public sealed class UnverifiedInboundGraceTests
+{
+    private static readonly DateTimeOffset Registered = new(2026, 12, 1, 0, 0, 0, TimeSpan.Zero);
+
+    [Theory]
+    [InlineData(0, false, 1000, RelayOutcome.Accept)] // off: unverified gets inbound for as long as it is registered
+    [InlineData(72, false, 71, RelayOutcome.Accept)] // within the grace period
+    [InlineData(72, false, 73, RelayOutcome.Reject)] // after it: NO-DOMAIN until verified
+    [InlineData(72, true, 73, RelayOutcome.Accept)] // verified: the period does not apply
+    public void Evaluate_UnverifiedInbound_GracePeriod(int graceHours, bool verified, int hoursLater, RelayOutcome expected)
+    {
+        var domain = RelayTestData.Domain("grace.example", inbound: true, verified: verified) with { CreateTime = Registered };
+        var snapshot = new ConfigSnapshot { UnverifiedInboundGrace = TimeSpan.FromHours(graceHours) };
+        snapshot.Replace([domain], 1, Registered);
+        var request = RelayTestData.Rcpt("someone@internet.example", "bob@grace.example") with { Time = Registered.AddHours(hoursLater) };
+        var d = RelayRules.Evaluate(request, snapshot, RelayTestData.Providers);
+        Assert.Equal(expected, d.Outcome);
+        if (expected == RelayOutcome.Reject)
+        {
+            Assert.Equal(RelayReason.NoDomain, d.Reason);
+            Assert.Equal(RelayRules.GraceEnded, d.InboundRefusal);
+        }
+
+        // Without a time (a front end that does not say when) no time limit applies.
+        Assert.Equal(RelayOutcome.Accept, RelayRules.Evaluate(request with { Time = null }, snapshot, RelayTestData.Providers).Outcome);
+    }
+}

@@ -51,6 +51,8 @@ public sealed class ControlPlaneHost : IAsyncDisposable
             "--Gateway:GatewayDomain", GatewayDomain,
             "--Gateway:AllowLoopbackDestinations", "true",
             "--Gateway:Onboarding:BackgroundChecks", "false",
+            // Each host its own key-encryption key file (issue 17), not data/ under the test's working folder.
+            "--Gateway:Secrets:KeyFile", Path.Combine(Path.GetTempPath(), $"gw-test-kek-{Guid.NewGuid():N}.key"),
             "--Logging:LogLevel:Default", "Warning",
             .. extra,
         ]);

@@ -10,6 +10,9 @@ public sealed class RedisServer : IAsyncDisposable
 {
     private Process? _process;
 
+    private string? _configFile;
+    private IReadOnlyList<string> _extraArgs = [];
+
     private RedisServer(int port, string directory, bool appendOnly, string appendFsync)
     {
         Port = port;
@@ -39,6 +42,21 @@ public sealed class RedisServer : IAsyncDisposable
     /// </summary>
     public static Task<RedisServer> StartDurableAsync(CancellationToken cancellationToken = default) =>
         StartNewAsync(appendOnly: true, "always", cancellationToken);
+
+    /// <summary>
+    /// A server started from a configuration file (as deployed, e.g. deploy/redis/redis-gateway.conf), with this test's
+    /// port, folder and log, and <paramref name="extraArgs"/> (<c>--name value</c> pairs) over the file's settings.
+    /// </summary>
+    public static async Task<RedisServer> StartWithConfigAsync(string configFile, IReadOnlyList<string> extraArgs, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(configFile);
+        ArgumentNullException.ThrowIfNull(extraArgs);
+        var dir = Path.Combine(Path.GetTempPath(), "gw-redis-" + Guid.NewGuid().ToString("N")[..12]);
+        System.IO.Directory.CreateDirectory(dir);
+        var server = new RedisServer(FreePort.Get(), dir, appendOnly: true, "always") { _configFile = configFile, _extraArgs = extraArgs };
+        await server.StartProcessAsync(cancellationToken).ConfigureAwait(false);
+        return server;
+    }
 
     /// <summary>Starts the server again on the same port and data (after <see cref="StopAsync"/>).</summary>
     public Task RestartAsync(CancellationToken cancellationToken = default) => StartProcessAsync(cancellationToken);
@@ -88,12 +106,24 @@ public sealed class RedisServer : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[]
-                 {
-                     "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", Directory,
-                     "--save", "", "--appendonly", AppendOnly ? "yes" : "no", "--appendfsync", AppendFsync, "--daemonize", "no",
-                     "--logfile", Path.Combine(Directory, "redis.log"),
-                 })
+        if (_configFile is not null)
+        {
+            psi.ArgumentList.Add(_configFile);
+        }
+
+        string[] own = _configFile is null
+            ?
+            [
+                "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", Directory,
+                "--save", "", "--appendonly", AppendOnly ? "yes" : "no", "--appendfsync", AppendFsync, "--daemonize", "no",
+                "--logfile", Path.Combine(Directory, "redis.log"),
+            ]
+            :
+            [
+                "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", Directory,
+                "--daemonize", "no", "--logfile", Path.Combine(Directory, "redis.log"),
+            ];
+        foreach (var a in own.Concat(_extraArgs))
         {
             psi.ArgumentList.Add(a);
         }
@@ -116,7 +146,9 @@ public sealed class RedisServer : IAsyncDisposable
                 await stream.WriteAsync("PING\r\n"u8.ToArray(), cancellationToken).ConfigureAwait(false);
                 var buffer = new byte[64];
                 var n = await stream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
-                if (n > 0 && System.Text.Encoding.ASCII.GetString(buffer, 0, n).StartsWith("+PONG", StringComparison.Ordinal))
+                // -NOAUTH: up, with the default user off (deploy/redis/users.acl).
+                if (n > 0 && System.Text.Encoding.ASCII.GetString(buffer, 0, n) is var reply &&
+                    (reply.StartsWith("+PONG", StringComparison.Ordinal) || reply.StartsWith("-NOAUTH", StringComparison.Ordinal)))
                 {
                     return;
                 }

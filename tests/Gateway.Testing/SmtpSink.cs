@@ -38,6 +38,9 @@ public sealed record SinkBehavior
 
     public string DataEndReply { get; init; } = "250 2.0.0 Ok: queued";
 
+    /// <summary>With a certificate the sink offers STARTTLS (RFC 3207) and switches to TLS when asked.</summary>
+    public System.Security.Cryptography.X509Certificates.X509Certificate2? TlsCertificate { get; init; }
+
     /// <summary>Where to stop answering until <see cref="SmtpSink.ReleaseStall"/> (or the client goes away).</summary>
     public SinkStage StallAt { get; init; }
 
@@ -58,6 +61,9 @@ public sealed record SinkBehavior
 /// <summary>A message a sink accepted (final 250), or saw before stalling.</summary>
 public sealed record SinkMessage(string Helo, string MailFrom, IReadOnlyList<string> Recipients, byte[] Data, IPEndPoint Client, DateTimeOffset Time)
 {
+    /// <summary>The TLS protocol the message came over (STARTTLS), or null in the clear.</summary>
+    public System.Security.Authentication.SslProtocols? Tls { get; init; }
+
     public string Text => Encoding.UTF8.GetString(Data);
 }
 
@@ -78,6 +84,7 @@ public sealed class SmtpSink : IAsyncDisposable
     private Task _acceptLoop = Task.CompletedTask;
     private TaskCompletionSource _release = NewRelease();
     private int _connections;
+    private int _tlsFailures;
     private int _stalled;
 
     private SmtpSink(IPEndPoint endPoint) => EndPoint = endPoint;
@@ -98,6 +105,9 @@ public sealed class SmtpSink : IAsyncDisposable
 
     /// <summary>Messages fully received but not acknowledged (stalled at <see cref="SinkStage.DataEnd"/>, or refused after the data).</summary>
     public IReadOnlyList<SinkMessage> Unacknowledged => _unacknowledged.ToArray();
+
+    /// <summary>TLS handshakes the client broke off (it did not accept the certificate).</summary>
+    public int TlsFailures => Volatile.Read(ref _tlsFailures);
 
     /// <summary>TCP connections accepted so far.</summary>
     public int Connections => Volatile.Read(ref _connections);
@@ -224,7 +234,9 @@ public sealed class SmtpSink : IAsyncDisposable
         var client = (IPEndPoint)socket.RemoteEndPoint!;
         _active.TryAdd(socket, true);
         using var untrack = new Untrack(_active, socket);
-        await using var stream = new NetworkStream(socket, ownsSocket: true);
+        await using var network = new NetworkStream(socket, ownsSocket: true);
+        Stream stream = network;
+        System.Net.Security.SslStream? tls = null;
         var reader = new LineReader(stream);
         try
         {
@@ -263,8 +275,29 @@ public sealed class SmtpSink : IAsyncDisposable
                     case "EHLO":
                         helo = line.Length > 5 ? line[5..] : string.Empty;
                         await SendAsync(stream, behavior.Greeting.StartsWith('2')
-                            ? behavior.EhloReply ?? "250-sink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-SIZE 104857600\r\n250 ENHANCEDSTATUSCODES"
+                            ? behavior.EhloReply ?? "250-sink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-SIZE 104857600\r\n" +
+                              (behavior.TlsCertificate is not null && tls is null ? "250-STARTTLS\r\n" : string.Empty) + "250 ENHANCEDSTATUSCODES"
                             : "503 5.5.0 Bad sequence").ConfigureAwait(false);
+                        break;
+                    case "STAR" when line.Equals("STARTTLS", StringComparison.OrdinalIgnoreCase) && behavior.TlsCertificate is { } certificate && tls is null:
+                        await SendAsync(stream, "220 2.0.0 Ready to start TLS").ConfigureAwait(false);
+                        tls = new System.Net.Security.SslStream(network, leaveInnerStreamOpen: true);
+                        try
+                        {
+                            await tls.AuthenticateAsServerAsync(certificate).ConfigureAwait(false);
+                        }
+                        catch (Exception e) when (e is System.Security.Authentication.AuthenticationException or IOException)
+                        {
+                            Interlocked.Increment(ref _tlsFailures);
+                            return; // the client refused our certificate (verify mode): it goes away
+                        }
+
+                        // RFC 3207 §4.2: the session starts over; nothing said before counts.
+                        stream = tls;
+                        reader = new LineReader(stream);
+                        helo = string.Empty;
+                        from = null;
+                        rcpts.Clear();
                         break;
                     case "HELO":
                         helo = line.Length > 5 ? line[5..] : string.Empty;
@@ -324,7 +357,7 @@ public sealed class SmtpSink : IAsyncDisposable
                             return;
                         }
 
-                        var message = new SinkMessage(helo, from, rcpts.ToList(), data, client, DateTimeOffset.UtcNow);
+                        var message = new SinkMessage(helo, from, rcpts.ToList(), data, client, DateTimeOffset.UtcNow) { Tls = tls?.SslProtocol };
                         behavior = Behavior;
                         if (behavior.StallAt == SinkStage.DataEnd)
                         {
@@ -371,6 +404,10 @@ public sealed class SmtpSink : IAsyncDisposable
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
         {
             // The client went away (or was killed): what it did not finish is simply not recorded.
+        }
+        finally
+        {
+            tls?.Dispose();
         }
     }
 

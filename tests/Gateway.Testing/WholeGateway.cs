@@ -19,6 +19,7 @@ namespace Gateway.Testing;
 public sealed class WholeGateway : IAsyncDisposable
 {
     private readonly List<IAsyncDisposable> _parts = [];
+    private Func<Task<RedisServer>>? _startRedis;
 
     private WholeGateway()
     {
@@ -52,11 +53,15 @@ public sealed class WholeGateway : IAsyncDisposable
 
     /// <param name="postfixMain">main.cf settings over the deploy file's, e.g. <c>smtpd_proxy_filter</c> empty for after-queue mode.</param>
     /// <param name="configure">More settings for all three programs.</param>
-    public static async Task<WholeGateway> StartAsync(IReadOnlyDictionary<string, string> postfixMain, params string[] configure)
+    public static Task<WholeGateway> StartAsync(IReadOnlyDictionary<string, string> postfixMain, params string[] configure) =>
+        StartAsync(postfixMain, null, configure);
+
+    /// <param name="redis">Starts the Redis to use (e.g. from deploy/redis/ with ACL users); default: an AOF redis-server.</param>
+    public static async Task<WholeGateway> StartAsync(IReadOnlyDictionary<string, string> postfixMain, Func<Task<RedisServer>>? redis, params string[] configure)
     {
         ArgumentNullException.ThrowIfNull(postfixMain);
         ArgumentNullException.ThrowIfNull(configure);
-        var stack = new WholeGateway();
+        var stack = new WholeGateway { _startRedis = redis };
         try
         {
             await stack.StartPartsAsync(postfixMain, configure).ConfigureAwait(false);
@@ -71,7 +76,7 @@ public sealed class WholeGateway : IAsyncDisposable
 
     private async Task StartPartsAsync(IReadOnlyDictionary<string, string> postfixMain, string[] configure)
     {
-        Redis = await RedisServer.StartAsync(appendOnly: true).ConfigureAwait(false);
+        Redis = _startRedis is null ? await RedisServer.StartAsync(appendOnly: true).ConfigureAwait(false) : await _startRedis().ConfigureAwait(false);
         _parts.Add(Redis);
         Dns = DnsTestServer.Start();
         _parts.Add(Dns);

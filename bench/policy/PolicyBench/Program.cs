@@ -9,6 +9,7 @@ return args.Length == 0 ? Usage() : args[0] switch
     "report" => Report.Run(Options.Parse(args[1..])),
     "loadtime" => await LoadTime.RunAsync(Options.Parse(args[1..])),
     "freeport" => FreePortCommand.Run(),
+    "rules" => WorstRules.Run(Options.Parse(args[1..])),
     _ => Usage(),
 };
 
@@ -23,6 +24,7 @@ static int Usage()
           report   --in FILE                 markdown table with ratios and targets
           loadtime --redis CONFIG [--rounds N]  time of a full snapshot load (read, build)
           freeport                           prints a free loopback TCP port
+          rules    [--seconds S]             policy decision with the worst rule set the tenant limits allow (p50/p99/max)
         """);
     return 2;
 }

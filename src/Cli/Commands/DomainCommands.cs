@@ -20,6 +20,7 @@ internal static class DomainCommands
         domains.Subcommands.Add(Check());
         domains.Subcommands.Add(TestConnection());
         domains.Subcommands.Add(SendTest());
+        domains.Subcommands.Add(DkimCommands.Dkim());
         return domains;
     }
 
@@ -29,7 +30,8 @@ internal static class DomainCommands
         public readonly Option<bool?> Inbound = new("--inbound") { Description = "Enable (true) or disable (false) inbound relay" };
         public readonly Option<string[]> Servers = new("--server")
         {
-            Description = "Inbound server RECIPIENT=HOST[:PORT][/PREFERENCE], e.g. '*@example.com=192.0.2.1:25/10'; repeat for more; replaces the list",
+            Description = "Inbound server RECIPIENT=HOST[:PORT][/PREFERENCE][,tls=opportunistic|required|verify][,tls-name=NAME], " +
+                          "e.g. '*@example.com=192.0.2.1:25/10,tls=verify,tls-name=mx.example.com'; repeat for more; replaces the list",
             AllowMultipleArgumentsPerToken = false,
         };
         public readonly Option<bool> ClearServers = new("--clear-servers") { Description = "Remove every inbound server" };
@@ -237,7 +239,7 @@ internal static class DomainCommands
     {
         var name = new Argument<string>("domain");
         var servers = new Option<string[]>("--server") { Description = "Test these rows instead of the saved ones: RECIPIENT=HOST[:PORT][/PREFERENCE]" };
-        var test = new Command("test-connection", "TCP connection test to the inbound servers") { name, servers };
+        var test = new Command("test-connection", "Connection test to the inbound servers: TCP, SMTP, STARTTLS and the certificate") { name, servers };
         CommandRunner.SetAction(test, async (ctx, p, ct) =>
         {
             var request = new TestConnectionRequest { Name = p.GetValue(name) };
@@ -246,9 +248,11 @@ internal static class DomainCommands
             ctx.Print(r, w =>
             {
                 w.WriteLine(r.Message);
-                Output.Table(w, ["HOST", "PORT", "RESULT", "MS", "ERROR"], r.Results.Select(h => (IReadOnlyList<string>)
+                Output.Table(w, ["HOST", "PORT", "RESULT", "MS", "STARTTLS", "TLS", "CERTIFICATE", "ERROR"], r.Results.Select(h => (IReadOnlyList<string>)
                 [
-                    h.Host, h.Port.ToString(CultureInfo.InvariantCulture), h.Connected ? "connected" : "failed", h.ElapsedMs.ToString(CultureInfo.InvariantCulture), h.Error,
+                    h.Host, h.Port.ToString(CultureInfo.InvariantCulture), h.Connected ? (h.Error.Length == 0 ? "connected" : "refused by tls " + DkimCommands.TlsText(h.Tls)) : "failed",
+                    h.ElapsedMs.ToString(CultureInfo.InvariantCulture), !h.Smtp ? "-" : Output.YesNo(h.StarttlsOffered), h.TlsVersion.Length > 0 ? h.TlsVersion : "-",
+                    h.TlsVersion.Length == 0 ? "-" : h.CertificateVerified ? "verified" : "not verified", h.Error.Length > 0 ? h.Error : h.TlsError,
                 ]));
             });
             if (!r.Success)
@@ -273,14 +277,40 @@ internal static class DomainCommands
         return send;
     }
 
-    /// <summary>Parses <c>RECIPIENT=HOST[:PORT][/PREFERENCE]</c>; IPv6 hosts in brackets when a port follows.</summary>
+    /// <summary>
+    /// Parses <c>RECIPIENT=HOST[:PORT][/PREFERENCE]</c> with optional <c>,tls=MODE</c> and <c>,tls-name=NAME</c> (docs/outbound.md);
+    /// IPv6 hosts in brackets when a port follows.
+    /// </summary>
     internal static InboundServer ParseServer(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        var options = text.Split(',');
+        var row = ParseRow(options[0], text);
+        foreach (var option in options.Skip(1))
+        {
+            var (key, value) = option.IndexOf('=', StringComparison.Ordinal) is var i and > 0 ? (option[..i].Trim(), option[(i + 1)..].Trim()) : (option.Trim(), string.Empty);
+            switch (key)
+            {
+                case "tls":
+                    row.Tls = DkimCommands.ParseTls(value) ?? throw new CliException($"--server '{text}': tls must be opportunistic, required or verify");
+                    break;
+                case "tls-name" or "tls_name":
+                    row.TlsName = value;
+                    break;
+                default:
+                    throw new CliException($"--server '{text}': unknown option '{key}' (tls=, tls-name=)");
+            }
+        }
+
+        return row;
+    }
+
+    private static InboundServer ParseRow(string text, string whole)
+    {
         var eq = text.IndexOf('=', StringComparison.Ordinal);
         if (eq <= 0 || eq == text.Length - 1)
         {
-            throw new CliException($"--server '{text}': expected RECIPIENT=HOST[:PORT][/PREFERENCE], e.g. '*@example.com=192.0.2.1:25/10'");
+            throw new CliException($"--server '{whole}': expected RECIPIENT=HOST[:PORT][/PREFERENCE], e.g. '*@example.com=192.0.2.1:25/10'");
         }
 
         var server = new InboundServer { Recipient = text[..eq] };
@@ -355,14 +385,18 @@ internal static class DomainCommands
             ("outbound", o.Enabled
                 ? string.Join(", ", new[] { o.Office365 ? "Microsoft 365" : null, o.GoogleWorkspace ? "Google Workspace" : null }.OfType<string>().Concat(o.CustomIps)) is { Length: > 0 } s ? "yes: " + s : "yes (no sending source!)"
                 : "no"),
+            ("DKIM", DkimCommands.Summary(d.Dkim)),
             ("etag", d.Etag),
             ("updated", Output.Time(d.UpdateTime)),
         ]);
         if (d.InboundServers.Count > 0)
         {
             w.WriteLine();
-            Output.Table(w, ["RECIPIENT", "HOST", "PORT", "PREFERENCE"], d.InboundServers.Select(s => (IReadOnlyList<string>)
-                [s.Recipient, s.Host, s.Port.ToString(CultureInfo.InvariantCulture), s.Preference.ToString(CultureInfo.InvariantCulture)]));
+            Output.Table(w, ["RECIPIENT", "HOST", "PORT", "PREFERENCE", "TLS"], d.InboundServers.Select(s => (IReadOnlyList<string>)
+            [
+                s.Recipient, s.Host, s.Port.ToString(CultureInfo.InvariantCulture), s.Preference.ToString(CultureInfo.InvariantCulture),
+                DkimCommands.TlsText(s.Tls) + (s.TlsName.Length > 0 ? " (" + s.TlsName + ")" : string.Empty),
+            ]));
         }
     }
 }

@@ -40,11 +40,14 @@ internal static partial class SetupCommand
         var deliveryWait = new Option<int>("--delivery-wait") { Description = "Seconds to wait for the test message's delivery", DefaultValueFactory = _ => 60 };
         var noInbound = new Option<bool>("--no-inbound") { Description = "Outbound only: no inbound servers, no connection test, no test message; the MX stays where it is" };
         var outbound = new OutboundOptions();
+        var dkim = new Option<string?>("--dkim") { Description = "Also sign outbound mail with DKIM: rsa (RSA-2048) or ed25519; shows the record to publish" };
+        var tls = new Option<string?>("--tls") { Description = "TLS towards the --host servers: opportunistic (default), required or verify" };
+        var tlsName = new Option<string?>("--tls-name") { Description = "With --tls verify: the name their certificates must carry" };
 
         var setup = new Command("setup", "Guided first-domain setup: register, verify, inbound servers, connection test, outbound sources, save, test message, DNS to publish, SPF check")
         {
             domainArg, hosts, servers, yes, interactive, verifyWait, verifyInterval, requireVerified, force, recipient, noTest, deliveryWait, noInbound,
-            outbound.Outbound, outbound.Office365, outbound.GoogleWorkspace, outbound.CustomIps,
+            outbound.Outbound, outbound.Office365, outbound.GoogleWorkspace, outbound.CustomIps, dkim, tls, tlsName,
         };
         CommandRunner.SetAction(setup, async (ctx, p, ct) =>
         {
@@ -64,6 +67,9 @@ internal static partial class SetupCommand
                 DeliveryWait = TimeSpan.FromSeconds(Math.Max(1, p.GetValue(deliveryWait))),
                 NoInbound = p.GetValue(noInbound),
                 OutboundFlags = outbound.Read(p),
+                Dkim = p.GetValue(dkim),
+                HostTls = p.GetValue(tls) is { } t ? DkimCommands.ParseTls(t) ?? throw new CliException("--tls: opportunistic, required or verify") : null,
+                HostTlsName = p.GetValue(tlsName),
             };
             await flow.RunAsync(p.GetValue(domainArg), p.GetValue(hosts) ?? [], p.GetValue(servers) ?? []).ConfigureAwait(false);
         });
@@ -113,6 +119,13 @@ internal static partial class SetupCommand
 
         public bool NoInbound { get; init; }
 
+        /// <summary>rsa or ed25519: enable DKIM signing at the end (docs/outbound.md); null: leave it as it is.</summary>
+        public string? Dkim { get; init; }
+
+        public TlsMode? HostTls { get; init; }
+
+        public string? HostTlsName { get; init; }
+
         public async Task RunAsync(string? name, string[] hosts, string[] servers)
         {
             name ??= prompt.Ask("Domain to protect (e.g. example.com):");
@@ -139,6 +152,11 @@ internal static partial class SetupCommand
 
             domain = await SaveAsync(domain.Name, rows, outbound).ConfigureAwait(false);
             var delivered = rows is null || !SendTest || await SendTestMessageAsync(domain).ConfigureAwait(false);
+            if (Dkim is not null)
+            {
+                domain = await EnableDkimAsync(domain).ConfigureAwait(false);
+            }
+
             ShowDnsToPublish(domain, verified, inbound: rows is not null, outbound: outbound is not null);
             if (outbound is not null)
             {
@@ -253,7 +271,7 @@ internal static partial class SetupCommand
         private List<InboundServer> InboundRows(Domain d, string[] hosts, string[] servers)
         {
             Step("Inbound servers (where the gateway delivers mail for the domain)");
-            var rows = hosts.Select(h => Row(d.Name, h)).Concat(servers.Select(DomainCommands.ParseServer)).ToList();
+            var rows = hosts.Select(h => WithTls(Row(d.Name, h))).Concat(servers.Select(DomainCommands.ParseServer)).ToList();
             if (rows.Count == 0 && prompt.Interactive)
             {
                 _w.WriteLine($"Your mail server(s), as HOST[:PORT] for every address of {d.Name} (or RECIPIENT=HOST[:PORT][/PREFERENCE] for one address).");
@@ -385,6 +403,26 @@ internal static partial class SetupCommand
             }
         }
 
+        private async Task<Domain> EnableDkimAsync(Domain d)
+        {
+            Step("DKIM signing of outbound mail");
+            if (d.Dkim is { Enabled: true })
+            {
+                _w.WriteLine($"DKIM is already on: {DkimCommands.Summary(d.Dkim)}.");
+                return d;
+            }
+
+            var algorithm = Dkim!.ToLowerInvariant() switch
+            {
+                "rsa" or "" => DkimAlgorithm.Rsa,
+                "ed25519" => DkimAlgorithm.Ed25519,
+                _ => throw new CliException("--dkim: rsa or ed25519"),
+            };
+            d = await _domains.EnableDkimAsync(new EnableDkimRequest { Name = d.Name, Algorithm = algorithm }, cancellationToken: ct).ConfigureAwait(false);
+            _w.WriteLine($"Generated a {(algorithm == DkimAlgorithm.Ed25519 ? "Ed25519" : "RSA-2048")} key, selector {d.Dkim.Selector}; the record to publish is below.");
+            return d;
+        }
+
         private void ShowDnsToPublish(Domain d, bool verified, bool inbound, bool outbound)
         {
             Step("Publish last, when you switch the mail path");
@@ -408,6 +446,14 @@ internal static partial class SetupCommand
                 _w.WriteLine();
             }
 
+            if (d.Dkim is { Enabled: true } k)
+            {
+                _w.WriteLine("DKIM: publish the key record; the gateway signs outbound mail once it sees it:");
+                _w.WriteLine();
+                _w.WriteLine($"    {k.TxtRecord.Name}.  IN TXT  \"{k.TxtRecord.Value}\"");
+                _w.WriteLine();
+            }
+
             if (!verified)
             {
                 _w.WriteLine($"And the verification record, if not done yet:  {d.Name}.  IN TXT  \"{d.Verification.TxtRecord}\"");
@@ -417,6 +463,22 @@ internal static partial class SetupCommand
         }
 
         private static InboundServer Row(string domain, string host) => DomainCommands.ParseServer($"*@{domain}={host.Trim()}");
+
+        /// <summary>--tls and --tls-name for the --host rows.</summary>
+        private InboundServer WithTls(InboundServer row)
+        {
+            if (HostTls is { } mode)
+            {
+                row.Tls = mode;
+            }
+
+            if (!string.IsNullOrWhiteSpace(HostTlsName))
+            {
+                row.TlsName = HostTlsName;
+            }
+
+            return row;
+        }
 
         private static string Method(VerificationMethod m) => m == VerificationMethod.Mx ? "by its MX record" : "by its TXT record";
     }

@@ -13,7 +13,8 @@ public sealed record UndoStep(string Code, string Instruction);
 /// Managed-domain use cases for one tenant: validate, call the store, turn store outcomes into
 /// the errors requirements §2/§3 name. Tenant isolation lives here: another tenant's domain is NOT_FOUND.
 /// </summary>
-public sealed class DomainManager(DomainStore store, DomainValidator validator, GatewayOptions options, TimeProvider clock)
+/// <remarks>Without <paramref name="limits"/> (tools, benchmarks) a tenant may register any number of domains.</remarks>
+public sealed class DomainManager(DomainStore store, DomainValidator validator, GatewayOptions options, TimeProvider clock, TenantLimits? limits = null)
 {
     /// <summary>The exact message of requirements §3 for a domain any tenant manages already.</summary>
     public const string AlreadyManagedMessage = "Cannot add managed domain: this domain is already managed by the gateway.";
@@ -41,10 +42,13 @@ public sealed class DomainManager(DomainStore store, DomainValidator validator, 
             UpdateTime = now,
         };
 
-        var (outcome, created) = await store.CreateAsync(config).ConfigureAwait(false);
+        var max = limits?.DomainsPerTenant ?? int.MaxValue;
+        var (outcome, created) = await store.CreateAsync(config, max).ConfigureAwait(false);
         return outcome switch
         {
             CreateDomainOutcome.Created => created!,
+            CreateDomainOutcome.TenantLimit => throw TenantLimits.Exceeded(nameof(TenantLimits.DomainsPerTenant), max,
+                $"tenant '{companyId}' already has {max} domains; delete one first or ask the operator to raise the limit"),
             CreateDomainOutcome.NoSuchTenant => throw new GatewayException(ErrorKind.NotFound, $"Tenant '{companyId}' not found."),
             CreateDomainOutcome.BeingDeleted => throw new GatewayException(ErrorKind.FailedPrecondition,
                 $"Domain '{normalized}' is still being deleted (its mail, rules and logs are being removed); try again in a minute."),

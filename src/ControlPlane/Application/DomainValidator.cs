@@ -97,6 +97,7 @@ public sealed class DomainValidator
                     $"preference must be {InboundServer.MinPreference}-{InboundServer.MaxPreference} (lower is tried first; 0 means {InboundServer.DefaultPreference}); {row.Preference} given"));
             }
 
+            var tlsName = NormalizeTls(row, host, at, violations);
             if (violations.Count != before)
             {
                 continue;
@@ -108,10 +109,39 @@ public sealed class DomainValidator
                 continue;
             }
 
-            result.Add(new InboundServer(recipient, host, port, preference));
+            result.Add(new InboundServer(recipient, host, port, preference) { Tls = row.Tls, TlsName = tlsName });
         }
 
         return result;
+    }
+
+    /// <summary>The row's TLS mode and tls_name (requirements §10): a name only with verify, and a valid host name.</summary>
+    private static string? NormalizeTls(InboundServer row, string host, string at, List<FieldViolation> violations)
+    {
+        if (!Enum.IsDefined(row.Tls))
+        {
+            violations.Add(new FieldViolation($"{at}.tls", "tls must be opportunistic, required or verify"));
+            return null;
+        }
+
+        if (string.IsNullOrWhiteSpace(row.TlsName))
+        {
+            return null;
+        }
+
+        if (row.Tls != TlsMode.Verify)
+        {
+            violations.Add(new FieldViolation($"{at}.tls_name", "tls_name is the name a certificate is verified against: it needs tls = verify"));
+            return null;
+        }
+
+        if (!DomainName.TryNormalize(row.TlsName, out var name, out var error) || IPAddress.TryParse(row.TlsName.Trim(), out _))
+        {
+            violations.Add(new FieldViolation($"{at}.tls_name", $"tls_name must be a host name: {(error.Length > 0 ? error : "an IP address was given")}"));
+            return null;
+        }
+
+        return name == host ? null : name;
     }
 
     /// <summary><c>*@domain</c> or <c>local@domain</c> with the domain of the row's own managed domain.</summary>

@@ -75,7 +75,7 @@ public sealed class MessageLogQueries(DomainManager domains, MessageLogReader re
         }
 
         var owned = await domains.GetAsync(companyId, query.Domain).ConfigureAwait(false);
-        return reader.FollowAsync(owned.Name, filter with { Start = null }, query.Start, options.MessageLogFollowPollInterval, cancellationToken);
+        return reader.FollowAsync(owned.Name, filter with { Start = null }, query.Start, options.MessageLogFollowPollInterval, owned.CompanyId, cancellationToken);
     }
 
     private static MessageLogFilter Validate(LogQuery q, List<FieldViolation> violations, bool allowEnd)

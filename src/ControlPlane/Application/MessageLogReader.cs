@@ -136,8 +136,11 @@ public sealed class MessageLogReader(IConnectionMultiplexer redis, TimeProvider 
     /// per interval, and the stream ids make it exact: nothing is missed or repeated.
     /// </para>
     /// </summary>
+    /// <param name="owner">When given, each poll first checks in the same script that the domain still belongs to this
+    /// company, and the stream ends with NOT_FOUND when it does not: a follower never reads a single event of a domain
+    /// that was deleted and registered by another tenant meanwhile (security review M1).</param>
     public async IAsyncEnumerable<MessageLogEvent> FollowAsync(string domain, MessageLogFilter filter, DateTimeOffset? since, TimeSpan pollInterval,
-        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+        string? owner = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(filter);
         var db = redis.GetDatabase();
@@ -155,7 +158,9 @@ public sealed class MessageLogReader(IConnectionMultiplexer redis, TimeProvider 
 
         while (!cancellationToken.IsCancellationRequested)
         {
-            var entries = await db.StreamRangeAsync(key, low, "+", Chunk, Order.Ascending).ConfigureAwait(false);
+            var entries = owner is null
+                ? await db.StreamRangeAsync(key, low, "+", Chunk, Order.Ascending).ConfigureAwait(false)
+                : await OwnedRangeAsync(db, domain, owner, low).ConfigureAwait(false);
             foreach (var entry in entries)
             {
                 var ev = MessageLogFields.Parse(domain, entry);
@@ -182,5 +187,38 @@ public sealed class MessageLogReader(IConnectionMultiplexer redis, TimeProvider 
                 }
             }
         }
+    }
+
+    // KEYS: domain config, log. ARGV: company, low id (exclusive form allowed), count. False when the domain is not the company's.
+    private const string OwnedRangeScript = """
+        if redis.call('HGET', KEYS[1], 'company') ~= ARGV[1] then return false end
+        return redis.call('XRANGE', KEYS[2], ARGV[2], '+', 'COUNT', ARGV[3])
+        """;
+
+    private static async Task<StreamEntry[]> OwnedRangeAsync(IDatabase db, string domain, string owner, RedisValue low)
+    {
+        var result = await db.ScriptEvaluateAsync(OwnedRangeScript, [RedisKeys.Domain(domain), RedisKeys.DomainLog(domain)], [owner, low, Chunk])
+            .ConfigureAwait(false);
+        if (result.IsNull)
+        {
+            throw new Gateway.Core.Errors.GatewayException(Gateway.Core.Errors.ErrorKind.NotFound, $"Domain '{domain}' no longer belongs to this tenant (deleted or moved); the stream ends.");
+        }
+
+        var items = (RedisResult[])result!;
+        var entries = new StreamEntry[items.Length];
+        for (var i = 0; i < items.Length; i++)
+        {
+            var entry = (RedisResult[])items[i]!;
+            var fields = (RedisValue[])entry[1]!;
+            var values = new NameValueEntry[fields.Length / 2];
+            for (var f = 0; f < values.Length; f++)
+            {
+                values[f] = new NameValueEntry(fields[2 * f], fields[2 * f + 1]);
+            }
+
+            entries[i] = new StreamEntry((RedisValue)entry[0], values);
+        }
+
+        return entries;
     }
 }

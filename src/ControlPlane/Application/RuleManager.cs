@@ -8,10 +8,14 @@ namespace Gateway.ControlPlane.Application;
 /// <summary>
 /// Policy rule use cases for one tenant (requirements §7): the domain must belong to the tenant (else NOT_FOUND, as
 /// <see cref="DomainManager"/>), every change validates, then replaces the ordered list by compare-and-set
-/// (a concurrent save is retried on the fresh list; a client etag that no longer matches is ABORTED).
+/// (a concurrent save is retried on the fresh list; a client etag that no longer matches is ABORTED). A list that
+/// would grow past <see cref="TenantLimits.RulesPerDomain"/> or <see cref="TenantLimits.RuleBytesPerDomain"/>
+/// is refused with RESOURCE_EXHAUSTED (defaults when no limits are given).
 /// </summary>
-public sealed class RuleManager(DomainManager domains, RuleStore store, TimeProvider clock)
+public sealed class RuleManager(DomainManager domains, RuleStore store, TimeProvider clock, TenantLimits? limits = null)
 {
+    private readonly TenantLimits _limits = limits ?? new TenantLimits();
+
     private const int MaxAttempts = 5;
 
     public async Task<(string Domain, RuleList Rules)> ListAsync(string companyId, string? domain)
@@ -47,11 +51,6 @@ public sealed class RuleManager(DomainManager domains, RuleStore store, TimeProv
         rule = rule with { Id = "r" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)), Revision = 1, CreateTime = now, UpdateTime = now };
         var saved = await ChangeAsync(companyId, domain, null, (_, rules) =>
         {
-            if (rules.Count >= RuleDefaults.MaxRulesPerDomain)
-            {
-                GatewayException.ThrowInvalid("rule", $"a domain has at most {RuleDefaults.MaxRulesPerDomain} rules; delete some first");
-            }
-
             var at = position == 0 || position > rules.Count ? rules.Count : position - 1;
             rules.Insert(at, rule);
             return rule.Id;
@@ -125,6 +124,7 @@ public sealed class RuleManager(DomainManager domains, RuleStore store, TimeProv
             var (name, list) = await ListAsync(companyId, domain).ConfigureAwait(false);
             var rules = list.Rules.ToList();
             var id = change(name, rules);
+            CheckLimits(name, list.Rules, rules);
             var (outcome, saved) = await store.SaveAsync(companyId, name, list.Revision, rules).ConfigureAwait(false);
             switch (outcome)
             {
@@ -142,6 +142,23 @@ public sealed class RuleManager(DomainManager domains, RuleStore store, TimeProv
                     GatewayException.ThrowAborted($"The rules of '{name}' are being changed by someone else; read them again and retry.");
                     break;
             }
+        }
+    }
+
+    /// <summary>A change may not make the list longer or bigger than the limits (it may always shrink it).</summary>
+    private void CheckLimits(string domain, IReadOnlyList<PolicyRule> before, List<PolicyRule> after)
+    {
+        if (after.Count > _limits.RulesPerDomain && after.Count > before.Count)
+        {
+            throw TenantLimits.Exceeded(nameof(TenantLimits.RulesPerDomain), _limits.RulesPerDomain,
+                $"domain '{domain}' has {before.Count} rules; delete some first");
+        }
+
+        var size = TenantLimits.RuleBytes(after);
+        if (size > _limits.RuleBytesPerDomain && size > TenantLimits.RuleBytes(before))
+        {
+            throw TenantLimits.Exceeded(nameof(TenantLimits.RuleBytesPerDomain), _limits.RuleBytesPerDomain,
+                $"the rules of '{domain}' would hold {size} characters of patterns and texts; shorten or delete some first");
         }
     }
 

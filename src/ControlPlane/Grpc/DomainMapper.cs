@@ -42,6 +42,11 @@ public sealed class DomainMapper(GatewayOptions options)
             api.Verification.VerifyTime = Timestamp.FromDateTimeOffset(t);
         }
 
+        if (d.Dkim is { } dkim)
+        {
+            api.Dkim = DkimMapper.ToApi(d.Name, dkim);
+        }
+
         api.Outbound.CustomIps.AddRange(d.Settings.Outbound.CustomIps);
         api.InboundServers.AddRange(d.Settings.InboundServers.Select(ToApi));
         return api;
@@ -50,7 +55,7 @@ public sealed class DomainMapper(GatewayOptions options)
     public static V1.InboundServer ToApi(InboundServer s)
     {
         ArgumentNullException.ThrowIfNull(s);
-        return new() { Recipient = s.Recipient, Host = s.Host, Port = s.Port, Preference = s.Preference };
+        return new() { Recipient = s.Recipient, Host = s.Host, Port = s.Port, Preference = s.Preference, Tls = DkimMapper.ToApi(s.Tls), TlsName = s.TlsName ?? string.Empty };
     }
 
     /// <summary>The editable part of a request's domain, as given (validation normalises it).</summary>
@@ -71,6 +76,6 @@ public sealed class DomainMapper(GatewayOptions options)
     public static InboundServer ToModel(V1.InboundServer s)
     {
         ArgumentNullException.ThrowIfNull(s);
-        return new(s.Recipient, s.Host, s.Port, s.Preference);
+        return new(s.Recipient, s.Host, s.Port, s.Preference) { Tls = DkimMapper.ToModel(s.Tls), TlsName = s.TlsName.Length == 0 ? null : s.TlsName };
     }
 }

@@ -50,11 +50,28 @@ public sealed partial class ErrorInterceptor(ILogger<ErrorInterceptor> logger, I
         {
             case GatewayException g:
                 var status = new Google.Rpc.Status { Code = (int)ToCode(g.Kind), Message = g.Message };
-                if (g.Violations.Count > 0)
+                if (g.Kind == ErrorKind.ResourceExhausted)
+                {
+                    // google.rpc.QuotaFailure names the limit (the setting), as the error model prescribes for this code.
+                    var quota = new QuotaFailure();
+                    quota.Violations.AddRange(g.Violations.Select(v => new QuotaFailure.Types.Violation { Subject = v.Field, Description = v.Description }));
+                    status.Details.Add(Any.Pack(quota));
+                }
+                else if (g.Violations.Count > 0)
                 {
                     var bad = new BadRequest();
                     bad.FieldViolations.AddRange(g.Violations.Select(v => new BadRequest.Types.FieldViolation { Field = v.Field, Description = v.Description }));
                     status.Details.Add(Any.Pack(bad));
+                }
+
+                if (g.Reason is not null)
+                {
+                    var info = new ErrorInfo { Reason = g.Reason, Domain = "gateway" };
+                    foreach (var (key, value) in g.Info)
+                    {
+                        info.Metadata[key] = value;
+                    }
+                    status.Details.Add(Any.Pack(info));
                 }
 
                 return status.ToRpcException();
@@ -78,6 +95,7 @@ public sealed partial class ErrorInterceptor(ILogger<ErrorInterceptor> logger, I
         ErrorKind.PermissionDenied => Code.PermissionDenied,
         ErrorKind.Unauthenticated => Code.Unauthenticated,
         ErrorKind.Unavailable => Code.Unavailable,
+        ErrorKind.ResourceExhausted => Code.ResourceExhausted,
         _ => Code.Internal,
     };
 

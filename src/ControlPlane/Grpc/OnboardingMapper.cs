@@ -63,6 +63,12 @@ public static class OnboardingMapper
             ElapsedMs = (int)Math.Min(int.MaxValue, Math.Round(r.Elapsed.TotalMilliseconds)),
             Error = r.Error ?? string.Empty,
             Address = r.Address ?? string.Empty,
+            Smtp = r.Smtp?.Smtp ?? false,
+            StarttlsOffered = r.Smtp?.Observation.StartTlsOffered ?? false,
+            TlsVersion = r.Smtp?.Observation.Protocol ?? string.Empty,
+            CertificateVerified = r.Smtp?.Observation.Verified ?? false,
+            TlsError = r.Smtp is { } smtp ? smtp.Problem ?? (smtp.Observation.Protocol is not null && !smtp.Observation.Verified ? smtp.Observation.Problem ?? string.Empty : string.Empty) : string.Empty,
+            Tls = DkimMapper.ToApi(r.Tls),
         }));
         return response;
     }

@@ -11,7 +11,17 @@ namespace Gateway.ControlPlane.Onboarding;
 /// <summary>One host:port of a connection test and how it went.</summary>
 /// <param name="Address">The address connected to (or the last one tried); null when the name did not resolve.</param>
 /// <param name="Error">Why it failed, in words; null when connected.</param>
-public sealed record HostConnectionResult(string Host, int Port, bool Connected, TimeSpan Elapsed, string? Address, string? Error);
+public sealed record HostConnectionResult(string Host, int Port, bool Connected, TimeSpan Elapsed, string? Address, string? Error)
+{
+    /// <summary>The SMTP and TLS part of the test (issue 17); null when TCP failed.</summary>
+    public SmtpTlsProbeResult? Smtp { get; init; }
+
+    /// <summary>The row's TLS mode (the strictest of the rows naming this host and port).</summary>
+    public TlsMode Tls { get; init; }
+
+    /// <summary>Connected, and TLS as the row demands (a required row needs STARTTLS, a verify row a verified certificate).</summary>
+    public bool Passed => Connected && Error is null;
+}
 
 /// <summary>The overall result: success only when every host connected.</summary>
 public sealed record ConnectionTestResult(bool Success, string Message, IReadOnlyList<HostConnectionResult> Results);
@@ -22,7 +32,7 @@ public sealed record ConnectionTestResult(bool Success, string Message, IReadOnl
 /// can still pass; the test message is what proves delivery). A host name is resolved to A/AAAA with the
 /// configured resolver (not MX), as delivery does; its addresses are tried in turn, IPv4 first.
 /// </summary>
-public sealed class ConnectionTester(IMailDns dns, OnboardingOptions options, GatewayOptions gateway)
+public sealed class ConnectionTester(IMailDns dns, OnboardingOptions options, GatewayOptions gateway, SmtpTlsProbe probe)
 {
     /// <summary>The overall message when every host connected (the seed product's wording).</summary>
     public const string SuccessMessage = "Connected successfully.";
@@ -34,14 +44,16 @@ public sealed class ConnectionTester(IMailDns dns, OnboardingOptions options, Ga
     public async Task<ConnectionTestResult> TestAsync(IEnumerable<InboundServer> servers, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(servers);
-        var targets = servers.Select(s => (s.Host, s.Port)).Distinct().ToList();
+        var rows = servers.ToList();
+        var targets = rows.Select(s => (s.Host, s.Port)).Distinct().ToList();
         if (targets.Count == 0)
         {
             return new ConnectionTestResult(false, $"{FailureMessage} No inbound server is configured.", []);
         }
 
-        var results = await Task.WhenAll(targets.Select(t => TestOneAsync(t.Host, t.Port, cancellationToken))).ConfigureAwait(false);
-        var failed = results.Where(r => !r.Connected).ToList();
+        var results = await Task.WhenAll(targets.Select(t => TestOneAsync(t.Host, t.Port, Gateway.Core.Tls.TlsPolicy.ForInboundHost(rows, new Gateway.Core.Routing.RouteHost(t.Host, t.Port)),
+            cancellationToken))).ConfigureAwait(false);
+        var failed = results.Where(r => !r.Passed).ToList();
         var message = failed.Count == 0
             ? SuccessMessage
             : $"{FailureMessage} Failed: {string.Join("; ", failed.Select(f => $"{HostPort(f.Host, f.Port)} ({f.Error})"))}.";
@@ -50,13 +62,13 @@ public sealed class ConnectionTester(IMailDns dns, OnboardingOptions options, Ga
 
     private static string HostPort(string host, int port) => host.Contains(':', StringComparison.Ordinal) ? $"[{host}]:{port}" : $"{host}:{port}";
 
-    private async Task<HostConnectionResult> TestOneAsync(string host, int port, CancellationToken cancellationToken)
+    private async Task<HostConnectionResult> TestOneAsync(string host, int port, Gateway.Core.Tls.TlsRequirement tls, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(options.ConnectTimeout);
         HostConnectionResult Result(bool connected, IPAddress? address, string? error) =>
-            new(host, port, connected, Stopwatch.GetElapsedTime(started), address?.ToString(), error);
+            new(host, port, connected, Stopwatch.GetElapsedTime(started), address?.ToString(), error) { Tls = tls.Mode };
 
         IReadOnlyList<IPAddress> addresses;
         try
@@ -82,7 +94,11 @@ public sealed class ConnectionTester(IMailDns dns, OnboardingOptions options, Ga
                 // Created per attempt inside the try: a family the host has no stack for fails like a refused connect.
                 using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                 await socket.ConnectAsync(new IPEndPoint(address, port), limit.Token).ConfigureAwait(false);
-                return Result(true, address, null);
+                var elapsed = Stopwatch.GetElapsedTime(started);
+                // Then SMTP on the same connection: EHLO, STARTTLS when offered, the certificate checked (requirements §10).
+                var smtp = await probe.ProbeAsync(socket, tls.Name ?? host, options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+                var unmet = Gateway.Core.Tls.TlsPolicy.Unmet(tls, smtp.Observation);
+                return new HostConnectionResult(host, port, true, elapsed, address.ToString(), unmet) { Tls = tls.Mode, Smtp = smtp };
             }
             catch (SocketException e)
             {

@@ -31,7 +31,8 @@ public sealed partial class OnboardingRound(
     OnboardingService service,
     OnboardingOptions options,
     TimeProvider clock,
-    ILogger<OnboardingRound> logger)
+    ILogger<OnboardingRound> logger,
+    Gateway.ControlPlane.Application.TenantLimits? limits = null)
 {
     /// <summary>Pure: what is due for <paramref name="domain"/> given its stored health at <paramref name="now"/>.</summary>
     public static CheckDue WhatIsDue(DomainConfig domain, StoredHealth stored, DateTimeOffset now, OnboardingOptions options)
@@ -53,6 +54,12 @@ public sealed partial class OnboardingRound(
             }
         }
 
+        // A DKIM record awaited in DNS (new key or rotation) is looked for as often as an unverified domain's proof.
+        if (domain.Dkim is { AwaitsDns: true } && now - report.CheckTime >= options.UnverifiedRecheckInterval)
+        {
+            return CheckDue.Full;
+        }
+
         return CheckDue.No;
     }
 
@@ -62,7 +69,13 @@ public sealed partial class OnboardingRound(
         var all = await store.LoadAllAsync(cancellationToken).ConfigureAwait(false);
         var stored = await health.GetManyAsync(all.Select(d => d.Name).ToList()).ConfigureAwait(false);
         var now = clock.GetUtcNow();
-        var due = all.Where((d, i) => WhatIsDue(d, stored[i], now, options) != CheckDue.No).Select(d => d.Name).ToList();
+        // At most BackgroundChecksPerTenant per tenant and round: one tenant's thousands of unverified domains
+        // cannot take every round's DNS lookups and connections (docs/reliability.md "Hostile tenant").
+        var perTenant = limits?.BackgroundChecksPerTenant ?? int.MaxValue;
+        var due = all.Where((d, i) => WhatIsDue(d, stored[i], now, options) != CheckDue.No)
+            .GroupBy(d => d.CompanyId, StringComparer.Ordinal)
+            .SelectMany(g => g.Take(perTenant))
+            .Select(d => d.Name).ToList();
         var checkedCount = 0;
         await Parallel.ForEachAsync(due, new ParallelOptions { MaxDegreeOfParallelism = options.MaxParallelChecks, CancellationToken = cancellationToken },
             async (name, ct) =>

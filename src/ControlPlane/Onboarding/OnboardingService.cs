@@ -24,7 +24,8 @@ public sealed partial class OnboardingService(
     ConnectionTester tester,
     DomainHealthStore health,
     TimeProvider clock,
-    ILogger<OnboardingService> logger)
+    ILogger<OnboardingService> logger,
+    Gateway.ControlPlane.Dkim.DkimManager dkim)
 {
     public async Task<VerifyOutcome> VerifyAsync(string companyId, string? name, CancellationToken cancellationToken)
     {
@@ -89,7 +90,15 @@ public sealed partial class OnboardingService(
             (domain, check) = await VerifyNowAsync(domain, cancellationToken).ConfigureAwait(false);
         }
 
+        // DKIM first: a record now seen in DNS activates the key (or finishes a rotation) before the report is made.
+        (domain, var dkimFindings) = await dkim.AdvanceAsync(domain, cancellationToken).ConfigureAwait(false);
         var report = await checker.CheckAsync(domain, check, cancellationToken).ConfigureAwait(false);
+        if (dkimFindings.Count > 0)
+        {
+            var findings = report.Findings.Concat(dkimFindings).ToList();
+            report = report with { Findings = findings, Status = HealthReport.StatusOf(findings) };
+        }
+
         await health.SaveAsync(report).ConfigureAwait(false);
         LogChecked(logger, domain.Name, report.Status, report.Findings.Count);
         return (domain, report);

@@ -41,9 +41,11 @@ public static class OnboardingServiceCollectionExtensions
         services.AddSingleton<SpfIncludeSearch>();
         services.AddSingleton<SpfFindings>();
         services.AddSingleton<DomainVerifier>();
+        services.AddSingleton<SmtpTlsProbe>();
         services.AddSingleton<ConnectionTester>();
         services.AddSingleton<DomainHealthChecker>();
         services.AddSingleton<DomainHealthStore>();
+        services.AddSingleton<Gateway.ControlPlane.Dkim.DkimManager>();
         services.AddSingleton<OnboardingService>();
         services.AddSingleton<OnboardingRound>();
         return services;

@@ -11,9 +11,30 @@ namespace Gateway.ControlPlane.Services;
 /// gateway.v1.DomainService: thin; validation and rules live in <see cref="DomainManager"/> and
 /// <see cref="OnboardingService"/>; SendTestMessage in <see cref="TestMessageSender"/>.
 /// </summary>
-public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper, OnboardingService onboarding, TestMessageSender testMessages)
+public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper, OnboardingService onboarding, TestMessageSender testMessages,
+    Gateway.ControlPlane.Dkim.DkimManager dkim,
+    Onboarding.DomainTakeover takeover)
     : V1.DomainService.DomainServiceBase
 {
+    public override async Task<V1.Domain> EnableDkim(V1.EnableDkimRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var algorithm = DkimMapper.ToModel(request.Algorithm) ?? Gateway.Core.Domains.DkimKeyAlgorithm.Rsa;
+        return mapper.ToApi(await dkim.EnableAsync(Caller.TenantOf(context), request.Name, algorithm, request.Selector).ConfigureAwait(false));
+    }
+
+    public override async Task<V1.Domain> DisableDkim(V1.DisableDkimRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return mapper.ToApi(await dkim.DisableAsync(Caller.TenantOf(context), request.Name).ConfigureAwait(false));
+    }
+
+    public override async Task<V1.Domain> RotateDkimKey(V1.RotateDkimKeyRequest request, ServerCallContext context)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return mapper.ToApi(await dkim.RotateAsync(Caller.TenantOf(context), request.Name, DkimMapper.ToModel(request.Algorithm), request.Selector).ConfigureAwait(false));
+    }
+
     public override async Task<V1.SendTestMessageResponse> SendTestMessage(V1.SendTestMessageRequest request, ServerCallContext context)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -26,7 +47,8 @@ public sealed class DomainGrpcService(DomainManager domains, DomainMapper mapper
     {
         ArgumentNullException.ThrowIfNull(request);
         var company = Caller.TenantOf(context);
-        var created = await domains.CreateAsync(company, request.Domain?.Name, DomainMapper.ToSettings(request.Domain)).ConfigureAwait(false);
+        // CreateDomain, or the takeover of an unverified registration by a tenant that proves ownership (DomainTakeover).
+        var created = await takeover.CreateAsync(company, request.Domain?.Name, DomainMapper.ToSettings(request.Domain), context.CancellationToken).ConfigureAwait(false);
         return mapper.ToApi(created);
     }
 

@@ -9,7 +9,7 @@ using Gateway.Core.Mail;
 namespace Gateway.ControlPlane.Services;
 
 /// <summary>gateway.v1.MessageLogService: thin; validation, tenant scoping and paging live in <see cref="MessageLogQueries"/>.</summary>
-public sealed class MessageLogGrpcService(MessageLogQueries queries) : V1.MessageLogService.MessageLogServiceBase
+public sealed class MessageLogGrpcService(MessageLogQueries queries, FollowGuard guard) : V1.MessageLogService.MessageLogServiceBase
 {
     public override async Task<V1.QueryLogResponse> QueryLog(V1.QueryLogRequest request, ServerCallContext context)
     {
@@ -39,19 +39,26 @@ public sealed class MessageLogGrpcService(MessageLogQueries queries) : V1.Messag
             MessageId = request.MessageId, PostfixQueueId = request.PostfixQueueId, Events = request.Events,
             Start = request.StartTime?.ToDateTimeOffset(),
         };
-        var ct = context.CancellationToken;
-        var events = await queries.FollowAsync(Caller.TenantOf(context), query, ct).ConfigureAwait(false);
-        try
+        var company = Caller.TenantOf(context);
+        await guard.RunAsync(context, company, request.Domain, async ct =>
         {
-            await foreach (var e in events.WithCancellation(ct).ConfigureAwait(false))
+            var events = await queries.FollowAsync(company, query, ct).ConfigureAwait(false);
+
+            // The follow is established (counted, authorised, the domain found): say so with the response headers, so a
+            // client can tell "following, nothing happened yet" from "not started" (ResponseHeadersAsync completes).
+            await context.WriteResponseHeadersAsync(new Metadata()).ConfigureAwait(false);
+            try
             {
-                await responseStream.WriteAsync(ToApi(e), ct).ConfigureAwait(false);
+                await foreach (var e in events.WithCancellation(ct).ConfigureAwait(false))
+                {
+                    await responseStream.WriteAsync(ToApi(e), ct).ConfigureAwait(false);
+                }
             }
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-            // The client went away: the normal end of a follow.
-        }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested && context.CancellationToken.IsCancellationRequested)
+            {
+                // The client went away: the normal end of a follow.
+            }
+        }).ConfigureAwait(false);
     }
 
     private static V1.LogEvent ToApi(MessageLogEvent e) => new()
@@ -70,5 +77,6 @@ public sealed class MessageLogGrpcService(MessageLogQueries queries) : V1.Messag
         Detail = e.Detail ?? string.Empty,
         Program = e.Program ?? string.Empty,
         PostfixQueueId = e.PostfixQueueId ?? string.Empty,
+        Tls = e.Tls ?? string.Empty,
     };
 }

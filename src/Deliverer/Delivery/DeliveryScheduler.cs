@@ -84,6 +84,13 @@ public sealed partial class DeliveryScheduler(
                             {
                                 Start(item, null);
                             }
+                            else
+                            {
+                                // The intake's own dispatches filled the slots since `room` was computed: hand the lease back
+                                // at once, or the message would wait for the lease to expire (60 s; seen in bench/deliverer (o)).
+                                _backlog = true;
+                                _ = ReleaseAsync(item);
+                            }
                         }
                     }
                 }

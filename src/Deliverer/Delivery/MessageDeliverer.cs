@@ -2,6 +2,7 @@ using System.Globalization;
 using Gateway.Core.Delivery;
 using Gateway.Core.Mail;
 using Gateway.Core.MessageLog;
+using Gateway.Core.MtaSts;
 using Gateway.Core.Routing;
 using Gateway.Core.Snapshot;
 using MimeKit;
@@ -30,7 +31,9 @@ public sealed partial class MessageDeliverer(
     QueueOptions queueOptions,
     TimeProvider clock,
     DelivererMetrics metrics,
-    ILogger<MessageDeliverer> logger)
+    ILogger<MessageDeliverer> logger,
+    MtaStsPolicySource mtaSts,
+    OutboundMetrics outboundMetrics)
 {
     private const string Program = "deliverer";
 
@@ -196,11 +199,18 @@ public sealed partial class MessageDeliverer(
                 resolved.Add((host, await resolver.ResolveHostAsync(host, cancellationToken).ConfigureAwait(false)));
             }
 
-            endpoints = RouteChoice.InboundEndpoints(inbound.Domain, resolved, self, options.MaxAddressesPerAttempt);
+            endpoints = RouteChoice.InboundEndpoints(inbound.Domain, resolved, self, options.MaxAddressesPerAttempt, inbound.Rows);
         }
         else
         {
             var mx = await resolver.ResolveMxAsync(destination.Domain, cancellationToken).ConfigureAwait(false);
+            if (mx.Failure is null)
+            {
+                // MTA-STS (RFC 8461): which MX hosts, and TLS verified for their names (docs/outbound.md); then the pure choice.
+                var (allowed, refused) = await MtaStsRouting.ApplyAsync(mtaSts, destination.Domain, mx.Endpoints, outboundMetrics, cancellationToken).ConfigureAwait(false);
+                mx = refused is { } r ? Resolution.Fail(r) : new Resolution(allowed, null);
+            }
+
             (endpoints, var failure) = RouteChoice.OutboundEndpoints(destination.Domain, mx, self, options.MaxAddressesPerAttempt);
             if (failure is { } f)
             {
@@ -238,11 +248,19 @@ public sealed partial class MessageDeliverer(
 
             var host = endpoint.ToString();
             var still = new List<string>(remaining.Count);
+            var tlsText = result.Tls is { } observed ? Gateway.Core.Tls.TlsPolicy.Describe(observed) : null;
+            var stsNote = result.Tls is { } seen ? MtaStsRules.WouldFail(endpoint.Tls, seen) : null;
+            if (result.Tls is { } used)
+            {
+                outboundMetrics.Tls(used.Protocol is null ? "none" : used.Verified ? "verified" : "unverified", message.Direction);
+            }
+
             foreach (var r in remaining)
             {
                 var outcome = result.Recipients.TryGetValue(r, out var own) ? own : result.HostFailure ?? DeliveryOutcome.Transient("no reply for this recipient");
                 results[r] = new RecipientResult(outcome, host);
-                log.Post(Event(message, MessageLogEvents.Attempt, r, host, outcome.Reply, outcome.Kind.ToString().ToLowerInvariant()));
+                log.Post(Event(message, MessageLogEvents.Attempt, r, host, outcome.Reply,
+                    stsNote is null ? outcome.Kind.ToString().ToLowerInvariant() : outcome.Kind.ToString().ToLowerInvariant() + "; " + stsNote) with { Tls = tlsText });
                 // Transient: the next host at once (requirements §3.5). Delivered or permanent (5xx): final, no other host.
                 if (outcome.Kind == OutcomeKind.Transient)
                 {

@@ -5,6 +5,7 @@ using Gateway.Core.Delivery;
 using MailKit;
 using MailKit.Net.Smtp;
 using MailKit.Security;
+using Gateway.Core.Tls;
 using MimeKit;
 
 namespace Gateway.Deliverer.Delivery;
@@ -16,17 +17,23 @@ public sealed record TransactionResult(IReadOnlyDictionary<string, DeliveryOutco
 {
     /// <summary>The host did not connect or greet in time: a dead host for a while (<see cref="DeadHosts"/>).</summary>
     public bool TimedOut { get; init; }
+
+    /// <summary>The connection's TLS, when a connection was made (the message log's <c>tls</c> field).</summary>
+    public TlsObservation? Tls { get; init; }
 }
 
 /// <summary>
-/// Delivery over SMTP with MailKit: EHLO, opportunistic STARTTLS (RFC 3207; certificates are not
-/// checked, as Postfix's <c>smtp_tls_security_level = may</c>, RFC 7435), one transaction per message
+/// Delivery over SMTP with MailKit: EHLO, STARTTLS (RFC 3207) as the endpoint's <see cref="TlsRequirement"/> asks
+/// (opportunistic by default, as Postfix's <c>smtp_tls_security_level = may</c>, RFC 7435; required; or verified against
+/// the system trust store or <c>Gateway:Tls:TrustedCaFile</c> and a name, docs/outbound.md), one transaction per message
 /// with per-recipient replies, and a small cache of idle connections per destination so consecutive
 /// messages to one host reuse the session (Postfix's connection cache does the same).
 /// </summary>
-public sealed partial class SmtpTransport(DelivererOptions options, Core.Delivery.QueueOptions queueOptions, TimeProvider clock, ILogger<SmtpTransport> logger) : IAsyncDisposable
+public sealed partial class SmtpTransport(DelivererOptions options, Core.Delivery.QueueOptions queueOptions, TimeProvider clock, ILogger<SmtpTransport> logger,
+    CertificateVerifier certificates) : IAsyncDisposable
 {
-    private readonly ConcurrentDictionary<IPEndPoint, ConcurrentStack<(GatewaySmtpClient Client, long IdleSince)>> _idle = new();
+    // Keyed by address and TLS requirement: a connection made without verification is never reused where verification is required.
+    private readonly ConcurrentDictionary<(IPEndPoint, TlsRequirement), ConcurrentStack<(GatewaySmtpClient Client, long IdleSince)>> _idle = new();
     private readonly FormatOptions _format = CreateFormat();
 
     /// <summary>Sends <paramref name="message"/> to <paramref name="recipients"/> through one host.</summary>
@@ -63,19 +70,29 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
             return new TransactionResult(unsendable, null);
         }
 
+        var cacheKey = (endpoint.Address, endpoint.Tls);
         for (var attempt = 0; ; attempt++)
         {
-            var (client, reused) = attempt == 0 ? Rent(endpoint.Address) : (null, false);
+            var (client, reused) = attempt == 0 ? Rent(cacheKey) : (null, false);
+            GatewaySmtpClient? fresh = null;
             try
             {
-                client ??= await ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
+                client ??= fresh = await ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
-                return new TransactionResult(new Dictionary<string, DeliveryOutcome>(), OutcomeClassifier.Classify(e))
+                return TlsFailure(endpoint.Tls, e) ?? new TransactionResult(new Dictionary<string, DeliveryOutcome>(), OutcomeClassifier.Classify(e))
                 {
                     TimedOut = e is OperationCanceledException or TimeoutException or SocketException { SocketErrorCode: SocketError.TimedOut },
                 };
+            }
+
+            var tls = client.Observe();
+            if (fresh is not null && TlsPolicy.Unmet(endpoint.Tls, tls) is { } unmet)
+            {
+                // Opportunistic mode never gets here; required/verify are checked again on what the session really got.
+                await DiscardAsync(client).ConfigureAwait(false);
+                return new TransactionResult(new Dictionary<string, DeliveryOutcome>(), DeliveryOutcome.Transient(unmet)) { Tls = tls };
             }
 
             client.BeginTransaction(mailboxes);
@@ -98,8 +115,8 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
                     }
                 }
 
-                Return(endpoint.Address, client);
-                return new TransactionResult(results, null);
+                Return(cacheKey, client);
+                return new TransactionResult(results, null) { Tls = tls };
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
@@ -124,9 +141,25 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
                     }
                 }
 
-                return new TransactionResult(results, outcome);
+                return new TransactionResult(results, outcome) { Tls = tls };
             }
         }
+    }
+
+    /// <summary>A connect that failed because TLS was required or verification failed: the reason in words, as a temporary failure.</summary>
+    private static TransactionResult? TlsFailure(TlsRequirement requirement, Exception e)
+    {
+        var observed = e switch
+        {
+            // MailKit: SecureSocketOptions.StartTls against a server without the STARTTLS extension.
+            NotSupportedException => new TlsObservation(false, null, false, null),
+            SslHandshakeException when e.Data["gateway.certificate"] is CertificateCheck { Verified: false } check => new TlsObservation(true, "TLS", false, check.Problem),
+            SslHandshakeException => new TlsObservation(true, null, false, e.Message),
+            _ => null,
+        };
+        return observed is not null && TlsPolicy.Unmet(requirement, observed) is { } unmet
+            ? new TransactionResult(new Dictionary<string, DeliveryOutcome>(), DeliveryOutcome.Transient(unmet)) { Tls = observed }
+            : null;
     }
 
     /// <summary>Closes idle connections older than the cache time (called by the scheduler's timer).</summary>
@@ -155,7 +188,7 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
 
             if (stack.IsEmpty)
             {
-                _idle.TryRemove(new KeyValuePair<IPEndPoint, ConcurrentStack<(GatewaySmtpClient, long)>>(ep, stack));
+                _idle.TryRemove(new KeyValuePair<(IPEndPoint, TlsRequirement), ConcurrentStack<(GatewaySmtpClient, long)>>(ep, stack));
             }
         }
     }
@@ -171,7 +204,7 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
         }
     }
 
-    private (GatewaySmtpClient? Client, bool Reused) Rent(IPEndPoint endpoint)
+    private (GatewaySmtpClient? Client, bool Reused) Rent((IPEndPoint, TlsRequirement) endpoint)
     {
         if (_idle.TryGetValue(endpoint, out var stack))
         {
@@ -189,7 +222,7 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
         return (null, false);
     }
 
-    private void Return(IPEndPoint endpoint, GatewaySmtpClient client)
+    private void Return((IPEndPoint, TlsRequirement) endpoint, GatewaySmtpClient client)
     {
         if (options.ConnectionCacheTime <= TimeSpan.Zero || !client.IsConnected)
         {
@@ -209,16 +242,20 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
 
     private async Task<GatewaySmtpClient> ConnectAsync(Endpoint endpoint, CancellationToken cancellationToken)
     {
+        var requirement = endpoint.Tls;
         var client = new GatewaySmtpClient
         {
             LocalDomain = queueOptions.EffectiveHostName,
             Timeout = (int)Math.Min(int.MaxValue, options.CommandTimeout.TotalMilliseconds),
             CheckCertificateRevocation = false,
         };
-        // Opportunistic TLS protects against passive listening only; the peer is not authenticated (RFC 7435).
-#pragma warning disable CA5359 // Do not disable certificate validation: opportunistic STARTTLS, as Postfix's "may" level.
-        client.ServerCertificateValidationCallback = static (_, _, _, _) => true;
-#pragma warning restore CA5359
+        // Every certificate is checked and the result kept for the message log; only a verify requirement refuses on it.
+        // Opportunistic TLS protects against passive listening only; the peer is not authenticated there (RFC 7435).
+        client.ServerCertificateValidationCallback = (_, certificate, chain, errors) =>
+        {
+            client.Certificate = certificates.Check(certificate, chain, errors);
+            return requirement.Mode != Gateway.Core.Domains.TlsMode.Verify || client.Certificate.Value.Verified;
+        };
         // Our own socket, for NoDelay: MailKit writes a message's last bytes as a small segment, and with Nagle
         // plus the peer's delayed ACK every transaction on a reused connection waited ~40 ms (measured: 100
         // messages on one connection took 6 s, with NoDelay 0.1 s).
@@ -234,9 +271,19 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
             // Greeting, EHLO and STARTTLS together: a server that accepts TCP and never greets is given up on here.
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(options.GreetingTimeout < options.CommandTimeout ? options.GreetingTimeout : options.CommandTimeout);
-            await client.ConnectAsync(socket, endpoint.Address.Address.ToString(), endpoint.Address.Port,
-                options.OpportunisticTls ? SecureSocketOptions.StartTlsWhenAvailable : SecureSocketOptions.None, timeout.Token).ConfigureAwait(false);
+            // The name checked (and sent as SNI): tls_name or the MX host under MTA-STS, else the host name the route gave.
+            var target = requirement.Name ?? endpoint.HostName;
+            var secure = requirement.Mode != Gateway.Core.Domains.TlsMode.Opportunistic ? SecureSocketOptions.StartTls
+                : options.OpportunisticTls ? SecureSocketOptions.StartTlsWhenAvailable : SecureSocketOptions.None;
+            await client.ConnectAsync(socket, target, endpoint.Address.Port, secure, timeout.Token).ConfigureAwait(false);
             return client;
+        }
+        catch (SslHandshakeException e) when (client.Certificate is { } check)
+        {
+            e.Data["gateway.certificate"] = check;
+            client.Dispose();
+            socket.Dispose();
+            throw;
         }
         catch
         {
@@ -333,6 +380,14 @@ public sealed class NoRecipientsAcceptedException : Exception
 public sealed class GatewaySmtpClient : SmtpClient
 {
     private readonly Dictionary<MailboxAddress, string> _queued = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>The server certificate's check, once a TLS handshake saw one.</summary>
+    public CertificateCheck? Certificate { get; set; }
+
+    /// <summary>What the session got of TLS (STARTTLS offered, protocol, certificate verified).</summary>
+    public TlsObservation Observe() => IsSecure
+        ? new TlsObservation(true, TlsPolicy.ProtocolName(SslProtocol), Certificate?.Verified == true, Certificate?.Problem)
+        : new TlsObservation(Capabilities.HasFlag(SmtpCapabilities.StartTLS), null, false, null);
 
     /// <summary>Per recipient as the queue spells it (the key the deliverer looks results up by).</summary>
     public Dictionary<string, DeliveryOutcome> Outcomes { get; } = new(StringComparer.OrdinalIgnoreCase);

@@ -34,7 +34,7 @@ public sealed record IntakeResult(IReadOnlyList<string> Ids, string? RejectReply
 /// rejected recipients of a message others accepted get a DSN instead (one DATA reply serves all recipients).
 /// </summary>
 public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore quarantine, ConfigSnapshot snapshot, BufferedMessageLog log, DeliveryScheduler scheduler,
-    TimeProvider clock, ILogger<IntakeWriter> logger)
+    TimeProvider clock, ILogger<IntakeWriter> logger, DkimSigning dkim)
 {
     /// <summary>The reply prefix of a rule's refusal at intake.</summary>
     public const string RejectPrefix = RuleDefaults.RejectPrefix;
@@ -64,6 +64,10 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         var index = 0;
         string NextId() => index++ == 0 ? id : $"{id}-{index - 1}";
         var parts = deliver.GroupBy(r => (r.Domain, r.Direction)).ToList();
+        // Outbound copies of a domain with an active DKIM key are signed once, here, before they are stored (requirements §10;
+        // docs/outbound.md). Throws DkimUnavailableException (the client gets 451) rather than store them unsigned.
+        var bodyOf = await dkim.SignCopiesAsync(snapshot, deliver.Concat(held.Select(v => v.Recipient)).Select(r => (r.Domain, r.Direction)), body)
+            .ConfigureAwait(false);
         var tasks = parts.Select(p => queue.EnqueueLeasedWithMessageAsync(
             new QueueEnvelope(p.Key.Item1, p.Key.Direction, sender, p.Select(r => r.Address).ToList())
             {
@@ -73,7 +77,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
                 DsnRet = dsn.Ret,
                 DsnEnvelopeId = dsn.EnvelopeId,
                 RecipientDsn = RecipientDsnOf(p),
-            }, body)).ToList();
+            }, bodyOf(p.Key.Item1, p.Key.Direction))).ToList();
         var subject = held.Count > 0 ? MessageContent.Parse(body).Subject : null; // shown in ListQuarantine
         var holds = held.GroupBy(v => (v.Recipient.Domain, v.Recipient.Direction, v.Rule!.Id)).Select(g => new QuarantinedMessage
         {
@@ -93,7 +97,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             DsnEnvelopeId = dsn.EnvelopeId,
             RecipientDsn = RecipientDsnOf(g.Select(v => v.Recipient)),
         }).ToList();
-        var held2 = quarantine.AddManyAsync(holds.Select(h => (h, (ReadOnlyMemory<byte>)body)).ToList());
+        var held2 = quarantine.AddManyAsync(holds.Select(h => (h, (ReadOnlyMemory<byte>)bodyOf(h.Domain, h.Direction))).ToList());
         try
         {
             await Task.WhenAll(tasks.Cast<Task>().Append(held2)).ConfigureAwait(false);
@@ -142,7 +146,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
                 log.Post(IntakeEvent(message.Domain, message.Id, message.Direction, sender, r.Address, client, body.Length, now, postfixQueueId));
             }
 
-            scheduler.DispatchLocal(item, message, body);
+            scheduler.DispatchLocal(item, message, bodyOf(message.Domain, message.Direction));
         }
 
         foreach (var h in holds)

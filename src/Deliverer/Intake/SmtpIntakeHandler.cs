@@ -219,6 +219,13 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
             metrics.Message(result.RejectReply is not null ? "rejected" : result.Quarantined ? "quarantined" : "queued");
             return session.Stored(result);
         }
+        catch (DkimUnavailableException)
+        {
+            // The domain signs its outbound mail and its key cannot be loaded now: never store it unsigned (docs/outbound.md).
+            metrics.Message("failed");
+            _ = session.NotStored(domainDeleted: false); // ends the transaction
+            return "451 4.7.0 Error: DKIM signing is temporarily unavailable";
+        }
         catch (DomainDeletedException)
         {
             // Every recipient's domain was deleted since RCPT.

@@ -12,6 +12,9 @@ public sealed record Endpoint(string HostName, IPEndPoint Address)
     /// </summary>
     public DeliveryOutcome? Failure { get; init; }
 
+    /// <summary>What TLS the connection must have (an inbound row's <c>tls</c>, or the recipient domain's MTA-STS policy).</summary>
+    public Gateway.Core.Tls.TlsRequirement Tls { get; init; } = Gateway.Core.Tls.TlsRequirement.Opportunistic;
+
     /// <summary><c>name[ip]:port</c> as Postfix logs relays.</summary>
     public override string ToString() =>
         Failure is not null && Address.Address.Equals(IPAddress.None) ? new RouteHost(HostName, Address.Port).ToString() :

@@ -2,6 +2,8 @@ using System.Net;
 using Gateway.Core.Routing;
 using Gateway.Core.Mail;
 using Gateway.Core.Snapshot;
+using Gateway.Core.Tls;
+using Gateway.Core.Domains;
 
 namespace Gateway.Core.Delivery;
 
@@ -11,6 +13,9 @@ public abstract record RouteDestination(string Domain);
 /// <summary>Inbound: the managed domain's route for these recipients (requirements §3.5), hosts in preference groups.</summary>
 public sealed record InboundDestination(string Domain, IReadOnlyList<RouteGroup> Plan) : RouteDestination(Domain)
 {
+    /// <summary>The domain's inbound rows: each host's <c>tls</c> mode comes from them (requirements §10).</summary>
+    public IReadOnlyList<InboundServer> Rows { get; init; } = [];
+
     /// <summary>The groups of several hosts: each takes one round robin turn per message (fleet-wide counter).</summary>
     public IEnumerable<RouteGroup> TurnsNeeded => Plan.Where(g => g.NeedsTurn);
 }
@@ -81,7 +86,7 @@ public static class RouteChoice
             var key = entry.Name + "/" + RoutePlanner.PlanKey(plan);
             if (!byRoute.TryGetValue(key, out var bucket))
             {
-                bucket = ([], new InboundDestination(entry.Name, plan));
+                bucket = ([], new InboundDestination(entry.Name, plan) { Rows = entry.Config.Settings.InboundServers });
                 byRoute[key] = bucket;
             }
 
@@ -110,9 +115,11 @@ public static class RouteChoice
     /// resolve keeps its place with its transient failure (the next host is tried, requirements §3.5); a host or address
     /// of the gateway itself gets the permanent loop failure and nothing after it is tried. At most
     /// <paramref name="maxAddresses"/> addresses are tried per attempt, so one attempt stays short whatever the rows and
-    /// DNS hold (Postfix: <c>smtp_mx_address_limit</c>).
+    /// DNS hold (Postfix: <c>smtp_mx_address_limit</c>). Each endpoint carries the TLS its row asks for
+    /// (<paramref name="rows"/>' <c>tls</c>, <see cref="TlsPolicy.ForInboundHost"/>; opportunistic without rows).
     /// </summary>
-    public static IReadOnlyList<Endpoint> InboundEndpoints(string domain, IReadOnlyList<(RouteHost Host, Resolution Resolution)> resolved, GatewaySelf self, int maxAddresses)
+    public static IReadOnlyList<Endpoint> InboundEndpoints(string domain, IReadOnlyList<(RouteHost Host, Resolution Resolution)> resolved, GatewaySelf self, int maxAddresses,
+        IReadOnlyList<InboundServer>? rows = null)
     {
         ArgumentNullException.ThrowIfNull(resolved);
         ArgumentNullException.ThrowIfNull(self);
@@ -145,7 +152,7 @@ public static class RouteChoice
                     return endpoints;
                 }
 
-                endpoints.Add(e);
+                endpoints.Add(rows is null ? e : e with { Tls = TlsPolicy.ForInboundHost(rows, host) });
                 addresses++;
             }
         }

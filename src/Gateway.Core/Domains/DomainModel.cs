@@ -16,6 +16,25 @@ public sealed record InboundServer(string Recipient, string Host, int Port, int 
     /// <summary>True for the catch-all row of the domain.</summary>
     [JsonIgnore]
     public bool IsCatchAll => Recipient.StartsWith("*@", StringComparison.Ordinal);
+
+    /// <summary>TLS towards this server (requirements §10; docs/outbound.md "TLS to customer servers").</summary>
+    public TlsMode Tls { get; init; }
+
+    /// <summary>With <see cref="TlsMode.Verify"/>: the name the certificate must carry instead of <see cref="Host"/>.</summary>
+    public string? TlsName { get; init; }
+}
+
+/// <summary>TLS towards a customer's inbound server (requirements §10).</summary>
+public enum TlsMode
+{
+    /// <summary>STARTTLS when offered, certificate not checked (RFC 7435; Postfix's <c>may</c>). The default.</summary>
+    Opportunistic = 0,
+
+    /// <summary>STARTTLS must be offered and succeed, else a temporary failure and the next host (Postfix's <c>encrypt</c>).</summary>
+    Required = 1,
+
+    /// <summary>As required, and the certificate must chain to a trusted root and name the host or <c>tls_name</c> (Postfix's <c>secure</c>).</summary>
+    Verify = 2,
 }
 
 /// <summary>Sending sources allowed to relay outbound mail (requirements §3.8).</summary>
@@ -64,6 +83,9 @@ public sealed record DomainConfig
     /// <summary>Stored revision; the API's etag. Kept beside the JSON in Redis, not inside it.</summary>
     [JsonIgnore]
     public long Revision { get; init; }
+
+    /// <summary>DKIM signing of the domain's outbound mail (requirements §10); null while never enabled. Managed by the gateway.</summary>
+    public DkimState? Dkim { get; init; }
 
     [JsonIgnore]
     public string Etag => Revision.ToString(System.Globalization.CultureInfo.InvariantCulture);

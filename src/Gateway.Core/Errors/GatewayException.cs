@@ -13,6 +13,9 @@ public enum ErrorKind
     PermissionDenied,
     Unauthenticated,
     Unavailable,
+
+    /// <summary>A tenant limit was reached (Gateway:Limits, the ControlPlane's TenantLimits); the violations name the setting.</summary>
+    ResourceExhausted,
 }
 
 /// <summary>One invalid field, named by its path in the request (e.g. <c>domain.inbound_servers[2].port</c>).</summary>
@@ -44,6 +47,12 @@ public sealed class GatewayException : Exception
     public ErrorKind Kind { get; }
 
     public IReadOnlyList<FieldViolation> Violations { get; }
+
+    /// <summary>A machine-readable reason (google.rpc.ErrorInfo) with <see cref="Info"/>, for errors a client can act on beyond the message.</summary>
+    public string? Reason { get; init; }
+
+    /// <summary>Details that go with <see cref="Reason"/> (ErrorInfo metadata).</summary>
+    public IReadOnlyDictionary<string, string> Info { get; init; } = new Dictionary<string, string>();
 
     [DoesNotReturn]
     public static void ThrowInvalid(IReadOnlyList<FieldViolation> violations) =>

@@ -1,5 +1,9 @@
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using System.Runtime.CompilerServices;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
 
 namespace Gateway.Core.Hosting;
 
@@ -18,7 +22,9 @@ public static class KestrelUrls
     /// Listens on <paramref name="url"/> (http only) with <paramref name="protocols"/>; <paramref name="bound"/>
     /// receives the listen options, whose endpoint carries the real port once the server has started.
     /// </summary>
-    public static void Bind(KestrelServerOptions kestrel, string url, HttpProtocols protocols, Action<ListenOptions>? bound = null)
+    /// <param name="certificate">For <c>https://</c> URLs: the server certificate (<see cref="LoadCertificate"/>).</param>
+    public static void Bind(KestrelServerOptions kestrel, string url, HttpProtocols protocols, Action<ListenOptions>? bound = null,
+        X509Certificate2? certificate = null)
     {
         ArgumentNullException.ThrowIfNull(kestrel);
         if (!TryParse(url, out var host, out var port, out var error))
@@ -26,9 +32,22 @@ public static class KestrelUrls
             throw new InvalidOperationException(error);
         }
 
+        var tls = url.StartsWith(HttpsScheme, StringComparison.OrdinalIgnoreCase);
+        if (tls && certificate is null)
+        {
+            throw new InvalidOperationException($"'{url}' needs a certificate: set {CertificatePathKey} (PEM or PFX) and, for PEM, {CertificateKeyPathKey}");
+        }
+
         void Configure(ListenOptions o)
         {
             o.Protocols = protocols;
+            if (tls)
+            {
+                // TLS 1.2+; HTTP/2 is negotiated by ALPN (gRPC needs it).
+                o.UseHttps(certificate!);
+                Tls.AddOrUpdate(o, Marker);
+            }
+
             bound?.Invoke(o);
         }
 
@@ -46,12 +65,44 @@ public static class KestrelUrls
         }
     }
 
-    /// <summary>The <c>http://ip:port</c> a started listener is bound to.</summary>
+    /// <summary>Kestrel's own certificate settings, used for every <c>https://</c> listener of a program.</summary>
+    public const string CertificatePathKey = "Kestrel:Certificates:Default:Path";
+
+    public const string CertificateKeyPathKey = "Kestrel:Certificates:Default:KeyPath";
+
+    public const string CertificatePasswordKey = "Kestrel:Certificates:Default:Password";
+
+    private const string HttpsScheme = "https://";
+
+    private static readonly ConditionalWeakTable<ListenOptions, object> Tls = [];
+    private static readonly object Marker = new();
+
+    /// <summary>
+    /// The certificate named by Kestrel's settings (<c>Kestrel:Certificates:Default:Path</c>: a PEM certificate with
+    /// <c>KeyPath</c>, or a PFX with <c>Password</c>); null when none is configured.
+    /// </summary>
+    public static X509Certificate2? LoadCertificate(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var path = configuration[CertificatePathKey];
+        if (string.IsNullOrEmpty(path))
+        {
+            return null;
+        }
+
+        var keyPath = configuration[CertificateKeyPathKey];
+        var password = configuration[CertificatePasswordKey];
+        return !string.IsNullOrEmpty(keyPath)
+            ? X509Certificate2.CreateFromPemFile(path, keyPath)
+            : X509CertificateLoader.LoadPkcs12FromFile(path, password);
+    }
+
+    /// <summary>The <c>http://ip:port</c> (or <c>https://</c>) a started listener is bound to.</summary>
     public static string Address(ListenOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         var ep = options.IPEndPoint ?? throw new InvalidOperationException("not an IP listener");
-        return $"http://{(ep.Address.Equals(IPAddress.IPv6Any) || ep.Address.Equals(IPAddress.Any) ? "127.0.0.1" : ep.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{ep.Address}]" : ep.Address.ToString())}:{ep.Port}";
+        return $"{(Tls.TryGetValue(options, out _) ? "https" : "http")}://{(ep.Address.Equals(IPAddress.IPv6Any) || ep.Address.Equals(IPAddress.Any) ? "127.0.0.1" : ep.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{ep.Address}]" : ep.Address.ToString())}:{ep.Port}";
     }
 
     /// <summary>Checks a URL: <c>http://</c>, a literal IP, <c>localhost</c> or a wildcard, and a port.</summary>
@@ -60,19 +111,20 @@ public static class KestrelUrls
         ArgumentNullException.ThrowIfNull(url);
         host = string.Empty;
         port = 0;
-        const string Scheme = "http://";
-        if (!url.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase))
+        var scheme = url.StartsWith("http://", StringComparison.OrdinalIgnoreCase) ? "http://"
+            : url.StartsWith(HttpsScheme, StringComparison.OrdinalIgnoreCase) ? HttpsScheme : null;
+        if (scheme is null)
         {
-            error = $"'{url}': only http:// URLs are supported (TLS terminates in front of the gateway)";
+            error = $"'{url}': expected http://<ip>:<port> or https://<ip>:<port>";
             return false;
         }
 
-        var rest = url[Scheme.Length..].TrimEnd('/');
+        var rest = url[scheme.Length..].TrimEnd('/');
         var colon = rest.LastIndexOf(':');
         if (colon <= 0 || !int.TryParse(rest[(colon + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out port) ||
             port > 65535)
         {
-            error = $"'{url}': expected http://<ip>:<port>";
+            error = $"'{url}': expected http(s)://<ip>:<port>";
             return false;
         }
 

@@ -26,6 +26,10 @@ public static class ServiceCollectionExtensions
             .Validate(o => o.MessageLogRetention > TimeSpan.Zero && o.MaintenanceInterval > TimeSpan.Zero && o.MessageLogFollowPollInterval > TimeSpan.Zero,
                 "Gateway:MessageLogRetention, Gateway:MaintenanceInterval and Gateway:MessageLogFollowPollInterval must be positive.")
             .Validate(o => TryParseRedis(o.Redis), "Gateway:Redis is not a valid StackExchange.Redis configuration string (e.g. 127.0.0.1:6379).")
+            .Validate(o => string.IsNullOrEmpty(o.RedisPasswordFile) || File.Exists(o.RedisPasswordFile),
+                "Gateway:RedisPasswordFile names a file that does not exist.")
+            .Validate(o => o.RedisDurabilityCheckInterval > TimeSpan.Zero, "Gateway:RedisDurabilityCheckInterval must be positive.")
+            .Validate(o => o.UnverifiedInboundGracePeriod >= TimeSpan.Zero, "Gateway:UnverifiedInboundGracePeriod must not be negative (0: off).")
             .Validate(o => o.Dns.Servers.All(s => Dns.DnsSetup.TryParseServer(s, out _)), "Gateway:Dns:Servers entries must be ip or ip:port.")
             .ValidateOnStart();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<GatewayOptions>>().Value);
@@ -33,7 +37,7 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<IConnectionMultiplexer>(sp =>
         {
             var options = sp.GetRequiredService<GatewayOptions>();
-            var config = ConfigurationOptions.Parse(options.Redis);
+            var config = RedisConnection.Configure(options);
             // Start and keep retrying while Redis is away; callers see errors, the process lives on.
             config.AbortOnConnectFail = false;
             config.ClientName ??= AppDomain.CurrentDomain.FriendlyName;
@@ -43,6 +47,9 @@ public static class ServiceCollectionExtensions
             mux.ConnectionRestored += (_, e) => RedisLog.ConnectionRestored(log, e.EndPoint);
             return mux;
         });
+        services.AddSingleton<RedisDurability>();
+        services.AddHostedService(sp => sp.GetRequiredService<RedisDurability>());
+        services.AddGatewayInstruments<RedisDurabilityMetrics>();
         services.AddSingleton<ConfigChangeFeed>();
         // Every program that purges a domain's schedule entries must agree on the shard count (Gateway:Queue).
         services.AddSingleton(sp => new DomainStore(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<ConfigChangeFeed>(),
@@ -88,7 +95,7 @@ public static class SnapshotServiceCollectionExtensions
     /// <summary>The in-memory domain snapshot and the service that keeps it current (PolicyDaemon, Deliverer).</summary>
     public static IServiceCollection AddConfigSnapshot(this IServiceCollection services)
     {
-        services.AddSingleton<Snapshot.ConfigSnapshot>();
+        services.AddSingleton(sp => new Snapshot.ConfigSnapshot { UnverifiedInboundGrace = sp.GetRequiredService<GatewayOptions>().UnverifiedInboundGracePeriod });
         services.AddSingleton<Snapshot.ConfigSnapshotService>();
         services.AddHostedService(sp => sp.GetRequiredService<Snapshot.ConfigSnapshotService>());
         services.AddGatewayInstruments<Telemetry.SnapshotMetrics>(); // gateway.snapshot.* (docs/telemetry.md)

@@ -69,6 +69,9 @@ public sealed record MessageLogEvent
     /// </summary>
     public string? PostfixQueueId { get; init; }
 
+    /// <summary>Delivery attempts: the connection's TLS (<c>TLSv1.3 verified</c>, <c>TLSv1.2 not verified</c>, <c>none</c>; requirements §10).</summary>
+    public string? Tls { get; init; }
+
     /// <summary>Output only: the entry id in the domain's stream (<c>&lt;unix ms&gt;-&lt;seq&gt;</c>), set when read back.</summary>
     public string? Id { get; init; }
 }

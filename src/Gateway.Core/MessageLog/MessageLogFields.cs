@@ -61,7 +61,7 @@ public static class MessageLogFields
                  {
                      ("message_id", e.MessageId), ("direction", DirectionText.Of(e.Direction)), ("sender", e.Sender), ("recipient", e.Recipient),
                      ("client_address", e.ClientAddress), ("host", e.Host), ("reply", e.Reply), ("detail", e.Detail),
-                     ("program", e.Program), ("postfix_queue_id", e.PostfixQueueId),
+                     ("program", e.Program), ("postfix_queue_id", e.PostfixQueueId), ("tls", e.Tls),
                  })
         {
             if (value is not null)
@@ -98,6 +98,7 @@ public static class MessageLogFields
             Detail = Get("detail"),
             Program = Get("program"),
             PostfixQueueId = Get("postfix_queue_id"),
+            Tls = Get("tls"),
         };
     }
 

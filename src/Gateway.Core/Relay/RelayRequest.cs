@@ -65,6 +65,8 @@ public sealed record RelayRequest
     /// <summary>Message size announced with MAIL FROM (SIZE=), when known.</summary>
     public long? Size { get; init; }
 
+    /// <summary>When the question is asked; rules with a time limit (the unverified-inbound grace period) need it. Null: no time limit applies.</summary>
+    public DateTimeOffset? Time { get; init; }
     /// <summary>Which envelope address the front end could not put in canonical form, if any (refused at RCPT).</summary>
     public EnvelopeProblem Problem { get; init; }
 

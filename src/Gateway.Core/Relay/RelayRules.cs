@@ -27,6 +27,7 @@ public static class RelayRules
     public const string InboundNotOnListener = "inbound relay is not offered on this listener";
     public const string OutboundNotOnListener = "outbound relay is not offered on this listener";
     public const string NotVerified = "the domain is not verified";
+    public const string GraceEnded = "the domain is not verified and its grace period for inbound relay has ended";
     public const string OutboundDisabled = "outbound relay is disabled for the domain";
     public const string NoSendingSource = "outbound relay is enabled but no sending source is configured";
 
@@ -75,6 +76,10 @@ public static class RelayRules
             else if (!recipientDomain.InboundEnabled)
             {
                 inboundRefusal = InboundDisabled;
+            }
+            else if (InboundGraceEnded(recipientDomain, snapshot.UnverifiedInboundGrace, request.Time))
+            {
+                inboundRefusal = GraceEnded;
             }
             else if (!RoutePlanner.HasRoute(request.Recipient, recipientDomain))
             {
@@ -126,6 +131,16 @@ public static class RelayRules
             RecipientDomain = recipientDomain, SenderDomain = senderDomain,
             InboundRefusal = inboundRefusal, OutboundRefusal = outboundRefusal,
         };
+    }
+
+    /// <summary>
+    /// The optional grace period for unverified domains (docs/requirements.md §3, <c>Gateway:UnverifiedInboundGracePeriod</c>,
+    /// off by default): once it has passed since registration, an unverified domain gets no inbound relay until verified.
+    /// </summary>
+    public static bool InboundGraceEnded(DomainEntry domain, TimeSpan grace, DateTimeOffset? now)
+    {
+        ArgumentNullException.ThrowIfNull(domain);
+        return grace > TimeSpan.Zero && !domain.Verified && now is { } t && t - domain.Config.CreateTime > grace;
     }
 
     /// <summary>Null when the domain may relay outbound mail from <paramref name="clientAddress"/>; otherwise why not.</summary>

@@ -2,57 +2,23 @@ namespace Gateway.Core.Rules;
 
 /// <summary>
 /// A case-insensitive glob (<c>*</c>: any run of characters, <c>?</c>: one character; nothing else is special),
-/// lower-cased once when compiled. Matching is allocation-free and linear in practice (the classic
-/// single-backtrack-point algorithm: a later <c>*</c> supersedes an earlier one, so no exponential blow-up).
+/// lower-cased once when compiled, matched in time linear in the text (a <see cref="GlobSet"/> of one pattern).
 /// </summary>
 public sealed class Glob
 {
-    private readonly string _pattern;
+    private readonly GlobSet _set;
 
     public Glob(string pattern)
     {
         ArgumentNullException.ThrowIfNull(pattern);
-        _pattern = pattern.ToLowerInvariant();
+        _set = new GlobSet([pattern]);
     }
 
-    public string Pattern => _pattern;
+    public string Pattern => _set.Patterns[0];
 
-    public bool IsMatch(ReadOnlySpan<char> text)
-    {
-        var p = _pattern.AsSpan();
-        int ti = 0, pi = 0, starP = -1, starT = 0;
-        while (ti < text.Length)
-        {
-            if (pi < p.Length && (p[pi] == '?' || p[pi] == char.ToLowerInvariant(text[ti])))
-            {
-                ti++;
-                pi++;
-            }
-            else if (pi < p.Length && p[pi] == '*')
-            {
-                starP = pi++;
-                starT = ti;
-            }
-            else if (starP >= 0)
-            {
-                pi = starP + 1;
-                ti = ++starT;
-            }
-            else
-            {
-                return false;
-            }
-        }
+    public bool IsMatch(ReadOnlySpan<char> text) => _set.IsMatch(text);
 
-        while (pi < p.Length && p[pi] == '*')
-        {
-            pi++;
-        }
-
-        return pi == p.Length;
-    }
-
-    public override string ToString() => _pattern;
+    public override string ToString() => Pattern;
 }
 
 /// <summary>

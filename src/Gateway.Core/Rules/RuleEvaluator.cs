@@ -61,11 +61,13 @@ public readonly record struct RuleOutcome(RuleVerdict Verdict, CompiledRule? Rul
 /// <summary>
 /// The one evaluation of a domain's rules for both stages (requirements §7): first rule whose conditions all match
 /// wins; disabled rules and rules of the other direction are skipped; facts not known at this stage make
-/// the outcome <see cref="RuleVerdict.Undecided"/> at the first rule that needs them. Pure, no I/O; no
-/// allocation except parsing the client address once when some rule has a client condition.
+/// the outcome <see cref="RuleVerdict.Undecided"/> at the first rule that needs them. Pure, no I/O. Time is linear
+/// in the length of the addresses whatever the patterns (<see cref="GlobSet"/>, docs/requirements.md §11).
 /// </summary>
 public static class RuleEvaluator
 {
+    private const int StackWords = 64;
+
     public static RuleOutcome Evaluate(CompiledRuleSet? rules, in RuleFacts facts)
     {
         if (rules is null || rules.Rules.Length == 0)
@@ -73,11 +75,45 @@ public static class RuleEvaluator
             return RuleOutcome.None;
         }
 
+        // Every pattern of every rule is matched in one linear pass per address (GlobSet), before the walk.
+        var words = GlobSet.WordsFor(rules.Rules.Length);
+        ulong[]? rented = null;
+        var hits = words * 3 <= StackWords ? stackalloc ulong[words * 3] : (rented = System.Buffers.ArrayPool<ulong>.Shared.Rent(words * 3)).AsSpan(0, words * 3);
+        hits.Clear();
+        try
+        {
+            var senders = hits[..words];
+            var recipients = hits.Slice(words, words);
+            var attachments = hits.Slice(words * 2, words);
+            rules.Senders.Match(facts.Sender, senders);
+            rules.Recipients.Match(facts.Recipient, recipients);
+            if (facts.ContentKnown && rules.Attachments.Count > 0 && facts.AttachmentNames is { } names)
+            {
+                foreach (var name in names)
+                {
+                    rules.MatchAttachment(name, attachments);
+                }
+            }
+
+            return Walk(rules, facts, senders, recipients, attachments);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                System.Buffers.ArrayPool<ulong>.Shared.Return(rented);
+            }
+        }
+    }
+
+    private static RuleOutcome Walk(CompiledRuleSet rules, in RuleFacts facts, ReadOnlySpan<ulong> senders, ReadOnlySpan<ulong> recipients, ReadOnlySpan<ulong> attachments)
+    {
         var inbound = facts.Direction == Direction.Inbound;
         IPAddress? client = null;
         var clientParsed = false;
-        foreach (var rule in rules.Rules)
+        for (var i = 0; i < rules.Rules.Length; i++)
         {
+            var rule = rules.Rules[i];
             if (rule.Direction != RuleDirection.Both && (rule.Direction == RuleDirection.Inbound) != inbound)
             {
                 continue;
@@ -89,7 +125,7 @@ public static class RuleEvaluator
                 client = IpAddressText.TryParseClient(facts.ClientAddress, out var parsed) ? parsed : null;
             }
 
-            switch (rule.Match(facts, client))
+            switch (rule.Match(facts, client, GlobSet.IsSet(senders, i), GlobSet.IsSet(recipients, i), GlobSet.IsSet(attachments, i)))
             {
                 case Tri.Yes:
                     return new RuleOutcome(RuleVerdict.Matched, rule);
@@ -109,20 +145,13 @@ internal enum Tri
     Unknown,
 }
 
-/// <summary>A rule with its patterns compiled (globs, IP ranges) once per snapshot load.</summary>
+/// <summary>A rule with its networks compiled once per snapshot load; its patterns are compiled with the whole set (<see cref="CompiledRuleSet"/>).</summary>
 public sealed class CompiledRule
 {
-    private readonly AddressPattern[] _senders;
-    private readonly AddressPattern[] _recipients;
-    private readonly Glob[] _attachments;
-
     public CompiledRule(PolicyRule rule)
     {
         ArgumentNullException.ThrowIfNull(rule);
         Rule = rule;
-        _senders = rule.Senders.Select(s => new AddressPattern(s)).ToArray();
-        _recipients = rule.Recipients.Select(s => new AddressPattern(s)).ToArray();
-        _attachments = rule.AttachmentNames.Select(s => new Glob(s)).ToArray();
         // Validation keeps bad networks out; one that slipped into storage matches nothing rather than failing the load.
         Ips = rule.ClientIps.Count == 0 ? null
             : IpRangeSet.Create(rule.ClientIps.Select(t => IpRangeSet.TryParseNetwork(t, out var n) ? (System.Net.IPNetwork?)n : null).OfType<System.Net.IPNetwork>());
@@ -137,15 +166,18 @@ public sealed class CompiledRule
     /// <summary>The Deliverer must parse the message (subject, attachments) for this rule.</summary>
     public bool NeedsMime => Rule.HasContentConditions;
 
-    internal Tri Match(in RuleFacts facts, IPAddress? client)
+    /// <param name="senderHit">One of the rule's sender patterns matches (computed for all rules at once).</param>
+    /// <param name="recipientHit">One of its recipient patterns matches.</param>
+    /// <param name="attachmentHit">One of its attachment patterns matches one of the message's attachment names.</param>
+    internal Tri Match(in RuleFacts facts, IPAddress? client, bool senderHit, bool recipientHit, bool attachmentHit)
     {
         // Known conditions first: any that fails settles it, whatever is unknown.
-        if (_senders.Length > 0 && !Any(_senders, facts.Sender))
+        if (Rule.Senders.Count > 0 && !senderHit)
         {
             return Tri.No;
         }
 
-        if (_recipients.Length > 0 && !Any(_recipients, facts.Recipient))
+        if (Rule.Recipients.Count > 0 && !recipientHit)
         {
             return Tri.No;
         }
@@ -184,13 +216,13 @@ public sealed class CompiledRule
             }
         }
 
-        if (_attachments.Length > 0)
+        if (Rule.AttachmentNames.Count > 0)
         {
             if (!facts.ContentKnown)
             {
                 unknown = true;
             }
-            else if (!AnyAttachment(facts.AttachmentNames))
+            else if (!attachmentHit)
             {
                 return Tri.No;
             }
@@ -198,55 +230,45 @@ public sealed class CompiledRule
 
         return unknown ? Tri.Unknown : Tri.Yes;
     }
-
-    private static bool Any(AddressPattern[] patterns, string address)
-    {
-        foreach (var p in patterns)
-        {
-            if (p.IsMatch(address))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    private bool AnyAttachment(IReadOnlyList<string>? names)
-    {
-        if (names is null)
-        {
-            return false;
-        }
-
-        foreach (var name in names)
-        {
-            foreach (var g in _attachments)
-            {
-                if (g.IsMatch(name))
-                {
-                    return true;
-                }
-            }
-        }
-
-        return false;
-    }
 }
 
 /// <summary>A domain's enabled rules, compiled, in order; null on a <see cref="Snapshot.DomainEntry"/> when there are none.</summary>
 public sealed class CompiledRuleSet
 {
+    private readonly GlobSet _attachments;
+    private readonly int[] _attachmentOwner;
+
     private CompiledRuleSet(CompiledRule[] rules)
     {
         Rules = rules;
         NeedsMime = rules.Any(r => r.NeedsMime);
+        Senders = new AddressPatternSet(rules.SelectMany((r, i) => r.Rule.Senders.Select(p => (p, i))), rules.Length);
+        Recipients = new AddressPatternSet(rules.SelectMany((r, i) => r.Rule.Recipients.Select(p => (p, i))), rules.Length);
+        var attachments = rules.SelectMany((r, i) => r.Rule.AttachmentNames.Select(p => (p, i))).ToArray();
+        _attachments = new GlobSet(attachments.Select(a => a.p).ToArray());
+        _attachmentOwner = attachments.Select(a => a.i).ToArray();
     }
 
     public CompiledRule[] Rules { get; }
 
     /// <summary>Some rule looks at the subject or the attachments: the intake parses the message's MIME structure.</summary>
     public bool NeedsMime { get; }
+
+    /// <summary>Every rule's sender patterns; a match sets the bit of the rule's position.</summary>
+    public AddressPatternSet Senders { get; }
+
+    /// <summary>Every rule's recipient patterns.</summary>
+    public AddressPatternSet Recipients { get; }
+
+    /// <summary>Every rule's attachment name patterns.</summary>
+    public GlobSet Attachments => _attachments;
+
+    /// <summary>Sets the bit of every rule with an attachment pattern matching <paramref name="name"/>.</summary>
+    public void MatchAttachment(string name, Span<ulong> owners)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        AddressPatternSet.Collect(_attachments, name, _attachmentOwner, owners);
+    }
 
     /// <summary>Compiles the enabled rules; null when there are none (the hot paths then only test for null).</summary>
     public static CompiledRuleSet? Compile(RuleList? list)

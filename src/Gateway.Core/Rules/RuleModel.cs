@@ -99,9 +99,6 @@ public static class RuleDefaults
     /// <summary>The SMTP reply code and enhanced status of a REJECT rule, at RCPT (PolicyDaemon) and at intake (Deliverer) alike.</summary>
     public const string RejectPrefix = "550 5.7.1 ";
 
-    /// <summary>At most this many rules per domain (each RCPT may walk them all).</summary>
-    public const int MaxRulesPerDomain = 1000;
-
     /// <summary>At most this many entries in one list condition.</summary>
     public const int MaxEntriesPerCondition = 100;
 }

@@ -27,6 +27,12 @@ public sealed class ConfigSnapshot
 
     public int Count => _map.Domains.Count;
 
+    /// <summary>
+    /// <c>Gateway:UnverifiedInboundGracePeriod</c>: how long after registration an unverified domain gets inbound relay
+    /// (<see cref="TimeSpan.Zero"/>, the default: as long as it is registered).
+    /// </summary>
+    public TimeSpan UnverifiedInboundGrace { get; init; }
+
     /// <summary>Finds a managed domain; the name is matched case-insensitively, a trailing dot ignored.</summary>
     public DomainEntry? Find(ReadOnlySpan<char> domain)
     {

@@ -11,6 +11,9 @@ public enum CreateDomainOutcome
 
     /// <summary>A forced or ordinary delete of the same name is still purging its keys.</summary>
     BeingDeleted,
+
+    /// <summary>The tenant already has its limit of domains (Gateway:Limits:DomainsPerTenant, enforced by the ControlPlane).</summary>
+    TenantLimit,
 }
 
 public enum ChangeDomainOutcome
@@ -33,12 +36,13 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
     // Optional so the PolicyDaemon (which never deletes) needs no queue options; the ControlPlane registers them.
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
 
-    // KEYS: tenants, registry, tenant domains, purging. ARGV: company, domain.
+    // KEYS: tenants, registry, tenant domains, purging. ARGV: company, domain, the tenant's domain limit.
     private const string ClaimScript = """
         if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 'NO_TENANT' end
         if redis.call('HEXISTS', KEYS[4], ARGV[2]) == 1 then return 'PURGING' end
         local owner = redis.call('HGET', KEYS[2], ARGV[2])
         if owner and owner ~= ARGV[1] then return 'TAKEN' end
+        if not owner and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[3]) then return 'LIMIT' end
         redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
         redis.call('ZADD', KEYS[3], 0, ARGV[2])
         return 'OK'
@@ -115,15 +119,17 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
 
     private IDatabase Db => redis.GetDatabase();
 
-    /// <summary>Registers a new domain for its tenant and announces it.</summary>
-    public async Task<(CreateDomainOutcome Outcome, DomainConfig? Domain)> CreateAsync(DomainConfig config)
+    /// <summary>Registers a new domain for its tenant (refused once it has <paramref name="maxDomains"/>) and announces it.</summary>
+    public async Task<(CreateDomainOutcome Outcome, DomainConfig? Domain)> CreateAsync(DomainConfig config, int maxDomains = int.MaxValue)
     {
         ArgumentNullException.ThrowIfNull(config);
         var claim = (string?)await Db.ScriptEvaluateAsync(ClaimScript,
             [RedisKeys.Tenants, RedisKeys.DomainRegistry, RedisKeys.TenantDomains(config.CompanyId), RedisKeys.DomainsBeingDeleted],
-            [config.CompanyId, config.Name]).ConfigureAwait(false);
+            [config.CompanyId, config.Name, maxDomains]).ConfigureAwait(false);
         switch (claim)
         {
+            case "LIMIT":
+                return (CreateDomainOutcome.TenantLimit, null);
             case "PURGING":
                 return (CreateDomainOutcome.BeingDeleted, null);
             case "NO_TENANT":

@@ -45,6 +45,13 @@ public static class RedisKeys
     /// </summary>
     public static readonly RedisKey ProviderRanges = Cfg + "provider-ranges";
 
+    /// <summary>Counter of a tenant's requests of one kind (<c>changes</c>, <c>checks</c>) in one minute (unix minute); expires with it (Gateway:Limits, the ControlPlane's TenantLimits).</summary>
+    public static RedisKey TenantRate(string companyId, string kind, long minute) =>
+        $"{Cfg}rate:{companyId}:{kind}:{minute.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
+    /// <summary>String: the secret under which claim tokens are derived (claim by proof of an unverified domain).</summary>
+    public static readonly RedisKey ClaimSecret = Cfg + "claim-secret";
+
     /// <summary>Set: API key ids of a tenant.</summary>
     public static RedisKey TenantApiKeys(string companyId) => $"{Cfg}tenant:{companyId}:apikeys";
 
@@ -71,6 +78,15 @@ public static class RedisKeys
 
     /// <summary>String with a random token: a ControlPlane is checking the domain in the background (expires by itself).</summary>
     public static RedisKey DomainCheckLock(string domain) => $"gw:{DomainTag(domain)}:check-lock";
+
+    /// <summary>Hash: selector → the domain's DKIM private key, sealed with the key-encryption key (issue 17, docs/outbound.md).</summary>
+    public static RedisKey DomainDkimKeys(string domain) => $"gw:{DomainTag(domain)}:dkim";
+
+    /// <summary>String: the cached MTA-STS policy (RFC 8461) of a recipient domain, JSON, expiring with its max_age (docs/outbound.md).</summary>
+    public static RedisKey MtaStsPolicy(string domain) => $"gw:{{sts:{domain}}}:policy";
+
+    /// <summary>String with a random token: a Deliverer is fetching the domain's MTA-STS policy (expires by itself).</summary>
+    public static RedisKey MtaStsFetchLock(string domain) => $"gw:{{sts:{domain}}}:lock";
 
     /// <summary>The pattern matching every key of one domain (for scans and cascade deletion).</summary>
     public static RedisValue DomainKeyPattern(string domain) => $"gw:{{d:{domain}}}:*";

@@ -45,7 +45,9 @@ public static class TelemetryServiceCollectionExtensions
             services.Insert(0, ServiceDescriptor.Singleton<IHostedService, TelemetryStarter>());
         }
 
-        return services.AddHealthChecks();
+        // Redis's durability settings (RedisDurability, registered by AddGatewayCore): Degraded when they do not keep the promise.
+        return services.AddHealthChecks().Add(new HealthCheckRegistration("redis-durability",
+            sp => sp.GetRequiredService<RedisDurability>(), HealthStatus.Degraded, null));
     }
 
     /// <summary>Registers a class whose constructor creates instruments; it is built when the host starts.</summary>

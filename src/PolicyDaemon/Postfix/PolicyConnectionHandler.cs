@@ -43,7 +43,7 @@ public sealed partial class PolicyConnectionHandler(
             return FrameStatus.Invalid;
         }
 
-        var relay = PostfixPolicy.ToRelayRequest(request);
+        var relay = PostfixPolicy.ToRelayRequest(request) with { Time = clock.GetUtcNow() };
         var decision = decider.Decide(relay);
         var action = _postfix.Action(decision);
         output.Write(_postfix.Reply(decision, action));

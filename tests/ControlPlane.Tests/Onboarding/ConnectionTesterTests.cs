@@ -12,7 +12,8 @@ public sealed class ConnectionTesterTests
 {
     private static ConnectionTester Tester(ZoneDns dns, bool allowLoopback = true, double timeoutSeconds = 2) =>
         new(dns, new OnboardingOptions { ConnectTimeout = TimeSpan.FromSeconds(timeoutSeconds) },
-            new GatewayOptions { AllowLoopbackDestinations = allowLoopback });
+            new GatewayOptions { AllowLoopbackDestinations = allowLoopback },
+            new Gateway.ControlPlane.Onboarding.SmtpTlsProbe(new Gateway.Core.Tls.CertificateVerifier([]), new GatewayOptions()));
 
     private static InboundServer Row(string host, int port, string recipient = "*@example.com") => new(recipient, host, port, 10);
 
