@@ -68,6 +68,9 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         // docs/outbound.md). Throws DkimUnavailableException (the client gets 451) rather than store them unsigned.
         var bodyOf = await dkim.SignCopiesAsync(snapshot, deliver.Concat(held.Select(v => v.Recipient)).Select(r => (r.Domain, r.Direction)), body)
             .ConfigureAwait(false);
+        // NOTIFY=SUCCESS/DELAY of inbound mail: honoured in one copy only (DsnNotify.ForInboundCopy), the first inbound one.
+        var firstInbound = parts.Select(p => p.Key).Concat(held.Select(v => (v.Recipient.Domain, v.Recipient.Direction)))
+            .FirstOrDefault(k => k.Direction == Direction.Inbound);
         var tasks = parts.Select(p => queue.EnqueueLeasedWithMessageAsync(
             new QueueEnvelope(p.Key.Item1, p.Key.Direction, sender, p.Select(r => r.Address).ToList())
             {
@@ -76,7 +79,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
                 Utf8 = utf8,
                 DsnRet = dsn.Ret,
                 DsnEnvelopeId = dsn.EnvelopeId,
-                RecipientDsn = RecipientDsnOf(p),
+                RecipientDsn = RecipientDsnOf(p, p.Key.Direction == Direction.Outbound || p.Key == firstInbound),
             }, bodyOf(p.Key.Item1, p.Key.Direction))).ToList();
         var subject = held.Count > 0 ? MessageContent.Parse(body).Subject : null; // shown in ListQuarantine
         var holds = held.GroupBy(v => (v.Recipient.Domain, v.Recipient.Direction, v.Rule!.Id)).Select(g => new QuarantinedMessage
@@ -95,7 +98,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             Utf8 = utf8,
             DsnRet = dsn.Ret,
             DsnEnvelopeId = dsn.EnvelopeId,
-            RecipientDsn = RecipientDsnOf(g.Select(v => v.Recipient)),
+            RecipientDsn = RecipientDsnOf(g.Select(v => v.Recipient), g.Key.Direction == Direction.Outbound || (g.Key.Item1, g.Key.Direction) == firstInbound),
         }).ToList();
         var held2 = quarantine.AddManyAsync(holds.Select(h => (h, (ReadOnlyMemory<byte>)bodyOf(h.Domain, h.Direction))).ToList());
         try
@@ -229,9 +232,11 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
     }
 
     /// <summary>The recipients' RFC 3461 parameters by address, or null when none had any.</summary>
-    private static Dictionary<string, RecipientDsn>? RecipientDsnOf(IEnumerable<IntakeRecipient> recipients)
+    /// <param name="keepsNotify">False for an inbound copy other than the first: its NOTIFY loses SUCCESS and DELAY.</param>
+    private static Dictionary<string, RecipientDsn>? RecipientDsnOf(IEnumerable<IntakeRecipient> recipients, bool keepsNotify)
     {
-        var map = recipients.Where(r => r.Dsn is not null).ToDictionary(r => r.Address, r => r.Dsn!, StringComparer.Ordinal);
+        var map = recipients.Where(r => r.Dsn is not null).ToDictionary(r => r.Address,
+            r => keepsNotify ? r.Dsn! : r.Dsn! with { Notify = DsnNotify.ForInboundCopy(r.Dsn!.Notify, firstInboundCopy: false) }, StringComparer.Ordinal);
         return map.Count == 0 ? null : map;
     }
 

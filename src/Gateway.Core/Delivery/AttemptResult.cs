@@ -88,7 +88,7 @@ public static class AttemptResult
             {
                 case OutcomeKind.Delivered:
                     steps.Add(new RecipientStep(r.Address, RecipientEvent.Delivered, host, outcome.Reply));
-                    if (DsnNotify.WantsSuccess(r.Notify))
+                    if (DsnNotify.WantsSuccess(r.Notify) && message.Direction != Mail.Direction.Inbound)
                     {
                         relayed.Add(new DsnRecipient(r.Address, outcome.Reply, host, false, Relayed: true));
                     }
@@ -109,6 +109,13 @@ public static class AttemptResult
         }
 
         var finished = recipients.All(r => r.State != RecipientState.Pending);
+        if (finished && message.Direction == Mail.Direction.Inbound)
+        {
+            // Inbound mail comes from unauthenticated internet clients: its success notices go out once, when the message is
+            // finished, for every recipient delivered in any attempt (DsnNotify.ForInboundCopy keeps SUCCESS in one copy only).
+            relayed.AddRange(recipients.Where(r => r.State == RecipientState.Delivered && DsnNotify.WantsSuccess(r.Notify))
+                .Select(r => new DsnRecipient(r.Address, r.LastReply ?? "250 2.0.0 Ok", r.LastHost, false, Relayed: true)));
+        }
         var untried = untriedDue is not null && message.Recipients.Any(r => r.State == RecipientState.Pending && !results.ContainsKey(r.Address));
         var due = untried && (next is null || untriedDue < next) ? untriedDue : next;
         var updated = message with

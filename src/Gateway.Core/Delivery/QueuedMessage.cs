@@ -48,6 +48,26 @@ public static class DsnNotify
     /// <summary>A success ("relayed" or "delivered") DSN is due only when NOTIFY names SUCCESS.</summary>
     public static bool WantsSuccess(string? notify) => notify is not null && Has(notify, "SUCCESS");
 
+    /// <summary>
+    /// The NOTIFY an inbound copy keeps (requirements §11; docs/reliability.md "Hostile sender"). Inbound mail comes from
+    /// unauthenticated internet clients, and one message to N managed domains becomes N copies: were SUCCESS and DELAY honoured
+    /// in each, one message would return N notices to a sender address that may be forged (amplified backscatter). So only the
+    /// first inbound copy of a message keeps them (<paramref name="firstInboundCopy"/>); the others keep FAILURE alone, or
+    /// NEVER when FAILURE was not asked for. Outbound copies (the customer's own servers) keep NOTIFY as given.
+    /// </summary>
+    public static string? ForInboundCopy(string? notify, bool firstInboundCopy)
+    {
+        if (notify is null || firstInboundCopy)
+        {
+            return notify;
+        }
+
+        var kept = notify.Split(',').Select(k => k.Trim())
+            .Where(k => !string.Equals(k, "SUCCESS", StringComparison.OrdinalIgnoreCase) && !string.Equals(k, "DELAY", StringComparison.OrdinalIgnoreCase))
+            .ToList();
+        return kept.Count == 0 ? "NEVER" : string.Join(',', kept);
+    }
+
     private static bool Has(string notify, string keyword) =>
         notify.Split(',').Any(k => string.Equals(k.Trim(), keyword, StringComparison.OrdinalIgnoreCase));
 }
