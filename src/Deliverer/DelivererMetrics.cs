@@ -58,7 +58,10 @@ public sealed class DelivererMetrics : IGatewayInstruments
             "Queued messages due now that no Deliverer holds yet (backlog), whole fleet.");
     }
 
-    public void Connection(bool trusted) => _connections.Add(1, Tag("result", trusted ? "accepted" : "untrusted"));
+    public void Connection(bool trusted) => Connection(trusted ? "accepted" : "untrusted");
+
+    /// <summary><paramref name="result"/>: <c>accepted</c>, <c>untrusted</c> or <c>busy</c> (refused with 421 at the session cap).</summary>
+    public void Connection(string result) => _connections.Add(1, Tag("result", result));
 
     /// <summary><paramref name="result"/>: <c>queued</c>, <c>rejected</c> or <c>failed</c>.</summary>
     public void Message(string result) => _messages.Add(1, Tag("result", result));

@@ -44,6 +44,13 @@ public sealed class DelivererOptions
     [Range(5, 500)]
     public int MaxHops { get; set; } = 50;
 
+    /// <summary>
+    /// At most this many intake sessions at once (requirements §11, bounded memory); one more is answered <c>421 4.3.2</c> and
+    /// closed, and its client (Postfix) tries again later. Default 100, Postfix's <c>default_process_limit</c>: one Postfix
+    /// never opens more, and the worst case is this many messages of <see cref="MaxMessageSize"/> in memory.
+    /// </summary>
+    public int MaxSessions { get; set; } = 100;
+
     /// <summary>How long the intake waits for the client's next bytes (RFC 5321 §4.5.3.2.7 suggests 5 minutes).</summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
@@ -146,7 +153,7 @@ public sealed class DelivererOptions
         (o.InboundListen.Length == 0 || IPEndPoint.TryParse(o.InboundListen, out _)) &&
         (o.OutboundListen.Length == 0 || IPEndPoint.TryParse(o.OutboundListen, out _)) &&
         o.EffectiveTrustedNetworks.All(n => IPNetwork.TryParse(AsCidr(n), out _)) &&
-        o.IdleTimeout > TimeSpan.Zero && o.PollInterval > TimeSpan.Zero && o.ConnectTimeout > TimeSpan.Zero && o.CommandTimeout > TimeSpan.Zero &&
+        o.MaxSessions > 0 && o.IdleTimeout > TimeSpan.Zero && o.PollInterval > TimeSpan.Zero && o.ConnectTimeout > TimeSpan.Zero && o.CommandTimeout > TimeSpan.Zero &&
         o.SweepInterval > TimeSpan.Zero && o.BusyRetryDelay > TimeSpan.Zero && o.AttemptDeadline > TimeSpan.Zero && o.GreetingTimeout > TimeSpan.Zero &&
         o.DeadHostTime >= TimeSpan.Zero && o.ConnectionCacheTime >= TimeSpan.Zero && o.QueueSampleInterval > TimeSpan.Zero &&
         (o.HttpUrl.Length == 0 || Gateway.Core.Hosting.KestrelUrls.TryParse(o.HttpUrl, out _, out _, out _)) &&
