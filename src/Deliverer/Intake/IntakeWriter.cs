@@ -71,16 +71,19 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         // NOTIFY=SUCCESS/DELAY of inbound mail: honoured in one copy only (DsnNotify.ForInboundCopy), the first inbound one.
         var firstInbound = parts.Select(p => p.Key).Concat(held.Select(v => (v.Recipient.Domain, v.Recipient.Direction)))
             .FirstOrDefault(k => k.Direction == Direction.Inbound);
-        var tasks = parts.Select(p => queue.EnqueueLeasedWithMessageAsync(
+        var partIds = parts.Select(_ => NextId()).ToList();
+        var sharedBody = await StoreSharedBodiesAsync(parts.Select((p, i) => (p.Key.Item1, partIds[i], bodyOf(p.Key.Item1, p.Key.Direction))).ToList())
+            .ConfigureAwait(false);
+        var tasks = parts.Select((p, i) => queue.EnqueueLeasedWithMessageAsync(
             new QueueEnvelope(p.Key.Item1, p.Key.Direction, sender, p.Select(r => r.Address).ToList())
             {
-                Id = NextId(),
+                Id = partIds[i],
                 ClientAddress = client,
                 Utf8 = utf8,
                 DsnRet = dsn.Ret,
                 DsnEnvelopeId = dsn.EnvelopeId,
                 RecipientDsn = RecipientDsnOf(p, p.Key.Direction == Direction.Outbound || p.Key == firstInbound),
-            }, bodyOf(p.Key.Item1, p.Key.Direction))).ToList();
+            }, bodyOf(p.Key.Item1, p.Key.Direction), sharedBody: sharedBody[i])).ToList();
         var subject = held.Count > 0 ? MessageContent.Parse(body).Subject : null; // shown in ListQuarantine
         var holds = held.GroupBy(v => (v.Recipient.Domain, v.Recipient.Direction, v.Rule!.Id)).Select(g => new QuarantinedMessage
         {
@@ -168,6 +171,28 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         }
 
         return new IntakeResult(ids, null) { Quarantined = tasks.Count == 0 && holds.Count > 0 };
+    }
+
+    /// <summary>
+    /// Stores the body once for the copies that have the same bytes (every inbound copy, and outbound ones not DKIM-signed):
+    /// a message to N managed domains costs one body in Redis, not N (requirements §11; <see cref="Gateway.Core.Storage.SharedBodies"/>). Returns
+    /// per copy the shared body's id, or null for a copy that keeps its own body (the only copy with these bytes).
+    /// </summary>
+    private async Task<string?[]> StoreSharedBodiesAsync(IReadOnlyList<(string Domain, string Id, byte[] Body)> copies)
+    {
+        var result = new string?[copies.Count];
+        foreach (var group in Enumerable.Range(0, copies.Count).GroupBy(i => copies[i].Body, ReferenceEqualityComparer.Instance).Where(g => g.Count() > 1))
+        {
+            var first = group.First();
+            var bodyId = copies[first].Id;
+            await queue.StoreSharedBodyAsync(bodyId, copies[first].Body, group.Select(i => (copies[i].Domain, copies[i].Id))).ConfigureAwait(false);
+            foreach (var i in group)
+            {
+                result[i] = bodyId;
+            }
+        }
+
+        return result;
     }
 
     private static MessageLogEvent IntakeEvent(string domain, string id, Direction direction, string sender, string recipient, string client, int size, DateTimeOffset now,
