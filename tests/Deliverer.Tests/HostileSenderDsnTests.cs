@@ -139,4 +139,21 @@ public sealed class HostileSenderDsnTests(GatewayFixture fx) : IClassFixture<Gat
         await Task.Delay(2000);
         Assert.Single(senderMx.Messages);
     }
+    [Fact]
+    public async Task RemoteReplyOfFourKilobytes_KeptTo1kB()
+    {
+        var server = SmtpSink.Start("127.0.0.3");
+        await using var _s = server;
+        server.Behavior = new SinkBehavior { RcptReply = _ => "451 4.2.0 " + new string('x', 4000) };
+        var d = await fx.CreateInboundDomainAsync(GatewayFixture.NewDomainName("longreply"), ("*@{d}", server.Host, server.Port, 10));
+
+        await fx.SendAsync("someone@remote.test", ["user@" + d], subject: "long reply");
+
+        var deferred = await fx.WaitForLogAsync(d, e => e["event"] == "deferred", "the deferral logged", Wait);
+        var queued = await fx.Store.GetAsync(d, deferred["message_id"]);
+        var reply = Assert.Single(queued!.Recipients).LastReply!;
+        Assert.StartsWith("451 4.2.0 xxx", reply, StringComparison.Ordinal);
+        Assert.InRange(reply.Length, 512, Gateway.Core.Delivery.DeliveryOutcome.MaxReplyLength);
+        Assert.True(queued.LastError!.Length < 1200, $"last error of {queued.LastError.Length} characters");
+    }
 }
