@@ -20,8 +20,9 @@ public sealed record DsnRecipient(string Address, string Reply, string? RemoteHo
 /// <summary>
 /// Builds RFC 3464 delivery status notifications with MimeKit: a <c>multipart/report;
 /// report-type=delivery-status</c> (RFC 6522) with a human-readable part, the <c>message/delivery-status</c>
-/// part (per-message and per-recipient fields) and the original headers (<c>text/rfc822-headers</c>), or the
-/// whole original (<c>message/rfc822</c>) when its sender asked for it (RFC 3461 RET=FULL) and a recipient failed.
+/// part (per-message and per-recipient fields) and the original headers (<c>text/rfc822-headers</c>, at most
+/// <see cref="HeaderReturnLimit"/>), or the whole original (<c>message/rfc822</c>, at most <see cref="FullReturnLimit"/>) when
+/// its sender asked for it (RFC 3461 RET=FULL) and a recipient failed.
 /// The RFC 3461 parameters the sender gave appear as Original-Envelope-Id (ENVID) and Original-Recipient (ORCPT).
 /// Sent from the null sender (RFC 5321 §4.5.5) so a DSN is never answered by another DSN.
 /// </summary>
