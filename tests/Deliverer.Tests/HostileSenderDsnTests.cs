@@ -27,6 +27,24 @@ public sealed class HostileSenderDsnTests(GatewayFixture fx) : IClassFixture<Gat
         return await c.ReadReplyAsync();
     }
 
+    /// <summary>One transaction straight to the intake: MAIL and RCPT lines as given, then <paramref name="data"/> (ending in CRLF).</summary>
+    private async Task SendRawAsync(string mail, IEnumerable<string> rcpts, string data)
+    {
+        await using var c = await RawSmtp.ConnectAsync(fx.Intake);
+        await c.ReadReplyAsync();
+        await c.WriteAsync("EHLO client.test\r\n");
+        await c.ReadReplyAsync();
+        Assert.StartsWith("250", await Command(c, mail), StringComparison.Ordinal);
+        foreach (var r in rcpts)
+        {
+            Assert.StartsWith("250", await Command(c, r), StringComparison.Ordinal);
+        }
+
+        Assert.StartsWith("354", await Command(c, "DATA"), StringComparison.Ordinal);
+        await c.WriteAsync(data + ".\r\n");
+        Assert.StartsWith("250", await c.ReadReplyAsync(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Dsn_FiveMegabyteMessageWithoutEmptyLine_Under20kB()
     {
@@ -43,15 +61,7 @@ public sealed class HostileSenderDsnTests(GatewayFixture fx) : IClassFixture<Gat
             text.Append("X-Filler-").Append(i).Append(": ").Append('a', 80).Append("\r\n");
         }
 
-        await using var c = await RawSmtp.ConnectAsync(fx.Intake);
-        await c.ReadReplyAsync();
-        await c.WriteAsync("EHLO client.test\r\n");
-        await c.ReadReplyAsync();
-        Assert.StartsWith("250", await Command(c, $"MAIL FROM:<victim@{senderDomain}> RET=HDRS"), StringComparison.Ordinal);
-        Assert.StartsWith("250", await Command(c, $"RCPT TO:<gone@{d}>"), StringComparison.Ordinal);
-        Assert.StartsWith("354", await Command(c, "DATA"), StringComparison.Ordinal);
-        await c.WriteAsync(text.Append(".\r\n").ToString());
-        Assert.StartsWith("250", await c.ReadReplyAsync(), StringComparison.Ordinal);
+        await SendRawAsync($"MAIL FROM:<victim@{senderDomain}> RET=HDRS", [$"RCPT TO:<gone@{d}>"], text.ToString());
 
         var dsn = Assert.Single(await senderMx.WaitForMessagesAsync(1, Wait));
         Assert.Equal(string.Empty, dsn.MailFrom);
@@ -78,15 +88,7 @@ public sealed class HostileSenderDsnTests(GatewayFixture fx) : IClassFixture<Gat
         }
 
         text.Append("\r\nthe body is never returned\r\n");
-        await using var c = await RawSmtp.ConnectAsync(fx.Intake);
-        await c.ReadReplyAsync();
-        await c.WriteAsync("EHLO client.test\r\n");
-        await c.ReadReplyAsync();
-        Assert.StartsWith("250", await Command(c, $"MAIL FROM:<victim@{senderDomain}> RET=FULL"), StringComparison.Ordinal);
-        Assert.StartsWith("250", await Command(c, $"RCPT TO:<gone@{d}>"), StringComparison.Ordinal);
-        Assert.StartsWith("354", await Command(c, "DATA"), StringComparison.Ordinal);
-        await c.WriteAsync(text.Append(".\r\n").ToString());
-        Assert.StartsWith("250", await c.ReadReplyAsync(), StringComparison.Ordinal);
+        await SendRawAsync($"MAIL FROM:<victim@{senderDomain}> RET=FULL", [$"RCPT TO:<gone@{d}>"], text.ToString());
 
         var dsn = Assert.Single(await senderMx.WaitForMessagesAsync(1, Wait));
         Assert.True(dsn.Data.Length < 20_000, $"the DSN has {dsn.Data.Length} bytes");
@@ -113,19 +115,7 @@ public sealed class HostileSenderDsnTests(GatewayFixture fx) : IClassFixture<Gat
         var senderDomain = NewExternal("forged");
         await using var senderMx = ExternalDomain(senderDomain, 43);
 
-        await using var c = await RawSmtp.ConnectAsync(fx.Intake);
-        await c.ReadReplyAsync();
-        await c.WriteAsync("EHLO client.test\r\n");
-        await c.ReadReplyAsync();
-        Assert.StartsWith("250", await Command(c, $"MAIL FROM:<victim@{senderDomain}>"), StringComparison.Ordinal);
-        foreach (var d in domains)
-        {
-            Assert.StartsWith("250", await Command(c, $"RCPT TO:<user@{d}> NOTIFY=SUCCESS"), StringComparison.Ordinal);
-        }
-
-        Assert.StartsWith("354", await Command(c, "DATA"), StringComparison.Ordinal);
-        await c.WriteAsync("Subject: notify me thrice\r\n\r\nbody\r\n.\r\n");
-        Assert.StartsWith("250", await c.ReadReplyAsync(), StringComparison.Ordinal);
+        await SendRawAsync($"MAIL FROM:<victim@{senderDomain}>", domains.Select(d => $"RCPT TO:<user@{d}> NOTIFY=SUCCESS"), "Subject: notify me thrice\r\n\r\nbody\r\n");
 
         // Three copies delivered, one per domain; one "relayed" notice for the message, not three.
         Assert.Equal(3, (await server.WaitForMessagesAsync(3, Wait)).Count);
