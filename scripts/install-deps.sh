@@ -9,6 +9,10 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 # Postfix: the internet-facing MTA; the PolicyDaemon tests start private instances of it (and its smtp-sink).
 [ -x /usr/sbin/postfix ] || need+=(postfix)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The scanning engines (docs/protection.md): rspamd and ClamAV's daemon; the gateway runs private instances of them.
+command -v rspamd >/dev/null 2>&1 || need+=(rspamd)
+[ -x /usr/sbin/clamd ] || need+=(clamav-daemon)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 # deploy/ tests: systemd-analyze checks the units (deploy/systemd), openssl checks the API's TLS independently.
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
@@ -48,5 +52,10 @@ $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 if printf '%s\n' "${need[@]}" | grep -qx redis-server; then
   ($SUDO service redis-server stop || $SUDO systemctl stop redis-server) >/dev/null 2>&1 || true
 fi
+# Likewise Debian's own rspamd (11333/11334), clamd (3310) and freshclam (which would download signatures from the
+# internet): scripts/scanners.sh runs private instances; production set-ups use these services (docs/protection.md).
+stop_service() { ($SUDO service "$1" stop || $SUDO systemctl stop "$1") >/dev/null 2>&1 || true; }
+if printf '%s\n' "${need[@]}" | grep -qx rspamd; then stop_service rspamd; fi
+if printf '%s\n' "${need[@]}" | grep -qx clamav-daemon; then stop_service clamav-daemon; stop_service clamav-freshclam; fi
 
 npm_tools

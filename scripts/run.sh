@@ -5,6 +5,7 @@
 #                  127.0.0.1:50052  HTTP/JSON, /healthz, /metrics
 #   PolicyDaemon   127.0.0.1:10040 (policy), 127.0.0.1:10041 (socketmap), 127.0.0.1:10042 (/healthz, /metrics)
 #   Deliverer      127.0.0.1:10025  SMTP intake; 127.0.0.1:10026 (/healthz, /metrics)
+#   rspamd, clamd  127.0.0.1:11333 (controller 11334), 127.0.0.1:3310: the scanning engines (scripts/scanners.sh)
 # and, unless --no-demo, the newcomer demo (scripts/demo-postfix.sh; needs root or sudo):
 #   Postfix        127.0.0.1:2525   a private instance from deploy/postfix wired to the programs
 #   SMTP sink      127.0.0.1:2526   stands in for a customer's mail server; messages land in ./data/sink
@@ -13,7 +14,8 @@
 # and scripts/stop.sh stops it. --no-build skips the build (the Release binaries must exist).
 # Environment: GATEWAY_DATA (default ./data), the ports GATEWAY_REDIS_PORT, GATEWAY_GRPC_PORT, GATEWAY_HTTP_PORT,
 # GATEWAY_POLICY_PORT, GATEWAY_SOCKETMAP_PORT, GATEWAY_POLICY_HTTP_PORT, GATEWAY_INTAKE_PORT,
-# GATEWAY_DELIVERER_HTTP_PORT, GATEWAY_SMTP_PORT, GATEWAY_SINK_PORT, GATEWAY_CONFIGURATION (Release),
+# GATEWAY_DELIVERER_HTTP_PORT, GATEWAY_SMTP_PORT, GATEWAY_SINK_PORT, GATEWAY_RSPAMD_PORT, GATEWAY_RSPAMD_CONTROLLER_PORT,
+# GATEWAY_CLAMD_PORT, GATEWAY_RSPAMD_REDIS_PORT, GATEWAY_RSPAMD_DNS (see scripts/scanners.sh), GATEWAY_CONFIGURATION (Release),
 # GATEWAY_REDIS_CLUSTER=1 (a 3-master Redis Cluster on GATEWAY_REDIS_PORT and the next two ports), and any
 # Gateway__* setting (e.g. Gateway__OperatorKey, Gateway__GatewayDomain).
 set -euo pipefail
@@ -89,29 +91,45 @@ wait_port() { # port what log-file [pid-name]: waits for the listener; on failur
   exit 1
 }
 
-# Redis: ours, with AOF, so that a 250 from the Deliverer means the message is on disk.
+# Redis: ours, with AOF, so that a 250 from the Deliverer means the message is on disk, and a password (kept 0600 in
+# $DATA/redis.password, made at first start), so that a local process cannot rewrite the gateway's data (security review
+# M13; production uses deploy/redis's ACL users). redis-cli needs it: redis-cli -p PORT -a "$(cat data/redis.password)".
+REDIS_PASSWORD_FILE="$DATA/redis.password"
+if [ ! -s "$REDIS_PASSWORD_FILE" ]; then
+  (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$REDIS_PASSWORD_FILE")
+fi
+REDIS_PASSWORD=$(cat "$REDIS_PASSWORD_FILE")
+rcli() { REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli "$@"; }
+# A Redis an earlier run.sh started without a password gets one now (until it restarts, then from the command line).
+protect_running_redis() { # port
+  if [ "$(redis-cli -p "$1" PING 2>/dev/null)" = PONG ]; then
+    redis-cli -p "$1" CONFIG SET masterauth "$REDIS_PASSWORD" >/dev/null
+    redis-cli -p "$1" CONFIG SET requirepass "$REDIS_PASSWORD" >/dev/null
+  fi
+}
 if [ "${GATEWAY_REDIS_CLUSTER:-0}" = 1 ]; then
   # A Redis Cluster of three masters on GATEWAY_REDIS_PORT and the next two ports (docs/reliability.md).
   CLUSTER_PORTS=("$REDIS_PORT" $((REDIS_PORT + 1)) $((REDIS_PORT + 2)))
   for p in "${CLUSTER_PORTS[@]}"; do
-    if running "redis-cluster-$p"; then continue; fi
+    if running "redis-cluster-$p"; then protect_running_redis "$p"; continue; fi
     if port_open "$p"; then echo "error: 127.0.0.1:$p is taken; choose GATEWAY_REDIS_PORT." >&2; exit 1; fi
     mkdir -p "$DATA/redis-cluster/$p"
     redis-server --port "$p" --bind 127.0.0.1 --dir "$DATA/redis-cluster/$p" --cluster-enabled yes --cluster-config-file nodes.conf \
-      --appendonly yes --appendfsync always --save "" \
+      --appendonly yes --appendfsync always --save "" --requirepass "$REDIS_PASSWORD" --masterauth "$REDIS_PASSWORD" \
       --daemonize yes --pidfile "$DATA/run/redis-cluster-$p.pid" --logfile "$DATA/logs/redis-cluster-$p.log"
   done
   for p in "${CLUSTER_PORTS[@]}"; do wait_port "$p" "Redis" "$DATA/logs/redis-cluster-$p.log"; done
-  if ! redis-cli -p "$REDIS_PORT" CLUSTER INFO | grep -q 'cluster_state:ok'; then
-    if [ "$(redis-cli -p "$REDIS_PORT" CLUSTER INFO | grep -o 'cluster_known_nodes:[0-9]*' | cut -d: -f2)" = 1 ]; then
-      redis-cli --cluster create "${CLUSTER_PORTS[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >/dev/null
+  if ! rcli -p "$REDIS_PORT" CLUSTER INFO | grep -q 'cluster_state:ok'; then
+    if [ "$(rcli -p "$REDIS_PORT" CLUSTER INFO | grep -o 'cluster_known_nodes:[0-9]*' | cut -d: -f2)" = 1 ]; then
+      rcli --cluster create "${CLUSTER_PORTS[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >/dev/null
     fi
-    for _ in $(seq 1 300); do redis-cli -p "$REDIS_PORT" CLUSTER INFO | grep -q 'cluster_state:ok' && break; sleep 0.1; done
+    for _ in $(seq 1 300); do rcli -p "$REDIS_PORT" CLUSTER INFO | grep -q 'cluster_state:ok' && break; sleep 0.1; done
   fi
-  export Gateway__Redis="${Gateway__Redis:-$(printf '127.0.0.1:%s,' "${CLUSTER_PORTS[@]}" | sed 's/,$//')}"
+  export Gateway__Redis="${Gateway__Redis:-$(printf '127.0.0.1:%s,' "${CLUSTER_PORTS[@]}" | sed 's/,$//'),password=$REDIS_PASSWORD}"
   echo "Redis Cluster on 127.0.0.1:${CLUSTER_PORTS[*]} (3 masters, AOF, appendfsync always) with data in $DATA/redis-cluster"
   REDIS_SUMMARY="cluster 127.0.0.1:${CLUSTER_PORTS[*]}           data: $DATA/redis-cluster"
 elif running redis; then
+  protect_running_redis "$REDIS_PORT"
   echo "Redis already running (pid $(cat "$DATA/run/redis.pid"))"
 elif port_open "$REDIS_PORT"; then
   echo "error: 127.0.0.1:$REDIS_PORT is taken by another Redis or program." >&2
@@ -119,14 +137,14 @@ elif port_open "$REDIS_PORT"; then
   exit 1
 else
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA/redis" \
-    --appendonly yes --appendfsync always --save "" \
+    --appendonly yes --appendfsync always --save "" --requirepass "$REDIS_PASSWORD" \
     --daemonize yes --pidfile "$DATA/run/redis.pid" --logfile "$DATA/logs/redis.log"
   wait_port "$REDIS_PORT" "Redis" "$DATA/logs/redis.log"
   echo "Redis on 127.0.0.1:$REDIS_PORT (AOF, appendfsync always) with data in $DATA/redis"
 fi
 
-export Gateway__Redis="${Gateway__Redis:-127.0.0.1:$REDIS_PORT}"
-REDIS_SUMMARY=${REDIS_SUMMARY:-"127.0.0.1:$REDIS_PORT                              data: $DATA/redis"}
+export Gateway__Redis="${Gateway__Redis:-127.0.0.1:$REDIS_PORT,password=$REDIS_PASSWORD}"
+REDIS_SUMMARY=${REDIS_SUMMARY:-"127.0.0.1:$REDIS_PORT                              data: $DATA/redis, password: $REDIS_PASSWORD_FILE"}
 export Gateway__OperatorKeyFile="${Gateway__OperatorKeyFile:-$DATA/operator.key}"
 # The DKIM keys' key-encryption key: generated by the ControlPlane at first start, read by the Deliverer (docs/outbound.md).
 export Gateway__Secrets__KeyFile="${Gateway__Secrets__KeyFile:-$DATA/secrets.key}"
@@ -151,8 +169,12 @@ start controlplane "src/ControlPlane/$BIN/Gateway.ControlPlane.dll" \
 start policydaemon "src/PolicyDaemon/$BIN/Gateway.PolicyDaemon.dll" \
   --PolicyDaemon:PolicyEndpoint="127.0.0.1:$POLICY_PORT" --PolicyDaemon:SocketmapEndpoint="127.0.0.1:$SOCKETMAP_PORT" \
   --PolicyDaemon:HttpUrl="http://127.0.0.1:$POLICY_HTTP_PORT" --PolicyDaemon:DelivererNextHop="smtp:[127.0.0.1]:$INTAKE_PORT"
+# The intake scans every message before its 250 (docs/protection.md): the engines come first.
+scripts/scanners.sh start
 start deliverer "src/Deliverer/$BIN/Gateway.Deliverer.dll" \
-  --Gateway:Deliverer:Listen="127.0.0.1:$INTAKE_PORT" --Gateway:Deliverer:HttpUrl="http://127.0.0.1:$DELIVERER_HTTP_PORT"
+  --Gateway:Deliverer:Listen="127.0.0.1:$INTAKE_PORT" --Gateway:Deliverer:HttpUrl="http://127.0.0.1:$DELIVERER_HTTP_PORT" \
+  --Gateway:Protection:RspamdUrls:0="http://127.0.0.1:${GATEWAY_RSPAMD_PORT:-11333}" \
+  --Gateway:Protection:ClamdServers:0="127.0.0.1:${GATEWAY_CLAMD_PORT:-3310}"
 
 wait_port "$GRPC_PORT" "the ControlPlane" "$DATA/logs/controlplane.log" controlplane
 wait_port "$POLICY_PORT" "the PolicyDaemon" "$DATA/logs/policydaemon.log" policydaemon
@@ -176,6 +198,7 @@ The gateway is running.
                 127.0.0.1:$HTTP_PORT (HTTP/JSON, curl; /healthz, /metrics)
   PolicyDaemon  127.0.0.1:$POLICY_PORT, :$SOCKETMAP_PORT; :$POLICY_HTTP_PORT (/healthz, /metrics)   log: $DATA/logs/policydaemon.log
   Deliverer     127.0.0.1:$INTAKE_PORT; :$DELIVERER_HTTP_PORT (/healthz, /metrics)   log: $DATA/logs/deliverer.log
+  Scanners      rspamd 127.0.0.1:${GATEWAY_RSPAMD_PORT:-11333} (controller :${GATEWAY_RSPAMD_CONTROLLER_PORT:-11334}), clamd 127.0.0.1:${GATEWAY_CLAMD_PORT:-3310}   state: $(cat "$DATA/run/scanners.dir")
   Redis         $REDIS_SUMMARY
 INFO
 if [ "$DEMO" = 1 ]; then

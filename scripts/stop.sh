@@ -17,6 +17,10 @@ for name in deliverer policydaemon controlplane; do
   fi
   rm -f "$pidfile"
 done
+# The scanning engines once nothing asks them any more.
+if [ -f "$DATA/run/scanners.dir" ]; then
+  GATEWAY_SCANNERS_DIR=$(cat "$DATA/run/scanners.dir") "$ROOT/scripts/scanners.sh" stop
+fi
 for pidfile in "$DATA/run/redis.pid" "$DATA"/run/redis-cluster-*.pid; do
   [ -f "$pidfile" ] || continue
   redis_pid=$(cat "$pidfile" 2>/dev/null || true)

@@ -119,7 +119,8 @@ start_program controlplane "ControlPlane/$BIN/Gateway.ControlPlane.dll" --urls "
 D=("$(freeport)" "$(freeport)")
 DELIVERER_PID=()
 start_deliverer() { # $1 = 0|1
-  start_program "deliverer-$1" "Deliverer/$BIN/Gateway.Deliverer.dll" --Gateway:Deliverer:Listen="127.0.0.1:${D[$1]}" --Gateway:Deliverer:HttpUrl=
+  start_program "deliverer-$1" "Deliverer/$BIN/Gateway.Deliverer.dll" --Gateway:Deliverer:Listen="127.0.0.1:${D[$1]}" --Gateway:Deliverer:HttpUrl= \
+    --Gateway:Protection:Mode=Off
   DELIVERER_PID[$1]=$LAST_PID
 }
 start_deliverer 0; start_deliverer 1

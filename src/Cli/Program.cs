@@ -11,6 +11,7 @@ root.Subcommands.Add(QueueCommands.Queue());
 root.Subcommands.Add(RuleCommands.Rules());
 root.Subcommands.Add(QuarantineCommands.Quarantine());
 root.Subcommands.Add(LogCommands.Logs());
+root.Subcommands.Add(ProtectionCommands.Protection());
 root.Subcommands.Add(Gateway.Cli.Setup.SetupCommand.Create());
 // No response files: "@example.com" is a filter value here (logs --sender @example.com), not a file to read.
 var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });

@@ -8,6 +8,7 @@ using Gateway.Core.Hosting;
 using Gateway.Core.Telemetry;
 using Gateway.Deliverer.Delivery;
 using Gateway.Deliverer.Intake;
+using Gateway.Deliverer.Protection;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;
 
@@ -63,10 +64,12 @@ public static class DelivererApp
         // The intake decides every RCPT with the relay rule and the domains' envelope rules, as the PolicyDaemon does.
         builder.Services.AddSingleton<IEnvelopeCheck, RuleEnvelopeCheck>();
         builder.Services.AddRelayDecisions(builder.Configuration);
+        builder.Services.AddProtection(builder.Configuration); // rspamd + clamd before the intake's 250 (docs/protection.md)
         var configured = builder.Configuration.GetSection(DelivererOptions.Section).Get<DelivererOptions>() ?? new DelivererOptions();
         builder.Services.AddGatewayTelemetry(exportMetrics: configured.HttpUrl.Length > 0 || configured.MetricsUrl.Length > 0)
             .AddCheck<RedisHealthCheck>("redis")
-            .AddCheck<SnapshotHealthCheck>("snapshot");
+            .AddCheck<SnapshotHealthCheck>("snapshot")
+            .AddCheck<ScannerHealthCheck>("scanners");
         builder.Services.AddGatewayInstruments<DelivererMetrics>();
         builder.Services.AddSingleton<QueueDepth>();
         if (configured.HttpUrl.Length > 0)

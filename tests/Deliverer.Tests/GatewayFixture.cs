@@ -139,6 +139,8 @@ public class GatewayFixture : IAsyncLifetime
         "--Gateway:Deliverer:PollInterval=00:00:00.200",
         "--Gateway:Queue:HostName=gateway.test",
         "--Logging:LogLevel:Default=Warning",
+        // No scanning engines here; ProtectionTests run rspamd and clamd (docs/protection.md).
+        "--Gateway:Protection:Mode=Off",
         .. DelivererSettings,
     ];
 

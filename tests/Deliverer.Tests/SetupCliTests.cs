@@ -153,6 +153,11 @@ public sealed class SetupCliTests(SetupFixture fx) : IClassFixture<SetupFixture>
         Assert.Contains("Verified (by its TXT record)", o, StringComparison.Ordinal);
         Assert.Contains("Connected successfully.", o, StringComparison.Ordinal);
         Assert.Contains("Saved: inbound relay is on", o, StringComparison.Ordinal);
+        // The protection policy in force: a new domain's defaults (docs/protection.md).
+        Assert.Contains("Inbound protection: every message is scanned", o, StringComparison.Ordinal);
+        Assert.Contains("spam: tag ≥ 6, quarantine ≥ 10, reject ≥ 15; outbound reject off", o, StringComparison.Ordinal);
+        Assert.Contains("malware: reject", o, StringComparison.Ordinal);
+        Assert.Contains("scanner failure: tempfail (451 4.7.1", o, StringComparison.Ordinal);
         Assert.Contains("Delivered: test message", o, StringComparison.Ordinal);
         // Followed through the message log: the host that took it and its reply.
         Assert.Contains($"attempt 1: {sink.Host}:{sink.Port} answered: 250", o, StringComparison.Ordinal);

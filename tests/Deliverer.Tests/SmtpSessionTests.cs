@@ -68,6 +68,30 @@ public sealed class SmtpSessionTests
     }
 
     [Fact]
+    public void Session_UnverifiedDomainPastItsGracePeriod_InboundRefusedAsByThePolicyService()
+    {
+        var unverified = Domain("new.example", inbound: true) with { CreateTime = DateTimeOffset.UtcNow.AddHours(-2) };
+        ConfigSnapshot Within(TimeSpan grace)
+        {
+            var snapshot = new ConfigSnapshot { UnverifiedInboundGrace = grace };
+            snapshot.Replace([unverified], 1, DateTimeOffset.UtcNow);
+            return snapshot;
+        }
+
+        using var s = NewSession(Within(TimeSpan.FromHours(1)));
+        Ok(s, "EHLO mx.sender.test");
+        Ok(s, "MAIL FROM:<someone@sender.test>");
+        var reply = Say(s, "RCPT TO:<user@new.example>");
+        Assert.StartsWith("554 5.7.1 <user@new.example>", reply.Text, StringComparison.Ordinal);
+        Assert.Equal(RelayRules.GraceEnded, reply.Decision!.InboundRefusal);
+
+        using var again = NewSession(Within(TimeSpan.FromHours(3))); // still within it: accepted
+        Ok(again, "EHLO mx.sender.test");
+        Ok(again, "MAIL FROM:<someone@sender.test>");
+        Ok(again, "RCPT TO:<user@new.example>");
+    }
+
+    [Fact]
     public void Session_XforwardAddrNotASource_NoDomain()
     {
         using var s = NewSession();

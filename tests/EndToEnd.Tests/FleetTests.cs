@@ -55,7 +55,7 @@ public abstract class FleetTests
             for (var i = 0; i < 2; i++)
             {
                 var deliverer = DelivererApp.Build([.. common, "--Gateway:Deliverer:Listen=127.0.0.1:0", "--Gateway:Deliverer:HttpUrl=http://127.0.0.1:0",
-                    "--Gateway:Deliverer:PollInterval=00:00:00.200", "--Gateway:Queue:HostName=gateway.test"]);
+                    "--Gateway:Deliverer:PollInterval=00:00:00.200", "--Gateway:Queue:HostName=gateway.test", "--Gateway:Protection:Mode=Off"]);
                 apps.Add(deliverer);
                 await deliverer.StartAsync();
                 deliverers.Add(deliverer);

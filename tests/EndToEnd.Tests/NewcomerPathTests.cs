@@ -95,11 +95,14 @@ public sealed class NewcomerPathTests
                 // Every DNS question of every program goes to the test server; no provider-range refresh.
                 ["Gateway__Dns__Servers__0"] = dnsServer,
                 ["Gateway__ProviderRanges__RefreshInterval"] = "00:00:00",
+                // rspamd's compiled expressions are shared with the other tests' instances (its first start compiles them).
+                ["GATEWAY_RSPAMD_HS_CACHE"] = RspamdInstance.SharedCacheDirectory,
             };
             foreach (var name in new[]
                      {
                          "GATEWAY_REDIS_PORT", "GATEWAY_GRPC_PORT", "GATEWAY_HTTP_PORT", "GATEWAY_POLICY_PORT", "GATEWAY_SOCKETMAP_PORT", "GATEWAY_POLICY_HTTP_PORT",
                          "GATEWAY_INTAKE_PORT", "GATEWAY_DELIVERER_HTTP_PORT", "GATEWAY_SMTP_PORT", "GATEWAY_SINK_PORT",
+                         "GATEWAY_RSPAMD_PORT", "GATEWAY_RSPAMD_CONTROLLER_PORT", "GATEWAY_CLAMD_PORT", "GATEWAY_RSPAMD_REDIS_PORT",
                      })
             {
                 env[name] = FreePort.Get().ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -155,6 +155,7 @@ public sealed class SmtpFuzzTests(ITestOutputHelper output)
             $"--Gateway:Redis={redis.ConnectionString}", "--Gateway:AllowLoopbackDestinations=true", "--Gateway:Deliverer:Listen=127.0.0.1:0",
             "--Gateway:Deliverer:HttpUrl=", $"--Gateway:Deliverer:MaxMessageSize={MaxData}", "--Gateway:Deliverer:IdleTimeout=00:00:05",
             "--Gateway:Deliverer:PollInterval=00:00:00.200", "--Gateway:Queue:HostName=gateway.fuzz", "--Logging:LogLevel:Default=Error",
+            "--Gateway:Protection:Mode=Off",
         ]);
         await app.StartAsync();
         try

@@ -92,6 +92,8 @@ public sealed class WholeGateway : IAsyncDisposable
             "--Gateway:SnapshotReconcileInterval=00:00:00.200",
             "--Gateway:ProviderRanges:RefreshInterval=00:00:00",
             "--Logging:LogLevel:Default=Warning",
+            // No scanning engines unless a test starts them and passes Gateway:Protection:* in `configure` (ScanningEngines).
+            "--Gateway:Protection:Mode=Off",
         ];
 
         ControlPlane = await ControlPlaneHost.StartAsync(Redis.ConnectionString, [.. common, .. configure]).ConfigureAwait(false);

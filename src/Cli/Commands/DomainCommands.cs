@@ -40,6 +40,7 @@ internal static class DomainCommands
         public readonly Option<bool?> Google = new("--google-workspace") { Description = "Allow Google Workspace's sending ranges" };
         public readonly Option<string[]> CustomIps = new("--custom-ip") { Description = "A sending server's IP address; repeat for more; replaces the list" };
         public readonly Option<bool> ClearCustomIps = new("--clear-custom-ips") { Description = "Remove every custom sending IP" };
+        public readonly ProtectionFlags Protection = new();
 
         public void AddTo(Command c)
         {
@@ -47,6 +48,8 @@ internal static class DomainCommands
             {
                 c.Options.Add(o);
             }
+
+            Protection.AddTo(c);
         }
 
         /// <summary>Fills <paramref name="d"/> from the flags given and returns the update_mask paths they imply.</summary>
@@ -94,6 +97,7 @@ internal static class DomainCommands
                 paths.Add("outbound.custom_ips");
             }
 
+            paths.AddRange(Protection.Apply(p, d));
             return paths;
         }
     }
@@ -171,7 +175,7 @@ internal static class DomainCommands
             var paths = flags.Apply(p, d);
             if (paths.Count == 0)
             {
-                throw new CliException("nothing to change: give --inbound, --server, --outbound, --office365, --google-workspace or --custom-ip");
+                throw new CliException("nothing to change: give --inbound, --server, --outbound, --office365, --google-workspace, --custom-ip or a protection flag (--spam-reject-score, --malware, …)");
             }
 
             var mask = new FieldMask();
@@ -388,6 +392,7 @@ internal static class DomainCommands
             ("DKIM", DkimCommands.Summary(d.Dkim)),
             ("etag", d.Etag),
             ("updated", Output.Time(d.UpdateTime)),
+            .. ProtectionFlags.Describe(d.Protection).Select(x => ("protection: " + x.Name, x.Value)),
         ]);
         if (d.InboundServers.Count > 0)
         {

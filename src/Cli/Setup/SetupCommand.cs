@@ -356,13 +356,13 @@ internal static partial class SetupCommand
                 _w.WriteLine($"Saved: inbound relay is on. The gateway accepts mail for {saved.Name} within a second.");
             }
 
+            ProtectionFlags.WriteSummary(_w, saved);
             if (outbound is not null)
             {
                 _w.WriteLine(saved.Verification.Verified
                     ? $"Saved: outbound relay is on for {Sources(saved.Outbound)}."
                     : $"Saved: outbound relay is on for {Sources(saved.Outbound)}, and starts once {saved.Name} is verified.");
             }
-
             return saved;
         }
 

@@ -21,7 +21,7 @@ public static class DomainUpdateMask
     public static readonly IReadOnlySet<string> Paths = new HashSet<string>(StringComparer.Ordinal)
     {
         InboundEnabled, InboundServers, Outbound, OutboundEnabled, OutboundOffice365, OutboundGoogleWorkspace, OutboundCustomIps, All,
-    };
+    }.Union(ProtectionMask.Paths).ToHashSet(StringComparer.Ordinal);
 
     /// <summary>Checks the paths; an empty mask means every editable field.</summary>
     public static IReadOnlySet<string> Parse(IReadOnlyList<string> paths, string field, List<FieldViolation> violations)
@@ -89,6 +89,9 @@ public static class DomainUpdateMask
         return new DomainSettings(
             Has(InboundEnabled) ? patch.InboundEnabled : current.InboundEnabled,
             Has(InboundServers) ? patch.InboundServers : current.InboundServers,
-            outbound);
+            outbound)
+        {
+            Protection = ProtectionMask.Apply(current.Protection, patch.Protection, Has),
+        };
     }
 }

@@ -69,7 +69,10 @@ public sealed class DomainValidator
         }
 
         var outbound = NormalizeOutbound(input.Outbound ?? OutboundSettings.Disabled, $"{prefix}.outbound", violations);
-        return new DomainSettings(input.InboundEnabled, servers, outbound);
+        return new DomainSettings(input.InboundEnabled, servers, outbound)
+        {
+            Protection = ProtectionValidator.Normalize(input.Protection, $"{prefix}.protection", violations),
+        };
     }
 
     private List<InboundServer> NormalizeInboundServers(string domain, IReadOnlyList<InboundServer> rows, string field, List<FieldViolation> violations)

@@ -35,6 +35,7 @@ public sealed class DomainMapper(GatewayOptions options)
             UpdateTime = Timestamp.FromDateTimeOffset(d.UpdateTime),
             InboundMxHost = options.InboundMxHost(d.CompanyId),
             SpfInclude = options.EffectiveSpfInclude,
+            Protection = ProtectionMapper.ToApi(d.Settings.Protection),
             OutboundRelayHost = options.EffectiveOutboundRelayHost,
         };
         if (d.Verification.VerifyTime is { } t)
@@ -70,7 +71,10 @@ public sealed class DomainMapper(GatewayOptions options)
         return new DomainSettings(
             d.InboundEnabled,
             d.InboundServers.Select(ToModel).ToList(),
-            o is null ? OutboundSettings.Disabled : new OutboundSettings(o.Enabled, o.Office365, o.GoogleWorkspace, o.CustomIps.ToList()));
+            o is null ? OutboundSettings.Disabled : new OutboundSettings(o.Enabled, o.Office365, o.GoogleWorkspace, o.CustomIps.ToList()))
+        {
+            Protection = ProtectionMapper.ToModel(d.Protection),
+        };
     }
 
     public static InboundServer ToModel(V1.InboundServer s)

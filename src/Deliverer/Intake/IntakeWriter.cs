@@ -4,6 +4,7 @@ using Gateway.Core.Quarantine;
 using Gateway.Core.Rules;
 using Gateway.Core.Snapshot;
 using Gateway.Deliverer.Delivery;
+using Gateway.Deliverer.Protection;
 using StackExchange.Redis;
 using Gateway.Core.Relay;
 using Gateway.Core.Mail;
@@ -42,13 +43,15 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
     /// <param name="client">The original SMTP client: Postfix's XFORWARD ADDR when it sent one, else the connection's peer.</param>
     /// <param name="postfixQueueId">Postfix's queue id (XFORWARD IDENT), logged with the intake to link Postfix's log and the policy decisions.</param>
     /// <param name="dsn">The MAIL command's RFC 3461 RET and ENVID.</param>
+    /// <param name="protection">The scan's verdict (docs/protection.md): its holds join the rules', and each copy is stored with its headers.</param>
     public async Task<IntakeResult> EnqueueAsync(string id, string sender, IReadOnlyList<IntakeRecipient> recipients, bool utf8, string client, byte[] body,
-        string? postfixQueueId = null, MessageDsn dsn = default)
+        string? postfixQueueId = null, MessageDsn dsn = default, ProtectionResult? protection = null)
     {
         ArgumentNullException.ThrowIfNull(recipients);
         ArgumentNullException.ThrowIfNull(body);
         var now = clock.GetUtcNow();
         var verdicts = IntakeRules.Evaluate(snapshot, sender, recipients, client, body);
+        verdicts = protection is null ? verdicts : protection.Merge(verdicts, recipients);
         var deliver = verdicts is null ? recipients : verdicts.Where(v => v.Action is null or RuleAction.Deliver).Select(v => v.Recipient).ToList();
         var held = verdicts?.Where(v => v.Action == RuleAction.Quarantine).ToList() ?? [];
         var rejected = verdicts?.Where(v => v.Action == RuleAction.Reject).ToList() ?? [];
@@ -66,13 +69,17 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         var parts = deliver.GroupBy(r => (r.Domain, r.Direction)).ToList();
         // Outbound copies of a domain with an active DKIM key are signed once, here, before they are stored (requirements §10;
         // docs/outbound.md). Throws DkimUnavailableException (the client gets 451) rather than store them unsigned.
-        var bodyOf = await dkim.SignCopiesAsync(snapshot, deliver.Concat(held.Select(v => v.Recipient)).Select(r => (r.Domain, r.Direction)), body)
+        var signedOf = await dkim.SignCopiesAsync(snapshot, deliver.Concat(held.Select(v => v.Recipient)).Select(r => (r.Domain, r.Direction)), body)
             .ConfigureAwait(false);
+
+        // Protection adds its headers to inbound copies only, DKIM signs outbound copies only: each copy gets one of the two.
+        byte[] BodyOf(string domain, Direction direction) =>
+            direction == Direction.Outbound ? signedOf(domain, direction) : protection?.BodyFor(domain, direction) ?? body;
         // NOTIFY=SUCCESS/DELAY of inbound mail: honoured in one copy only (DsnNotify.ForInboundCopy), the first inbound one.
         var firstInbound = parts.Select(p => p.Key).Concat(held.Select(v => (v.Recipient.Domain, v.Recipient.Direction)))
             .FirstOrDefault(k => k.Direction == Direction.Inbound);
         var partIds = parts.Select(_ => NextId()).ToList();
-        var sharedBody = await StoreSharedBodiesAsync(parts.Select((p, i) => (p.Key.Item1, partIds[i], bodyOf(p.Key.Item1, p.Key.Direction))).ToList())
+        var sharedBody = await StoreSharedBodiesAsync(parts.Select((p, i) => (p.Key.Item1, partIds[i], BodyOf(p.Key.Item1, p.Key.Direction))).ToList())
             .ConfigureAwait(false);
         var tasks = parts.Select((p, i) => queue.EnqueueLeasedWithMessageAsync(
             new QueueEnvelope(p.Key.Item1, p.Key.Direction, sender, p.Select(r => r.Address).ToList())
@@ -83,7 +90,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
                 DsnRet = dsn.Ret,
                 DsnEnvelopeId = dsn.EnvelopeId,
                 RecipientDsn = RecipientDsnOf(p, p.Key.Direction == Direction.Outbound || p.Key == firstInbound),
-            }, bodyOf(p.Key.Item1, p.Key.Direction), sharedBody: sharedBody[i])).ToList();
+            }, BodyOf(p.Key.Item1, p.Key.Direction), sharedBody: sharedBody[i])).ToList();
         var subject = held.Count > 0 ? MessageContent.Parse(body).Subject : null; // shown in ListQuarantine
         var holds = held.GroupBy(v => (v.Recipient.Domain, v.Recipient.Direction, v.Rule!.Id)).Select(g => new QuarantinedMessage
         {
@@ -103,7 +110,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             DsnEnvelopeId = dsn.EnvelopeId,
             RecipientDsn = RecipientDsnOf(g.Select(v => v.Recipient), g.Key.Direction == Direction.Outbound || (g.Key.Item1, g.Key.Direction) == firstInbound),
         }).ToList();
-        var held2 = quarantine.AddManyAsync(holds.Select(h => (h, (ReadOnlyMemory<byte>)bodyOf(h.Domain, h.Direction))).ToList());
+        var held2 = quarantine.AddManyAsync(holds.Select(h => (h, (ReadOnlyMemory<byte>)BodyOf(h.Domain, h.Direction))).ToList());
         try
         {
             await Task.WhenAll(tasks.Cast<Task>().Append(held2)).ConfigureAwait(false);
@@ -150,9 +157,13 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             foreach (var r in message.Recipients)
             {
                 log.Post(IntakeEvent(message.Domain, message.Id, message.Direction, sender, r.Address, client, body.Length, now, postfixQueueId));
+                if (protection is not null)
+                {
+                    log.Post(protection.ScannedEvent(message.Domain, message.Id, message.Direction, sender, r.Address, client, now));
+                }
             }
 
-            scheduler.DispatchLocal(item, message, bodyOf(message.Domain, message.Direction));
+            scheduler.DispatchLocal(item, message, BodyOf(message.Domain, message.Direction));
         }
 
         foreach (var h in holds)
@@ -161,6 +172,11 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             foreach (var r in h.Recipients)
             {
                 log.Post(IntakeEvent(h.Domain, h.Id, h.Direction, sender, r, client, body.Length, now, postfixQueueId));
+                if (protection is not null)
+                {
+                    log.Post(protection.ScannedEvent(h.Domain, h.Id, h.Direction, sender, r, client, now));
+                }
+
                 log.Post(QuarantineLog.Quarantined(h, r));
             }
         }

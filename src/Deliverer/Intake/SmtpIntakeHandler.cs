@@ -6,6 +6,7 @@ using Gateway.Core.Delivery;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Relay;
 using Gateway.Core.Snapshot;
+using Gateway.Deliverer.Protection;
 using Gateway.Deliverer.Smtp;
 using Microsoft.AspNetCore.Connections;
 using StackExchange.Redis;
@@ -19,7 +20,8 @@ namespace Gateway.Deliverer.Intake;
 /// loop follows StackExchange.Redis's RespServer: slice, AdvanceTo, expected disconnects caught.
 /// </summary>
 public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider relay, ConfigSnapshot snapshot, BufferedMessageLog messageLog,
-    DelivererOptions options, QueueOptions queueOptions, TimeProvider clock, DelivererMetrics metrics, ILogger<SmtpIntakeHandler> logger) : ConnectionHandler
+    DelivererOptions options, QueueOptions queueOptions, TimeProvider clock, DelivererMetrics metrics, ILogger<SmtpIntakeHandler> logger, MessageScanner scanner)
+    : ConnectionHandler
 {
     private const string Program = "deliverer";
     private readonly IReadOnlyList<IPNetwork> _trusted = options.ParsedTrustedNetworks();
@@ -246,7 +248,17 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
         var m = session.Pending!;
         try
         {
-            var result = await intake.EnqueueAsync(m.Id, m.Sender, m.Recipients, m.Utf8, m.Client.Address, m.Body.WrittenSpan.ToArray(), m.PostfixQueueId, m.Dsn)
+            // Scanned before it is stored (requirements §9, docs/protection.md): a refusal or deferral is the client's DATA reply.
+            var body = m.Body.WrittenSpan.ToArray();
+            var protection = await scanner.ScanAsync(new IntakeScan(m.Id, m.Sender, m.Recipients, m.Client.Address, m.Client.Helo, m.Client.Name), body,
+                CancellationToken.None).ConfigureAwait(false);
+            if (protection?.Reply is { } verdict)
+            {
+                metrics.Message(verdict.StartsWith('4') ? "scan_failed" : "rejected");
+                return session.Stored(new IntakeResult([], verdict));
+            }
+
+            var result = await intake.EnqueueAsync(m.Id, m.Sender, m.Recipients, m.Utf8, m.Client.Address, body, m.PostfixQueueId, m.Dsn, protection)
                 .ConfigureAwait(false);
             metrics.Message(result.RejectReply is not null ? "rejected" : result.Quarantined ? "quarantined" : "queued");
             return session.Stored(result);

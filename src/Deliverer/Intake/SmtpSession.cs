@@ -438,6 +438,7 @@ public sealed class SmtpSession(SmtpSessionSettings settings, IPAddress peer, Re
             HeloName = _forwardedHelo ?? _helo,
             Size = _announcedSize,
             QueueId = _forwardedQueueId,
+            Time = clock.GetUtcNow(), // the unverified-inbound grace period ends here as in the policy service
         };
         var decision = relay(request);
         if (decision.Outcome != RelayOutcome.Accept || decision.Domain is null || decision.Direction is not { } direction)

@@ -63,6 +63,9 @@ public sealed record VerificationState(string Token, bool Verified, Verification
 public sealed record DomainSettings(bool InboundEnabled, IReadOnlyList<InboundServer> InboundServers, OutboundSettings Outbound)
 {
     public static readonly DomainSettings Empty = new(false, [], OutboundSettings.Disabled);
+
+    /// <summary>Inbound protection policy (requirements §9); domains stored before it existed get the defaults.</summary>
+    public ProtectionSettings Protection { get; init; } = ProtectionSettings.Default;
 }
 
 /// <summary>A managed domain as stored in Redis and held in the programs' snapshots.</summary>

@@ -20,10 +20,13 @@ public static class MessageLogEvents
     /// <summary>An operator made a queued message due now (RetryNow).</summary>
     public const string Retry = "retry";
 
+    /// <summary>The intake's protection verdict (requirements §9): score, action, main symbols, malware name (docs/protection.md).</summary>
+    public const string Scanned = "scanned";
+
     /// <summary>Every event name, for validating filters.</summary>
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
-        PolicyReject, PolicyAccept, Intake, Attempt, Deferred, Delivered, Bounced, Expired, Quarantined, Released, Deleted, Retry,
+        PolicyReject, PolicyAccept, Intake, Attempt, Deferred, Delivered, Bounced, Expired, Quarantined, Released, Deleted, Retry, Scanned,
     };
 }
 
