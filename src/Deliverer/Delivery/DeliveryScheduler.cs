@@ -19,6 +19,7 @@ public sealed partial class DeliveryScheduler(
     MessageDeliverer deliverer,
     SmtpTransport transport,
     DeadHosts deadHosts,
+    DestinationLimiter limiter,
     ConfigSnapshot snapshot,
     IConnectionMultiplexer redis,
     DelivererOptions options,
@@ -80,6 +81,15 @@ public sealed partial class DeliveryScheduler(
                         _backlog = tookFull;
                         foreach (var item in items)
                         {
+                            if (limiter.Running(item.Domain) >= options.MaxConcurrentPerDestination)
+                            {
+                                // An inbound copy whose destination (its managed domain) is full: back after BusyRetryDelay
+                                // without taking a delivery slot or reading the message, so a black hole's queue cannot crowd
+                                // the slots other domains' mail needs (requirements §11.6; bench/deliverer (s)).
+                                _ = PostponeAsync(item);
+                                continue;
+                            }
+
                             if (TryReserve(item))
                             {
                                 Start(item, null);
@@ -170,6 +180,19 @@ public sealed partial class DeliveryScheduler(
             {
                 Wake();
             }
+        }
+    }
+
+    private async Task PostponeAsync(ScheduledItem item)
+    {
+        try
+        {
+            await queue.CompleteAsync(item, clock.GetUtcNow() + options.BusyRetryDelay).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException)
+        {
+            // The lease expires instead.
+            LogPollFailed(logger, e.Message);
         }
     }
 
