@@ -31,6 +31,28 @@ public sealed class MessageContentTests
     }
 
     [Fact]
+    public void Parse_AttachmentInsideAttachedMessages_NamedToo_DepthBounded()
+    {
+        static string Wrap(string inner, int n) =>
+            $"Subject: level {n}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b{n}\"\r\n\r\n" +
+            $"--b{n}\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n" +
+            $"--b{n}\r\nContent-Type: message/rfc822\r\n\r\n{inner}\r\n--b{n}--\r\n";
+        var payload = "Subject: payload\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"p\"\r\n\r\n" +
+                      "--p\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"invoice.exe\"\r\n\r\nAAAA\r\n--p--\r\n";
+
+        Assert.Equal(["invoice.exe"], Parse(Wrap(Wrap(payload, 2), 1)).AttachmentNames);
+
+        // Deeper than MaxNestedMessages: not opened (bounded work per message), the outer levels still are.
+        var deep = payload;
+        for (var i = MessageContent.MaxNestedMessages + 2; i >= 1; i--)
+        {
+            deep = Wrap(deep, i);
+        }
+
+        Assert.Empty(Parse(deep).AttachmentNames);
+    }
+
+    [Fact]
     public void Parse_NoHeadersOrGarbage_EmptyContent_NoThrow()
     {
         Assert.Equal(string.Empty, Parse("\r\njust a body\r\n").Subject);

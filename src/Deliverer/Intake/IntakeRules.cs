@@ -25,25 +25,44 @@ public sealed record MessageContent(string Subject, IReadOnlyList<string> Attach
             var parser = new MimeParser(stream, MimeFormat.Entity, persistent: true);
             using var parsed = parser.ParseMessage();
             var names = new List<string>();
-            foreach (var part in parsed.BodyParts)
-            {
-                var name = part switch
-                {
-                    MimePart p => p.FileName,
-                    MessagePart m => m.ContentDisposition?.FileName ?? m.ContentType.Name,
-                    _ => null,
-                };
-                if (!string.IsNullOrEmpty(name))
-                {
-                    names.Add(name);
-                }
-            }
-
+            CollectNames(parsed, names, 0);
             return new MessageContent(parsed.Subject ?? string.Empty, names);
         }
         catch (FormatException)
         {
             return None;
+        }
+    }
+
+    /// <summary>How deep attached messages are opened (a forward of a forward of …), and how many names are kept.</summary>
+    public const int MaxNestedMessages = 8, MaxAttachmentNames = 1000;
+
+    // Attachment names of the message and of every attached message (message/rfc822) inside it, so that a rule on
+    // "*.exe" is not escaped by forwarding the file as an attachment of an attached message (security review L3).
+    private static void CollectNames(MimeMessage message, List<string> names, int depth)
+    {
+        foreach (var part in message.BodyParts)
+        {
+            if (names.Count >= MaxAttachmentNames)
+            {
+                return;
+            }
+
+            var name = part switch
+            {
+                MimePart p => p.FileName,
+                MessagePart m => m.ContentDisposition?.FileName ?? m.ContentType.Name,
+                _ => null,
+            };
+            if (!string.IsNullOrEmpty(name))
+            {
+                names.Add(name);
+            }
+
+            if (part is MessagePart { Message: { } inner } && depth < MaxNestedMessages)
+            {
+                CollectNames(inner, names, depth + 1);
+            }
         }
     }
 }
