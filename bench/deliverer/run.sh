@@ -10,6 +10,10 @@
 #       served over HTTPS on loopback), side by side without DKIM, with DKIM RSA-2048 and with DKIM Ed25519 on every message;
 #       counts the MTA-STS policy fetches (once per max_age, not per message) (issue 17). O_ROUNDS=3 repeats the three
 #       in turn (medians); O_DKIM picks variants; O_STS_MODE=testing|enforce|none; O_DELIVERER adds Deliverer settings
+#   (m) memory: M_COUNT (10) concurrent messages of M_SIZE (20 MB) through the intake and out to smtp-sink; the Deliverer's peak
+#       RSS (VmHWM) against the total message bytes (issue 14: target <= 1.5x)
+#   (s) starvation: delivery latency (intake -> delivered, from the message log) of S_N (200) messages to a healthy domain,
+#       without and then with a black hole (accepts TCP, never greets) holding S_HOLE (500) messages (issue 14: p99 <= 1.2x)
 # N messages of 4 KB (default 20,000), SESSIONS parallel smtp-source sessions (default 20).
 # Everything runs on 127.0.0.1 with free ports, in a temporary folder, and is stopped at the end.
 set -euo pipefail
@@ -17,7 +21,7 @@ N=${1:-20000}
 SIZE=${SIZE:-4096}
 SESSIONS=${SESSIONS:-20}
 FAILOVER_N=${FAILOVER_N:-500}
-SCENARIOS=${SCENARIOS:-abqcdo}  # a subset, e.g. SCENARIOS=b; KEEP=1 keeps the work folder (Postfix logs); C needs BASELINE_DLL
+SCENARIOS=${SCENARIOS:-abqcdoms}  # a subset, e.g. SCENARIOS=b; KEEP=1 keeps the work folder (Postfix logs); C needs BASELINE_DLL
 B_FSYNC=${B_FSYNC:-always}   # Redis appendfsync in (b) and (q): 'everysec' shows how much the fsyncs cost there
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/gw-bench.XXXXXX)
@@ -236,28 +240,65 @@ smtp-source -s 4 -l "$SIZE" -m "$FAILOVER_N" -f sender@remote.test -t user@failo
 wait_sink "$FAILOVER_N" 300
 sleep 1
 redis-cli -p "$REDIS" --raw XRANGE 'gw:{d:failover.test}:log' - + > "$WORK/failover.log"
-FAILOVER=$(python3 - "$WORK/failover.log" <<'PY'
-import sys, statistics
-lines = open(sys.argv[1]).read().split("\n")
-entries, cur, i = [], None, 0
-while i < len(lines):
-    l = lines[i]
-    if "-" in l and l.split("-")[0].isdigit() and (i + 1 < len(lines)) and lines[i + 1] == "event":
-        cur = {}; entries.append(cur); i += 1; continue
-    if cur is not None and i + 1 < len(lines):
-        cur[l] = lines[i + 1]; i += 2; continue
-    i += 1
-refused, delivered = {}, {}
-for e in entries:
-    if e.get("event") == "attempt" and "refused" in e.get("reply", ""): refused[e["message_id"]] = int(e["time"])
-    if e.get("event") == "delivered": delivered[e["message_id"]] = int(e["time"])
-d = sorted(delivered[k] - refused[k] for k in refused if k in delivered)
-print(f"n={len(d)} median={statistics.median(d):.0f} ms p95={d[int(len(d)*0.95)-1]:.0f} ms max={d[-1]} ms" if d else "no data")
-PY
-)
+FAILOVER=$(python3 "$ROOT/bench/deliverer/log_latency.py" "$WORK/failover.log" refused)
 echo "(d) refused primary -> next host: $FAILOVER" >&2
 stop_deliverer; stop_sink
 fi
+# (m) memory of the Deliverer with big messages in flight
+MEM=n/a
+if [[ $SCENARIOS == *m* ]]; then
+  M_COUNT=${M_COUNT:-10}; M_SIZE=${M_SIZE:-20971520}
+  # M_REDIS_TIMEOUT: with 10 x 20 MB at once the one multiplexed Redis connection carries 200 MB of writes; on a loaded machine
+  # that takes longer than StackExchange.Redis's default 5 s and the intake answers 451 (see docs/benchmarks.md).
+  start_sink; start_redis always; add_domain bench.test "127.0.0.1:$SINK:10"
+  start_deliverer ${M_REDIS_TIMEOUT:+--Gateway:Redis=127.0.0.1:$REDIS,asyncTimeout=$M_REDIS_TIMEOUT,syncTimeout=$M_REDIS_TIMEOUT}
+  sleep 2
+  idle_kb=$(awk '/VmRSS/ {print $2}' "/proc/$DELIVERER_PID/status")
+  smtp-source -s "$M_COUNT" -l "$M_SIZE" -m "$M_COUNT" -f sender@remote.test -t user@bench.test "127.0.0.1:$DELIVERER" 2>>"$WORK/source.err"
+  wait_sink "$M_COUNT" 900
+  peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$DELIVERER_PID/status")
+  MEM=$(python3 -c "t=$M_COUNT*$M_SIZE; p=$peak_kb*1024; i=$idle_kb*1024; print(f'peak RSS {p/2**20:.0f} MiB (idle {i/2**20:.0f} MiB, growth {(p-i)/2**20:.0f} MiB) for {t/2**20:.0f} MiB of messages: growth {(p-i)/t:.2f}x, peak {p/t:.2f}x')")
+  echo "(m) $M_COUNT x $M_SIZE bytes: $MEM" >&2
+  stop_deliverer; stop_sink
+fi
+
+# (s) latency to a healthy domain without and with a black hole holding S_HOLE messages
+declare -A STARVE=()
+if [[ $SCENARIOS == *s* ]]; then
+  S_N=${S_N:-200}; S_HOLE=${S_HOLE:-500}
+  HOLE=$(freeport)
+  python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4096)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)  # never greets, never closes
+' "$HOLE" & PIDS+=("$!"); wait_port "$HOLE"
+  # S_ROUNDS rounds, each without and then with the black hole (the shared machine's noise hits both alike); the table lists every round.
+  for round in $(seq 1 "${S_ROUNDS:-1}"); do
+  for with in alone hole; do
+    start_sink; start_redis always; add_domain bench.test "127.0.0.1:$SINK:10"; add_domain blackhole.test "127.0.0.1:$HOLE:10"
+    add_domain warm.test "127.0.0.1:$SINK:10"; start_deliverer
+    # A fresh Deliverer's first messages pay for JIT and connection set-up: 50 to another domain first, in both runs.
+    smtp-source -s 2 -l "$SIZE" -m 50 -f sender@remote.test -t user@warm.test "127.0.0.1:$DELIVERER" 2>>"$WORK/source.err"
+    wait_sink 50 300
+    if [ "$with" = hole ]; then
+      smtp-source -s 10 -l "$SIZE" -m "$S_HOLE" -f sender@remote.test -t user@blackhole.test "127.0.0.1:$DELIVERER" 2>>"$WORK/source.err"
+      sleep 2
+    fi
+    smtp-source -s 2 -l "$SIZE" -m "$S_N" -f sender@remote.test -t user@bench.test "127.0.0.1:$DELIVERER" 2>>"$WORK/source.err"
+    wait_sink $((S_N + 50)) 600
+    sleep 1
+    redis-cli -p "$REDIS" --raw XRANGE 'gw:{d:bench.test}:log' - + > "$WORK/starve-$with.log"
+    r=$(python3 "$ROOT/bench/deliverer/log_latency.py" "$WORK/starve-$with.log" intake)
+    STARVE[$with]="${STARVE[$with]:+${STARVE[$with]}; }round $round: $r"
+    [ "$with" = hole ] && STARVE[held]=$(redis-cli -p "$REDIS" ZCARD 'gw:{d:blackhole.test}:queue')
+    echo "(s) round $round, healthy domain, $([ "$with" = hole ] && echo "black hole holding ${STARVE[held]} queued" || echo "no black hole"): $r" >&2
+    stop_deliverer; stop_sink
+  done
+  done
+fi
+
 ratio() { [ -n "${RESULT[a]:-}" ] && [ -n "${RESULT[$1]:-}" ] && python3 -c "print(f'{${RESULT[$1]}/${RESULT[a]}:.2f}× (a)')" || echo "-"; }
 
 cat <<OUT
@@ -275,6 +316,9 @@ cat <<OUT
 | (o) outbound, DKIM RSA-2048 on every message | ${RESULT[o_rsa]:--} ($(ratio_o o_rsa)) |
 | (o) outbound, DKIM Ed25519 on every message | ${RESULT[o_ed25519]:--} ($(ratio_o o_ed25519)) |
 | (o) MTA-STS policy fetches | $STS_FETCHES |
+| (m) Deliverer memory, ${M_COUNT:-10} concurrent messages of ${M_SIZE:-20971520} bytes through the intake to smtp-sink | $MEM |
+| (s) latency intake → delivered to a healthy domain, no black hole | ${STARVE[alone]:-n/a} |
+| (s) the same while a black hole (accepts TCP, never greets) holds ${STARVE[held]:-?} queued messages | ${STARVE[hole]:-n/a} |
 
 N=$N, $SIZE-byte messages, $SESSIONS smtp-source sessions, $(nproc) cores, load average after: $(cut -d' ' -f1-3 /proc/loadavg)
 OUT

@@ -33,7 +33,17 @@ public static class DelivererApp
             .ValidateOnStart();
         builder.Services.AddSingleton(sp => sp.GetRequiredService<IOptions<DelivererOptions>>().Value);
         builder.Services.AddSingleton<DestinationResolver>();
+        // The one loop check of delivery: the intake's listeners, the sending addresses and the gateway's own names.
+        builder.Services.AddSingleton(sp =>
+        {
+            var gateway = sp.GetRequiredService<GatewayOptions>();
+            var own = gateway.SendingAddresses.Select(a => System.Net.IPAddress.TryParse(a, out var ip) ? ip : null).OfType<System.Net.IPAddress>();
+            return new Gateway.Core.Delivery.GatewaySelf(sp.GetRequiredService<DelivererOptions>().IntakeEndPoints(), own,
+                [sp.GetRequiredService<QueueOptions>().EffectiveHostName], gateway.GatewayDomain);
+        });
         builder.Services.AddSingleton<SmtpTransport>();
+        builder.Services.AddSingleton<DestinationLimiter>();
+        builder.Services.AddSingleton<DeadHosts>();
         builder.Services.AddSingleton<MessageDeliverer>();
         builder.Services.AddSingleton<DeliveryScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());

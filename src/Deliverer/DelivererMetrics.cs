@@ -28,6 +28,7 @@ public sealed class DelivererMetrics : IGatewayInstruments
     private readonly Counter<long> _deliveries;
     private readonly Histogram<double> _latency;
     private readonly Histogram<double> _attempt;
+    private readonly Counter<long> _attemptErrors;
     private QueueDepthSample? _depth;
 
     private readonly UpDownCounter<int> _inFlight;
@@ -48,6 +49,8 @@ public sealed class DelivererMetrics : IGatewayInstruments
             "Time from intake to delivery of a recipient (queue time and retries included), by direction.", advice: LatencyBuckets);
         _attempt = meter.CreateHistogram("gateway.deliverer.attempt.duration", "s",
             "Time one delivery attempt of one message took (routing, DNS, SMTP to every host tried), by direction.", advice: LatencyBuckets);
+        _attemptErrors = meter.CreateCounter<long>("gateway.deliverer.attempt.errors", "{error}",
+            "Exceptions during delivery attempts turned into outcomes (the recipients without an answer deferred, then retried with backoff), by stage (attempt, dsn) and direction.");
         _inFlight = meter.CreateUpDownCounter<int>("gateway.deliverer.in_flight", "{message}", "Messages this Deliverer is attempting now.");
         meter.CreateObservableGauge("gateway.queue.messages", () => Depth(d => d.Scheduled), "{message}",
             "Messages in the delivery queue, whole fleet (every Deliverer reports the same number: aggregate with max, not sum).");
@@ -55,7 +58,10 @@ public sealed class DelivererMetrics : IGatewayInstruments
             "Queued messages due now that no Deliverer holds yet (backlog), whole fleet.");
     }
 
-    public void Connection(bool trusted) => _connections.Add(1, Tag("result", trusted ? "accepted" : "untrusted"));
+    public void Connection(bool trusted) => Connection(trusted ? "accepted" : "untrusted");
+
+    /// <summary><paramref name="result"/>: <c>accepted</c>, <c>untrusted</c> or <c>busy</c> (refused with 421 at the session cap).</summary>
+    public void Connection(string result) => _connections.Add(1, Tag("result", result));
 
     /// <summary><paramref name="result"/>: <c>queued</c>, <c>rejected</c> or <c>failed</c>.</summary>
     public void Message(string result) => _messages.Add(1, Tag("result", result));
@@ -69,6 +75,9 @@ public sealed class DelivererMetrics : IGatewayInstruments
     public void Delivered(Direction direction, TimeSpan sinceIntake) => _latency.Record(Math.Max(0, sinceIntake.TotalSeconds), Tag("direction", DirectionText.Of(direction)));
 
     public void Attempt(Direction direction, TimeSpan elapsed) => _attempt.Record(elapsed.TotalSeconds, Tag("direction", DirectionText.Of(direction)));
+
+    /// <summary><paramref name="stage"/>: <c>attempt</c> (routing, DNS, SMTP) or <c>dsn</c> (building or queueing a DSN).</summary>
+    public void AttemptError(Direction direction, string stage) => _attemptErrors.Add(1, Tag("stage", stage), Tag("direction", DirectionText.Of(direction)));
 
     /// <summary>A delivery started (+1) or ended (-1).</summary>
     public void InFlight(int delta) => _inFlight.Add(delta);

@@ -44,6 +44,13 @@ public sealed class DelivererOptions
     [Range(5, 500)]
     public int MaxHops { get; set; } = 50;
 
+    /// <summary>
+    /// At most this many intake sessions at once (requirements §11, bounded memory); one more is answered <c>421 4.3.2</c> and
+    /// closed, and its client (Postfix) tries again later. Default 100, Postfix's <c>default_process_limit</c>: one Postfix
+    /// never opens more, and the worst case is this many messages of <see cref="MaxMessageSize"/> in memory.
+    /// </summary>
+    public int MaxSessions { get; set; } = 100;
+
     /// <summary>How long the intake waits for the client's next bytes (RFC 5321 §4.5.3.2.7 suggests 5 minutes).</summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
@@ -61,6 +68,45 @@ public sealed class DelivererOptions
     /// <summary>How many messages one Deliverer attempts at the same time.</summary>
     [Range(1, 10_000)]
     public int MaxConcurrentDeliveries { get; set; } = 64;
+
+    /// <summary>
+    /// At most this many addresses are connected to in one attempt, whatever the route's rows and DNS hold (Postfix:
+    /// <c>smtp_mx_address_limit</c> = 5 for MX; an inbound route may name up to 100 hosts of many addresses each), so one
+    /// attempt stays short (requirements §11.6).
+    /// </summary>
+    [Range(1, 1000)]
+    public int MaxAddressesPerAttempt { get; set; } = 10;
+
+    /// <summary>
+    /// Deliveries of this process to one destination (a managed domain's inbound route, or an outbound recipient domain)
+    /// at the same time (Postfix: <c>default_destination_concurrency_limit</c> = 20), so one slow destination cannot take
+    /// every delivery slot (requirements §11.6).
+    /// </summary>
+    [Range(1, 10_000)]
+    public int MaxConcurrentPerDestination { get; set; } = 20;
+
+    /// <summary>When a message's destination is full, how soon it is looked at again (no attempt is counted).</summary>
+    public TimeSpan BusyRetryDelay { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// The longest one delivery attempt of one message may take, every host and recipient together (requirements §11.6:
+    /// 10 minutes). What has no answer by then is deferred like any transient failure.
+    /// </summary>
+    public TimeSpan AttemptDeadline { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// How long a connection may take from TCP connected to ready for MAIL (greeting, EHLO, STARTTLS). Postfix waits up to
+    /// 300 s (<c>smtp_helo_timeout</c>); real servers greet within seconds, and greeting delays used against spam stay
+    /// under half a minute. 60 s still serves those, while a black hole that accepts TCP and never greets costs a minute
+    /// once (then it is a dead host) rather than five minutes per message.
+    /// </summary>
+    public TimeSpan GreetingTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// How long an address that timed out (connect or greeting) is skipped by every Deliverer (shared through Redis);
+    /// zero turns the memory off. Postfix's <c>minimal_backoff_time</c> is 300 s too.
+    /// </summary>
+    public TimeSpan DeadHostTime { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>How often the schedule is polled when nothing announced work (a missed wake-up costs at most this).</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
@@ -98,13 +144,18 @@ public sealed class DelivererOptions
 
     public IPEndPoint ListenEndPoint => IPEndPoint.Parse(Listen);
 
+    /// <summary>Every intake listener configured (the main one and the inbound and outbound ones when set).</summary>
+    public IEnumerable<IPEndPoint> IntakeEndPoints() =>
+        new[] { Listen, InboundListen, OutboundListen }.Where(l => l.Length > 0 && IPEndPoint.TryParse(l, out _)).Select(IPEndPoint.Parse);
+
     internal static bool IsValid(DelivererOptions o) =>
         IPEndPoint.TryParse(o.Listen, out _) &&
         (o.InboundListen.Length == 0 || IPEndPoint.TryParse(o.InboundListen, out _)) &&
         (o.OutboundListen.Length == 0 || IPEndPoint.TryParse(o.OutboundListen, out _)) &&
         o.EffectiveTrustedNetworks.All(n => IPNetwork.TryParse(AsCidr(n), out _)) &&
-        o.IdleTimeout > TimeSpan.Zero && o.PollInterval > TimeSpan.Zero && o.ConnectTimeout > TimeSpan.Zero && o.CommandTimeout > TimeSpan.Zero &&
-        o.SweepInterval > TimeSpan.Zero && o.ConnectionCacheTime >= TimeSpan.Zero && o.QueueSampleInterval > TimeSpan.Zero &&
+        o.MaxSessions > 0 && o.IdleTimeout > TimeSpan.Zero && o.PollInterval > TimeSpan.Zero && o.ConnectTimeout > TimeSpan.Zero && o.CommandTimeout > TimeSpan.Zero &&
+        o.SweepInterval > TimeSpan.Zero && o.BusyRetryDelay > TimeSpan.Zero && o.AttemptDeadline > TimeSpan.Zero && o.GreetingTimeout > TimeSpan.Zero &&
+        o.DeadHostTime >= TimeSpan.Zero && o.ConnectionCacheTime >= TimeSpan.Zero && o.QueueSampleInterval > TimeSpan.Zero &&
         (o.HttpUrl.Length == 0 || Gateway.Core.Hosting.KestrelUrls.TryParse(o.HttpUrl, out _, out _, out _)) &&
         (o.MetricsUrl.Length == 0 || Gateway.Core.Hosting.KestrelUrls.TryParse(o.MetricsUrl, out _, out _, out _));
 

@@ -115,6 +115,13 @@ public sealed class GatewayOptions
     public TimeSpan MessageLogRetention { get; set; } = TimeSpan.FromDays(90);
 
     /// <summary>
+    /// The most entries one domain's message log keeps besides the time limit (requirements §11.9): Redis trims the
+    /// oldest beyond it (approximately, whole stream nodes at a time), so a flood of events cannot exhaust Redis.
+    /// </summary>
+    [Range(1000, 1_000_000_000)]
+    public int MessageLogMaxEntries { get; set; } = 1_000_000;
+
+    /// <summary>
     /// How often one ControlPlane of the fleet (under a lease) trims every domain's log to the retention, so
     /// events of domains that get no new ones (the append path trims only on append) do not stay forever,
     /// and finishes domain deletions a crashed ControlPlane left behind.

@@ -86,6 +86,10 @@ public sealed class DomainValidationTests(ControlPlaneFixture fx) : IClassFixtur
         { "domain.inbound_servers[0].port", "1-65535", new InboundServer { Recipient = "*@{d}", Host = "192.0.2.1", Port = -1 } },
         { "domain.inbound_servers[0].preference", "1-100", new InboundServer { Recipient = "*@{d}", Host = "192.0.2.1", Preference = 101 } },
         { "domain.inbound_servers[0].preference", "1-100", new InboundServer { Recipient = "*@{d}", Host = "192.0.2.1", Preference = -5 } },
+        // Loops (requirements §3.7): the gateway's own MX host, a name in its domain, its intake listener (default 127.0.0.1:10025).
+        { "domain.inbound_servers[0].host", "loop back", new InboundServer { Recipient = "*@{d}", Host = "acme.in.gw.test.example" } },
+        { "domain.inbound_servers[0].host", "loop back", new InboundServer { Recipient = "*@{d}", Host = "GW.TEST.EXAMPLE." } },
+        { "domain.inbound_servers[0].host", "loop back", new InboundServer { Recipient = "*@{d}", Host = "127.0.0.1", Port = 10025 } },
     };
 
     [Theory]

@@ -143,9 +143,54 @@ public sealed class SmtpParserTests
     [InlineData(true)]
     public void DataReader_BareLf_StoredAsCrLf(bool byteByByte)
     {
-        var (status, content, _) = ReadData("a\nb\r\n.\n", byteByByte: byteByByte);
+        var (status, content, state) = ReadData("a\nb\r\n.\r\n", byteByByte: byteByByte);
         Assert.Equal(OperationStatus.Done, status);
         Assert.Equal("a\r\nb\r\n", content);
+        Assert.Equal(1, state.BareLineEnds);
+    }
+
+    /// <summary>
+    /// The published SMTP smuggling end-of-data sequences (SEC Consult, 2023): none ends the data; the whole input up to
+    /// the real CRLF.CRLF is one message, stored with CRLF line ends only (requirements §11.8).
+    /// </summary>
+    [Theory]
+    [InlineData("\n.\n", "\r\n.\r\n")]
+    [InlineData("\n.\r\n", "\r\n.\r\n")]
+    [InlineData("\r.\r\n", "\r\n.\r\n")]
+    [InlineData("\r\n.\r", "\r\n\r\n")]
+    [InlineData("\r\n.\n", "\r\n\r\n")]
+    [InlineData("\r\n\x00.\r\n", "\r\n\x00.\r\n")]
+    public void DataReader_SmugglingSequences_NeverEndTheData_OneMessage(string sequence, string stored)
+    {
+        var smuggled = "Subject: first\r\n\r\nfirst" + sequence + "MAIL FROM:<evil@attacker.test>\r\nRCPT TO:<victim@managed.test>\r\nDATA\r\n" +
+                       "Subject: second\r\n\r\nsecond\r\n.\r\n";
+        foreach (var byteByByte in new[] { false, true })
+        {
+            var (status, content, _) = ReadData(smuggled, max: 10_000, byteByByte: byteByByte);
+            Assert.Equal(OperationStatus.Done, status);
+            Assert.Equal("Subject: first\r\n\r\nfirst" + stored + "MAIL FROM:<evil@attacker.test>\r\nRCPT TO:<victim@managed.test>\r\nDATA\r\nSubject: second\r\n\r\nsecond\r\n",
+                content);
+            Assert.DoesNotContain('\r', content.Replace("\r\n", string.Empty, StringComparison.Ordinal));
+            Assert.DoesNotContain('\n', content.Replace("\r\n", string.Empty, StringComparison.Ordinal));
+        }
+    }
+
+    [Theory]
+    [InlineData(new[] { "a\rb", "\nc" }, "a\r\nb\r\nc")]
+    [InlineData(new[] { "a\r", "\nb" }, "a\r\nb")]
+    [InlineData(new[] { "a\r", "b\n" }, "a\r\nb\r\n")]
+    [InlineData(new[] { "a\r\n.\r\n", "b\r" }, "a\r\n.\r\nb\r\n")]
+    public void DataReader_BdatChunks_BareLineEndsStoredAsCrLf_AcrossChunks(string[] chunks, string stored)
+    {
+        var output = new ArrayBufferWriter<byte>();
+        var state = new DataState();
+        foreach (var chunk in chunks)
+        {
+            DataReader.WriteChunk(new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes(chunk)), ref state, output, 1000);
+        }
+
+        DataReader.EndChunks(ref state, output, 1000);
+        Assert.Equal(stored, Encoding.ASCII.GetString(output.WrittenSpan));
     }
 
     [Fact]

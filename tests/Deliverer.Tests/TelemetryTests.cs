@@ -41,6 +41,8 @@ public sealed class TelemetryTests(GatewayFixture fx) : IClassFixture<GatewayFix
                     before.Value("gateway_deliverer_attempt_duration_seconds_count", ("direction", "inbound")) + 1);
 
         Assert.True(after.Has("gateway_deliverer_in_flight"));
+        Assert.Equal("counter", after.TypeOf("gateway_messagelog_dropped_total"));
+        Assert.Equal(0, after.Value("gateway_messagelog_dropped_total"));
         Assert.Equal(1, after.Value("gateway_snapshot_loaded"));
         Assert.InRange(after.Value("gateway_snapshot_age_seconds"), 0, 10);
     }

@@ -124,9 +124,11 @@ public sealed class SmtpFuzzTests(ITestOutputHelper output)
         }
 
         var text = Encoding.Latin1.GetString(written.WrittenSpan);
-        if (text.Replace("\r\n", string.Empty, StringComparison.Ordinal).Contains('\n', StringComparison.Ordinal))
+        var withoutCrLf = text.Replace("\r\n", string.Empty, StringComparison.Ordinal);
+        if (withoutCrLf.Contains('\n', StringComparison.Ordinal) || withoutCrLf.Contains('\r', StringComparison.Ordinal))
         {
-            throw new InvalidOperationException("DATA stored a bare LF");
+            // Requirements §11.1: only CRLF line ends are stored (bare CR and bare LF become CRLF), so nothing smuggled reaches a next hop.
+            throw new InvalidOperationException("DATA stored a bare CR or LF");
         }
 
         return (text, status, status == OperationStatus.Done ? fed - pending.Length : -1, state.TooBig);

@@ -27,7 +27,7 @@ public sealed class ArchitectureTests
         ["Gateway.Core.Routing"] = ["Gateway.Core", "Domains", "Mail", "Snapshot"],
         ["Gateway.Core.MessageLog"] = ["Gateway.Core", "Mail", "Storage", "Errors"],
         ["Gateway.Core.Relay"] = ["Gateway.Core", "Domains", "Mail", "Rules", "Snapshot", "Routing", "Spf", "Dns", "MessageLog", "Storage"],
-        ["Gateway.Core.Delivery"] = ["Gateway.Core", "Domains", "Mail", "Routing", "Snapshot", "Storage", "MessageLog", "Relay", "Errors"],
+        ["Gateway.Core.Delivery"] = ["Gateway.Core", "Domains", "Mail", "Routing", "Snapshot", "Storage", "MessageLog", "Relay", "Errors", "Tls"],
         ["Gateway.Core.Quarantine"] = ["Gateway.Core", "Mail", "Delivery", "MessageLog", "Rules", "Storage", "Errors"],
         ["Gateway.Core.Secrets"] = [],
         ["Gateway.Core.Dkim"] = ["Gateway.Core", "Domains", "Secrets", "Storage"],

@@ -322,6 +322,41 @@ public sealed class RelayRulesTests
     }
 }
 
+/// <summary>Recipient validation at RCPT (requirements §3.6): a recipient of an inbound domain that no row routes is refused.</summary>
+public sealed class RecipientValidationTests
+{
+    private static readonly ConfigSnapshot Table = SnapshotOf(
+        Domain("exact.example", inbound: true, servers: [new InboundServer("ann@exact.example", "192.0.2.1", 25, 10), new InboundServer("bob@exact.example", "192.0.2.2", 25, 10)]),
+        Domain("all.example", inbound: true),
+        Domain("both.example", inbound: true, verified: true, outbound: Custom("192.0.2.10"), servers: [new InboundServer("ann@both.example", "192.0.2.1", 25, 10)]));
+
+    [Theory]
+    // recipient, sender, client → outcome, reason
+    [InlineData("ann@exact.example", "x@remote.example", "198.51.100.7", RelayOutcome.Accept, RelayReason.Inbound)]
+    [InlineData("ANN@Exact.Example", "x@remote.example", "198.51.100.7", RelayOutcome.Accept, RelayReason.Inbound)]
+    [InlineData("carol@exact.example", "x@remote.example", "198.51.100.7", RelayOutcome.Reject, RelayReason.UnknownRecipient)]
+    [InlineData("anyone@all.example", "x@remote.example", "198.51.100.7", RelayOutcome.Accept, RelayReason.Inbound)]
+    // A customer's own server sending to an unknown colleague: still refused (the gateway would only bounce it later).
+    [InlineData("carol@both.example", "ann@both.example", "192.0.2.10", RelayOutcome.Reject, RelayReason.UnknownRecipient)]
+    [InlineData("ann@both.example", "x@remote.example", "198.51.100.7", RelayOutcome.Accept, RelayReason.Inbound)]
+    public void Evaluate_InboundRecipient_AcceptedOnlyWithARow(string recipient, string sender, string client, RelayOutcome outcome, RelayReason reason)
+    {
+        var d = RelayRules.Evaluate(Rcpt(sender, recipient, client), Table, Providers);
+        Assert.Equal(outcome, d.Outcome);
+        Assert.Equal(reason, d.Reason);
+    }
+
+    [Fact]
+    public void Refusal_UnknownRecipient_WordedAsPostfix()
+    {
+        var d = RelayRules.Evaluate(Rcpt("x@remote.example", "carol@exact.example"), Table, Providers);
+        Assert.Equal("550 5.1.1 <carol@exact.example>: Recipient address rejected: unknown recipient", d.Refusal!.Value.ForRecipient("carol@exact.example"));
+        var e = Assert.Single(RelayLog.Events(Rcpt("x@remote.example", "carol@exact.example"), d, "550 5.1.1 unknown recipient", "test", false, DateTimeOffset.UnixEpoch));
+        Assert.Equal("exact.example", e.Domain);
+        Assert.Equal(MessageLogEvents.PolicyReject, e.Event);
+    }
+}
+
 /// <summary>The optional grace period for unverified inbound relay (Gateway:UnverifiedInboundGracePeriod, off by default).</summary>
 public sealed class UnverifiedInboundGraceTests
 {

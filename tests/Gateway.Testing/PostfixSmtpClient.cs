@@ -103,6 +103,42 @@ public sealed class PostfixSmtpClient : IAsyncDisposable
         return await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// DATA, then <paramref name="content"/> exactly as given (no dot-stuffing, no terminator added: the caller's bytes
+    /// end the data, or do not); returns DATA's reply when it was refused, else the first reply after the content.
+    /// </summary>
+    public async Task<SmtpReply> RawDataAsync(byte[] content, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        var go = await CommandAsync("DATA", cancellationToken).ConfigureAwait(false);
+        if (go.Code != 354)
+        {
+            return go;
+        }
+
+        await _stream.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+        return await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Every further reply until the server closes the connection or stays silent for <paramref name="quiet"/>.</summary>
+    public async Task<IReadOnlyList<SmtpReply>> DrainRepliesAsync(TimeSpan quiet, CancellationToken cancellationToken = default)
+    {
+        var replies = new List<SmtpReply>();
+        while (true)
+        {
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            wait.CancelAfter(quiet);
+            try
+            {
+                replies.Add(await ReadReplyAsync(wait.Token).ConfigureAwait(false));
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException && !cancellationToken.IsCancellationRequested)
+            {
+                return replies;
+            }
+        }
+    }
+
     public async Task QuitAsync(CancellationToken cancellationToken = default)
     {
         try

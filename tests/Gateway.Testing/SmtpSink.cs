@@ -41,6 +41,9 @@ public sealed record SinkBehavior
     /// <summary>With a certificate the sink offers STARTTLS (RFC 3207) and switches to TLS when asked.</summary>
     public System.Security.Cryptography.X509Certificates.X509Certificate2? TlsCertificate { get; init; }
 
+    /// <summary>Close the connection at once after the reply to the end of DATA (a server that drops the client after its 250).</summary>
+    public bool DropAfterDataEnd { get; init; }
+
     /// <summary>Where to stop answering until <see cref="SmtpSink.ReleaseStall"/> (or the client goes away).</summary>
     public SinkStage StallAt { get; init; }
 
@@ -381,6 +384,12 @@ public sealed class SmtpSink : IAsyncDisposable
                         }
 
                         await SendAsync(stream, behavior.DataEndReply).ConfigureAwait(false);
+                        if (behavior.DropAfterDataEnd)
+                        {
+                            socket.Shutdown(SocketShutdown.Both);
+                            return;
+                        }
+
                         from = null;
                         rcpts.Clear();
                         break;

@@ -28,6 +28,29 @@ public sealed class PostfixEndToEndTests(GatewayFixture gw) : IClassFixture<Gate
     }
 
     [Fact]
+    public async Task Rcpt_NoRowMatches_550UnknownRecipientAtRcpt()
+    {
+        // Requirements §11.1: a recipient that no inbound row routes is refused at RCPT (no 10-day wait and later bounce).
+        var domain = DaemonFixture.NewName("rows");
+        await gw.Domains.CreateDomainAsync(new CreateDomainRequest
+        {
+            Domain = new Domain
+            {
+                Name = domain,
+                InboundEnabled = true,
+                InboundServers = { new Gateway.Api.V1.InboundServer { Recipient = "ann@" + domain, Host = "192.0.2.1" } },
+            },
+        });
+        await Eventually.WaitAsync(async () => (await gw.RcptAsync("s@elsewhere.example", $"ann@{domain}")).Code == 250, OneSecond, "ann's row in the snapshot");
+
+        var reply = await gw.RcptAsync("someone@elsewhere.example", $"carol@{domain}");
+
+        Assert.Equal($"550 5.1.1 <carol@{domain}>: Recipient address rejected: unknown recipient", reply.ToString());
+        var log = await gw.Postfix.WaitForMaillogAsync($"to=<carol@{domain}>", TimeSpan.FromSeconds(5));
+        Assert.Contains("unknown recipient", log, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Rcpt_ManagedDomain_Accepted_MessageHandedToIntakeByTransportMap()
     {
         var domain = await gw.CreateInboundDomainAsync();

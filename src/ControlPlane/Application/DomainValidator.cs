@@ -2,6 +2,7 @@ using System.Net;
 using Gateway.Core.Errors;
 using Gateway.Core;
 using Gateway.Core.Domains;
+using Gateway.Core.Delivery;
 
 namespace Gateway.ControlPlane.Application;
 
@@ -15,8 +16,10 @@ public sealed class DomainValidator
     private readonly IReadOnlyList<string> _publicProviders;
     private readonly string _gatewayDomain;
     private readonly bool _allowLoopback;
+    private readonly GatewaySelf _self;
 
-    public DomainValidator(GatewayOptions options)
+    /// <param name="self">What is the gateway itself (a row pointing at it would loop); by default its domain and sending addresses.</param>
+    public DomainValidator(GatewayOptions options, GatewaySelf? self = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _publicProviders = (options.PublicProviders is { Length: > 0 } list ? list : PublicProviders.Default)
@@ -24,6 +27,8 @@ public sealed class DomainValidator
             .ToArray();
         _gatewayDomain = DomainName.NormalizeOrNull(options.GatewayDomain) ?? options.GatewayDomain.ToLowerInvariant();
         _allowLoopback = options.AllowLoopbackDestinations;
+        _self = self ?? new GatewaySelf([], options.SendingAddresses.Select(a => IPAddress.TryParse(a, out var ip) ? ip : null).OfType<IPAddress>(), [],
+            options.GatewayDomain);
     }
 
     /// <summary>Normalises a domain name to register, refusing what requirements §3 refuses.</summary>
@@ -106,6 +111,12 @@ public sealed class DomainValidator
                 continue;
             }
 
+            if (PointsAtGateway(host, port) is { } loop)
+            {
+                violations.Add(new FieldViolation($"{at}.host", loop));
+                continue;
+            }
+
             if (!seen.Add((recipient, host, port)))
             {
                 violations.Add(new FieldViolation(at, $"duplicate row: {recipient} → {host}:{port} is already listed"));
@@ -116,6 +127,25 @@ public sealed class DomainValidator
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// Why a row's host is the gateway itself, or null (requirements §3.7, loops): a name in the gateway's own domain (its tenants'
+    /// MX hosts <c>*.in.&lt;gateway domain&gt;</c>, its relay host) or its host name, one of its sending addresses, or the Deliverer's
+    /// intake listener. Mail for such a row would come straight back into the gateway; the Deliverer never connects there either.
+    /// </summary>
+    private string? PointsAtGateway(string host, int port)
+    {
+        if (IPAddress.TryParse(host, out var ip))
+        {
+            return _self.IsSelf(new IPEndPoint(ip, port))
+                ? $"'{host}' port {port} is this gateway (a sending address or the intake's listener): mail for this row would loop back to the gateway"
+                : null;
+        }
+
+        return _self.IsSelfName(host) || DomainName.IsSameOrSubdomain(host, _gatewayDomain)
+            ? $"'{host}' is this gateway (its own host name or a name in its domain {_gatewayDomain}, such as your MX host): mail for this row would loop back to the gateway"
+            : null;
     }
 
     /// <summary>The row's TLS mode and tls_name (requirements §10): a name only with verify, and a valid host name.</summary>

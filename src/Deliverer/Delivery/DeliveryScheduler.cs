@@ -18,6 +18,8 @@ public sealed partial class DeliveryScheduler(
     MessageQueue queue,
     MessageDeliverer deliverer,
     SmtpTransport transport,
+    DeadHosts deadHosts,
+    DestinationLimiter limiter,
     ConfigSnapshot snapshot,
     IConnectionMultiplexer redis,
     DelivererOptions options,
@@ -79,6 +81,15 @@ public sealed partial class DeliveryScheduler(
                         _backlog = tookFull;
                         foreach (var item in items)
                         {
+                            if (limiter.Running(item.Domain) >= options.MaxConcurrentPerDestination)
+                            {
+                                // An inbound copy whose destination (its managed domain) is full: back after BusyRetryDelay
+                                // without taking a delivery slot or reading the message, so a black hole's queue cannot crowd
+                                // the slots other domains' mail needs (requirements §11.6; bench/deliverer (s)).
+                                _ = PostponeAsync(item);
+                                continue;
+                            }
+
                             if (TryReserve(item))
                             {
                                 Start(item, null);
@@ -172,6 +183,19 @@ public sealed partial class DeliveryScheduler(
         }
     }
 
+    private async Task PostponeAsync(ScheduledItem item)
+    {
+        try
+        {
+            await queue.CompleteAsync(item, clock.GetUtcNow() + options.BusyRetryDelay).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException)
+        {
+            // The lease expires instead.
+            LogPollFailed(logger, e.Message);
+        }
+    }
+
     private async Task ReleaseAsync(ScheduledItem item)
     {
         try
@@ -232,6 +256,15 @@ public sealed partial class DeliveryScheduler(
         {
             await Task.Delay(period, clock, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             await transport.PruneAsync().ConfigureAwait(false);
+            try
+            {
+                await deadHosts.RefreshAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException)
+            {
+                LogPollFailed(logger, e.Message);
+            }
+
             if (clock.GetElapsedTime(lastSweep) < options.SweepInterval || !snapshot.IsLoaded)
             {
                 continue;

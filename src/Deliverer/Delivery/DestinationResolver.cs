@@ -8,40 +8,19 @@ using Gateway.Core.Routing;
 
 namespace Gateway.Deliverer.Delivery;
 
-/// <summary>One address to connect to, with the name it came from (for logs, DSNs and EHLO peers).</summary>
-public sealed record Endpoint(string HostName, IPEndPoint Address)
-{
-    /// <summary>What TLS the connection must have (an inbound row's <c>tls</c>, or the recipient domain's MTA-STS policy).</summary>
-    public Gateway.Core.Tls.TlsRequirement Tls { get; init; } = Gateway.Core.Tls.TlsRequirement.Opportunistic;
-
-    /// <summary>Set for a route host whose name did not resolve: a failed host in the failover order.</summary>
-    public DeliveryOutcome? Unresolved { get; init; }
-
-    /// <summary><c>name[ip]:port</c> as Postfix logs relays.</summary>
-    public override string ToString() =>
-        Unresolved is not null ? new RouteHost(HostName, Address.Port).ToString() :
-        HostName == Address.Address.ToString() ? new RouteHost(HostName, Address.Port).ToString() : $"{HostName}[{Address.Address}]:{Address.Port}";
-}
-
-/// <summary>The result of resolving a host or a domain's MX: endpoints, or why there are none.</summary>
-public sealed record Resolution(IReadOnlyList<Endpoint> Endpoints, DeliveryOutcome? Failure)
-{
-    public static Resolution Fail(DeliveryOutcome failure) => new([], failure);
-}
-
 /// <summary>
 /// DNS for delivery, through the gateway's resolver (<c>Gateway:Dns:Servers</c>): inbound server host
 /// names to A/AAAA (requirements §3: not MX), and outbound recipient domains to MX hosts (RFC 5321 §5.1) with
-/// the null MX of RFC 7505. Loops back to the gateway are refused here.
+/// the null MX of RFC 7505. Whether a destination is the gateway itself is decided by <see cref="GatewaySelf"/>.
 /// </summary>
-public sealed class DestinationResolver(ILookupClient dns, DelivererOptions options, GatewayOptions gateway, Core.Delivery.QueueOptions queueOptions)
+public sealed class DestinationResolver(ILookupClient dns, DelivererOptions options, GatewayOptions gateway)
 {
     private readonly Gateway.Core.Domains.DestinationFilter _destinations = new(gateway);
 
     /// <summary>
     /// Why the Deliverer must not connect to <paramref name="endpoint"/> (loopback, link-local, this host, …, in any
     /// IPv6 spelling; <see cref="Gateway.Core.Domains.DestinationFilter"/>), or null. Checked on the resolved address,
-    /// just before connecting (security review H2).
+    /// just before connecting (security review M6).
     /// </summary>
     public string? Refusal(IPEndPoint endpoint)
     {
@@ -112,11 +91,6 @@ public sealed class DestinationResolver(ILookupClient dns, DelivererOptions opti
         string? lastFailure = null;
         foreach (var host in plan.Hosts)
         {
-            if (IsGatewayName(host))
-            {
-                return Resolution.Fail(DeliveryOutcome.Permanent($"554 5.4.6 Mail for {domain} loops back to myself (MX {host} is this gateway)"));
-            }
-
             var (addresses, failure) = await AddressesAsync(host, cancellationToken).ConfigureAwait(false);
             lastFailure = failure ?? lastFailure;
             endpoints.AddRange(addresses.Select(a => new Endpoint(host, new IPEndPoint(a, options.OutboundPort))));
@@ -135,24 +109,6 @@ public sealed class DestinationResolver(ILookupClient dns, DelivererOptions opti
 
         return new Resolution(endpoints.Take(MaxMxAddresses).ToList(), null);
     }
-
-    /// <summary>True when connecting there would hand the message back to this gateway.</summary>
-    public bool IsLoop(IPEndPoint endpoint)
-    {
-        ArgumentNullException.ThrowIfNull(endpoint);
-        var intake = options.ListenEndPoint;
-        if (endpoint.Port != intake.Port && intake.Port != 0)
-        {
-            return false;
-        }
-
-        return endpoint.Address.Equals(intake.Address) ||
-               ((intake.Address.Equals(IPAddress.Any) || intake.Address.Equals(IPAddress.IPv6Any)) && IPAddress.IsLoopback(endpoint.Address));
-    }
-
-    private bool IsGatewayName(string host) =>
-        string.Equals(host, queueOptions.EffectiveHostName, StringComparison.OrdinalIgnoreCase) ||
-        host.EndsWith(".in." + gateway.GatewayDomain, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>A then AAAA (IPv4 first, as most deployments prefer); an empty list and the reason when neither resolves.</summary>
     private async Task<(IReadOnlyList<IPAddress> Addresses, string? Failure)> AddressesAsync(string host, CancellationToken cancellationToken)

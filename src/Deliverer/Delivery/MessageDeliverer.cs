@@ -1,27 +1,33 @@
-using Gateway.Core.Mail;
 using System.Globalization;
 using Gateway.Core.Delivery;
+using Gateway.Core.Mail;
 using Gateway.Core.MessageLog;
 using Gateway.Core.MtaSts;
+using Gateway.Core.Routing;
 using Gateway.Core.Snapshot;
 using MimeKit;
-using Gateway.Core.Routing;
 
 namespace Gateway.Deliverer.Delivery;
 
 /// <summary>
-/// One delivery attempt of one queued message: reads the current domain config from the snapshot
-/// (requirements §3: a change saved while mail waits applies at the next attempt), routes each pending recipient
-/// (inbound: the domain's route with fleet-wide round robin; outbound: the recipient domain's MX), tries
-/// hosts in order until each recipient has a final answer, then writes the new state, logs every step,
-/// sends DSNs for permanent failures and schedules the retry.
+/// One delivery attempt of one queued message, as I/O around two pure functions: <see cref="RouteChoice"/> says which
+/// recipients travel together and where (from the current snapshot, requirements §3.14: a change saved while mail waits
+/// applies at the next attempt), and <see cref="AttemptResult"/> turns what the destinations said into the new state.
+/// In between this class asks Redis for round robin turns, DNS for addresses, and the SMTP transport for transactions;
+/// afterwards it logs every step, sends DSNs and schedules the retry. Any exception during an attempt is an outcome
+/// (requirements §11.7): the recipients without an answer are deferred with the normal backoff and expire at the
+/// message's lifetime; recipients already delivered are written first.
 /// </summary>
 public sealed partial class MessageDeliverer(
     MessageQueue queue,
     ConfigSnapshot snapshot,
     DestinationResolver resolver,
     SmtpTransport transport,
+    GatewaySelf self,
+    DestinationLimiter limiter,
+    DeadHosts deadHosts,
     BufferedMessageLog log,
+    DelivererOptions options,
     QueueOptions queueOptions,
     TimeProvider clock,
     DelivererMetrics metrics,
@@ -55,8 +61,7 @@ public sealed partial class MessageDeliverer(
             return;
         }
 
-        var pending = message.Pending.Select(r => r.Address).ToList();
-        if (pending.Count == 0)
+        if (!message.Pending.Any())
         {
             await queue.SaveStateAsync(message, finished: true).ConfigureAwait(false);
             await queue.CompleteAsync(item, null).ConfigureAwait(false);
@@ -71,156 +76,163 @@ public sealed partial class MessageDeliverer(
         }
 
         var started = clock.GetTimestamp();
-        var results = new Dictionary<string, (DeliveryOutcome Outcome, string? Host)>(StringComparer.OrdinalIgnoreCase);
-        MimeMessage? mime = null;
-        try
+        var results = new Dictionary<string, RecipientResult>(StringComparer.OrdinalIgnoreCase);
+        var busy = false;
+        // One deadline for the whole attempt, every host and recipient together (requirements §11.6).
+        using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
-            using var stream = new MemoryStream(body, writable: false);
-            mime = await MimeMessage.LoadAsync(stream, cancellationToken).ConfigureAwait(false);
-        }
-        catch (FormatException e)
-        {
-            foreach (var r in pending)
+            deadline.CancelAfter(options.AttemptDeadline);
+            try
             {
-                results[r] = (DeliveryOutcome.Permanent("554 5.6.0 The message cannot be parsed: " + e.Message), null);
+                busy = await AttemptAsync(message, body, results, now >= RetryPolicy.ExpiresAt(message.CreateTime, queueOptions), deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                LogDeadline(logger, message.Id, options.AttemptDeadline);
+                var late = DeliveryOutcome.Transient($"attempt deadline of {options.AttemptDeadline} reached");
+                foreach (var r in message.Pending)
+                {
+                    results.TryAdd(r.Address, new RecipientResult(late, null));
+                }
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                Poisoned(message, message.Pending.Select(r => r.Address), results, e);
             }
         }
 
-        if (mime is not null)
+        if (results.Count == 0 && busy)
         {
-            foreach (var group in await RouteAsync(message, pending, cancellationToken).ConfigureAwait(false))
-            {
-                await DeliverGroupAsync(message, mime, group, results, cancellationToken).ConfigureAwait(false);
-            }
+            // Every destination of the message was full: nothing was attempted, so nothing is counted or written.
+            await queue.CompleteAsync(item, clock.GetUtcNow() + options.BusyRetryDelay).ConfigureAwait(false);
+            return;
         }
 
         metrics.Attempt(message.Direction, clock.GetElapsedTime(started));
-        await FinishAsync(item, message, body, results, cancellationToken).ConfigureAwait(false);
+        await FinishAsync(item, message, body, results, busy ? clock.GetUtcNow() + options.BusyRetryDelay : null, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Recipients that travel together: same route (inbound) or same domain (outbound), or an immediate outcome.</summary>
-    private sealed record Group(IReadOnlyList<string> Recipients, Func<CancellationToken, Task<IReadOnlyList<Endpoint>>>? Endpoints, DeliveryOutcome? Failure);
-
-    private async Task<IReadOnlyList<Group>> RouteAsync(QueuedMessage message, List<string> pending, CancellationToken cancellationToken)
+    /// <summary>
+    /// Routes every pending recipient and tries its destinations; fills <paramref name="results"/>. Returns true when
+    /// some batch was left untried because its destination had no free slot (it is looked at again soon).
+    /// </summary>
+    /// <param name="expired">The message's lifetime is over: a busy destination is an outcome then, so the message ends.</param>
+    private async Task<bool> AttemptAsync(QueuedMessage message, byte[] body, Dictionary<string, RecipientResult> results, bool expired, CancellationToken cancellationToken)
     {
-        var groups = new List<Group>();
         if (message.Direction == Direction.Outbound && OutboundHold(message) is { } hold)
         {
             // requirements §3.10: outbound off means off, also for mail queued (or released from quarantine) before.
             // Held, not bounced: turning outbound on again sends it; the message lifetime still applies (then a DSN).
             LogOutboundHeld(logger, message.Id, message.Domain);
-            groups.Add(new Group(pending, null, hold));
-            return groups;
+            foreach (var batch in RouteChoice.Batches(message, snapshot))
+            {
+                Set(results, batch.Recipients, hold, null);
+            }
+
+            return false;
         }
 
-        if (message.Direction == Direction.Outbound)
+        MimeMessage? mime = null;
+        var busy = false;
+        foreach (var batch in RouteChoice.Batches(message, snapshot))
         {
-            foreach (var byDomain in pending.GroupBy(r => EnvelopeAddress.DomainOf(r).ToLowerInvariant()))
+            if (batch.Outcome is { } outcome)
             {
-                var domain = byDomain.Key;
-                groups.Add(new Group(byDomain.ToList(), async ct =>
+                Set(results, batch.Recipients, outcome, null);
+                continue;
+            }
+
+            var destination = batch.Destination!;
+            if (!limiter.TryEnter(destination.Domain))
+            {
+                if (expired)
                 {
-                    var resolution = await resolver.ResolveMxAsync(domain, ct).ConfigureAwait(false);
-                    if (resolution.Failure is { } f)
+                    Set(results, batch.Recipients, DeliveryOutcome.Transient($"{options.MaxConcurrentPerDestination} deliveries to {destination.Domain} were running"), null);
+                }
+
+                busy = !expired;
+                continue;
+            }
+
+            try
+            {
+                try
+                {
+                    mime ??= await LoadMimeAsync(body, cancellationToken).ConfigureAwait(false);
+                }
+                catch (FormatException e)
+                {
+                    foreach (var r in message.Pending)
                     {
-                        throw new RouteFailure(f);
+                        results[r.Address] = new RecipientResult(DeliveryOutcome.Permanent("554 5.6.0 The message cannot be parsed: " + e.Message), null);
                     }
 
-                    // MTA-STS (RFC 8461): which MX hosts, and TLS verified for their names (docs/outbound.md).
-                    var (allowed, refused) = await MtaStsRouting.ApplyAsync(mtaSts, domain, resolution.Endpoints, outboundMetrics, ct).ConfigureAwait(false);
-                    return refused is { } r ? throw new RouteFailure(r) : allowed;
-                }, domain.Length == 0 ? DeliveryOutcome.Permanent("550 5.1.3 Recipient address has no domain") : null));
-            }
-
-            return groups;
-        }
-
-        var byPlan = new Dictionary<string, (List<string> Recipients, string Domain, IReadOnlyList<RouteGroup> Plan)>(StringComparer.Ordinal);
-        foreach (var r in pending)
-        {
-            var entry = snapshot.FindEnvelopeDomain(EnvelopeAddress.DomainOf(r));
-            if (entry is not { InboundEnabled: true })
-            {
-                groups.Add(new Group([r], null, DeliveryOutcome.Transient(entry is null
-                    ? $"No inbound route: {EnvelopeAddress.DomainOf(r)} is not a managed domain (any more)"
-                    : $"No inbound route: inbound is disabled for {entry.Name}")));
-                continue;
-            }
-
-            var plan = RoutePlanner.Plan(r, entry.Name, entry.Config.Settings.InboundServers);
-            if (plan.Count == 0)
-            {
-                groups.Add(new Group([r], null, DeliveryOutcome.Transient($"No inbound server of {entry.Name} matches {r}")));
-                continue;
-            }
-
-            var key = entry.Name + "/" + RoutePlanner.PlanKey(plan);
-            if (!byPlan.TryGetValue(key, out var bucket))
-            {
-                bucket = ([], entry.Name, plan);
-                byPlan[key] = bucket;
-            }
-
-            bucket.Recipients.Add(r);
-        }
-
-        foreach (var (recipients, domain, plan) in byPlan.Values)
-        {
-            groups.Add(new Group(recipients, async ct =>
-            {
-                // One turn per group per message: requirements §3 round robin "message by message, across the whole fleet".
-                var turns = new Dictionary<RouteGroup, long>();
-                foreach (var g in plan.Where(g => g.NeedsTurn))
-                {
-                    turns[g] = await queue.NextTurnAsync(domain, g.Key).ConfigureAwait(false) - 1;
+                    return false;
                 }
 
-                var endpoints = new List<Endpoint>();
-                var rows = snapshot.Find(domain)?.Config.Settings.InboundServers ?? [];
-                foreach (var host in RoutePlanner.Order(plan, g => turns[g]))
-                {
-                    var resolution = await resolver.ResolveHostAsync(host, ct).ConfigureAwait(false);
-                    var tls = Gateway.Core.Tls.TlsPolicy.ForInboundHost(rows, host); // the row's tls (requirements §10)
-                    endpoints.AddRange(resolution.Failure is { } f ? [new Endpoint(host.Host, new System.Net.IPEndPoint(System.Net.IPAddress.None, host.Port)) { Unresolved = f }]
-                        : resolution.Endpoints.Select(e => e with { Tls = tls }));
-                }
-
-                return endpoints;
-            }, null));
+                await DeliverBatchAsync(message, mime, batch.Recipients, destination, results, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                // One batch's trouble (a name the resolver cannot take, a bug) is that batch's outcome; the others are still tried.
+                Poisoned(message, batch.Recipients, results, e);
+            }
+            finally
+            {
+                limiter.Exit(destination.Domain);
+            }
         }
 
-        return groups;
+        return busy;
     }
 
-    private async Task DeliverGroupAsync(QueuedMessage message, MimeMessage mime, Group group,
-        Dictionary<string, (DeliveryOutcome Outcome, string? Host)> results, CancellationToken cancellationToken)
+    private static async Task<MimeMessage> LoadMimeAsync(byte[] body, CancellationToken cancellationToken)
     {
-        if (group.Failure is { } immediate)
-        {
-            foreach (var r in group.Recipients)
-            {
-                results[r] = (immediate, null);
-            }
+        using var stream = new MemoryStream(body, writable: false);
+        return await MimeMessage.LoadAsync(stream, cancellationToken).ConfigureAwait(false);
+    }
 
-            return;
-        }
-
+    /// <summary>The I/O of one batch: turns and DNS for the route choice, then the endpoints in order until each recipient has a final answer.</summary>
+    private async Task DeliverBatchAsync(QueuedMessage message, MimeMessage mime, IReadOnlyList<string> recipients, RouteDestination destination,
+        Dictionary<string, RecipientResult> results, CancellationToken cancellationToken)
+    {
         IReadOnlyList<Endpoint> endpoints;
-        try
+        if (destination is InboundDestination inbound)
         {
-            endpoints = await group.Endpoints!(cancellationToken).ConfigureAwait(false);
-        }
-        catch (RouteFailure f)
-        {
-            foreach (var r in group.Recipients)
+            // One turn per group per message: requirements §3.5 round robin "message by message, across the whole fleet".
+            var turns = new Dictionary<string, long>(StringComparer.Ordinal);
+            foreach (var g in inbound.TurnsNeeded)
             {
-                results[r] = (f.Outcome, null);
+                turns[g.Key] = await queue.NextTurnAsync(inbound.Domain, g.Key).ConfigureAwait(false) - 1;
             }
 
-            return;
+            var resolved = new List<(RouteHost, Resolution)>();
+            foreach (var host in RouteChoice.Hosts(inbound, turns))
+            {
+                resolved.Add((host, await resolver.ResolveHostAsync(host, cancellationToken).ConfigureAwait(false)));
+            }
+
+            endpoints = RouteChoice.InboundEndpoints(inbound.Domain, resolved, self, options.MaxAddressesPerAttempt, inbound.Rows);
+        }
+        else
+        {
+            var mx = await resolver.ResolveMxAsync(destination.Domain, cancellationToken).ConfigureAwait(false);
+            if (mx.Failure is null)
+            {
+                // MTA-STS (RFC 8461): which MX hosts, and TLS verified for their names (docs/outbound.md); then the pure choice.
+                var (allowed, refused) = await MtaStsRouting.ApplyAsync(mtaSts, destination.Domain, mx.Endpoints, outboundMetrics, cancellationToken).ConfigureAwait(false);
+                mx = refused is { } r ? Resolution.Fail(r) : new Resolution(allowed, null);
+            }
+
+            (endpoints, var failure) = RouteChoice.OutboundEndpoints(destination.Domain, mx, self, options.MaxAddressesPerAttempt);
+            if (failure is { } f)
+            {
+                Set(results, recipients, f, null);
+                return;
+            }
         }
 
-        var remaining = group.Recipients.ToList();
+        var remaining = recipients;
         foreach (var endpoint in endpoints)
         {
             if (remaining.Count == 0)
@@ -229,14 +241,14 @@ public sealed partial class MessageDeliverer(
             }
 
             TransactionResult result;
-            if (endpoint.Unresolved is { } unresolved)
+            if (endpoint.Failure is { } failure)
             {
-                result = new TransactionResult(new Dictionary<string, DeliveryOutcome>(), unresolved);
+                result = new TransactionResult(new Dictionary<string, DeliveryOutcome>(), failure);
             }
-            else if (resolver.IsLoop(endpoint.Address))
+            else if (deadHosts.IsDead(endpoint.Address, out var why))
             {
-                result = new TransactionResult(new Dictionary<string, DeliveryOutcome>(),
-                    DeliveryOutcome.Permanent($"554 5.4.6 Mail for {EnvelopeAddress.DomainOf(remaining[0])} loops back to myself ({endpoint})"));
+                // Timed out a moment ago (here or at another Deliverer): not again for every message (requirements §11.6).
+                result = new TransactionResult(new Dictionary<string, DeliveryOutcome>(), DeliveryOutcome.Transient($"not tried: it did not answer in time recently ({why})"));
             }
             else if (resolver.Refusal(endpoint.Address) is { } refused)
             {
@@ -248,6 +260,10 @@ public sealed partial class MessageDeliverer(
             else
             {
                 result = await transport.SendAsync(endpoint, mime, message.Sender, remaining, cancellationToken).ConfigureAwait(false);
+                if (result.TimedOut)
+                {
+                    await deadHosts.MarkAsync(endpoint.Address, result.HostFailure?.Reply ?? "timed out").ConfigureAwait(false);
+                }
             }
 
             var host = endpoint.ToString();
@@ -262,7 +278,7 @@ public sealed partial class MessageDeliverer(
             foreach (var r in remaining)
             {
                 var outcome = result.Recipients.TryGetValue(r, out var own) ? own : result.HostFailure ?? DeliveryOutcome.Transient("no reply for this recipient");
-                results[r] = (outcome, host);
+                results[r] = new RecipientResult(outcome, host);
                 log.Post(Event(message, MessageLogEvents.Attempt, r, host, outcome.Reply,
                     stsNote is null ? outcome.Kind.ToString().ToLowerInvariant() : outcome.Kind.ToString().ToLowerInvariant() + "; " + stsNote) with { Tls = tlsText });
                 // Transient: the next host at once (requirements §3.5). Delivered or permanent (5xx): final, no other host.
@@ -278,90 +294,47 @@ public sealed partial class MessageDeliverer(
 
         foreach (var r in remaining.Where(r => !results.ContainsKey(r)))
         {
-            results[r] = (DeliveryOutcome.Transient("no host to try"), null);
+            results[r] = new RecipientResult(DeliveryOutcome.Transient("no host to try"), null);
         }
     }
 
-    private async Task FinishAsync(ScheduledItem item, QueuedMessage message, byte[] body,
-        Dictionary<string, (DeliveryOutcome Outcome, string? Host)> results, CancellationToken cancellationToken)
+    private async Task FinishAsync(ScheduledItem item, QueuedMessage message, byte[] body, Dictionary<string, RecipientResult> results, DateTimeOffset? untriedDue,
+        CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow();
-        var attempts = message.Attempts + 1;
-        var anyTransient = results.Values.Any(v => v.Outcome.Kind == OutcomeKind.Transient);
-        var next = anyTransient ? RetryPolicy.NextAttempt(message.CreateTime, attempts, now, queueOptions) : null;
-        var expired = anyTransient && next is null;
-
-        var failed = new List<DsnRecipient>();
-        var relayed = new List<DsnRecipient>(); // NOTIFY=SUCCESS: a "relayed" notice (RFC 3461 §6.2.1)
-        var recipients = new List<QueuedRecipient>(message.Recipients.Count);
-        string? lastError = message.LastError;
-        foreach (var r in message.Recipients)
+        var update = AttemptResult.Apply(message, results, now, queueOptions, untriedDue);
+        foreach (var step in update.Steps)
         {
-            if (r.State != RecipientState.Pending || !results.TryGetValue(r.Address, out var res))
+            switch (step.Event)
             {
-                recipients.Add(r);
-                continue;
-            }
-
-            var (outcome, host) = res;
-            var state = outcome.Kind switch
-            {
-                OutcomeKind.Delivered => RecipientState.Delivered,
-                OutcomeKind.Permanent => RecipientState.Failed,
-                _ => expired ? RecipientState.Failed : RecipientState.Pending,
-            };
-            recipients.Add(r with { State = state, LastReply = outcome.Reply, LastHost = host });
-            if (outcome.Kind != OutcomeKind.Delivered)
-            {
-                lastError = host is null ? outcome.Reply : $"{host}: {outcome.Reply}";
-            }
-
-            switch (outcome.Kind)
-            {
-                case OutcomeKind.Delivered:
-                    log.Post(Event(message, MessageLogEvents.Delivered, r.Address, host, outcome.Reply, null));
+                case RecipientEvent.Delivered:
+                    log.Post(Event(message, MessageLogEvents.Delivered, step.Recipient, step.Host, step.Reply, null));
                     metrics.Delivery("delivered", message.Direction);
-                    if (DsnNotify.WantsSuccess(r.Notify))
-                    {
-                        relayed.Add(new DsnRecipient(r.Address, outcome.Reply, host, false, Relayed: true));
-                    }
-
                     metrics.Delivered(message.Direction, now - message.CreateTime);
                     break;
-                case OutcomeKind.Permanent:
-                    failed.Add(new DsnRecipient(r.Address, outcome.Reply, host, false));
-                    break;
-                case OutcomeKind.Transient when expired:
-                    failed.Add(new DsnRecipient(r.Address, outcome.Reply, host, true));
-                    break;
-                default:
-                    log.Post(Event(message, MessageLogEvents.Deferred, r.Address, host, outcome.Reply,
-                        "next attempt " + next!.Value.ToString("O", CultureInfo.InvariantCulture)));
+                case RecipientEvent.Deferred:
+                    log.Post(Event(message, MessageLogEvents.Deferred, step.Recipient, step.Host, step.Reply,
+                        "next attempt " + update.Message.NextAttempt.ToString("O", CultureInfo.InvariantCulture)));
                     metrics.Delivery("deferred", message.Direction);
                     break;
             }
         }
 
-        var finished = recipients.All(r => r.State != RecipientState.Pending);
-        var updated = message with
+        if (update.ReportsAny)
         {
-            Recipients = recipients,
-            Attempts = attempts,
-            FirstFailure = message.FirstFailure ?? (anyTransient || failed.Count > 0 ? now : null),
-            LastError = lastError,
-            NextAttempt = next ?? now,
-        };
-
-        // The DSN first: once the state below says "failed", nothing would send it again.
-        if (failed.Count > 0 || relayed.Count > 0)
-        {
-            var senderEntry = snapshot.FindEnvelopeDomain(EnvelopeAddress.DomainOf(message.Sender));
-            var senderInbound = senderEntry is { InboundEnabled: true } ? senderEntry.Name : null;
-            var dsn = await WhileRedisAwayAsync(message.Id, () => Bounces.SendDsnAsync(queue, message, body, [.. failed, .. relayed], senderInbound, now, cancellationToken),
-                cancellationToken).ConfigureAwait(false);
-            foreach (var f in failed)
+            // The recipients delivered in this attempt first: nothing after this (building and queueing the DSN) may get
+            // them delivered again. Then the DSN: once the state below says "failed", nothing would send it again.
+            if (AttemptResult.DeliveredOnly(message, results) is { } delivered && update.Failed.Count > 0)
             {
-                var detail = dsn.Reports(f.Address) ? "DSN " + dsn.Id : "no DSN (null sender, a DSN itself, or NOTIFY without FAILURE)";
+                await WhileRedisAwayAsync(message.Id, () => queue.SaveStateAsync(delivered, finished: false), cancellationToken).ConfigureAwait(false);
+            }
+
+            var dsn = await SendDsnAsync(message, body, update, now, cancellationToken).ConfigureAwait(false);
+            foreach (var f in update.Failed)
+            {
+                var detail = dsn.Sent.Reports(f.Address) ? "DSN " + dsn.Sent.Id
+                    : dsn.Error is { } error ? "no DSN: it could not be built (" + error + ")"
+                    : "no DSN (null sender, a DSN itself, or NOTIFY without FAILURE)";
                 log.Post(Event(message, f.Expired ? MessageLogEvents.Expired : MessageLogEvents.Bounced, f.Address, f.RemoteHost, f.Reply, detail));
                 metrics.Delivery(f.Expired ? "expired" : "bounced", message.Direction);
             }
@@ -369,12 +342,53 @@ public sealed partial class MessageDeliverer(
 
         // The destinations have answered: keep the outcome until Redis takes it. Giving up here (Redis restarting,
         // a cluster failover) would let the lease expire and deliver every recipient again.
-        if (!await WhileRedisAwayAsync(message.Id, () => queue.SaveStateAsync(updated, finished), cancellationToken).ConfigureAwait(false))
+        if (!await WhileRedisAwayAsync(message.Id, () => queue.SaveStateAsync(update.Message, update.Finished), cancellationToken).ConfigureAwait(false))
         {
             LogGone(logger, message.Id);
         }
 
-        await WhileRedisAwayAsync(message.Id, () => queue.CompleteAsync(item, finished ? null : updated.NextAttempt), cancellationToken).ConfigureAwait(false);
+        await WhileRedisAwayAsync(message.Id, () => queue.CompleteAsync(item, update.NextAttempt), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Queues the DSN the update calls for; a DSN that cannot be built is logged and counted, and the recipients' fate stands.</summary>
+    private async Task<(DsnSent Sent, string? Error)> SendDsnAsync(QueuedMessage message, byte[] body, AttemptUpdate update, DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        var senderEntry = snapshot.FindEnvelopeDomain(EnvelopeAddress.DomainOf(message.Sender));
+        var senderInbound = senderEntry is { InboundEnabled: true } ? senderEntry.Name : null;
+        try
+        {
+            var sent = await WhileRedisAwayAsync(message.Id,
+                () => Bounces.SendDsnAsync(queue, message, body, [.. update.Failed, .. update.Relayed], senderInbound, now, cancellationToken),
+                cancellationToken).ConfigureAwait(false);
+            return (sent, null);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && !RedisAway(e))
+        {
+            LogDsnFailed(logger, message.Id, e);
+            metrics.AttemptError(message.Direction, "dsn");
+            return (DsnSent.None, e.GetType().Name);
+        }
+    }
+
+    /// <summary>An exception during an attempt: every given recipient still without a result is deferred (the normal backoff, then expiry).</summary>
+    private void Poisoned(QueuedMessage message, IEnumerable<string> recipients, Dictionary<string, RecipientResult> results, Exception e)
+    {
+        LogAttemptFailed(logger, message.Id, message.Domain, e);
+        metrics.AttemptError(message.Direction, "attempt");
+        var outcome = DeliveryOutcome.Transient("local error: " + e.GetType().Name);
+        foreach (var r in recipients)
+        {
+            results.TryAdd(r, new RecipientResult(outcome, null));
+        }
+    }
+
+    private static void Set(Dictionary<string, RecipientResult> results, IEnumerable<string> recipients, DeliveryOutcome outcome, string? host)
+    {
+        foreach (var r in recipients)
+        {
+            results[r] = new RecipientResult(outcome, host);
+        }
     }
 
     /// <summary>
@@ -415,11 +429,6 @@ public sealed partial class MessageDeliverer(
         Program = Program,
     };
 
-    private sealed class RouteFailure(DeliveryOutcome outcome) : Exception(outcome.Reply)
-    {
-        public DeliveryOutcome Outcome { get; } = outcome;
-    }
-
     [LoggerMessage(EventId = 1200, Level = LogLevel.Debug, Message = "Message {Id}: {Host} answered for {Count} recipients, {Final} final")]
     private static partial void LogAttempt(ILogger logger, string id, string host, int count, int final);
 
@@ -440,7 +449,7 @@ public sealed partial class MessageDeliverer(
     [LoggerMessage(EventId = 1202, Level = LogLevel.Warning, Message = "Message {Id}: the outcome is kept in memory, Redis is unavailable ({Reason}); writing it again in {Delay}")]
     private static partial void LogRecordDeferred(ILogger logger, string id, TimeSpan delay, string reason);
 
-    [LoggerMessage(EventId = 1203, Level = LogLevel.Warning, Message = "Message {Id}: not connecting to {Host}: it is {Reason}; the host counts as failed")]
+    [LoggerMessage(EventId = 1206, Level = LogLevel.Warning, Message = "Message {Id}: not connecting to {Host}: it is {Reason}; the host counts as failed")]
     private static partial void LogDestinationRefused(ILogger logger, string id, string host, string reason);
 
     /// <summary>
@@ -452,9 +461,18 @@ public sealed partial class MessageDeliverer(
             ? DeliveryOutcome.Transient($"Outbound is disabled for {entry.Name}: held until outbound is turned on again")
             : null;
 
-    [LoggerMessage(EventId = 1204, Level = LogLevel.Information, Message = "Message {Id}: outbound is disabled for {Domain}; held, not sent")]
+    [LoggerMessage(EventId = 1207, Level = LogLevel.Information, Message = "Message {Id}: outbound is disabled for {Domain}; held, not sent")]
     private static partial void LogOutboundHeld(ILogger logger, string id, string domain);
 
     [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Message {Id} was removed from the queue while it was being delivered")]
     private static partial void LogGone(ILogger logger, string id);
+
+    [LoggerMessage(EventId = 1203, Level = LogLevel.Error, Message = "Message {Id} ({Domain}): the attempt failed with an exception; its recipients without an answer are deferred")]
+    private static partial void LogAttemptFailed(ILogger logger, string id, string domain, Exception exception);
+
+    [LoggerMessage(EventId = 1205, Level = LogLevel.Warning, Message = "Message {Id}: the attempt deadline ({Deadline}) was reached; the recipients without an answer are deferred")]
+    private static partial void LogDeadline(ILogger logger, string id, TimeSpan deadline);
+
+    [LoggerMessage(EventId = 1204, Level = LogLevel.Error, Message = "Message {Id}: the DSN could not be built or queued; the recipients' outcome stands")]
+    private static partial void LogDsnFailed(ILogger logger, string id, Exception exception);
 }

@@ -15,6 +15,9 @@ namespace Gateway.Deliverer.Delivery;
 /// <param name="HostFailure">Set when the host or the transaction failed as a whole (connect, greeting, MAIL, DATA): it applies to every recipient without its own outcome.</param>
 public sealed record TransactionResult(IReadOnlyDictionary<string, DeliveryOutcome> Recipients, DeliveryOutcome? HostFailure)
 {
+    /// <summary>The host did not connect or greet in time: a dead host for a while (<see cref="DeadHosts"/>).</summary>
+    public bool TimedOut { get; init; }
+
     /// <summary>The connection's TLS, when a connection was made (the message log's <c>tls</c> field).</summary>
     public TlsObservation? Tls { get; init; }
 }
@@ -78,7 +81,10 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
-                return TlsFailure(endpoint.Tls, e) ?? new TransactionResult(new Dictionary<string, DeliveryOutcome>(), OutcomeClassifier.Classify(e));
+                return TlsFailure(endpoint.Tls, e) ?? new TransactionResult(new Dictionary<string, DeliveryOutcome>(), OutcomeClassifier.Classify(e))
+                {
+                    TimedOut = e is OperationCanceledException or TimeoutException or SocketException { SocketErrorCode: SocketError.TimedOut },
+                };
             }
 
             var tls = client.Observe();
@@ -262,8 +268,9 @@ public sealed partial class SmtpTransport(DelivererOptions options, Core.Deliver
                 await socket.ConnectAsync(endpoint.Address, connect.Token).ConfigureAwait(false);
             }
 
+            // Greeting, EHLO and STARTTLS together: a server that accepts TCP and never greets is given up on here.
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(options.CommandTimeout);
+            timeout.CancelAfter(options.GreetingTimeout < options.CommandTimeout ? options.GreetingTimeout : options.CommandTimeout);
             // The name checked (and sent as SNI): tls_name or the MX host under MTA-STS, else the host name the route gave.
             var target = requirement.Name ?? endpoint.HostName;
             var secure = requirement.Mode != Gateway.Core.Domains.TlsMode.Opportunistic ? SecureSocketOptions.StartTls

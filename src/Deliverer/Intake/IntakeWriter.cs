@@ -75,16 +75,22 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         // Protection adds its headers to inbound copies only, DKIM signs outbound copies only: each copy gets one of the two.
         byte[] BodyOf(string domain, Direction direction) =>
             direction == Direction.Outbound ? signedOf(domain, direction) : protection?.BodyFor(domain, direction) ?? body;
-        var tasks = parts.Select(p => queue.EnqueueLeasedWithMessageAsync(
+        // NOTIFY=SUCCESS/DELAY of inbound mail: honoured in one copy only (DsnNotify.ForInboundCopy), the first inbound one.
+        var firstInbound = parts.Select(p => p.Key).Concat(held.Select(v => (v.Recipient.Domain, v.Recipient.Direction)))
+            .FirstOrDefault(k => k.Direction == Direction.Inbound);
+        var partIds = parts.Select(_ => NextId()).ToList();
+        var sharedBody = await StoreSharedBodiesAsync(parts.Select((p, i) => (p.Key.Item1, partIds[i], BodyOf(p.Key.Item1, p.Key.Direction))).ToList())
+            .ConfigureAwait(false);
+        var tasks = parts.Select((p, i) => queue.EnqueueLeasedWithMessageAsync(
             new QueueEnvelope(p.Key.Item1, p.Key.Direction, sender, p.Select(r => r.Address).ToList())
             {
-                Id = NextId(),
+                Id = partIds[i],
                 ClientAddress = client,
                 Utf8 = utf8,
                 DsnRet = dsn.Ret,
                 DsnEnvelopeId = dsn.EnvelopeId,
-                RecipientDsn = RecipientDsnOf(p),
-            }, BodyOf(p.Key.Item1, p.Key.Direction))).ToList();
+                RecipientDsn = RecipientDsnOf(p, p.Key.Direction == Direction.Outbound || p.Key == firstInbound),
+            }, BodyOf(p.Key.Item1, p.Key.Direction), sharedBody: sharedBody[i])).ToList();
         var subject = held.Count > 0 ? MessageContent.Parse(body).Subject : null; // shown in ListQuarantine
         var holds = held.GroupBy(v => (v.Recipient.Domain, v.Recipient.Direction, v.Rule!.Id)).Select(g => new QuarantinedMessage
         {
@@ -102,7 +108,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             Utf8 = utf8,
             DsnRet = dsn.Ret,
             DsnEnvelopeId = dsn.EnvelopeId,
-            RecipientDsn = RecipientDsnOf(g.Select(v => v.Recipient)),
+            RecipientDsn = RecipientDsnOf(g.Select(v => v.Recipient), g.Key.Direction == Direction.Outbound || (g.Key.Item1, g.Key.Direction) == firstInbound),
         }).ToList();
         var held2 = quarantine.AddManyAsync(holds.Select(h => (h, (ReadOnlyMemory<byte>)BodyOf(h.Domain, h.Direction))).ToList());
         try
@@ -183,6 +189,28 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         return new IntakeResult(ids, null) { Quarantined = tasks.Count == 0 && holds.Count > 0 };
     }
 
+    /// <summary>
+    /// Stores the body once for the copies that have the same bytes (every inbound copy, and outbound ones not DKIM-signed):
+    /// a message to N managed domains costs one body in Redis, not N (requirements §11; <see cref="Gateway.Core.Storage.SharedBodies"/>). Returns
+    /// per copy the shared body's id, or null for a copy that keeps its own body (the only copy with these bytes).
+    /// </summary>
+    private async Task<string?[]> StoreSharedBodiesAsync(IReadOnlyList<(string Domain, string Id, byte[] Body)> copies)
+    {
+        var result = new string?[copies.Count];
+        foreach (var group in Enumerable.Range(0, copies.Count).GroupBy(i => copies[i].Body, ReferenceEqualityComparer.Instance).Where(g => g.Count() > 1))
+        {
+            var first = group.First();
+            var bodyId = copies[first].Id;
+            await queue.StoreSharedBodyAsync(bodyId, copies[first].Body, group.Select(i => (copies[i].Domain, copies[i].Id))).ConfigureAwait(false);
+            foreach (var i in group)
+            {
+                result[i] = bodyId;
+            }
+        }
+
+        return result;
+    }
+
     private static MessageLogEvent IntakeEvent(string domain, string id, Direction direction, string sender, string recipient, string client, int size, DateTimeOffset now,
         string? postfixQueueId) => new()
     {
@@ -245,9 +273,11 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
     }
 
     /// <summary>The recipients' RFC 3461 parameters by address, or null when none had any.</summary>
-    private static Dictionary<string, RecipientDsn>? RecipientDsnOf(IEnumerable<IntakeRecipient> recipients)
+    /// <param name="keepsNotify">False for an inbound copy other than the first: its NOTIFY loses SUCCESS and DELAY.</param>
+    private static Dictionary<string, RecipientDsn>? RecipientDsnOf(IEnumerable<IntakeRecipient> recipients, bool keepsNotify)
     {
-        var map = recipients.Where(r => r.Dsn is not null).ToDictionary(r => r.Address, r => r.Dsn!, StringComparer.Ordinal);
+        var map = recipients.Where(r => r.Dsn is not null).ToDictionary(r => r.Address,
+            r => keepsNotify ? r.Dsn! : r.Dsn! with { Notify = DsnNotify.ForInboundCopy(r.Dsn!.Notify, firstInboundCopy: false) }, StringComparer.Ordinal);
         return map.Count == 0 ? null : map;
     }
 

@@ -26,6 +26,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
     private const string Program = "deliverer";
     private readonly IReadOnlyList<IPNetwork> _trusted = options.ParsedTrustedNetworks();
     private readonly SmtpSessionSettings _settings = SmtpSessionSettings.From(options, queueOptions.EffectiveHostName);
+    private int _sessions;
 
     /// <summary>The key under which a listener names the relay scope it grants (<see cref="DelivererOptions.InboundListen"/>).</summary>
     public static readonly object ScopeKey = typeof(RelayScope);
@@ -48,7 +49,38 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
 
         var output = connection.Transport.Output;
         var trusted = _trusted.Any(n => n.Contains(remote));
-        metrics.Connection(trusted);
+        if (trusted && Interlocked.Increment(ref _sessions) > options.MaxSessions)
+        {
+            // Bounded memory (requirements §11): each session may hold a message of up to MaxMessageSize. Beyond the cap
+            // the client is told to come back (421, RFC 5321 §3.8), as Postfix's smtpd does when its process limit is reached.
+            Interlocked.Decrement(ref _sessions);
+            metrics.Connection("busy");
+            LogBusy(logger, remote, options.MaxSessions);
+            Write(output, $"421 4.3.2 {_settings.HostName} Service not available: too many sessions ({options.MaxSessions}), try again later\r\n");
+            await output.FlushAsync().ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await SessionAsync(connection, remote, trusted).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (trusted)
+            {
+                Interlocked.Decrement(ref _sessions);
+            }
+        }
+    }
+
+    /// <summary>Intake sessions open now (at most <see cref="DelivererOptions.MaxSessions"/>).</summary>
+    public int Sessions => Volatile.Read(ref _sessions);
+
+    private async Task SessionAsync(ConnectionContext connection, IPAddress remote, bool trusted)
+    {
+        var output = connection.Transport.Output;
+        metrics.Connection(trusted ? "accepted" : "untrusted");
         if (!trusted)
         {
             // RFC 5321 §3.1: a server may answer the connection with 554 and then only accept QUIT; closing is simpler.
@@ -301,6 +333,9 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
 
     [LoggerMessage(EventId = 1000, Level = LogLevel.Warning, Message = "Intake: refused client {Client}: not in a trusted network")]
     private static partial void LogUntrusted(ILogger logger, IPAddress client);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "Intake: refused client {Client} with 421: {Limit} sessions are open (Gateway:Deliverer:MaxSessions)")]
+    private static partial void LogBusy(ILogger logger, IPAddress client, int limit);
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Intake: client {Client} idle too long; closing")]
     private static partial void LogIdleTimeout(ILogger logger, string client);

@@ -130,6 +130,9 @@ public sealed class SmtpSession(SmtpSessionSettings settings, IPAddress peer, Re
         if (_chunkLast)
         {
             _chunking = false;
+            var state = DataState;
+            DataReader.EndChunks(ref state, Data!, settings.MaxMessageSize);
+            DataState = state;
             return Complete(DataState.TooBig);
         }
 
@@ -148,17 +151,10 @@ public sealed class SmtpSession(SmtpSessionSettings settings, IPAddress peer, Re
             return;
         }
 
+        // Bare CR and LF become CRLF here too (requirements §11.8), as DATA stores them.
         var state = DataState;
-        state.Size += octets.Length;
-        state.TooBig |= state.Size > settings.MaxMessageSize;
+        DataReader.WriteChunk(octets, ref state, Data, settings.MaxMessageSize);
         DataState = state;
-        if (!state.TooBig)
-        {
-            foreach (var segment in octets)
-            {
-                Data.Write(segment.Span);
-            }
-        }
     }
 
     /// <summary>The pending message is stored (or refused by the domains' rules): the final reply.</summary>

@@ -418,20 +418,31 @@ public struct DataState
     {
     }
 
-    /// <summary>The next byte begins a line (where a dot means stuffing or the end).</summary>
+    /// <summary>The next byte begins a line on the wire (after CRLF), where a dot means stuffing or the end.</summary>
     public bool AtLineStart { get; set; } = true;
 
-    /// <summary>Bytes of message content so far (after removing dot-stuffing).</summary>
+    /// <summary>Bytes of message content so far (after removing dot-stuffing, with line ends as stored).</summary>
     public long Size { get; set; }
 
     /// <summary>The content passed the size limit: the rest is read and dropped, then 552 is answered.</summary>
     public bool TooBig { get; set; }
+
+    /// <summary>Bare CR or bare LF line ends the reader turned into CRLF (requirements §11.8; for the log).</summary>
+    public int BareLineEnds { get; set; }
+
+    /// <summary>BDAT: the last chunk so far ended in CR, whose LF may start the next chunk.</summary>
+    public bool PendingCr { get; set; }
 }
 
 /// <summary>
-/// The DATA stream (RFC 5321 §4.1.1.4 and §4.5.2): content lines up to the line with a single dot,
-/// leading dots un-stuffed, line ends stored as CRLF (a bare LF becomes CRLF, as Postfix stores lines).
-/// Lines longer than the buffer are passed through in pieces, so memory is bounded by the size limit.
+/// The DATA stream (RFC 5321 §4.1.1.4 and §4.5.2) read so that no smuggling sequence can end it (requirements §11.8):
+/// a line ends on the wire only with CRLF, so the end of the data is recognised only at <c>CRLF . CRLF</c>, and a dot
+/// is un-stuffed only at the start of such a line. A bare LF or a bare CR anywhere else (<c>\n.\n</c>,
+/// <c>\n.\r\n</c>, <c>\r.\r\n</c>, <c>\r\n.\r</c>) is message content: it is stored as CRLF, the only line end the
+/// stored message has, as Postfix stores lines and as its <c>smtpd_forbid_bare_newline = normalize</c> reads them. No
+/// dot line can hide there: the end was decided on the wire before normalising, and every SMTP hop after the intake
+/// (MailKit) dot-stuffs the stored lines again. Lines longer than the buffer are passed through in pieces, so memory
+/// is bounded by the size limit.
 /// </summary>
 public static class DataReader
 {
@@ -442,30 +453,15 @@ public static class DataReader
         {
             if (state.AtLineStart && First(buffer) == (byte)'.')
             {
-                if (buffer.Length < 2)
+                if (buffer.Length < 3 && (buffer.Length < 2 || At(buffer, 1) == (byte)'\r'))
                 {
                     return OperationStatus.NeedMoreData;
                 }
 
-                var second = At(buffer, 1);
-                if (second == (byte)'\n')
+                if (At(buffer, 1) == (byte)'\r' && At(buffer, 2) == (byte)'\n')
                 {
-                    buffer = buffer.Slice(2);
+                    buffer = buffer.Slice(3);
                     return OperationStatus.Done;
-                }
-
-                if (second == (byte)'\r')
-                {
-                    if (buffer.Length < 3)
-                    {
-                        return OperationStatus.NeedMoreData;
-                    }
-
-                    if (At(buffer, 2) == (byte)'\n')
-                    {
-                        buffer = buffer.Slice(3);
-                        return OperationStatus.Done;
-                    }
                 }
 
                 // Dot-stuffing: the first dot of a line that is not the terminator is removed.
@@ -474,36 +470,107 @@ public static class DataReader
                 continue;
             }
 
-            var lf = buffer.PositionOf((byte)'\n');
-            if (lf is { } pos)
+            var reader = new SequenceReader<byte>(buffer);
+            if (!reader.TryReadToAny(out ReadOnlySequence<byte> content, "\r\n"u8, advancePastDelimiter: false))
             {
-                var content = buffer.Slice(0, pos);
-                if (content.Length > 0 && Last(content) == (byte)'\r')
-                {
-                    content = content.Slice(0, content.Length - 1);
-                }
-
-                Write(content, ref state, output, maxSize);
-                Write(new ReadOnlySequence<byte>("\r\n"u8.ToArray()), ref state, output, maxSize);
-                buffer = buffer.Slice(buffer.GetPosition(1, pos));
-                state.AtLineStart = true;
-                continue;
-            }
-
-            // No line end yet: pass the part line on, but keep a trailing CR (its LF may come next).
-            var take = Last(buffer) == (byte)'\r' ? buffer.Length - 1 : buffer.Length;
-            if (take == 0)
-            {
+                // No line end yet: pass the part line on.
+                Write(buffer, ref state, output, maxSize);
+                buffer = buffer.Slice(buffer.End);
+                state.AtLineStart = false;
                 return OperationStatus.NeedMoreData;
             }
 
-            Write(buffer.Slice(0, take), ref state, output, maxSize);
-            buffer = buffer.Slice(take);
+            Write(content, ref state, output, maxSize);
+            if (content.Length > 0)
+            {
+                state.AtLineStart = false;
+            }
+
+            reader.TryRead(out var end);
+            if (end == (byte)'\r')
+            {
+                if (!reader.TryPeek(out var next))
+                {
+                    // A CR last in the buffer: its LF may come with the next read. Keep the CR.
+                    buffer = buffer.Slice(content.End);
+                    return OperationStatus.NeedMoreData;
+                }
+
+                if (next == (byte)'\n')
+                {
+                    reader.Advance(1);
+                    Write(Crlf, ref state, output, maxSize);
+                    buffer = buffer.Slice(reader.Position);
+                    state.AtLineStart = true;
+                    continue;
+                }
+            }
+
+            // A bare CR or a bare LF: content, stored as a line end; not the start of a line on the wire.
+            state.BareLineEnds++;
+            Write(Crlf, ref state, output, maxSize);
+            buffer = buffer.Slice(reader.Position);
             state.AtLineStart = false;
-            return OperationStatus.NeedMoreData;
         }
 
         return OperationStatus.NeedMoreData;
+    }
+
+    private static readonly ReadOnlySequence<byte> Crlf = new("\r\n"u8.ToArray());
+
+    /// <summary>
+    /// BDAT octets (RFC 3030: no dot-stuffing, no terminator) stored as <see cref="TryRead"/> stores DATA: a bare CR or
+    /// bare LF becomes CRLF, also when a CR ends one chunk and the next begins with LF. Call <see cref="EndChunks"/>
+    /// after the last chunk.
+    /// </summary>
+    public static void WriteChunk(ReadOnlySequence<byte> octets, ref DataState state, IBufferWriter<byte> output, long maxSize)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        var reader = new SequenceReader<byte>(octets);
+        while (!reader.End)
+        {
+            if (state.PendingCr)
+            {
+                state.PendingCr = false;
+                if (reader.IsNext((byte)'\n', advancePast: true))
+                {
+                    Write(Crlf, ref state, output, maxSize);
+                    continue;
+                }
+
+                state.BareLineEnds++;
+                Write(Crlf, ref state, output, maxSize);
+            }
+
+            if (!reader.TryReadToAny(out ReadOnlySequence<byte> content, "\r\n"u8, advancePastDelimiter: false))
+            {
+                Write(reader.UnreadSequence, ref state, output, maxSize);
+                return;
+            }
+
+            Write(content, ref state, output, maxSize);
+            reader.TryRead(out var end);
+            if (end == (byte)'\r')
+            {
+                state.PendingCr = true;
+                continue;
+            }
+
+            state.BareLineEnds++;
+            Write(Crlf, ref state, output, maxSize);
+        }
+    }
+
+    /// <summary>After the last BDAT chunk: a CR it ended with is a bare CR, stored as CRLF.</summary>
+    public static void EndChunks(ref DataState state, IBufferWriter<byte> output, long maxSize)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        if (state.PendingCr)
+        {
+            state.PendingCr = false;
+            state.BareLineEnds++;
+            Write(Crlf, ref state, output, maxSize);
+        }
     }
 
     private static void Write(ReadOnlySequence<byte> bytes, ref DataState state, IBufferWriter<byte> output, long maxSize)
@@ -524,6 +591,4 @@ public static class DataReader
     private static byte First(ReadOnlySequence<byte> b) => b.FirstSpan[0];
 
     private static byte At(ReadOnlySequence<byte> b, long index) => b.Slice(index, 1).FirstSpan[0];
-
-    private static byte Last(ReadOnlySequence<byte> b) => b.Slice(b.Length - 1).FirstSpan[0];
 }

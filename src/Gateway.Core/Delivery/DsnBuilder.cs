@@ -20,8 +20,9 @@ public sealed record DsnRecipient(string Address, string Reply, string? RemoteHo
 /// <summary>
 /// Builds RFC 3464 delivery status notifications with MimeKit: a <c>multipart/report;
 /// report-type=delivery-status</c> (RFC 6522) with a human-readable part, the <c>message/delivery-status</c>
-/// part (per-message and per-recipient fields) and the original headers (<c>text/rfc822-headers</c>), or the
-/// whole original (<c>message/rfc822</c>) when its sender asked for it (RFC 3461 RET=FULL) and a recipient failed.
+/// part (per-message and per-recipient fields) and the original headers (<c>text/rfc822-headers</c>, at most
+/// <see cref="HeaderReturnLimit"/>), or the whole original (<c>message/rfc822</c>, at most <see cref="FullReturnLimit"/>) when
+/// its sender asked for it (RFC 3461 RET=FULL) and a recipient failed.
 /// The RFC 3461 parameters the sender gave appear as Original-Envelope-Id (ENVID) and Original-Recipient (ORCPT).
 /// Sent from the null sender (RFC 5321 §4.5.5) so a DSN is never answered by another DSN.
 /// </summary>
@@ -32,6 +33,13 @@ public static partial class DsnBuilder
     /// a larger original is returned as its header section.
     /// </summary>
     public const int FullReturnLimit = 50_000;
+
+    /// <summary>
+    /// The original's header section is returned up to this size, cut at a line end (Postfix caps what it returns with
+    /// <c>bounce_size_limit</c> too). Without this a hostile sender's message without a header/body separator would come back
+    /// whole in every DSN (requirements §11).
+    /// </summary>
+    public const int HeaderReturnLimit = 16 * 1024;
 
     /// <summary>The DSN message for <paramref name="original"/>'s failed recipients, as raw bytes to enqueue.</summary>
     public static byte[] Build(QueuedMessage original, ReadOnlySpan<byte> originalBody, IReadOnlyList<DsnRecipient> failed, string reportingMta, DateTimeOffset now)
@@ -106,9 +114,15 @@ public static partial class DsnBuilder
         }
 
         report.Add(status);
-        report.Add(anyFailed && original.DsnRet == "FULL" && originalBody.Length <= FullReturnLimit
+        // The third part is optional (RFC 3464 §2): left out when the original has no header section to return.
+        var returned = anyFailed && original.DsnRet == "FULL" && originalBody.Length <= FullReturnLimit
             ? (MimeEntity?)OriginalMessage(originalBody) ?? OriginalHeaders(originalBody)
-            : OriginalHeaders(originalBody));
+            : OriginalHeaders(originalBody);
+        if (returned is not null)
+        {
+            report.Add(returned);
+        }
+
         message.Body = report;
 
         using var stream = new MemoryStream();
@@ -217,10 +231,19 @@ public static partial class DsnBuilder
         }
     }
 
-    private static MimePart OriginalHeaders(ReadOnlySpan<byte> body)
+    /// <summary>
+    /// The original's header section as <c>text/rfc822-headers</c>, cut to <see cref="HeaderReturnLimit"/> at a line end; null
+    /// when the original has no header/body separator (what would be returned is not known to be headers at all).
+    /// </summary>
+    private static MimePart? OriginalHeaders(ReadOnlySpan<byte> body)
     {
         // The header section ends at the first empty line (RFC 5322 §2.1).
-        var end = HeaderEnd(body);
+        var end = ReturnedHeaderLength(body);
+        if (end == 0)
+        {
+            return null;
+        }
+
         var part = new MimePart("text", "rfc822-headers")
         {
             Content = new MimeContent(new MemoryStream(body[..end].ToArray())),
@@ -229,16 +252,33 @@ public static partial class DsnBuilder
         return part;
     }
 
+    /// <summary>
+    /// How many bytes of the original a DSN returns as its header section: up to the empty line that ends it, at most
+    /// <see cref="HeaderReturnLimit"/> (cut after the last whole line within it); 0 without a header/body separator.
+    /// </summary>
+    public static int ReturnedHeaderLength(ReadOnlySpan<byte> body)
+    {
+        var end = HeaderEnd(body);
+        if (end < 0)
+        {
+            return 0;
+        }
+
+        if (end <= HeaderReturnLimit)
+        {
+            return end;
+        }
+
+        var lastLine = body[..HeaderReturnLimit].LastIndexOf((byte)'\n');
+        return lastLine < 0 ? 0 : lastLine + 1;
+    }
+
+    /// <summary>The length of the header section with its last line end, or -1 when there is no empty line.</summary>
     internal static int HeaderEnd(ReadOnlySpan<byte> body)
     {
         var i = body.IndexOf("\r\n\r\n"u8);
-        if (i >= 0)
-        {
-            return i + 2;
-        }
-
         var j = body.IndexOf("\n\n"u8);
-        return j >= 0 ? j + 1 : body.Length;
+        return i >= 0 && (j < 0 || i < j) ? i + 2 : j >= 0 ? j + 1 : -1;
     }
 
     [GeneratedRegex(@"\b[245]\.\d{1,3}\.\d{1,3}\b", RegexOptions.CultureInvariant)]

@@ -71,10 +71,14 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
     // exists (KEYS[1] below): deleting it is DeleteDomain's tombstone, so a Deliverer racing the purge of a
     // deleted domain cannot bring its keys back (docs/message-log.md "Deletion").
 
-    // KEYS: domain config, message, queue index. ARGV: id, env, body, score.
+    // KEYS: domain config, message, queue index. ARGV: id, env, body, score, shared body id ('' = the body is ARGV[3]).
     private const string StoreScript = """
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-        redis.call('HSET', KEYS[2], 'env', ARGV[2], 'body', ARGV[3])
+        if ARGV[5] == '' then
+          redis.call('HSET', KEYS[2], 'env', ARGV[2], 'body', ARGV[3])
+        else
+          redis.call('HSET', KEYS[2], 'env', ARGV[2], 'bodyref', ARGV[5])
+        end
         redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
         return 1
         """;
@@ -111,9 +115,9 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         return 1
         """;
 
-    // KEYS: message, queue index. ARGV: id. Returns {env, body} of the removed message, or nil.
+    // KEYS: message, queue index. ARGV: id. Returns {env, body, bodyref} of the removed message, or nil.
     private const string RemoveScript = """
-        local v = redis.call('HMGET', KEYS[1], 'env', 'body')
+        local v = redis.call('HMGET', KEYS[1], 'env', 'body', 'bodyref')
         if not v[1] then return false end
         redis.call('DEL', KEYS[1])
         redis.call('ZREM', KEYS[2], ARGV[1])
@@ -153,11 +157,15 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
     /// Deliverer takes it. Both writes are sent together; the caller answers 250 only after this returns.
     /// </summary>
     public async Task<ScheduledItem> EnqueueLeasedAsync(QueueEnvelope envelope, ReadOnlyMemory<byte> rawMessage, CancellationToken cancellationToken = default) =>
-        (await EnqueueLeasedWithMessageAsync(envelope, rawMessage, cancellationToken).ConfigureAwait(false)).Item;
+        (await EnqueueLeasedWithMessageAsync(envelope, rawMessage, cancellationToken: cancellationToken).ConfigureAwait(false)).Item;
 
     /// <summary><see cref="EnqueueLeasedAsync"/> that also returns the stored message, so the caller can deliver it without reading it back.</summary>
+    /// <param name="sharedBody">
+    /// The id of a body stored with <see cref="StoreSharedBodyAsync"/> (naming this entry): the entry references it instead of
+    /// holding <paramref name="rawMessage"/> (which is still the message's content, for its size and the caller's fast path).
+    /// </param>
     public async Task<(ScheduledItem Item, QueuedMessage Message)> EnqueueLeasedWithMessageAsync(QueueEnvelope envelope, ReadOnlyMemory<byte> rawMessage,
-        CancellationToken cancellationToken = default)
+        string? sharedBody = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(envelope);
         cancellationToken.ThrowIfCancellationRequested();
@@ -179,6 +187,7 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
             ClientAddress = envelope.ClientAddress,
             Utf8 = envelope.Utf8,
             IsDsn = envelope.IsDsn,
+            BodyRef = sharedBody,
         };
         var item = new ScheduledItem(message.Domain, message.Id, ShardOf(message.Id), Token);
         var db = Db;
@@ -193,7 +202,7 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         var scheduled = schedule.ExecuteAsync();
         var stored = db.ScriptEvaluateAsync(StoreScript,
             [RedisKeys.Domain(message.Domain), RedisKeys.QueueMessage(message.Domain, message.Id), RedisKeys.DomainQueue(message.Domain)],
-            [message.Id, QueueJson.Serialize(message), rawMessage, Score(now)]);
+            [message.Id, QueueJson.Serialize(message), sharedBody is null ? rawMessage : RedisValue.EmptyString, Score(now), sharedBody ?? string.Empty]);
         if (!await scheduled.ConfigureAwait(false))
         {
             throw new RedisException("queue write was not applied");
@@ -207,6 +216,38 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         }
 
         return (item, message);
+    }
+
+    /// <summary>
+    /// Stores one body for the queue entries <paramref name="entries"/> (domain, id) of one message, before they are enqueued with
+    /// <c>sharedBody</c> = <paramref name="bodyId"/>: a message to N domains is stored once (<see cref="SharedBodies"/>).
+    /// </summary>
+    public Task StoreSharedBodyAsync(string bodyId, ReadOnlyMemory<byte> body, IEnumerable<(string Domain, string Id)> entries)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        return SharedBodies.StoreAsync(Db, bodyId, body, entries.Select(e => SharedBodies.Member(e.Domain, e.Id)).ToList(), options.MaxLifetime + TimeSpan.FromDays(1));
+    }
+
+    /// <summary>Releases the shared body reference of a queue entry that is gone (no-op for an entry with its own body).</summary>
+    public async Task ReleaseBodyAsync(QueuedMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        if (message.BodyRef is { } bodyId)
+        {
+            await SharedBodies.ReleaseAsync(Db, bodyId, SharedBodies.Member(message.Domain, message.Id)).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<byte[]> BodyOfAsync(RedisValue body, RedisValue bodyRef, string domain, string id)
+    {
+        if (bodyRef.IsNullOrEmpty)
+        {
+            return body.IsNull ? [] : (byte[])body!;
+        }
+
+        // Never an empty message in place of a lost body: the attempt fails (a deferral) and the message expires at its lifetime.
+        return await SharedBodies.ReadAsync(Db, bodyRef.ToString()).ConfigureAwait(false)
+            ?? throw new InvalidOperationException($"the shared body {bodyRef} of message {domain}/{id} is missing");
     }
 
     /// <summary>Takes up to <paramref name="limit"/> due messages of one shard under this process's lease.</summary>
@@ -270,7 +311,7 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
     public async Task<(QueuedMessage Message, byte[] Body)?> LoadAsync(string domain, string id)
     {
         var db = Db;
-        var read = db.HashGetAsync(RedisKeys.QueueMessage(domain, id), ["env", "body"]);
+        var read = db.HashGetAsync(RedisKeys.QueueMessage(domain, id), ["env", "body", SharedBodies.Field]);
         var managed = db.KeyExistsAsync(RedisKeys.Domain(domain));
         var v = await read.ConfigureAwait(false);
         if (v[0].IsNull || !await managed.ConfigureAwait(false))
@@ -278,7 +319,7 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
             return null;
         }
 
-        return (QueueJson.Deserialize(v[0].ToString()), v[1].IsNull ? [] : (byte[])v[1]!);
+        return (QueueJson.Deserialize(v[0].ToString()), await BodyOfAsync(v[1], v[2], domain, id).ConfigureAwait(false));
     }
 
     /// <summary>The stored envelope and state without the body.</summary>
@@ -298,6 +339,12 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         var r = (long)await Db.ScriptEvaluateAsync(SaveStateScript,
             [RedisKeys.QueueMessage(message.Domain, message.Id), RedisKeys.DomainQueue(message.Domain), RedisKeys.Domain(message.Domain)],
             [message.Id, finished ? string.Empty : QueueJson.Serialize(message), Score(message.NextAttempt)]).ConfigureAwait(false);
+        if (finished || r == 0)
+        {
+            // The entry is gone (finished here, removed by an operator, or dropped with its tombstoned domain): its body reference too.
+            await ReleaseBodyAsync(message).ConfigureAwait(false);
+        }
+
         return r == 1;
     }
 
@@ -400,7 +447,19 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         _ = tx.SortedSetRemoveAsync(RedisKeys.ScheduleDue(shard), member);
         _ = tx.HashDeleteAsync(RedisKeys.ScheduleLeases(shard), member);
         await tx.ExecuteAsync().ConfigureAwait(false);
-        return (QueueJson.Deserialize(parts[0].ToString()), parts[1].IsNull ? [] : (byte[])parts[1]!);
+        var message = QueueJson.Deserialize(parts[0].ToString());
+        byte[] body;
+        try
+        {
+            body = await BodyOfAsync(parts[1], parts.Length > 2 ? parts[2] : RedisValue.Null, domain, id).ConfigureAwait(false);
+        }
+        catch (InvalidOperationException)
+        {
+            body = [];
+        }
+
+        await ReleaseBodyAsync(message).ConfigureAwait(false);
+        return (message, body);
     }
 
     /// <summary>

@@ -7,10 +7,54 @@ namespace Gateway.Core.MessageLog;
 /// <summary>The field names of a log entry in its stream, both ways (docs/message-log.md "Fields").</summary>
 public static class MessageLogFields
 {
-    /// <summary>The stored fields of an event; empty (null) ones are left out.</summary>
+    /// <summary>The most UTF-8 bytes a field keeps (requirements §11.9: senders and remote servers choose them).</summary>
+    public const int MaxFieldBytes = 512;
+
+    /// <summary>What a shortened field ends with, so a reader knows the value is not whole.</summary>
+    public const string TruncatedMark = "…[truncated]";
+
+    /// <summary>
+    /// The stored fields of an event; empty (null) ones are left out. Every value is cut to <see cref="MaxFieldBytes"/>
+    /// bytes and marked with <see cref="TruncatedMark"/>: a 2,000-character sender of a refused RCPT costs a bounded
+    /// amount of the customer's log, not whatever the sender chose.
+    /// </summary>
     public static IEnumerable<(string Name, string Value)> Of(MessageLogEvent e)
     {
         ArgumentNullException.ThrowIfNull(e);
+        foreach (var (name, value) in Raw(e))
+        {
+            yield return (name, Bounded(value));
+        }
+    }
+
+    /// <summary><paramref name="value"/>, or its first bytes (on a character boundary) and <see cref="TruncatedMark"/> when it is longer than <see cref="MaxFieldBytes"/>.</summary>
+    public static string Bounded(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        if (value.Length <= MaxFieldBytes / 3 || System.Text.Encoding.UTF8.GetByteCount(value) <= MaxFieldBytes)
+        {
+            return value;
+        }
+
+        var budget = MaxFieldBytes - System.Text.Encoding.UTF8.GetByteCount(TruncatedMark);
+        var used = 0;
+        var end = 0;
+        foreach (var rune in value.EnumerateRunes())
+        {
+            if (used + rune.Utf8SequenceLength > budget)
+            {
+                break;
+            }
+
+            used += rune.Utf8SequenceLength;
+            end += rune.Utf16SequenceLength;
+        }
+
+        return string.Concat(value.AsSpan(0, end), TruncatedMark);
+    }
+
+    private static IEnumerable<(string Name, string Value)> Raw(MessageLogEvent e)
+    {
         yield return ("event", e.Event);
         yield return ("time", e.Time.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
         foreach (var (name, value) in new[]

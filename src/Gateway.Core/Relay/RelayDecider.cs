@@ -59,6 +59,9 @@ public static class RelayLog
                 return [Event(request, accepted.Name, MessageLogEvents.PolicyAccept, decision.Direction, reply, null, program, time)];
             case RelayOutcome.Reject or RelayOutcome.TryLater when decision.Reason == RelayReason.EnvelopeRule && decision.Domain is { } ruled:
                 return [Event(request, ruled.Name, MessageLogEvents.PolicyReject, decision.Direction, reply, decision.LogDetail, program, time)];
+            case RelayOutcome.Reject when decision.Reason == RelayReason.UnknownRecipient && decision.Domain is { } unknown:
+                return [Event(request, unknown.Name, MessageLogEvents.PolicyReject, Direction.Inbound, reply, "no inbound server row of the domain routes this recipient",
+                    program, time)];
             case RelayOutcome.Reject when decision.Reason == RelayReason.NoDomain:
                 var rcpt = decision.RecipientDomain;
                 var sender = decision.SenderDomain;

@@ -50,6 +50,13 @@ public enum RelayReason
 
     /// <summary>The sender or the recipient is not a valid address (<see cref="RelayRequest.Problem"/>).</summary>
     BadAddress,
+
+    /// <summary>
+    /// The recipient's domain is managed with inbound on, but no row of it routes this recipient: refused with
+    /// <c>550 5.1.1</c> (requirements §3.6), by the policy service and the intake alike, so nothing is accepted that
+    /// would later bounce to a possibly forged sender.
+    /// </summary>
+    UnknownRecipient,
 }
 
 /// <summary>
@@ -87,6 +94,9 @@ public sealed record RelayDecision
     public const string NoDomainText = "NO-DOMAIN";
 
     public const string SenderRoutingText = "Sender-specified routing is not allowed";
+
+    /// <summary>Postfix's text for a recipient its recipient tables do not know (<c>550 5.1.1 ... unknown recipient</c>).</summary>
+    public const string UnknownRecipientText = "unknown recipient";
     public const string BadSenderText = "Bad sender address syntax";
     public const string BadRecipientText = "Bad recipient address syntax";
 
@@ -104,6 +114,7 @@ public sealed record RelayDecision
     {
         (RelayOutcome.Reject, RelayReason.NoDomain) => new SmtpRefusal(554, "5.7.1", NoDomainText),
         (RelayOutcome.Reject, RelayReason.SenderRouting) => new SmtpRefusal(550, "5.7.1", SenderRoutingText),
+        (RelayOutcome.Reject, RelayReason.UnknownRecipient) => new SmtpRefusal(550, "5.1.1", UnknownRecipientText),
         (RelayOutcome.Reject, RelayReason.BadAddress) => ReplyText == BadSenderText ? new SmtpRefusal(550, "5.1.7", BadSenderText) : new SmtpRefusal(550, "5.1.3", BadRecipientText),
         (RelayOutcome.Reject, _) => new SmtpRefusal(550, "5.7.1", OneLine(ReplyText)),
         (RelayOutcome.TryLater, RelayReason.NotLoaded) => new SmtpRefusal(450, "4.7.1", NotLoadedText),

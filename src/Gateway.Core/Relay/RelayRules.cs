@@ -2,6 +2,7 @@ using Gateway.Core.Domains;
 using Gateway.Core.Mail;
 using System.Net;
 using Gateway.Core.MessageLog;
+using Gateway.Core.Routing;
 using Gateway.Core.Snapshot;
 
 namespace Gateway.Core.Relay;
@@ -10,7 +11,8 @@ namespace Gateway.Core.Relay;
 /// The relay decision of requirements §4, as a pure function of the request, the configuration snapshot and the
 /// providers' ranges: no I/O, nothing about any MTA. Per recipient:
 /// <list type="number">
-/// <item>recipient domain managed with inbound enabled → accept, inbound;</item>
+/// <item>recipient domain managed with inbound enabled → accept, inbound, when a row of the domain routes the recipient
+/// (else refused: unknown recipient, requirements §3.6);</item>
 /// <item>else sender domain managed, verified, outbound enabled and the client among its sending sources → accept, outbound;</item>
 /// <item>else reject (NO-DOMAIN);</item>
 /// <item>(envelope checks run after an accept: <see cref="RelayEngine"/>);</item>
@@ -78,6 +80,16 @@ public static class RelayRules
             else if (InboundGraceEnded(recipientDomain, snapshot.UnverifiedInboundGrace, request.Time))
             {
                 inboundRefusal = GraceEnded;
+            }
+            else if (!RoutePlanner.HasRoute(request.Recipient, recipientDomain))
+            {
+                // No row routes it: accepting it would only keep it for the lifetime and then bounce it to a sender that
+                // may be forged (backscatter). Refused now, as Postfix refuses a recipient not in relay_recipient_maps.
+                return new RelayDecision
+                {
+                    Outcome = RelayOutcome.Reject, Reason = RelayReason.UnknownRecipient, Direction = Direction.Inbound,
+                    Domain = recipientDomain, RecipientDomain = recipientDomain,
+                };
             }
             else
             {

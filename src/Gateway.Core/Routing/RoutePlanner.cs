@@ -70,6 +70,18 @@ public static class RoutePlanner
     }
 
     /// <summary>
+    /// Whether any row of the domain routes <paramref name="recipient"/> (its exact address or the <c>*@domain</c>
+    /// catch-all): the same rows <see cref="Plan"/> picks, answered from the lookup sets the snapshot built once. A
+    /// recipient without a row would never be delivered, so the relay rule refuses it at RCPT (requirements §3.6).
+    /// </summary>
+    public static bool HasRoute(string recipient, Snapshot.DomainEntry domain)
+    {
+        ArgumentNullException.ThrowIfNull(recipient);
+        ArgumentNullException.ThrowIfNull(domain);
+        return domain.HasCatchAll || domain.ExactRecipients.Contains(recipient);
+    }
+
+    /// <summary>
     /// The order in which hosts are tried for one message: groups by preference; inside a group of
     /// several hosts the list is rotated by the group's turn (message n starts at host n mod k, then the
     /// others follow, so a host that is down is skipped to the next one at once).

@@ -23,6 +23,7 @@ public sealed class DomainEntry
             .Where(s => !s.IsCatchAll)
             .Select(s => s.Recipient)
             .ToFrozenSet(StringComparer.OrdinalIgnoreCase);
+        HasCatchAll = config.Settings.InboundServers.Any(s => s.IsCatchAll);
     }
 
     public DomainConfig Config { get; }
@@ -37,6 +38,9 @@ public sealed class DomainEntry
 
     /// <summary>Recipients that have their own inbound rows (<c>local@domain</c>).</summary>
     public FrozenSet<string> ExactRecipients { get; }
+
+    /// <summary>A <c>*@domain</c> row exists: every recipient of the domain has a route.</summary>
+    public bool HasCatchAll { get; }
 
     public bool InboundEnabled => Config.Settings.InboundEnabled;
 

@@ -34,6 +34,9 @@ internal sealed class DomainPurge(IConnectionMultiplexer redis, int scheduleShar
             await UnscheduleAsync(domain, shard, cancellationToken).ConfigureAwait(false);
         }
 
+        // Queue entries that share a body with other domains' copies release their reference first (SharedBodies).
+        await ReleaseSharedBodiesAsync(domain, cancellationToken).ConfigureAwait(false);
+
         // A second pass catches keys a racing writer without the tombstone check created during the first
         // (each pass is a full SCAN; writers that check the tombstone create nothing after it).
         for (var pass = 0; pass < 3; pass++)
@@ -41,6 +44,20 @@ internal sealed class DomainPurge(IConnectionMultiplexer redis, int scheduleShar
             if (await UnlinkDomainKeysAsync(domain, cancellationToken).ConfigureAwait(false) == 0)
             {
                 break;
+            }
+        }
+    }
+
+    private async Task ReleaseSharedBodiesAsync(string domain, CancellationToken cancellationToken)
+    {
+        var db = redis.GetDatabase();
+        await foreach (var e in db.SortedSetScanAsync(RedisKeys.DomainQueue(domain), pageSize: 1000).WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            var id = e.Element.ToString();
+            var bodyRef = await db.HashGetAsync(RedisKeys.QueueMessage(domain, id), SharedBodies.Field).ConfigureAwait(false);
+            if (!bodyRef.IsNullOrEmpty)
+            {
+                await SharedBodies.ReleaseAsync(db, bodyRef.ToString(), SharedBodies.Member(domain, id)).ConfigureAwait(false);
             }
         }
     }

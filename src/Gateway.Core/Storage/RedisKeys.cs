@@ -108,8 +108,17 @@ public static class RedisKeys
 
     // ---- Delivery queue (Deliverer, ControlPlane QueueService); see docs/architecture.md "Delivery queue".
 
-    /// <summary>Hash of one queued message in its owning domain's slot: <c>env</c> (envelope and per-recipient state, JSON) and <c>body</c> (raw bytes).</summary>
+    /// <summary>
+    /// Hash of one queued message in its owning domain's slot: <c>env</c> (envelope and per-recipient state, JSON) and <c>body</c>
+    /// (raw bytes), or <c>bodyref</c> (the id of a body shared with the message's other copies, <see cref="SharedBodies"/>).
+    /// </summary>
     public static RedisKey QueueMessage(string domain, string id) => $"gw:{DomainTag(domain)}:msg:{id}";
+
+    /// <summary>String: a message body shared by the queue entries of one message, in a slot of its own (<see cref="SharedBodies"/>).</summary>
+    public static RedisKey SharedBody(string bodyId) => $"gw:{{b:{bodyId}}}:body";
+
+    /// <summary>Set: the queue entries (<c>&lt;domain&gt;|&lt;id&gt;</c>) that reference a shared body; the last one out removes it.</summary>
+    public static RedisKey SharedBodyRefs(string bodyId) => $"gw:{{b:{bodyId}}}:refs";
 
     /// <summary>Counter of one route group (hosts of equal preference) for round robin across the whole fleet.</summary>
     public static RedisKey RoundRobin(string domain, string groupKey) => $"gw:{DomainTag(domain)}:rr:{groupKey}";
@@ -122,6 +131,15 @@ public static class RedisKeys
 
     /// <summary>Hash of one schedule shard: member → lease token of the worker that holds it.</summary>
     public static RedisKey ScheduleLeases(int shard) => $"gw:{{sched:{shard}}}:leases";
+
+    /// <summary>
+    /// Sorted set in its own slot: delivery addresses (<c>ip:port</c>) that timed out, by the time (unix ms) until which no
+    /// Deliverer connects to them (docs/architecture.md "Routing and attempts"). Small: one entry per dead address.
+    /// </summary>
+    public static readonly RedisKey DeadHosts = "gw:{dead}:hosts";
+
+    /// <summary>Hash beside <see cref="DeadHosts"/>: address → why it was marked dead.</summary>
+    public static readonly RedisKey DeadHostReasons = "gw:{dead}:reasons";
 
     /// <summary>Pub/sub channel that wakes Deliverers when work became due (message: the shard number).</summary>
     public static readonly RedisChannel QueueChannel = RedisChannel.Literal("gw:queue");

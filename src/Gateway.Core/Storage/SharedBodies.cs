@@ -1,0 +1,75 @@
+using StackExchange.Redis;
+
+namespace Gateway.Core.Storage;
+
+/// <summary>
+/// One message body shared by the queue copies of one message (requirements §11; docs/architecture.md "Delivery queue"):
+/// an inbound message to recipients at N managed domains is N queue entries, one per domain's slot, but its body is
+/// stored once, in a slot of its own (<c>gw:{b:&lt;id&gt;}:body</c>), with the set of the entries that reference it
+/// (<c>gw:{b:&lt;id&gt;}:refs</c>, members <c>&lt;domain&gt;|&lt;id&gt;</c>). Each entry that is done (delivered,
+/// bounced, expired, deleted, purged with its domain) releases its reference; the last one removes the body.
+/// <para>
+/// The body's slot and the domains' slots are different keys (a Redis Cluster spreads them over masters), so no script
+/// spans both: the body and its reference set are written before any entry names them, and a reference is released only
+/// after its entry is gone. A crash in between leaves a body nobody reads; both keys expire on their own a day after the
+/// queue's lifetime (the safety net), never while an entry can still need them. Release is a set removal, so repeating
+/// it (at-least-once) is harmless.
+/// </para>
+/// </summary>
+public static class SharedBodies
+{
+    // KEYS: body, refs. ARGV: ttl ms, body, members...
+    private const string StoreScript = """
+        redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+        redis.call('SADD', KEYS[2], unpack(ARGV, 3))
+        redis.call('PEXPIRE', KEYS[2], ARGV[1])
+        return 1
+        """;
+
+    // KEYS: body, refs. ARGV: member. Returns 1 when the body was removed (the last reference is gone).
+    private const string ReleaseScript = """
+        redis.call('SREM', KEYS[2], ARGV[1])
+        if redis.call('SCARD', KEYS[2]) == 0 then
+          redis.call('DEL', KEYS[1], KEYS[2])
+          return 1
+        end
+        return 0
+        """;
+
+    /// <summary>The hash field of a queue entry that names its shared body (instead of a <c>body</c> field).</summary>
+    public const string Field = "bodyref";
+
+    /// <summary>The member of the reference set for one queue entry.</summary>
+    public static string Member(string domain, string id) => domain + "|" + id;
+
+    /// <summary>Stores <paramref name="body"/> once, referenced by <paramref name="members"/>; both keys expire after <paramref name="ttl"/>.</summary>
+    public static async Task StoreAsync(IDatabase db, string bodyId, ReadOnlyMemory<byte> body, IReadOnlyList<string> members, TimeSpan ttl)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        ArgumentNullException.ThrowIfNull(members);
+        var args = new RedisValue[members.Count + 2];
+        args[0] = (long)ttl.TotalMilliseconds;
+        args[1] = body;
+        for (var i = 0; i < members.Count; i++)
+        {
+            args[i + 2] = members[i];
+        }
+
+        await db.ScriptEvaluateAsync(StoreScript, [RedisKeys.SharedBody(bodyId), RedisKeys.SharedBodyRefs(bodyId)], args).ConfigureAwait(false);
+    }
+
+    /// <summary>The shared body, or null when it is gone.</summary>
+    public static async Task<byte[]?> ReadAsync(IDatabase db, string bodyId)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        var v = await db.StringGetAsync(RedisKeys.SharedBody(bodyId)).ConfigureAwait(false);
+        return v.IsNull ? null : (byte[])v!;
+    }
+
+    /// <summary>Releases one entry's reference; the last one removes the body. True when the body was removed.</summary>
+    public static async Task<bool> ReleaseAsync(IDatabase db, string bodyId, string member)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        return (long)await db.ScriptEvaluateAsync(ReleaseScript, [RedisKeys.SharedBody(bodyId), RedisKeys.SharedBodyRefs(bodyId)], [member]).ConfigureAwait(false) == 1;
+    }
+}
