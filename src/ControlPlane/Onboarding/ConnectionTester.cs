@@ -136,7 +136,7 @@ public sealed class ConnectionTester(IMailDns dns, OnboardingOptions options, Ga
         }
 
         // Checked after resolution, as delivery does: a name must not lead where a literal may not (a tenant could
-        // otherwise probe the gateway host's own services; security review H2).
+        // otherwise probe the gateway host's own services; security review M6).
         var usable = all.Where(a => _destinations.Refusal(a) is null).ToList();
         return usable.Count == 0
             ? ([], $"refused: {host} resolves only to addresses the gateway does not connect to ({string.Join("; ", all.Select(a => $"{a}: {_destinations.Refusal(a)}"))})")

@@ -7,7 +7,7 @@ namespace Gateway.Core.Domains;
 /// <summary>
 /// Which addresses the gateway connects to on a tenant's behalf (delivery, TestConnection, the background health
 /// checks), decided after name resolution so a host name cannot lead where an address literal may not
-/// (security review H2, issue 15, docs/reliability.md "Hostile tenant"). Never: unspecified (0.0.0.0/8, ::),
+/// (security review M6, issue 15, docs/reliability.md "Hostile tenant"). Never: unspecified (0.0.0.0/8, ::),
 /// link-local (169.254/16, fe80::/10), multicast (224/4, ff00::/8), reserved and broadcast (240/4), and this host's own
 /// addresses. Loopback (127/8, ::1) only with <see cref="GatewayOptions.AllowLoopbackDestinations"/> (off; the tests and
 /// the demo turn it on); private ranges (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) unless
