@@ -66,13 +66,15 @@ public sealed class SetupCliTests(SetupFixture fx) : IClassFixture<SetupFixture>
         var include = $"include:_spf.{GatewayFixture.GatewayDomain}";
         fx.Dns.AddTxt(d, "v=spf1 mx ~all");
 
-        var first = await SetupAsync(d, "--yes", "--host", $"{sink.Host}:{sink.Port}", "--outbound", "--custom-ip", "198.51.100.7", "--office365");
+        var first = await SetupAsync(d, "--yes", "--host", $"{sink.Host}:{sink.Port}", "--outbound", "--custom-ip", "198.51.100.7", "--office365",
+            "--office365-tenant-id", "72f988bf-86f1-41af-91ab-2d7cd011db47");
         Assert.True(first.ExitCode == 0, first.ToString());
         var o = first.Out;
-        Assert.Contains("Sending sources: Microsoft 365, 198.51.100.7.", o, StringComparison.Ordinal);
+        Assert.Contains("Sending sources: Microsoft 365 (tenant 72f988bf-86f1-41af-91ab-2d7cd011db47), 198.51.100.7.", o, StringComparison.Ordinal);
+        Assert.DoesNotContain("no Microsoft 365 tenant id", o, StringComparison.Ordinal);
         Assert.Contains($"Outbound relay needs a verified domain: until {d} is verified", o, StringComparison.Ordinal);
         Assert.Contains("Saved: inbound relay is on", o, StringComparison.Ordinal);
-        Assert.Contains($"Saved: outbound relay is on for Microsoft 365, 198.51.100.7, and starts once {d} is verified.", o, StringComparison.Ordinal);
+        Assert.Contains($"Saved: outbound relay is on for Microsoft 365 (tenant 72f988bf-86f1-41af-91ab-2d7cd011db47), 198.51.100.7, and starts once {d} is verified.", o, StringComparison.Ordinal);
         Assert.Contains("Delivered: test message", o, StringComparison.Ordinal);
         // The customer-side steps: the SPF include, and the relay host for each kind of source.
         Assert.Contains($"{include}        e.g.  {d}.  IN TXT  \"v=spf1 {include} ~all\"", o, StringComparison.Ordinal);
@@ -86,6 +88,7 @@ public sealed class SetupCliTests(SetupFixture fx) : IClassFixture<SetupFixture>
         var saved = await fx.Domains.GetDomainAsync(new GetDomainRequest { Name = d });
         Assert.True(saved.Outbound.Enabled);
         Assert.True(saved.Outbound.Office365);
+        Assert.Equal("72f988bf-86f1-41af-91ab-2d7cd011db47", saved.Outbound.Office365TenantId);
         Assert.False(saved.Outbound.GoogleWorkspace);
         Assert.Equal(["198.51.100.7"], saved.Outbound.CustomIps);
 

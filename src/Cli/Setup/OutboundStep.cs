@@ -18,21 +18,31 @@ internal static partial class SetupCommand
     {
         public readonly Option<bool> Outbound = new("--outbound") { Description = "The domain sends outbound mail through the gateway (implied by a source flag)" };
         public readonly Option<bool> Office365 = new("--office365") { Description = "Outbound source: Microsoft 365 (Exchange Online)" };
+        public readonly Option<string?> Office365TenantId = new("--office365-tenant-id")
+        {
+            Description = "With --office365: the customer's Microsoft 365 tenant id (a GUID; Entra admin center > Overview). Mail from Microsoft's ranges must carry it",
+        };
         public readonly Option<bool> GoogleWorkspace = new("--google-workspace") { Description = "Outbound source: Google Workspace" };
         public readonly Option<string[]> CustomIps = new("--custom-ip") { Description = "Outbound source: the public IP address of one of your own sending servers; repeat for more" };
 
         public OutboundFlags Read(ParseResult p) =>
-            new(p.GetValue(Outbound), p.GetValue(Office365), p.GetValue(GoogleWorkspace), p.GetValue(CustomIps) ?? []);
+            new(p.GetValue(Outbound), p.GetValue(Office365) || p.GetValue(Office365TenantId) is not null, p.GetValue(GoogleWorkspace), p.GetValue(CustomIps) ?? [])
+            {
+                Office365TenantId = p.GetValue(Office365TenantId)?.Trim(),
+            };
     }
 
     private sealed record OutboundFlags(bool Outbound, bool Office365, bool GoogleWorkspace, string[] CustomIps)
     {
+        /// <summary>Microsoft 365's tenant id (requirements §3.9 provider binding); without it Microsoft 365 mail is refused.</summary>
+        public string? Office365TenantId { get; init; }
+
         public bool AnySource => Office365 || GoogleWorkspace || CustomIps.Length > 0;
     }
 
     private static string Sources(OutboundSettings o)
     {
-        var names = new[] { o.Office365 ? "Microsoft 365" : null, o.GoogleWorkspace ? "Google Workspace" : null }.OfType<string>().Concat(o.CustomIps).ToList();
+        var names = new[] { o.Office365 ? (o.Office365TenantId.Length > 0 ? $"Microsoft 365 (tenant {o.Office365TenantId})" : "Microsoft 365") : null, o.GoogleWorkspace ? "Google Workspace" : null }.OfType<string>().Concat(o.CustomIps).ToList();
         return names.Count == 0 ? "no sending source" : string.Join(", ", names);
     }
 
@@ -59,7 +69,7 @@ internal static partial class SetupCommand
                 return null;
             }
 
-            var o = new OutboundSettings { Enabled = true, Office365 = flags.Office365, GoogleWorkspace = flags.GoogleWorkspace };
+            var o = new OutboundSettings { Enabled = true, Office365 = flags.Office365, GoogleWorkspace = flags.GoogleWorkspace, Office365TenantId = flags.Office365TenantId ?? string.Empty };
             o.CustomIps.AddRange(flags.CustomIps.Select(ip => ip.Trim()));
             if (!flags.AnySource && prompt.Interactive)
             {
@@ -83,6 +93,21 @@ internal static partial class SetupCommand
             if (!o.Office365 && !o.GoogleWorkspace && o.CustomIps.Count == 0)
             {
                 throw new CliException("outbound needs at least one sending source: --office365, --google-workspace or --custom-ip ADDRESS (repeatable)");
+            }
+
+            // Microsoft 365's ranges are shared by every tenant: only mail stamped with this customer's tenant id is relayed
+            // (requirements §3.9, docs/operations.md "Microsoft 365 tenant binding").
+            if (o.Office365 && o.Office365TenantId.Length == 0 && prompt.Interactive)
+            {
+                _w.WriteLine("  Microsoft 365's addresses are shared by every Microsoft 365 customer, so the gateway relays only mail that");
+                _w.WriteLine("  Exchange Online stamped with your tenant id (Microsoft Entra admin center > Overview > Tenant ID).");
+                o.Office365TenantId = prompt.Ask("  Tenant id (a GUID; empty: later, Microsoft 365 mail is refused until then):")?.Trim() ?? string.Empty;
+            }
+
+            if (o.Office365 && o.Office365TenantId.Length == 0)
+            {
+                _w.WriteLine("Warning: no Microsoft 365 tenant id: the gateway refuses mail from Microsoft 365 for this domain until one is set " +
+                             "(gatewayctl domains update DOMAIN --office365-tenant-id GUID).");
             }
 
             _w.WriteLine($"Sending sources: {Sources(o)}.");
