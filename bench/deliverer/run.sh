@@ -138,7 +138,7 @@ start_deliverer() { # extra arguments go to the Deliverer; USE_DLL runs another 
   DELIVERER=$(freeport)
   dotnet "${USE_DLL:-$DLL}" --Gateway:Redis="127.0.0.1:$REDIS" --Gateway:Deliverer:Listen="127.0.0.1:$DELIVERER" --Gateway:Deliverer:HttpUrl= \
     --Gateway:Queue:HostName=bench-deliverer.test --Logging:LogLevel:Default=Warning \
-    --Gateway:Protection:Mode=Off "$@" > "$WORK/deliverer-$DELIVERER.log" 2>&1 &  # the queue alone; scanning: bench/protection
+    --Gateway:Protection:Mode=Off --Gateway:AllowLoopbackDestinations=true "$@" > "$WORK/deliverer-$DELIVERER.log" 2>&1 &  # the queue alone; scanning: bench/protection; the sinks are on loopback
   DELIVERER_PID=$!; PIDS+=("$DELIVERER_PID"); wait_port "$DELIVERER"
 }
 stop_deliverer() { kill "$DELIVERER_PID" 2>/dev/null || true; wait "$DELIVERER_PID" 2>/dev/null || true; }
