@@ -47,6 +47,20 @@ public sealed class RouteChoiceTests
         Assert.All(batches, b => Assert.Null(b.Outcome));
     }
 
+    [Theory]
+    [InlineData(true, false, "a@elsewhere.test,b@elsewhere.test -> outbound elsewhere.test")]
+    [InlineData(false, false, "a@elsewhere.test,b@elsewhere.test -> Transient: Outbound is disabled for example.com: held until outbound is turned on again")]
+    [InlineData(false, true, "a@elsewhere.test,b@elsewhere.test -> outbound elsewhere.test")] // the gateway's own DSN is not the customer's outbound mail
+    public void Batches_Outbound_HeldWhileTheDomainsOutboundIsOff(bool outboundOn, bool isDsn, string expected)
+    {
+        var outbound = outboundOn ? new OutboundSettings(true, false, false, ["192.0.2.10"]) : OutboundSettings.Disabled;
+        var snapshot = RelayTestData.SnapshotOf(RelayTestData.Domain("example.com", verified: true, outbound: outbound));
+        var message = Message(Direction.Outbound, "a@elsewhere.test", "b@elsewhere.test") with { IsDsn = isDsn };
+        var batches = RouteChoice.Batches(message, snapshot);
+        Assert.Equal(expected, Describe(batches.Single()));
+        Assert.Equal(!outboundOn && !isDsn, batches.Single().Held);
+    }
+
     public static TheoryData<string, bool, string> InboundImmediate => new()
     {
         // recipient, inbound on, expected outcome

@@ -119,25 +119,17 @@ public sealed partial class MessageDeliverer(
     /// <param name="expired">The message's lifetime is over: a busy destination is an outcome then, so the message ends.</param>
     private async Task<bool> AttemptAsync(QueuedMessage message, byte[] body, Dictionary<string, RecipientResult> results, bool expired, CancellationToken cancellationToken)
     {
-        if (message.Direction == Direction.Outbound && OutboundHold(message) is { } hold)
-        {
-            // requirements §3.10: outbound off means off, also for mail queued (or released from quarantine) before.
-            // Held, not bounced: turning outbound on again sends it; the message lifetime still applies (then a DSN).
-            LogOutboundHeld(logger, message.Id, message.Domain);
-            foreach (var batch in RouteChoice.Batches(message, snapshot))
-            {
-                Set(results, batch.Recipients, hold, null);
-            }
-
-            return false;
-        }
-
         MimeMessage? mime = null;
         var busy = false;
         foreach (var batch in RouteChoice.Batches(message, snapshot))
         {
             if (batch.Outcome is { } outcome)
             {
+                if (batch.Held)
+                {
+                    LogOutboundHeld(logger, message.Id, message.Domain);
+                }
+
                 Set(results, batch.Recipients, outcome, null);
                 continue;
             }
@@ -451,15 +443,6 @@ public sealed partial class MessageDeliverer(
 
     [LoggerMessage(EventId = 1206, Level = LogLevel.Warning, Message = "Message {Id}: not connecting to {Host}: it is {Reason}; the host counts as failed")]
     private static partial void LogDestinationRefused(ILogger logger, string id, string host, string reason);
-
-    /// <summary>
-    /// Why an outbound copy must wait instead of leaving: its domain's outbound relay is off (null: it may leave). The
-    /// gateway's own DSNs are not the customer's outbound mail (an inbound-only domain's bounces go out this way).
-    /// </summary>
-    private DeliveryOutcome? OutboundHold(QueuedMessage message) =>
-        !message.IsDsn && snapshot.Find(message.Domain) is { } entry && !entry.Outbound.Enabled
-            ? DeliveryOutcome.Transient($"Outbound is disabled for {entry.Name}: held until outbound is turned on again")
-            : null;
 
     [LoggerMessage(EventId = 1207, Level = LogLevel.Information, Message = "Message {Id}: outbound is disabled for {Domain}; held, not sent")]
     private static partial void LogOutboundHeld(ILogger logger, string id, string domain);

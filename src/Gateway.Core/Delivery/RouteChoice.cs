@@ -26,8 +26,12 @@ public sealed record OutboundDestination(string Domain) : RouteDestination(Domai
 /// <summary>Recipients that travel together in one transaction, or that get an outcome without any connection.</summary>
 /// <param name="Recipients">Pending recipients, as queued.</param>
 /// <param name="Destination">How they are routed; null when <paramref name="Outcome"/> is set.</param>
-/// <param name="Outcome">The outcome for all of them without a connection (no route, inbound off, no domain).</param>
-public sealed record RouteBatch(IReadOnlyList<string> Recipients, RouteDestination? Destination, DeliveryOutcome? Outcome);
+/// <param name="Outcome">The outcome for all of them without a connection (no route, inbound off, no domain, outbound off).</param>
+public sealed record RouteBatch(IReadOnlyList<string> Recipients, RouteDestination? Destination, DeliveryOutcome? Outcome)
+{
+    /// <summary>Held because the owning domain's outbound relay is off (<see cref="RouteChoice.OutboundHold"/>).</summary>
+    public bool Held { get; init; }
+}
 
 /// <summary>
 /// The route choice of one delivery attempt as pure functions (requirements §3.5, §6.4, §6.5): from the snapshot and the queued
@@ -38,6 +42,21 @@ public sealed record RouteBatch(IReadOnlyList<string> Recipients, RouteDestinati
 /// </summary>
 public static class RouteChoice
 {
+    /// <summary>
+    /// requirements §3.10, outbound off means off: an outbound copy of a domain whose outbound relay is off waits (a
+    /// temporary outcome), also when it was queued or released from the quarantine before; turning outbound on again
+    /// sends it, and the message lifetime still applies. Null when it may leave. The gateway's own DSNs are not the
+    /// customer's outbound mail (an inbound-only domain's bounces go out this way).
+    /// </summary>
+    public static DeliveryOutcome? OutboundHold(QueuedMessage message, ConfigSnapshot snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        ArgumentNullException.ThrowIfNull(snapshot);
+        return message.Direction == Direction.Outbound && !message.IsDsn && snapshot.Find(message.Domain) is { } entry && !entry.Outbound.Enabled
+            ? DeliveryOutcome.Transient($"Outbound is disabled for {entry.Name}: held until outbound is turned on again")
+            : null;
+    }
+
     /// <summary>
     /// The pending recipients of <paramref name="message"/> in batches. Outbound: one batch per recipient domain.
     /// Inbound: one batch per managed domain and route (recipients with the same route travel in one transaction); a
@@ -51,6 +70,11 @@ public static class RouteChoice
         ArgumentNullException.ThrowIfNull(snapshot);
         var pending = message.Pending.Select(r => r.Address).ToList();
         var batches = new List<RouteBatch>();
+        if (message.Direction == Direction.Outbound && OutboundHold(message, snapshot) is { } hold)
+        {
+            return [new RouteBatch(pending, null, hold) { Held = true }];
+        }
+
         if (message.Direction == Direction.Outbound)
         {
             foreach (var byDomain in pending.GroupBy(r => EnvelopeAddress.DomainOf(r).ToLowerInvariant()))
