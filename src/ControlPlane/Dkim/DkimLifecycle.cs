@@ -126,7 +126,7 @@ public static class DkimLifecycle
                 break;
             default:
                 findings.Add(new Finding(FindingActive, FindingSeverity.Info,
-                    $"Outbound mail of {domain} is signed with DKIM (selector {current.Selector}, {DkimRecord.KeyType(current.Algorithm)})" +
+                    $"Outbound mail of {domain} is signed with DKIM (selector {current.Selector}, {DkimKey.KeyType(current.Algorithm)})" +
                     (dns.Current is null ? "; its record could not be looked up this time." : "; its record is published."), currentRecord));
                 break;
         }

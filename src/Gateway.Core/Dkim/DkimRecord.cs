@@ -22,11 +22,6 @@ public enum DkimRecordMatch
 /// </summary>
 public static class DkimRecord
 {
-    public static string Format(DkimKeyAlgorithm algorithm, string publicKey) => DkimKey.FormatRecord(algorithm, publicKey);
-
-    /// <summary>The <c>k=</c> value of a key type.</summary>
-    public static string KeyType(DkimKeyAlgorithm algorithm) => DkimKey.KeyType(algorithm);
-
     /// <summary>The tags of a tag=value list; null when it is not one (a tag without '=', a repeated tag).</summary>
     public static IReadOnlyDictionary<string, string>? ParseTags(string text)
     {
@@ -73,7 +68,7 @@ public static class DkimRecord
         }
 
         var k = tags.TryGetValue("k", out var kv) ? kv : "rsa";
-        return string.Equals(k, KeyType(algorithm), StringComparison.OrdinalIgnoreCase) &&
+        return string.Equals(k, DkimKey.KeyType(algorithm), StringComparison.OrdinalIgnoreCase) &&
                string.Equals(StripWhitespace(p), publicKey, StringComparison.Ordinal);
     }
 
