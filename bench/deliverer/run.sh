@@ -76,42 +76,15 @@ wait_sink() { # $1 = count, $2 = timeout seconds
 }
 
 # ---- a private Postfix instance relaying everything for bench.test to 127.0.0.1:$2
+. "$(dirname "$0")/../postfix.sh"
 start_postfix() { # $1 = name, $2 = next hop port; sets PF_PORT
-  local dir="$WORK/$1"; PF_PORT=$(freeport)
-  mkdir -p "$dir/conf" "$dir/queue" "$dir/data"
-  chown postfix "$dir/data"
-  cat > "$dir/conf/main.cf" <<CF
-compatibility_level = 3.6
-queue_directory = $dir/queue
-data_directory = $dir/data
-myhostname = bench-$1.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relay_domains = bench.test
-relayhost = [127.0.0.1]:$2
-smtpd_recipient_restrictions = permit_mynetworks, reject
-alias_maps =
-alias_database =
-local_recipient_maps =
-smtp_tls_security_level = none
-smtpd_tls_security_level = none
-maillog_file = $dir/maillog
-maillog_file_prefixes = $dir
-CF
+  local extra=""
   # (b) as deploy/postfix/main.cf: the intake is the before-queue proxy; (q) relays to it after queueing (relayhost).
-  if [ "$1" = b ]; then printf 'smtpd_proxy_filter = 127.0.0.1:%s\n' "$2" >> "$dir/conf/main.cf"; fi
+  if [ "$1" = b ]; then extra="smtpd_proxy_filter = 127.0.0.1:$2"; fi
   # (b) and (q): B_POSTFIX adds main.cf lines for the Postfix in front of the Deliverer (e.g. its concurrency to the intake).
-  if [ "$1" != a ] && [ -n "${B_POSTFIX:-}" ]; then printf '%s\n' "$B_POSTFIX" >> "$dir/conf/main.cf"; fi
-  # The distribution's master.cf with the SMTP listener moved to our port and no chroot (a private instance).
-  awk -v port="$PF_PORT" '
-    /^smtp[ \t]+inet/ { print "127.0.0.1:" port " inet n - n - - smtpd"; next }
-    /^[a-z]/ && NF >= 8 { $5 = "n" }
-    { print }' /usr/share/postfix/master.cf.dist > "$dir/conf/master.cf"
-  postfix -c "$dir/conf" start >/dev/null 2>"$dir/start.err" || { cat "$dir/start.err" "$dir/maillog" >&2 2>/dev/null; exit 1; }
-  POSTFIX_DIRS+=("$dir")
-  wait_port "$PF_PORT"
+  if [ "$1" != a ] && [ -n "${B_POSTFIX:-}" ]; then extra="${extra:+$extra
+}$B_POSTFIX"; fi
+  start_bench_postfix "$1" "$2" "$extra"
 }
 
 # ---- Redis + Deliverer

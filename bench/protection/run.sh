@@ -121,45 +121,18 @@ wait_sink() { # $1 = count
   done
 }
 
+. "$HERE/../postfix.sh"
 start_postfix() { # $1 = name, $2 = next hop (intake or sink) port; sets PF_PORT
-  local dir="$WORK/$1"; PF_PORT=$(freeport)
-  mkdir -p "$dir/conf" "$dir/queue" "$dir/data"; chown postfix "$dir/data"
-  cat >"$dir/conf/main.cf" <<CF
-compatibility_level = 3.6
-queue_directory = $dir/queue
-data_directory = $dir/data
-myhostname = bench-$1.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relay_domains = bench.test
-relayhost = [127.0.0.1]:$2
-smtpd_recipient_restrictions = permit_mynetworks, reject
-alias_maps =
-alias_database =
-local_recipient_maps =
-smtp_tls_security_level = none
-smtpd_tls_security_level = none
-message_size_limit = 52428800
-maillog_file = $dir/maillog
-maillog_file_prefixes = $dir
-CF
+  local extra="message_size_limit = 52428800"
   if [ "$1" = g ]; then
     # As deploy/postfix/main.cf: the Deliverer's intake is the before-queue proxy; it answers after scanning and storing.
-    printf 'smtpd_proxy_filter = 127.0.0.1:%s\nsmtpd_proxy_timeout = 100s\n' "$2" >>"$dir/conf/main.cf"
+    extra="$extra"$'\n'"$(printf 'smtpd_proxy_filter = 127.0.0.1:%s\nsmtpd_proxy_timeout = 100s' "$2")"
   else
     # The do-it-yourself stack: rspamd's proxy worker as a milter (rspamd's own Postfix guide), Postfix queues and relays.
-    printf 'smtpd_milters = inet:127.0.0.1:%s\nnon_smtpd_milters =\nmilter_protocol = 6\nmilter_default_action = tempfail\nmilter_mail_macros = i {mail_addr} {client_addr} {client_name} {auth_authen}\n' \
-      "$GATEWAY_RSPAMD_MILTER_PORT" >>"$dir/conf/main.cf"
+    extra="$extra"$'\n'"$(printf 'smtpd_milters = inet:127.0.0.1:%s\nnon_smtpd_milters =\nmilter_protocol = 6\nmilter_default_action = tempfail\nmilter_mail_macros = i {mail_addr} {client_addr} {client_name} {auth_authen}' \
+      "$GATEWAY_RSPAMD_MILTER_PORT")"
   fi
-  awk -v port="$PF_PORT" '
-    /^smtp[ \t]+inet/ { print "127.0.0.1:" port " inet n - n - - smtpd"; next }
-    /^[a-z]/ && NF >= 8 { $5 = "n" }
-    { print }' /usr/share/postfix/master.cf.dist >"$dir/conf/master.cf"
-  postfix -c "$dir/conf" start >/dev/null 2>"$dir/start.err" || { cat "$dir/start.err" "$dir/maillog" >&2 2>/dev/null; exit 1; }
-  POSTFIX_DIRS+=("$dir")
-  wait_port "$PF_PORT"
+  start_bench_postfix "$1" "$2" "$extra"
 }
 stop_postfix() { postfix -c "$WORK/$1/conf" stop >/dev/null 2>&1 || true; mv "$WORK/$1" "$WORK/$1-$(date +%s%N)"; }
 
