@@ -54,6 +54,24 @@ public sealed class NewcomerPathTests
         var policy = await Scrape.GetAsync($"http://127.0.0.1:{run.PolicyHttpPort}");
         Assert.True(policy.Value("gateway_policy_decisions_total", ("outcome", "reject")) >= 1);
         Assert.True(policy.Value("gateway_policy_decisions_total", ("outcome", "accept")) >= 1);
+
+        // 5. A local process without the password cannot use the gateway's Redis (security review M13); the password is
+        // the owner's alone (0600) and opens it.
+        var passwordFile = Path.Combine(run.Data, "redis.password");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(passwordFile));
+        Assert.StartsWith("-NOAUTH", await RedisSayAsync(run.RedisPort, "PING"), StringComparison.Ordinal);
+        var password = (await File.ReadAllTextAsync(passwordFile)).Trim();
+        Assert.Equal("+OK", await RedisSayAsync(run.RedisPort, "AUTH " + password));
+    }
+
+    private static async Task<string> RedisSayAsync(int port, string inline)
+    {
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(System.Net.IPAddress.Loopback, port);
+        var stream = client.GetStream();
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(inline + "\r\n"));
+        using var reader = new StreamReader(stream, System.Text.Encoding.ASCII);
+        return await reader.ReadLineAsync() ?? string.Empty;
     }
 
     /// <summary>One <c>scripts/run.sh --background</c> on free ports and a temporary data folder; disposing runs stop.sh.</summary>
@@ -82,6 +100,8 @@ public sealed class NewcomerPathTests
         public int DelivererHttpPort => int.Parse(_env["GATEWAY_DELIVERER_HTTP_PORT"], System.Globalization.CultureInfo.InvariantCulture);
 
         public int PolicyHttpPort => int.Parse(_env["GATEWAY_POLICY_HTTP_PORT"], System.Globalization.CultureInfo.InvariantCulture);
+
+        public int RedisPort => int.Parse(_env["GATEWAY_REDIS_PORT"], System.Globalization.CultureInfo.InvariantCulture);
 
         public static async Task<RunSh> StartAsync(string dnsServer)
         {
