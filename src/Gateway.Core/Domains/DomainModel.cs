@@ -73,6 +73,9 @@ public sealed record DomainSettings(bool InboundEnabled, IReadOnlyList<InboundSe
 
     /// <summary>Inbound protection policy (requirements §9); domains stored before it existed get the defaults.</summary>
     public ProtectionSettings Protection { get; init; } = ProtectionSettings.Default;
+
+    /// <summary>Recipient verification at RCPT (docs/operations.md "Recipient verification"); off for domains stored before it existed.</summary>
+    public RecipientVerificationSettings RecipientVerification { get; init; } = RecipientVerificationSettings.Off;
 }
 
 /// <summary>A managed domain as stored in Redis and held in the programs' snapshots.</summary>
