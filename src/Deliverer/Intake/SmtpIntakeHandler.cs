@@ -20,7 +20,8 @@ namespace Gateway.Deliverer.Intake;
 /// loop follows StackExchange.Redis's RespServer: slice, AdvanceTo, expected disconnects caught.
 /// </summary>
 public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider relay, ConfigSnapshot snapshot, BufferedMessageLog messageLog,
-    DelivererOptions options, QueueOptions queueOptions, TimeProvider clock, DelivererMetrics metrics, ILogger<SmtpIntakeHandler> logger, MessageScanner scanner)
+    DelivererOptions options, QueueOptions queueOptions, TimeProvider clock, DelivererMetrics metrics, ILogger<SmtpIntakeHandler> logger, MessageScanner scanner,
+    Gateway.Core.Verification.RecipientVerifier verifier)
     : ConnectionHandler
 {
     private const string Program = "deliverer";
@@ -205,6 +206,12 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
         }
 
         var reply = session.Command(SmtpParser.ParseCommand(lineBytes.IsSingleSegment ? lineBytes.FirstSpan : lineBytes.ToArray()));
+        if (reply is { Request: { } rcpt, Decision: { } accepted } && Gateway.Core.Verification.VerificationRules.Applies(accepted))
+        {
+            // The domain verifies recipients: the same answer as the policy service gives (usually from the cache it filled).
+            return VerifyAsync(output, session, rcpt, accepted);
+        }
+
         Account(reply);
         if (reply.Text.Length > 0)
         {
@@ -218,6 +225,24 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
             SessionAction.Close => new Step(Mode.Commands, false, true),
             _ => new Step(Mode.Commands, false, false),
         });
+    }
+
+    /// <summary>A recipient the relay rule accepted at a domain that verifies recipients: accepted, or withdrawn with 550/450.</summary>
+    private async ValueTask<Step> VerifyAsync(PipeWriter output, SmtpSession session, RelayRequest request, RelayDecision accepted)
+    {
+        // Replies before this one go out first; later pipelined commands wait for it (RFC 2920 keeps the order).
+        await output.FlushAsync().ConfigureAwait(false);
+        var decision = await verifier.ApplyAsync(request, accepted, Program, CancellationToken.None).ConfigureAwait(false);
+        var text = "250 2.1.5 Ok";
+        if (decision.Outcome != RelayOutcome.Accept)
+        {
+            session.Withdraw(request.Recipient);
+            text = decision.Refusal!.Value.ForRecipient(request.Recipient);
+        }
+
+        Account(new SessionReply(text, SessionAction.None, request, decision));
+        Write(output, text + "\r\n");
+        return new Step(Mode.Commands, false, false);
     }
 
     /// <summary>The end of a message or chunk: store it when the session asks, then answer.</summary>

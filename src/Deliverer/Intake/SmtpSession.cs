@@ -456,6 +456,13 @@ public sealed class SmtpSession(SmtpSessionSettings settings, IPAddress peer, Re
         return new("250 2.1.5 Ok", SessionAction.None, request, decision);
     }
 
+    /// <summary>
+    /// Takes back a recipient accepted at RCPT whose verification then refused it (the connection loop answers instead of the
+    /// 250 this session would have sent; docs/operations.md "Recipient verification"). The recipient count is not an error.
+    /// </summary>
+    public void Withdraw(string recipient) =>
+        _recipients.RemoveAll(r => string.Equals(r.Address, recipient, StringComparison.OrdinalIgnoreCase));
+
     private SessionReply DataCommand()
     {
         if (StartMessage() is { } refused)
