@@ -29,8 +29,8 @@ public sealed record RecipientVerificationSettings(bool Enabled, TimeSpan Positi
     public static readonly TimeSpan MaxPositiveTtl = TimeSpan.FromDays(31);
     public static readonly TimeSpan MaxNegativeTtl = TimeSpan.FromDays(3);
 
-    /// <summary>Off, with the default lifetimes (what a domain stored before this setting existed gets).</summary>
-    public static readonly RecipientVerificationSettings Off = new(false, DefaultPositiveTtl, DefaultNegativeTtl);
+    /// <summary>Off, with the default lifetimes (zero; what a domain stored before this setting existed gets).</summary>
+    public static readonly RecipientVerificationSettings Off = new(false, TimeSpan.Zero, TimeSpan.Zero);
 
     /// <summary>The positive lifetime in force (zero means the default).</summary>
     public TimeSpan EffectivePositiveTtl => PositiveTtl > TimeSpan.Zero ? PositiveTtl : DefaultPositiveTtl;
