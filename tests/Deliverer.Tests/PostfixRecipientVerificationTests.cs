@@ -115,6 +115,25 @@ public sealed class PostfixRecipientVerificationTests(VerificationGatewayFixture
     }
 
     [Fact]
+    public async Task Intake_StraightWithoutThePolicyService_ProbesItself_SameWords_OnlyVerifiedRecipientStored()
+    {
+        await using var sink = AnnOnly("127.0.0.12");
+        var d = await fx.DomainAsync(sink, verify: true);
+        await using var c = await PostfixSmtpClient.ConnectAsync(fx.Gateway.Intake);
+        Assert.Equal(250, (await c.EhloAsync("local.test")).Code);
+        Assert.Equal(250, (await c.MailFromAsync("someone@remote.test")).Code);
+        Assert.Equal($"550 5.1.1 <bob@{d}>: Recipient address rejected: undeliverable address: 550 5.1.1 <bob@{d}>: Recipient address rejected: User unknown in local recipient table",
+            (await c.RcptToAsync($"bob@{d}")).ToString());
+        Assert.Equal(250, (await c.RcptToAsync($"ann@{d}")).Code);
+        Assert.Equal(250, (await c.DataAsync("Subject: straight\r\n\r\nhello\r\n")).Code);
+        await c.QuitAsync();
+
+        var delivered = Assert.Single(await sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30)));
+        Assert.Equal([$"ann@{d}"], delivered.Recipients);
+        Assert.Equal(2, Probes(sink).Count);
+    }
+
+    [Fact]
     public async Task Rcpt_ServerNeverGreets_450AtRcpt_ProbedOnce_NothingAccepted()
     {
         await using var sink = SmtpSink.Start("127.0.0.8");
