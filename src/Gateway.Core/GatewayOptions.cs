@@ -104,6 +104,13 @@ public sealed class GatewayOptions
     /// </summary>
     public TimeSpan ConfigPendingGrace { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// …and announced once more this long after its writer began it, then forgotten: a save whose write reached Redis
+    /// after the first announcement (Redis stalled, the connection stalled) and whose writer died before announcing it
+    /// is still applied everywhere. Longer than any save can take to land (the Redis client's timeout is 5 s).
+    /// </summary>
+    public TimeSpan ConfigPendingFinal { get; set; } = TimeSpan.FromSeconds(60);
+
     /// <summary>How many entries of the config change stream Redis keeps (approximately).</summary>
     [Range(100, 10_000_000)]
     public int ConfigChangeStreamLength { get; set; } = 100_000;

@@ -60,7 +60,7 @@ public sealed partial class ConfigSnapshotService(
                     }
 
                     // A writer that died between saving a change and announcing it: announce it for everyone.
-                    if (await feed.AnnounceAbandonedAsync(options.ConfigPendingGrace).ConfigureAwait(false) is > 0 and var announced)
+                    if (await feed.AnnounceAbandonedAsync(options.ConfigPendingGrace, options.ConfigPendingFinal).ConfigureAwait(false) is > 0 and var announced)
                     {
                         LogAbandonedAnnounced(logger, announced);
                     }
