@@ -111,6 +111,14 @@ public sealed class GatewayOptions
     /// </summary>
     public TimeSpan ConfigPendingFinal { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// A file where the PolicyDaemon and the Deliverer remember the configuration lineage they last applied (version,
+    /// lineage id, domain count), so that one starting while Redis has lost data notices it and answers "try later"
+    /// until an operator accepts the stored state, instead of refusing every domain (docs/reliability.md "Redis
+    /// faults"). Empty: off. The systemd units set it in each program's state directory; scripts/run.sh in ./data.
+    /// </summary>
+    public string? LineageFile { get; set; }
+
     /// <summary>How many entries of the config change stream Redis keeps (approximately).</summary>
     [Range(100, 10_000_000)]
     public int ConfigChangeStreamLength { get; set; } = 100_000;
