@@ -61,23 +61,8 @@ public sealed class RecipientVerifierTests : IAsyncLifetime
         return verifier;
     }
 
-    private static DomainEntry Domain(string host, int port, bool enabled = true, RecipientVerificationSettings? settings = null)
-    {
-        var name = $"v{Guid.NewGuid().ToString("N")[..8]}.example";
-        var now = DateTimeOffset.UtcNow;
-        return new DomainEntry(new DomainConfig
-        {
-            Name = name,
-            CompanyId = "c1",
-            Settings = new DomainSettings(true, [new InboundServer("*@" + name, host, port, 10)], OutboundSettings.Disabled)
-            {
-                RecipientVerification = settings ?? RecipientVerificationSettings.Off with { Enabled = enabled },
-            },
-            Verification = new VerificationState("t", true, VerificationMethod.Txt, now),
-            CreateTime = now,
-            UpdateTime = now,
-        });
-    }
+    private static DomainEntry Domain(string host, int port, bool enabled = true) =>
+        VerificationRulesTests.Domain(enabled, $"v{Guid.NewGuid().ToString("N")[..8]}.example", host, port);
 
     private static Task<RelayDecision> AskAsync(RecipientVerifier verifier, DomainEntry domain, string local) =>
         verifier.ApplyAsync(new RelayRequest { Stage = SmtpStage.Rcpt, Sender = "someone@remote.test", Recipient = $"{local}@{domain.Name}", ClientAddress = "192.0.2.1" },

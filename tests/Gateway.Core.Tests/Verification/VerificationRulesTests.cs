@@ -9,14 +9,14 @@ namespace Gateway.Core.Tests.Verification;
 /// <summary>The decision table of recipient verification (Postfix's reject_unverified_recipient), without I/O.</summary>
 public sealed class VerificationRulesTests
 {
-    internal static DomainEntry Domain(bool enabled, string name = "v.example")
+    internal static DomainEntry Domain(bool enabled, string name = "v.example", string host = "127.0.0.5", int port = 25)
     {
-        var now = DateTimeOffset.UnixEpoch;
+        var now = DateTimeOffset.UtcNow;
         return new DomainEntry(new DomainConfig
         {
             Name = name,
             CompanyId = "c1",
-            Settings = new DomainSettings(true, [new InboundServer("*@" + name, "127.0.0.5", 25, 10)], OutboundSettings.Disabled)
+            Settings = new DomainSettings(true, [new InboundServer("*@" + name, host, port, 10)], OutboundSettings.Disabled)
             {
                 RecipientVerification = RecipientVerificationSettings.Off with { Enabled = enabled },
             },
