@@ -50,6 +50,7 @@ public sealed class VerificationGatewayFixture : IAsyncLifetime
 /// Recipient verification through a real Postfix from deploy/postfix (docs/operations.md "Recipient verification"): the
 /// policy service asks the customer's server at RCPT, the intake behind Postfix gives the same answer from the cache.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class PostfixRecipientVerificationTests(VerificationGatewayFixture fx) : IClassFixture<VerificationGatewayFixture>
 {
     private static readonly IPAddress Internet = IPAddress.Parse("127.0.0.2");

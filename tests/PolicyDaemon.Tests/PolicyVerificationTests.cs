@@ -8,6 +8,7 @@ namespace PolicyDaemon.Tests;
 /// Recipient verification over the policy protocol (SMTPD_POLICY_README): the answer waits for the cache or the probe, and
 /// requests pipelined on one connection are answered in order even when one of them waits. Real Redis, real SMTP sinks.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class PolicyVerificationTests : IAsyncLifetime
 {
     private RedisServer _redis = null!;

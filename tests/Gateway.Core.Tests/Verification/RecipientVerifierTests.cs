@@ -17,6 +17,7 @@ namespace Gateway.Core.Tests.Verification;
 /// Recipient verification with real parts: a redis-server, a DNS server, SMTP sinks on 127.0.0.x that accept some
 /// recipients and refuse others at RCPT, or never greet. Through Postfix: Deliverer.Tests PostfixRecipientVerificationTests.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class RecipientVerifierTests : IAsyncLifetime
 {
     private RedisServer _redis = null!;

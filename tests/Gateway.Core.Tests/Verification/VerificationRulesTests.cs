@@ -7,6 +7,7 @@ using Gateway.Core.Verification;
 namespace Gateway.Core.Tests.Verification;
 
 /// <summary>The decision table of recipient verification (Postfix's reject_unverified_recipient), without I/O.</summary>
+[Trait("Kind", "Unit")]
 public sealed class VerificationRulesTests
 {
     internal static DomainEntry Domain(bool enabled, string name = "v.example", string host = "127.0.0.5", int port = 25)
