@@ -9,16 +9,10 @@ namespace Gateway.Deliverer.Delivery;
 /// body (a small message, a DKIM-signed or scanned copy, an entry written by an earlier version), or a shared body read
 /// from Redis as a stream (<see cref="SharedBodyStream"/>): MimeKit parses it in persistent mode, so the parts stay
 /// offsets into the stream and MailKit reads them block by block as it sends them. A delivery then holds the header
-/// section and a block, not the message. A DSN gets at most <see cref="DsnContentLimit"/> bytes of it, all it can return.
+/// section and a block, not the message. A DSN gets at most <see cref="SharedBodies.DsnContentLimit"/> bytes of it, all it can return.
 /// </summary>
 internal sealed class MessageSource(MessageQueue queue, QueuedMessage message, byte[]? bytes) : IDisposable
 {
-    /// <summary>
-    /// What a DSN may read of a shared body: more than <see cref="DsnBuilder.FullReturnLimit"/> (so a bigger message is seen
-    /// as too big for RET=FULL) and room for any header section the DSN returns a part of (<see cref="DsnBuilder.HeaderReturnLimit"/>).
-    /// </summary>
-    public const int DsnContentLimit = 256 * 1024;
-
     private SharedBodyStream? _stream;
     private byte[]? _dsnContent;
 
@@ -44,7 +38,7 @@ internal sealed class MessageSource(MessageQueue queue, QueuedMessage message, b
             return bytes;
         }
 
-        return _dsnContent ??= await queue.ReadSharedBodyHeadAsync(BodyId, DsnContentLimit).ConfigureAwait(false) ?? throw Missing();
+        return _dsnContent ??= await queue.ReadSharedBodyHeadAsync(BodyId, SharedBodies.DsnContentLimit).ConfigureAwait(false) ?? throw Missing();
     }
 
     public void Dispose() => _stream?.Dispose();

@@ -469,8 +469,9 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
     }
 
     /// <summary>
-    /// Removes a message from the queue (operator bounce or delete) and returns what it was. A worker
-    /// attempting it at this moment finds it gone when it saves its result.
+    /// Removes a message from the queue (operator bounce or delete) and returns what it was: the envelope, and the body, or
+    /// the first <see cref="SharedBodies.DsnContentLimit"/> bytes of a shared one (all a DSN returns; requirements §11, bounded
+    /// memory). A worker attempting it at this moment finds it gone when it saves its result.
     /// </summary>
     public async Task<(QueuedMessage Message, byte[] Body)?> RemoveAsync(string domain, string id)
     {
@@ -489,15 +490,10 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         _ = tx.HashDeleteAsync(RedisKeys.ScheduleLeases(shard), member);
         await tx.ExecuteAsync().ConfigureAwait(false);
         var message = QueueJson.Deserialize(parts[0].ToString());
-        byte[] body;
-        try
-        {
-            body = await BodyOfAsync(parts[1], parts.Length > 2 ? parts[2] : RedisValue.Null, domain, id).ConfigureAwait(false);
-        }
-        catch (InvalidOperationException)
-        {
-            body = [];
-        }
+        // A shared body (possibly a big message received in pieces) is read only as far as a DSN returns anything of it.
+        var bodyRef = parts.Length > 2 ? parts[2] : RedisValue.Null;
+        var body = bodyRef.IsNullOrEmpty ? (parts[1].IsNull ? [] : (byte[])parts[1]!)
+            : await ReadSharedBodyHeadAsync(bodyRef.ToString(), SharedBodies.DsnContentLimit).ConfigureAwait(false) ?? [];
 
         await ReleaseBodyAsync(message).ConfigureAwait(false);
         return (message, body);

@@ -108,6 +108,13 @@ public static class SharedBodies
         return v.IsNull ? null : (byte[])v!;
     }
 
+    /// <summary>
+    /// What a DSN reads of a shared body at most: more than <c>DsnBuilder.FullReturnLimit</c> (so a bigger message is seen as
+    /// too big for RET=FULL) and room for the header section a DSN returns a part of (<c>DsnBuilder.HeaderReturnLimit</c>):
+    /// as much as the intake keeps in memory of a message received in pieces, so the DSN finds the same header section.
+    /// </summary>
+    public const int DsnContentLimit = 1024 * 1024;
+
     /// <summary>The hash field of a queue entry that names its shared body (instead of a <c>body</c> field).</summary>
     public const string Field = "bodyref";
 
