@@ -18,18 +18,7 @@ public sealed class BoundedMemoryTests(GatewayFixture fx) : IClassFixture<Gatewa
 {
     private IDatabase Db => fx.RedisClient.GetDatabase();
 
-    private IServer Server => fx.RedisClient.GetServer(fx.RedisClient.GetEndPoints()[0]);
-
-    private async Task<List<RedisKey>> KeysAsync(string pattern)
-    {
-        var keys = new List<RedisKey>();
-        await foreach (var k in Server.KeysAsync(pattern: pattern))
-        {
-            keys.Add(k);
-        }
-
-        return keys;
-    }
+    private Task<List<RedisKey>> KeysAsync(string pattern) => RedisScan.KeysAsync(fx.RedisClient, pattern);
 
     /// <summary>A multipart message of about <paramref name="size"/> bytes: a text part and a base64 attachment (76-character lines), no line starting with a dot.</summary>
     private static byte[] Message(int size, string marker)

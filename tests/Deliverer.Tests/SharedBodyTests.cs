@@ -48,18 +48,7 @@ public sealed class SharedBodyTests(GatewayFixture fx) : IClassFixture<GatewayFi
         return [reply];
     }
 
-    private IServer Server => fx.RedisClient.GetServer(fx.RedisClient.GetEndPoints()[0]);
-
-    private async Task<List<RedisKey>> KeysAsync(string pattern)
-    {
-        var keys = new List<RedisKey>();
-        await foreach (var k in Server.KeysAsync(pattern: pattern))
-        {
-            keys.Add(k);
-        }
-
-        return keys;
-    }
+    private Task<List<RedisKey>> KeysAsync(string pattern) => RedisScan.KeysAsync(fx.RedisClient, pattern);
 
     private async Task<long> MemoryUsageAsync(IEnumerable<RedisKey> keys)
     {

@@ -331,16 +331,12 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
     /// </summary>
     public async Task<(QueuedMessage Message, byte[] Body)?> LoadAsync(string domain, string id)
     {
-        var db = Db;
-        var read = db.HashGetAsync(RedisKeys.QueueMessage(domain, id), ["env", "body", SharedBodies.Field]);
-        var managed = db.KeyExistsAsync(RedisKeys.Domain(domain));
-        var v = await read.ConfigureAwait(false);
-        if (v[0].IsNull || !await managed.ConfigureAwait(false))
+        if (await LoadForDeliveryAsync(domain, id).ConfigureAwait(false) is not var (message, body))
         {
             return null;
         }
 
-        return (QueueJson.Deserialize(v[0].ToString()), await BodyOfAsync(v[1], v[2], domain, id).ConfigureAwait(false));
+        return (message, body ?? await BodyOfAsync(RedisValue.Null, message.BodyRef, domain, id).ConfigureAwait(false));
     }
 
     /// <summary>

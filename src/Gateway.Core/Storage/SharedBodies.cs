@@ -81,16 +81,8 @@ public static class SharedBodies
     {
         ArgumentNullException.ThrowIfNull(db);
         ArgumentNullException.ThrowIfNull(members);
-        var args = new RedisValue[members.Count + 2];
-        args[0] = (long)ttl.TotalMilliseconds;
-        args[1] = length;
-        for (var i = 0; i < members.Count; i++)
-        {
-            args[i + 2] = members[i];
-        }
-
-        return (long)await db.ScriptEvaluateAsync(CommitScript, [RedisKeys.SharedBodySpool(bodyId), RedisKeys.SharedBody(bodyId), RedisKeys.SharedBodyRefs(bodyId)], args)
-            .ConfigureAwait(false) == 1;
+        return (long)await db.ScriptEvaluateAsync(CommitScript, [RedisKeys.SharedBodySpool(bodyId), RedisKeys.SharedBody(bodyId), RedisKeys.SharedBodyRefs(bodyId)],
+            Args(ttl, length, members)).ConfigureAwait(false) == 1;
     }
 
     /// <summary>Removes a spool that will not be committed (the session failed, was aborted, or the message was refused).</summary>
@@ -126,15 +118,7 @@ public static class SharedBodies
     {
         ArgumentNullException.ThrowIfNull(db);
         ArgumentNullException.ThrowIfNull(members);
-        var args = new RedisValue[members.Count + 2];
-        args[0] = (long)ttl.TotalMilliseconds;
-        args[1] = body;
-        for (var i = 0; i < members.Count; i++)
-        {
-            args[i + 2] = members[i];
-        }
-
-        await db.ScriptEvaluateAsync(StoreScript, [RedisKeys.SharedBody(bodyId), RedisKeys.SharedBodyRefs(bodyId)], args).ConfigureAwait(false);
+        await db.ScriptEvaluateAsync(StoreScript, [RedisKeys.SharedBody(bodyId), RedisKeys.SharedBodyRefs(bodyId)], Args(ttl, body, members)).ConfigureAwait(false);
     }
 
     /// <summary>The shared body, or null when it is gone.</summary>
@@ -150,5 +134,19 @@ public static class SharedBodies
     {
         ArgumentNullException.ThrowIfNull(db);
         return (long)await db.ScriptEvaluateAsync(ReleaseScript, [RedisKeys.SharedBody(bodyId), RedisKeys.SharedBodyRefs(bodyId)], [member]).ConfigureAwait(false) == 1;
+    }
+
+    /// <summary>The scripts' arguments: the expiry in ms, one value, then the reference set's members.</summary>
+    private static RedisValue[] Args(TimeSpan ttl, RedisValue value, IReadOnlyList<string> members)
+    {
+        var args = new RedisValue[members.Count + 2];
+        args[0] = (long)ttl.TotalMilliseconds;
+        args[1] = value;
+        for (var i = 0; i < members.Count; i++)
+        {
+            args[i + 2] = members[i];
+        }
+
+        return args;
     }
 }
