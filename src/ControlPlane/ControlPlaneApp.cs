@@ -69,9 +69,11 @@ public static class ControlPlaneApp
             .ValidateDataAnnotations()
             .Validate(o => o.FollowRecheckInterval > TimeSpan.Zero && o.FollowRecheckInterval <= TimeSpan.FromMinutes(1),
                 "Gateway:Limits:FollowRecheckInterval must be positive and at most a minute.")
+            .Validate(o => o.FollowSlotLease >= TimeSpan.FromSeconds(1), "Gateway:Limits:FollowSlotLease must be at least a second.")
             .ValidateOnStart();
         builder.Services.AddSingleton(sp => sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<TenantLimits>>().Value);
         builder.Services.AddSingleton<TenantRateLimiter>();
+        builder.Services.AddSingleton<FollowSlots>();
         builder.Services.AddSingleton<FollowGuard>();
         builder.Services.AddSingleton<Onboarding.DomainTakeover>();
         builder.Services.AddDeliveryQueue(builder.Configuration);
