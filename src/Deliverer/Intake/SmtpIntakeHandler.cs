@@ -92,7 +92,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
         }
 
         var scope = connection.Items.TryGetValue(ScopeKey, out var s) && s is RelayScope listenerScope ? listenerScope : RelayScope.Any;
-        using var session = new SmtpSession(_settings, remote, scope, relay.Decide, clock);
+        using var session = new SmtpSession(_settings, remote, scope, relay.Decide, clock, intake.NewBuffer);
         using var idle = new CancellationTokenSource();
         try
         {
@@ -150,6 +150,12 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
 
             input.AdvanceTo(buffer.Start, buffer.End);
             await output.FlushAsync(closed).ConfigureAwait(false);
+            if (session.Data is { FlushDue: true } data)
+            {
+                // A big message goes to Redis in pieces before more is read (requirements §11, bounded memory).
+                await data.FlushAsync().ConfigureAwait(false);
+            }
+
             if (close || result.IsCompleted)
             {
                 return;
@@ -271,6 +277,14 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
     private async Task<string> StoreAsync(SmtpSession session)
     {
         var m = session.Pending!;
+        if (!await m.Body.CompleteAsync().ConfigureAwait(false))
+        {
+            // A piece of a big message did not reach Redis: never store it incomplete.
+            LogEnqueueFailed(logger, m.Id, "a piece of the message could not be written");
+            metrics.Message("failed");
+            return session.NotStored(domainDeleted: false);
+        }
+
         // requirements §3.9: mail through Microsoft 365's shared ranges must carry the customer's own tenant stamp.
         if (relay.ProviderBindingRefusal(m.Recipients.Where(r => r.Direction == Gateway.Core.Mail.Direction.Outbound).Select(r => r.Domain).Distinct(StringComparer.Ordinal),
                 m.Client.Address, m.Body.WrittenSpan) is { } binding)
@@ -282,8 +296,13 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
 
         try
         {
+            // A big message was received in pieces (MessageBuffer): the copies share them, and only the head is here. Scanning
+            // needs the whole message in memory (rspamd and clamd get it in one request, and the result headers are added per copy).
+            var spool = m.Body.Spilled && !scanner.Enabled ? m.Body : null;
+            var body = !m.Body.Spilled || spool is not null ? m.Body.WrittenSpan.ToArray()
+                : await m.Body.ReadAllAsync().ConfigureAwait(false) ?? throw new RedisException($"the pieces of message {m.Id} are incomplete");
+
             // Scanned before it is stored (requirements §9, docs/protection.md): a refusal or deferral is the client's DATA reply.
-            var body = m.Body.WrittenSpan.ToArray();
             var protection = await scanner.ScanAsync(new IntakeScan(m.Id, m.Sender, m.Recipients, m.Client.Address, m.Client.Helo, m.Client.Name), body,
                 CancellationToken.None).ConfigureAwait(false);
             if (protection?.Reply is { } verdict)
@@ -292,7 +311,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
                 return session.Stored(new IntakeResult([], verdict));
             }
 
-            var result = await intake.EnqueueAsync(m.Id, m.Sender, m.Recipients, m.Utf8, m.Client.Address, body, m.PostfixQueueId, m.Dsn, protection)
+            var result = await intake.EnqueueAsync(m.Id, m.Sender, m.Recipients, m.Utf8, m.Client.Address, body, m.PostfixQueueId, m.Dsn, protection, spool)
                 .ConfigureAwait(false);
             metrics.Message(result.RejectReply is not null ? "rejected" : result.Quarantined ? "quarantined" : "queued");
             return session.Stored(result);

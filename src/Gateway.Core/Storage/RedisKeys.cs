@@ -133,6 +133,12 @@ public static class RedisKeys
     /// <summary>String: a message body shared by the queue entries of one message, in a slot of its own (<see cref="SharedBodies"/>).</summary>
     public static RedisKey SharedBody(string bodyId) => $"gw:{{b:{bodyId}}}:body";
 
+    /// <summary>
+    /// String: a body being received in pieces (<see cref="SharedBodies.AppendSpoolAsync"/>), in the slot of the body it becomes;
+    /// renamed to <see cref="SharedBody"/> when the message is complete, with a short expiry until then.
+    /// </summary>
+    public static RedisKey SharedBodySpool(string bodyId) => $"gw:{{b:{bodyId}}}:spool";
+
     /// <summary>Set: the queue entries (<c>&lt;domain&gt;|&lt;id&gt;</c>) that reference a shared body; the last one out removes it.</summary>
     public static RedisKey SharedBodyRefs(string bodyId) => $"gw:{{b:{bodyId}}}:refs";
 
