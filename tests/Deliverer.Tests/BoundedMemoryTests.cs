@@ -14,6 +14,7 @@ namespace Deliverer.Tests;
 /// script, and is streamed back block by block to the next hop. The memory itself is measured by bench/deliverer (m);
 /// these tests show the layout, the cleanup and that the bytes arrive unchanged. Real Redis, real sockets, a real SMTP sink.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class BoundedMemoryTests(GatewayFixture fx) : IClassFixture<GatewayFixture>
 {
     private IDatabase Db => fx.RedisClient.GetDatabase();

@@ -8,6 +8,7 @@ namespace Gateway.Core.Tests;
 /// Bodies in pieces (requirements §11, bounded memory) against a real redis-server: the spool is appended, committed in one
 /// script only when complete, and read back block by block.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class SharedBodyStreamTests
 {
     private static byte[] Bytes(int size)
