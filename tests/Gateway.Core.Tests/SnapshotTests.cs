@@ -351,6 +351,7 @@ public sealed class SnapshotTests : IAsyncLifetime
             // …is announced by the worker after the grace, while the save's write has not landed yet (Redis or the
             // connection stalled): the worker reloads the domain and finds it unchanged.
             await Eventually.WaitAsync(async () => await _feed.GetVersionAsync() == version + 1, TimeSpan.FromSeconds(10), "first announcement");
+            await Eventually.WaitAsync(() => snapshot.Version >= version + 1, TimeSpan.FromSeconds(10), "the worker applied the first announcement");
             Assert.Equal("192.0.2.1", snapshot.Find(Name)!.Config.Settings.InboundServers[0].Host);
 
             // Then the write lands, exactly as ReplaceAsync's script writes it, and its writer dies before announcing it.
