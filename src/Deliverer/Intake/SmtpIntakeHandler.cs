@@ -20,7 +20,8 @@ namespace Gateway.Deliverer.Intake;
 /// loop follows StackExchange.Redis's RespServer: slice, AdvanceTo, expected disconnects caught.
 /// </summary>
 public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider relay, ConfigSnapshot snapshot, BufferedMessageLog messageLog,
-    DelivererOptions options, QueueOptions queueOptions, TimeProvider clock, DelivererMetrics metrics, ILogger<SmtpIntakeHandler> logger, MessageScanner scanner)
+    DelivererOptions options, QueueOptions queueOptions, TimeProvider clock, DelivererMetrics metrics, ILogger<SmtpIntakeHandler> logger, MessageScanner scanner,
+    GoogleWorkspaceBinding google)
     : ConnectionHandler
 {
     private const string Program = "deliverer";
@@ -253,6 +254,15 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
             LogProviderBinding(logger, m.Id, m.Client.Address, binding.Domain, binding.Reason);
             metrics.Message("rejected");
             return session.Stored(new IntakeResult([], "550 5.7.1 Sender not authorised: " + binding.Reason));
+        }
+
+        // requirements §3.9: mail through Google's shared ranges must carry the customer's own Google Workspace DKIM signature.
+        if (await google.RefusalAsync(m.Recipients.Where(r => r.Direction == Gateway.Core.Mail.Direction.Outbound).Select(r => r.Domain).Distinct(StringComparer.Ordinal),
+                m.Client.Address, () => m.Body.WrittenSpan.ToArray(), CancellationToken.None).ConfigureAwait(false) is { } googleRefusal)
+        {
+            LogProviderBinding(logger, m.Id, m.Client.Address, googleRefusal.Domain, googleRefusal.Reply);
+            metrics.Message(googleRefusal.Reply.StartsWith('4') ? "failed" : "rejected");
+            return session.Stored(new IntakeResult([], googleRefusal.Reply));
         }
 
         try
