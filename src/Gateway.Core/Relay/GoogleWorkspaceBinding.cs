@@ -81,7 +81,7 @@ public sealed class GoogleWorkspaceBinding(ConfigSnapshot snapshot, ProviderRang
             }
 
             parsed ??= Parse(message());
-            var verdict = await CheckAsync(domain, parsed, cancellationToken).ConfigureAwait(false);
+            var verdict = await CheckAsync(domain, parsed, dns, clock.GetUtcNow(), cancellationToken).ConfigureAwait(false);
             if (verdict is not null)
             {
                 return (domain.Name, verdict);
@@ -105,7 +105,7 @@ public sealed class GoogleWorkspaceBinding(ConfigSnapshot snapshot, ProviderRang
     }
 
     /// <summary>The DATA reply refusing <paramref name="message"/> for <paramref name="domain"/>, or null when a signature passes.</summary>
-    public async Task<string?> CheckAsync(DomainEntry domain, MimeMessage? message, CancellationToken cancellationToken)
+    public static async Task<string?> CheckAsync(DomainEntry domain, MimeMessage? message, ILookupClient dns, DateTimeOffset now, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(domain);
         const string Refused = "550 5.7.1 Sender not authorised: ";
@@ -120,7 +120,7 @@ public sealed class GoogleWorkspaceBinding(ConfigSnapshot snapshot, ProviderRang
             return Refused + $"message from Google Workspace that cannot be parsed: no DKIM signature of {domain.Name} found";
         }
 
-        var candidates = Candidates(message, domain.Name, selector, clock.GetUtcNow(), out var skipped);
+        var candidates = Candidates(message, domain.Name, selector, now, out var skipped);
         if (candidates.Count == 0)
         {
             return Refused + $"message from Google Workspace without a DKIM signature of {domain.Name} (d={domain.Name}, s={selector})" +
@@ -149,9 +149,10 @@ public sealed class GoogleWorkspaceBinding(ConfigSnapshot snapshot, ProviderRang
             {
                 return $"451 4.7.0 Try again later: the DKIM key of {domain.Name} cannot be looked up now (timed out)";
             }
-            catch (Exception e) when (e is FormatException or ParseException or NotSupportedException or ArgumentException or InvalidOperationException or CryptoException)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
-                // A malformed signature, an unusable key (revoked: empty p=, too short, unknown algorithm): does not count.
+                // A malformed signature, an unusable key (revoked: empty p=, bad base64, too short, unknown algorithm): does not count.
+                _ = e;
             }
         }
 
