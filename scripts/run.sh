@@ -170,7 +170,8 @@ start controlplane "src/ControlPlane/$BIN/Gateway.ControlPlane.dll" \
   --urls "http://127.0.0.1:$GRPC_PORT" --ControlPlane:HttpUrl="http://127.0.0.1:$HTTP_PORT"
 start policydaemon "src/PolicyDaemon/$BIN/Gateway.PolicyDaemon.dll" \
   --PolicyDaemon:PolicyEndpoint="127.0.0.1:$POLICY_PORT" --PolicyDaemon:SocketmapEndpoint="127.0.0.1:$SOCKETMAP_PORT" \
-  --PolicyDaemon:HttpUrl="http://127.0.0.1:$POLICY_HTTP_PORT" --PolicyDaemon:DelivererNextHop="smtp:[127.0.0.1]:$INTAKE_PORT"
+  --PolicyDaemon:HttpUrl="http://127.0.0.1:$POLICY_HTTP_PORT" --PolicyDaemon:DelivererNextHop="smtp:[127.0.0.1]:$INTAKE_PORT" \
+  --Gateway:LineageFile="$DATA/run/policydaemon.lineage"
 # A program that cannot start is reported now, before the engines take their time to start.
 wait_port "$GRPC_PORT" "the ControlPlane" "$DATA/logs/controlplane.log" controlplane
 wait_port "$POLICY_PORT" "the PolicyDaemon" "$DATA/logs/policydaemon.log" policydaemon
@@ -179,7 +180,8 @@ scripts/scanners.sh start
 start deliverer "src/Deliverer/$BIN/Gateway.Deliverer.dll" \
   --Gateway:Deliverer:Listen="127.0.0.1:$INTAKE_PORT" --Gateway:Deliverer:HttpUrl="http://127.0.0.1:$DELIVERER_HTTP_PORT" \
   --Gateway:Protection:RspamdUrls:0="http://127.0.0.1:${GATEWAY_RSPAMD_PORT:-11333}" \
-  --Gateway:Protection:ClamdServers:0="127.0.0.1:${GATEWAY_CLAMD_PORT:-3310}"
+  --Gateway:Protection:ClamdServers:0="127.0.0.1:${GATEWAY_CLAMD_PORT:-3310}" \
+  --Gateway:LineageFile="$DATA/run/deliverer.lineage"
 wait_port "$INTAKE_PORT" "the Deliverer" "$DATA/logs/deliverer.log" deliverer
 if [ "$DEMO" = 1 ]; then
   if ! scripts/demo-postfix.sh start; then

@@ -104,6 +104,21 @@ public sealed class GatewayOptions
     /// </summary>
     public TimeSpan ConfigPendingGrace { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// …and announced once more this long after its writer began it, then forgotten: a save whose write reached Redis
+    /// after the first announcement (Redis stalled, the connection stalled) and whose writer died before announcing it
+    /// is still applied everywhere. Longer than any save can take to land (the Redis client's timeout is 5 s).
+    /// </summary>
+    public TimeSpan ConfigPendingFinal { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// A file where the PolicyDaemon and the Deliverer remember the configuration lineage they last applied (version,
+    /// lineage id, domain count), so that one starting while Redis has lost data notices it and answers "try later"
+    /// until an operator accepts the stored state, instead of refusing every domain (docs/reliability.md "Redis
+    /// faults"). Empty: off. The systemd units set it in each program's state directory; scripts/run.sh in ./data.
+    /// </summary>
+    public string? LineageFile { get; set; }
+
     /// <summary>How many entries of the config change stream Redis keeps (approximately).</summary>
     [Range(100, 10_000_000)]
     public int ConfigChangeStreamLength { get; set; } = 100_000;

@@ -24,6 +24,14 @@ public sealed partial class DeploySystemdTests
             Assert.Contains(directive, text, StringComparison.Ordinal);
         }
 
+        if (unit != "gateway-controlplane.service")
+        {
+            // The workers remember the lineage they applied in their own state directory (restart during data loss).
+            var name = unit[..^".service".Length];
+            Assert.Contains($"StateDirectory={name}", text, StringComparison.Ordinal);
+            Assert.Contains($"Gateway__LineageFile=%S/{name}/", text, StringComparison.Ordinal);
+        }
+
         var (code, output) = await RunAsync("systemd-analyze", "verify", path);
         Assert.True(code == 0 && output.Length == 0, $"systemd-analyze verify {unit}: {code} {output}");
 

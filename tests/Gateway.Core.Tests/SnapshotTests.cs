@@ -308,7 +308,11 @@ public sealed class SnapshotTests : IAsyncLifetime
             await Eventually.WaitAsync(() => snapshot.Find(Name)?.Config.Settings.InboundServers[0].Host == "192.0.2.2",
                 TimeSpan.FromSeconds(10), "the saved change applied without its writer's announcement");
             Assert.Equal(version + 1, await _feed.GetVersionAsync());
-            Assert.Equal(0, await _mux.GetDatabase().SortedSetLengthAsync(RedisKeys.ConfigPending));
+
+            // Announced once; it stays, marked, for the second announcement at Gateway:ConfigPendingFinal.
+            var left = await _mux.GetDatabase().SortedSetRangeByRankAsync(RedisKeys.ConfigPending);
+            Assert.Equal(["update " + Name], left.Select(m => m.ToString().Split(' ', 2)[1]));
+            Assert.StartsWith("!", left[0].ToString(), StringComparison.Ordinal);
         }
         finally
         {
@@ -324,7 +328,62 @@ public sealed class SnapshotTests : IAsyncLifetime
         var (outcome, _) = await _store.ReplaceAsync((await _store.GetAsync("intent.example.com"))!, expectedRevision: 99, ConfigOps.Update);
         Assert.Equal(ChangeDomainOutcome.EtagMismatch, outcome);
         Assert.Equal(0, await _mux.GetDatabase().SortedSetLengthAsync(RedisKeys.ConfigPending));
-        Assert.Equal(0, await _feed.AnnounceAbandonedAsync(TimeSpan.FromMilliseconds(1)));
+        Assert.Equal(0, await _feed.AnnounceAbandonedAsync(TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(1)));
+    }
+
+    [Fact]
+    public async Task SlowSave_WriteLandsAfterTheFirstAnnouncement_WriterDies_AnnouncedAgainAtTheFinalAge()
+    {
+        const string Name = "slow.example.com";
+        await _domains.CreateAsync(Company, Name, Inbound(Name, "192.0.2.1"));
+        _options.ConfigPendingGrace = TimeSpan.FromMilliseconds(500);
+        _options.ConfigPendingFinal = TimeSpan.FromSeconds(4);
+        var (snapshot, service, mux) = await StartSnapshotAsync();
+        try
+        {
+            await Eventually.WaitAsync(() => snapshot.Find(Name)?.Config.Settings.InboundServers[0].Host == "192.0.2.1", TimeSpan.FromSeconds(10), "loaded");
+
+            // A save's first step, its intent, as DomainStore.ReplaceAsync records it…
+            var version = await _feed.GetVersionAsync();
+            await _feed.BeginAsync(Name, ConfigOps.Update);
+
+            // …is announced by the worker after the grace, while the save's write has not landed yet (Redis or the
+            // connection stalled): the worker reloads the domain and finds it unchanged.
+            await Eventually.WaitAsync(async () => await _feed.GetVersionAsync() == version + 1, TimeSpan.FromSeconds(10), "first announcement");
+            Assert.Equal("192.0.2.1", snapshot.Find(Name)!.Config.Settings.InboundServers[0].Host);
+
+            // Then the write lands, exactly as ReplaceAsync's script writes it, and its writer dies before announcing it.
+            var current = (await _store.GetAsync(Name))!;
+            var next = current with { Settings = current.Settings with { InboundServers = [new InboundServer("*@" + Name, "192.0.2.2", 25, 10)] } };
+            var written = (long)await _mux.GetDatabase().ScriptEvaluateAsync(DomainStore.ReplaceScript, [RedisKeys.Domain(Name)],
+                [Company, current.Revision, StoreJson.Serialize(next)]);
+            Assert.True(written > current.Revision);
+
+            // The intent comes up again at Gateway:ConfigPendingFinal: every worker applies the change, and it is forgotten.
+            await Eventually.WaitAsync(() => snapshot.Find(Name)?.Config.Settings.InboundServers[0].Host == "192.0.2.2",
+                TimeSpan.FromSeconds(15), "the late write applied without its writer's announcement");
+            Assert.Equal(version + 2, await _feed.GetVersionAsync());
+            Assert.Equal(0, await _mux.GetDatabase().SortedSetLengthAsync(RedisKeys.ConfigPending));
+        }
+        finally
+        {
+            await service.StopAsync(CancellationToken.None);
+            mux.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task AnnouncedSave_AfterTheFirstAbandonedAnnouncement_ForgetsTheMarkedIntentToo()
+    {
+        await _domains.CreateAsync(Company, "marked.example.com", DomainSettings.Empty);
+        var intent = await _feed.BeginAsync("marked.example.com", ConfigOps.Update);
+        await Task.Delay(50);
+        Assert.Equal(1, await _feed.AnnounceAbandonedAsync(TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1)));
+        Assert.Equal(1, await _mux.GetDatabase().SortedSetLengthAsync(RedisKeys.ConfigPending));
+
+        // The slow writer lives after all and announces its save: both forms of its intent go.
+        await _feed.PublishAsync("marked.example.com", ConfigOps.Update, intent);
+        Assert.Equal(0, await _mux.GetDatabase().SortedSetLengthAsync(RedisKeys.ConfigPending));
     }
 
     [Theory]

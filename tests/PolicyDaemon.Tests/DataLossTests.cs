@@ -77,4 +77,98 @@ public sealed class DataLossTests
 
         Assert.Equal(0, (await Scrape.GetAsync(daemon.HttpAddress!)).Value("gateway_snapshot_held"));
     }
+
+    [Fact]
+    public async Task RestartDuringDataLoss_WithLineageFile_AnswersTryLater_NeverReject_UntilOperatorAccepts()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var name = DaemonFixture.NewName("restart");
+        await DaemonFixture.SeedAsync(redis, name, DaemonFixture.Inbound(name));
+        await using var controlPlane = await ControlPlaneHost.StartAsync(redis.ConnectionString);
+        var folder = Directory.CreateTempSubdirectory("gw-lineage-");
+        try
+        {
+            var file = Path.Combine(folder.FullName, "config-lineage");
+            string[] settings = ["--Gateway:SnapshotReconcileInterval", "00:00:00.200", "--Gateway:LineageFile", file];
+            await using (var first = await PolicyDaemonServer.StartAsync(redis.ConnectionString, settings))
+            {
+                await first.WaitLoadedAsync();
+                await using var wire = await PolicyWire.ConnectAsync(first.Policy);
+                Assert.Equal("OK", await wire.AskAsync(PolicyWire.Request($"bob@{name}")));
+                await Eventually.WaitAsync(() => File.Exists(file) && File.ReadAllText(file).Split(' ')[3].Trim() != "0",
+                    TimeSpan.FromSeconds(10), "the lineage file written");
+            }
+
+            // The daemon was stopped (an upgrade, a reboot) and Redis lost its data while it was down.
+            using (var admin = await redis.ConnectAsync())
+            {
+                await admin.GetServers()[0].FlushAllDatabasesAsync();
+            }
+
+            await using var daemon = await PolicyDaemonServer.StartAsync(redis.ConnectionString, settings);
+            await using var policy = await PolicyWire.ConnectAsync(daemon.Policy);
+            using var http = new HttpClient { BaseAddress = new Uri(daemon.HttpAddress!) };
+            await Eventually.WaitAsync(() => daemon.Snapshot.Hold is not null, TimeSpan.FromSeconds(10), "held at start");
+
+            // Never "REJECT NO-DOMAIN" for the domain Redis forgot: "try later", so Postfix answers 4xx and the sender retries.
+            for (var i = 0; i < 10; i++)
+            {
+                var answer = await policy.AskAsync(PolicyWire.Request($"bob@{name}"));
+                Assert.StartsWith("DEFER_IF_PERMIT", answer, StringComparison.Ordinal);
+                await Task.Delay(200);
+            }
+
+            Assert.False(daemon.Snapshot.IsLoaded);
+            using (var r = await http.GetAsync(new Uri("/healthz", UriKind.Relative)))
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, r.StatusCode);
+                Assert.Contains("at start: the config lineage id vanished", await r.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+
+            var config = new ConfigStateService.ConfigStateServiceClient(controlPlane.WithKey(ControlPlaneHost.OperatorKey));
+            var instance = daemon.Services.GetRequiredService<ConfigSnapshotService>().Instance;
+            Assert.Contains((await config.GetConfigStateAsync(new GetConfigStateRequest())).Held, h => h.Instance == instance);
+
+            await config.AcceptConfigStateAsync(new AcceptConfigStateRequest { Reason = "FLUSHALL in a test; the empty state is right" });
+            await Eventually.WaitAsync(async () => await policy.AskAsync(PolicyWire.Request($"bob@{name}")) == "REJECT NO-DOMAIN",
+                TimeSpan.FromSeconds(10), "the accepted (empty) state applies");
+            using (var r = await http.GetAsync(new Uri("/healthz", UriKind.Relative)))
+            {
+                Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+            }
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Restart_NothingLost_WithLineageFile_LoadsAtOnce()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        var name = DaemonFixture.NewName("norestartloss");
+        await DaemonFixture.SeedAsync(redis, name, DaemonFixture.Inbound(name));
+        var folder = Directory.CreateTempSubdirectory("gw-lineage-");
+        try
+        {
+            var file = Path.Combine(folder.FullName, "config-lineage");
+            string[] settings = ["--Gateway:SnapshotReconcileInterval", "00:00:00.200", "--Gateway:LineageFile", file];
+            await using (var first = await PolicyDaemonServer.StartAsync(redis.ConnectionString, settings))
+            {
+                await first.WaitLoadedAsync();
+                await Eventually.WaitAsync(() => File.Exists(file), TimeSpan.FromSeconds(10), "the lineage file written");
+            }
+
+            await using var daemon = await PolicyDaemonServer.StartAsync(redis.ConnectionString, settings);
+            await daemon.WaitLoadedAsync();
+            Assert.Null(daemon.Snapshot.Hold);
+            await using var policy = await PolicyWire.ConnectAsync(daemon.Policy);
+            Assert.Equal("OK", await policy.AskAsync(PolicyWire.Request($"bob@{name}")));
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
+    }
 }

@@ -23,7 +23,8 @@ public static class ServiceCollectionExtensions
             .Validate(o => Domains.DomainName.TryNormalize(o.GatewayDomain, out _, out _),
                 "Gateway:GatewayDomain must be a DNS name such as gateway.example.net.")
             .Validate(o => o.SnapshotReconcileInterval > TimeSpan.Zero, "Gateway:SnapshotReconcileInterval must be positive.")
-            .Validate(o => o.ConfigPendingGrace > TimeSpan.Zero, "Gateway:ConfigPendingGrace must be positive.")
+            .Validate(o => o.ConfigPendingGrace > TimeSpan.Zero && o.ConfigPendingFinal >= o.ConfigPendingGrace,
+                "Gateway:ConfigPendingGrace must be positive and Gateway:ConfigPendingFinal at least as long.")
             .Validate(o => o.MessageLogRetention > TimeSpan.Zero && o.MaintenanceInterval > TimeSpan.Zero && o.MessageLogFollowPollInterval > TimeSpan.Zero,
                 "Gateway:MessageLogRetention, Gateway:MaintenanceInterval and Gateway:MessageLogFollowPollInterval must be positive.")
             .Validate(o => TryParseRedis(o.Redis), "Gateway:Redis is not a valid StackExchange.Redis configuration string (e.g. 127.0.0.1:6379).")

@@ -39,6 +39,9 @@ public sealed partial class ConfigSnapshotService(
     // Rules load with their domain (same change feed): a rule change reloads the domain like a settings change.
     private readonly Rules.RuleStore _rules = ruleStore ?? new Rules.RuleStore(redis, feed);
 
+    private readonly LineageFile? _lineageFile = string.IsNullOrWhiteSpace(options.LineageFile) ? null : new LineageFile(options.LineageFile);
+    private SavedLineage? _written;
+
     private const int StreamBatch = 10_000;
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
@@ -54,13 +57,13 @@ public sealed partial class ConfigSnapshotService(
             {
                 try
                 {
-                    if (!snapshot.IsLoaded)
+                    if (!snapshot.IsLoaded && snapshot.Hold is null)
                     {
-                        await FullLoadAsync(guard: false, stoppingToken).ConfigureAwait(false);
+                        await FirstLoadAsync(stoppingToken).ConfigureAwait(false);
                     }
 
                     // A writer that died between saving a change and announcing it: announce it for everyone.
-                    if (await feed.AnnounceAbandonedAsync(options.ConfigPendingGrace).ConfigureAwait(false) is > 0 and var announced)
+                    if (await feed.AnnounceAbandonedAsync(options.ConfigPendingGrace, options.ConfigPendingFinal).ConfigureAwait(false) is > 0 and var announced)
                     {
                         LogAbandonedAnnounced(logger, announced);
                     }
@@ -73,6 +76,8 @@ public sealed partial class ConfigSnapshotService(
                     {
                         await CatchUpAsync(stoppingToken).ConfigureAwait(false);
                     }
+
+                    RememberLineage();
                     backoff = TimeSpan.FromMilliseconds(200);
                 }
                 catch (Exception e) when (e is RedisException or RedisTimeoutException or TimeoutException or System.Text.Json.JsonException)
@@ -127,6 +132,77 @@ public sealed partial class ConfigSnapshotService(
     }
 
     private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e) => Wake();
+
+    /// <summary>
+    /// The first load. With a <see cref="LineageFile"/> from an earlier run: when Redis's lineage went back, changed or
+    /// vanished, or the load would drop a large share of the domains that run had, the program holds with no snapshot
+    /// (answering "try later", unhealthy) until an operator accepts the stored state, instead of refusing every domain
+    /// Redis forgot.
+    /// </summary>
+    private async Task FirstLoadAsync(CancellationToken cancellationToken)
+    {
+        SavedLineage? saved = null;
+        if (_lineageFile is not null)
+        {
+            saved = _lineageFile.Read(out var problem);
+            if (problem is not null)
+            {
+                LogLineageFileUnreadable(logger, _lineageFile.Path, problem);
+            }
+        }
+
+        if (saved is null)
+        {
+            await FullLoadAsync(guard: false, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var lineage = await _states.GetLineageAsync().ConfigureAwait(false);
+        var loss = DataLossGuard.CheckLineage(saved.Version, saved.Epoch, lineage);
+        if (loss is null)
+        {
+            var stored = (int)await _states.CountDomainsAsync().ConfigureAwait(false);
+            loss = DataLossGuard.CheckDrop(saved.Domains, stored, options.SnapshotDropGuardPercent, options.SnapshotDropGuardMinimum);
+        }
+
+        if (loss is not null && !DataLossGuard.IsAccepted(await _states.GetAcceptanceAsync().ConfigureAwait(false), lineage, saved.Epoch))
+        {
+            var reason = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"at start: {loss} (this program last applied {saved.Domains} domains at config version {saved.Version}, recorded in {_lineageFile!.Path})");
+            var hold = new SnapshotHold(reason, clock.GetUtcNow(), saved.Epoch);
+            snapshot.Hold = hold;
+            LogHeldAtStart(logger, reason);
+            await _states.ReportHeldAsync(Instance, hold.Since, reason, clock.GetUtcNow()).ConfigureAwait(false);
+            return;
+        }
+
+        await FullLoadAsync(guard: false, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes the lineage the program now decides from to its <see cref="LineageFile"/> when it changed.</summary>
+    private void RememberLineage()
+    {
+        if (_lineageFile is null || !snapshot.IsLoaded || snapshot.Hold is not null)
+        {
+            return;
+        }
+
+        var now = new SavedLineage(snapshot.Version, snapshot.Epoch, snapshot.Count);
+        if (now == _written)
+        {
+            return;
+        }
+
+        try
+        {
+            _lineageFile.Write(now);
+            _written = now;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogLineageFileUnwritable(logger, _lineageFile.Path, e.Message);
+        }
+    }
 
     /// <summary>
     /// Loads everything; with <paramref name="guard"/>, a load that drops a large share of the domains is not applied
@@ -270,6 +346,15 @@ public sealed partial class ConfigSnapshotService(
 
     [LoggerMessage(EventId = 307, Level = LogLevel.Warning, Message = "Announced {Count} configuration changes that were saved but never announced (their writer died in between)")]
     private static partial void LogAbandonedAnnounced(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 308, Level = LogLevel.Error, Message = "Redis looks like it lost data: {Reason}. Answering 'try later' and reporting unhealthy until an operator accepts the stored state (gatewayctl config accept)")]
+    private static partial void LogHeldAtStart(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 309, Level = LogLevel.Warning, Message = "Cannot read the lineage file {Path} ({Reason}); loading what Redis holds without the start-time data loss check")]
+    private static partial void LogLineageFileUnreadable(ILogger logger, string path, string reason);
+
+    [LoggerMessage(EventId = 310, Level = LogLevel.Warning, Message = "Cannot write the lineage file {Path}: {Reason}")]
+    private static partial void LogLineageFileUnwritable(ILogger logger, string path, string reason);
 
     [LoggerMessage(EventId = 306, Level = LogLevel.Warning, Message = "Operator {By} accepted the stored configuration; snapshot replaced: {Count} domains at config version {Version}")]
     private static partial void LogAccepted(ILogger logger, string by, int count, long version);

@@ -29,7 +29,7 @@ public sealed class ConfigChangeFeed(IConnectionMultiplexer redis, GatewayOption
         redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], v .. '-0', 'd', ARGV[1], 'op', ARGV[2])
         redis.call('SETNX', KEYS[3], ARGV[5])
         redis.call('PUBLISH', ARGV[4], v .. ' ' .. ARGV[2] .. ' ' .. ARGV[1])
-        if ARGV[6] ~= '' then redis.call('ZREM', KEYS[4], ARGV[6]) end
+        if ARGV[6] ~= '' then redis.call('ZREM', KEYS[4], ARGV[6], '!' .. ARGV[6]) end
         return v
         """;
 
@@ -40,13 +40,18 @@ public sealed class ConfigChangeFeed(IConnectionMultiplexer redis, GatewayOption
         return 1
         """;
 
-    // KEYS: version, changes, epoch, pending. ARGV: stream length, channel, grace (ms), new epoch, batch.
-    // Announces intents older than the grace exactly as PublishScript would have, and forgets them.
+    // KEYS: version, changes, epoch, pending. ARGV: stream length, channel, grace (ms), new epoch, batch, final (ms).
+    // Announces intents older than the grace exactly as PublishScript would have. An intent announced for the first
+    // time stays, marked with '!', scored so that it comes up again when it is `final` old: a save whose write landed
+    // after the first announcement (a slow Redis, a stalled connection) and whose writer then died is announced then.
+    // The second time it is forgotten.
     private const string AnnounceAbandonedScript = """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        local stale = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]), 'LIMIT', 0, tonumber(ARGV[5]))
-        for _, m in ipairs(stale) do
+        local grace = tonumber(ARGV[3])
+        local stale = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - grace, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[5]))
+        for i = 1, #stale, 2 do
+          local m = stale[i]
           local a = string.find(m, ' ', 1, true)
           local b = a and string.find(m, ' ', a + 1, true)
           if b then
@@ -58,8 +63,12 @@ public sealed class ConfigChangeFeed(IConnectionMultiplexer redis, GatewayOption
             redis.call('PUBLISH', ARGV[2], v .. ' ' .. op .. ' ' .. d)
           end
           redis.call('ZREM', KEYS[4], m)
+          if b and string.sub(m, 1, 1) ~= '!' then
+            local began = tonumber(stale[i + 1])
+            redis.call('ZADD', KEYS[4], began + tonumber(ARGV[6]) - grace, '!' .. m)
+          end
         end
-        return #stale
+        return #stale / 2
         """;
 
     /// <summary>
@@ -80,14 +89,16 @@ public sealed class ConfigChangeFeed(IConnectionMultiplexer redis, GatewayOption
 
     /// <summary>
     /// Announces the changes whose writer began more than <paramref name="grace"/> ago and never announced them (it
-    /// died, or lost Redis, between the write and the announcement). Any program may call it; the script is atomic, so
-    /// each intent is announced once. Returns how many were announced.
+    /// died, or lost Redis, between the write and the announcement), and once more when they are
+    /// <paramref name="final"/> old, for a write that landed after the first announcement (docs/reliability.md "Redis
+    /// faults"). Any program may call it; the script is atomic, so each intent is announced at most twice. Returns how
+    /// many were announced.
     /// </summary>
-    public async Task<int> AnnounceAbandonedAsync(TimeSpan grace, int batch = 100)
+    public async Task<int> AnnounceAbandonedAsync(TimeSpan grace, TimeSpan final, int batch = 100)
     {
         var result = await redis.GetDatabase().ScriptEvaluateAsync(AnnounceAbandonedScript,
             [RedisKeys.ConfigVersion, RedisKeys.ConfigChanges, RedisKeys.ConfigEpoch, RedisKeys.ConfigPending],
-            [options.ConfigChangeStreamLength, RedisKeys.ConfigChannel.ToString(), (long)grace.TotalMilliseconds, Guid.NewGuid().ToString("N"), batch]).ConfigureAwait(false);
+            [options.ConfigChangeStreamLength, RedisKeys.ConfigChannel.ToString(), (long)grace.TotalMilliseconds, Guid.NewGuid().ToString("N"), batch, (long)Math.Max(final.TotalMilliseconds, grace.TotalMilliseconds)]).ConfigureAwait(false);
         return (int)result;
     }
 

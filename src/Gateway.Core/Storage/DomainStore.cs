@@ -59,7 +59,7 @@ public sealed class DomainStore(IConnectionMultiplexer redis, ConfigChangeFeed f
         """;
 
     // KEYS: domain config. ARGV: company, expected etag, data. Returns the new etag, -1 not found, -2 mismatch.
-    private const string ReplaceScript = """
+    internal const string ReplaceScript = """
         local cur = redis.call('HMGET', KEYS[1], 'company', 'etag')
         if cur[1] ~= ARGV[1] then return -1 end
         if cur[2] ~= ARGV[2] then return -2 end

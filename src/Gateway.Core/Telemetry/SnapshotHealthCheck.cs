@@ -16,6 +16,13 @@ public sealed class SnapshotHealthCheck(ConfigSnapshot snapshot, GatewayOptions 
 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
+        if (!snapshot.IsLoaded && snapshot.Hold is { } atStart)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy(
+                $"no configuration loaded since {atStart.Since:O}, answering 'try later': {atStart.Reason}; " +
+                "check Redis, then accept the stored state with 'gatewayctl config accept'"));
+        }
+
         if (!snapshot.IsLoaded)
         {
             return Task.FromResult(HealthCheckResult.Unhealthy("configuration snapshot not loaded yet: answering 'try later'"));
