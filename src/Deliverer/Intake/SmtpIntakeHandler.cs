@@ -49,7 +49,9 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
         }
 
         var output = connection.Transport.Output;
-        var trusted = _trusted.Any(n => n.Contains(remote));
+        // A Unix-socket listener (unix:/path) is reached only by whoever the socket's file mode lets in: trusted like the
+        // trusted networks (security review M13); the client address then comes from XFORWARD.
+        var trusted = connection.LocalEndPoint is System.Net.Sockets.UnixDomainSocketEndPoint || _trusted.Any(n => n.Contains(remote));
         if (trusted && Interlocked.Increment(ref _sessions) > options.MaxSessions)
         {
             // Bounded memory (requirements §11): each session may hold a message of up to MaxMessageSize. Beyond the cap
