@@ -145,8 +145,6 @@ public sealed class DelivererOptions
     /// <summary>How often the fleet-wide queue depth (<c>gateway.queue.*</c>) is read from Redis for the metrics.</summary>
     public TimeSpan QueueSampleInterval { get; set; } = TimeSpan.FromSeconds(5);
 
-    public IPEndPoint ListenEndPoint => IPEndPoint.Parse(Listen);
-
     /// <summary>Every intake listener configured (the main one and the inbound and outbound ones when set).</summary>
     public IEnumerable<IPEndPoint> IntakeEndPoints() =>
         new[] { Listen, InboundListen, OutboundListen }.Where(l => l.Length > 0 && IPEndPoint.TryParse(l, out _)).Select(IPEndPoint.Parse);
