@@ -72,6 +72,7 @@ public static class ControlPlaneApp
             .ValidateOnStart();
         builder.Services.AddSingleton(sp => sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<TenantLimits>>().Value);
         builder.Services.AddSingleton<TenantRateLimiter>();
+        builder.Services.AddSingleton<FollowSlots>();
         builder.Services.AddSingleton<FollowGuard>();
         builder.Services.AddSingleton<Onboarding.DomainTakeover>();
         builder.Services.AddDeliveryQueue(builder.Configuration);

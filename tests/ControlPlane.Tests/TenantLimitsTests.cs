@@ -111,6 +111,44 @@ public sealed class TenantLimitsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task FollowLog_StreamOnOneControlPlane_CountedByAnother_FleetWide()
+    {
+        // Two ControlPlanes on one Redis: the tenant's one allowed stream is open on the first, so the second refuses.
+        await using var other = await ControlPlaneHost.StartAsync(_redis.ConnectionString, "--Gateway:Limits:FollowStreamsPerTenant", "1");
+        var (_, key) = await _host.NewTenantAsync();
+        var d = (await new DomainService.DomainServiceClient(_host.WithKey(key)).CreateDomainAsync(new CreateDomainRequest { Domain = new Domain { Name = ControlPlaneFixture.NewDomainName() } })).Name;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        using var firstCts = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+        var first = new MessageLogService.MessageLogServiceClient(_host.WithKey(key)).FollowLog(new FollowLogRequest { Domain = d }, cancellationToken: firstCts.Token);
+        await first.ResponseHeadersAsync;
+        var firstRead = first.ResponseStream.MoveNext(firstCts.Token);
+        var log = new MessageLogService.MessageLogServiceClient(other.WithKey(key));
+
+        async Task<StatusCode> TryAsync()
+        {
+            using var second = log.FollowLog(new FollowLogRequest { Domain = d }, cancellationToken: cts.Token);
+            using var quick = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+            quick.CancelAfter(TimeSpan.FromSeconds(5));
+            try
+            {
+                await second.ResponseStream.MoveNext(quick.Token);
+                return StatusCode.OK;
+            }
+            catch (RpcException e)
+            {
+                return e.StatusCode;
+            }
+        }
+
+        await Eventually.WaitAsync(async () => await TryAsync() == StatusCode.ResourceExhausted, TimeSpan.FromSeconds(40), "refused by the other ControlPlane");
+        await firstCts.CancelAsync();
+        await Assert.ThrowsAnyAsync<Exception>(() => firstRead);
+        first.Dispose();
+        await Eventually.WaitAsync(async () => await TryAsync() is StatusCode.Cancelled or StatusCode.OK, TimeSpan.FromSeconds(40),
+            "allowed on the other ControlPlane once the first ended");
+    }
+
+    [Fact]
     public async Task FollowLog_SecondStream_ResourceExhausted_FreedWhenTheFirstEnds()
     {
         var (_, key) = await _host.NewTenantAsync();

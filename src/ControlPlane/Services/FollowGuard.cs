@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Gateway.ControlPlane.Grpc;
 using Gateway.Core.Domains;
 using Gateway.Core.Storage;
@@ -9,26 +8,25 @@ namespace Gateway.ControlPlane.Services;
 
 /// <summary>
 /// Keeps a live FollowLog stream honest (docs/requirements.md §11, security review M1): at most
-/// <see cref="TenantLimits.FollowStreamsPerTenant"/> streams per tenant on this ControlPlane, and every
+/// <see cref="TenantLimits.FollowStreamsPerTenant"/> streams per tenant across the fleet (<see cref="FollowSlots"/>), and every
 /// <see cref="TenantLimits.FollowRecheckInterval"/> (1 s) the caller's key is authenticated again and the domain must
 /// still belong to the tenant. A revoked key (or a deleted tenant, whose keys go with it) ends the stream with
 /// PERMISSION_DENIED, a domain that was deleted or changed owner with NOT_FOUND, within one interval.
 /// </summary>
-public sealed partial class FollowGuard(TenantManager tenants, DomainStore domains, TenantLimits limits, TimeProvider clock, ILogger<FollowGuard> logger)
+public sealed partial class FollowGuard(TenantManager tenants, DomainStore domains, TenantLimits limits, TimeProvider clock, ILogger<FollowGuard> logger,
+    FollowSlots slots)
 {
-    private readonly ConcurrentDictionary<string, int> _open = new(StringComparer.Ordinal);
-
     /// <summary>Runs <paramref name="follow"/> under the guard; throws the RpcException that ended it, if the guard did.</summary>
     public async Task RunAsync(ServerCallContext context, string company, string? domain, Func<CancellationToken, Task> follow)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(follow);
         var limited = !Caller.Get(context).IsOperator;
-        if (limited && _open.AddOrUpdate(company, 1, (_, n) => n + 1) > limits.FollowStreamsPerTenant)
+        var stream = Guid.NewGuid().ToString("N");
+        if (limited && !await slots.TryAcquireAsync(company, stream, limits.FollowStreamsPerTenant).ConfigureAwait(false))
         {
-            Release(company);
             throw TenantLimits.Exceeded(nameof(TenantLimits.FollowStreamsPerTenant), limits.FollowStreamsPerTenant,
-                $"tenant '{company}' already follows {limits.FollowStreamsPerTenant} logs on this ControlPlane; end one first");
+                $"tenant '{company}' already follows {limits.FollowStreamsPerTenant} logs (across the gateway's ControlPlanes); end one first");
         }
 
         try
@@ -39,12 +37,18 @@ public sealed partial class FollowGuard(TenantManager tenants, DomainStore domai
             RpcException? ended = null;
             var watch = Task.Run(async () =>
             {
+                var renewed = clock.GetTimestamp();
                 while (!stop.IsCancellationRequested)
                 {
                     try
                     {
                         await Task.Delay(limits.FollowRecheckInterval, clock, stop.Token).ConfigureAwait(false);
                         ended = await RecheckAsync(key, company, name).ConfigureAwait(false);
+                        if (limited && clock.GetElapsedTime(renewed) >= FollowSlots.Heartbeat)
+                        {
+                            await slots.RenewAsync(company, stream).ConfigureAwait(false);
+                            renewed = clock.GetTimestamp();
+                        }
                     }
                     catch (OperationCanceledException)
                     {
@@ -87,7 +91,15 @@ public sealed partial class FollowGuard(TenantManager tenants, DomainStore domai
         {
             if (limited)
             {
-                Release(company);
+                try
+                {
+                    await slots.ReleaseAsync(company, stream).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
+                {
+                    // The slot lapses by itself after FollowSlots.Ttl.
+                    LogRecheckFailed(logger, company, e.Message);
+                }
             }
         }
     }
@@ -104,14 +116,6 @@ public sealed partial class FollowGuard(TenantManager tenants, DomainStore domai
         return current is null || current.CompanyId != company
             ? new RpcException(new Status(StatusCode.NotFound, $"Domain '{domain}' no longer belongs to this tenant (deleted or moved); the stream ends."))
             : null;
-    }
-
-    private void Release(string company)
-    {
-        if (_open.AddOrUpdate(company, 0, (_, n) => n - 1) <= 0)
-        {
-            _open.TryRemove(new KeyValuePair<string, int>(company, 0));
-        }
     }
 
     private static string? BearerKey(ServerCallContext context)

@@ -64,6 +64,9 @@ public static class RedisKeys
     public static RedisKey TenantRate(string companyId, string kind, long minute) =>
         $"{Cfg}rate:{companyId}:{kind}:{minute.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
 
+    /// <summary>Sorted set: a tenant's open FollowLog streams across the fleet, scored by when each slot lapses (the ControlPlane's FollowSlots).</summary>
+    public static RedisKey TenantFollows(string companyId) => $"{Cfg}tenant:{companyId}:follows";
+
     /// <summary>String: the secret under which claim tokens are derived (claim by proof of an unverified domain).</summary>
     public static readonly RedisKey ClaimSecret = Cfg + "claim-secret";
 
