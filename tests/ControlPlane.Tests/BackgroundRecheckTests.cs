@@ -12,6 +12,7 @@ namespace ControlPlane.Tests;
 /// The background job (requirements §3: unverified domains are re-checked in the background) with two ControlPlanes
 /// running it against one Redis, short intervals, and DNS from the real DNS test server.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class BackgroundRecheckTests(OnboardingFixture fx) : IClassFixture<OnboardingFixture>, IAsyncLifetime
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
@@ -82,6 +83,7 @@ public sealed class BackgroundRecheckTests(OnboardingFixture fx) : IClassFixture
 }
 
 /// <summary>Rounds of the background job run by hand from two ControlPlanes at once.</summary>
+[Trait("Kind", "Integration")]
 public sealed class OnboardingRoundTests(OnboardingFixture fx) : IClassFixture<OnboardingFixture>
 {
     [Fact]

@@ -8,6 +8,7 @@ namespace ControlPlane.Tests;
 /// CheckDomain's findings (requirements §3.11) over gRPC, with DNS from the real DNS test server and inbound
 /// servers on real loopback sockets; and the status ListDomains shows.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class CheckDomainTests(OnboardingFixture fx) : IClassFixture<OnboardingFixture>
 {
     private const string Include = OnboardingFixture.SpfInclude;

@@ -8,6 +8,7 @@ namespace ControlPlane.Tests;
 /// Claim by proof (docs/requirements.md §3, security review M2) over gRPC with DNS answered by the real DNS test
 /// server: an unverified registration does not block the owner who proves the domain with its own claim record.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class ClaimByProofTests(OnboardingFixture fx) : IClassFixture<OnboardingFixture>
 {
     [Fact]

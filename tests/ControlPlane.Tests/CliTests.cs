@@ -4,6 +4,7 @@ using Gateway.Testing;
 namespace ControlPlane.Tests;
 
 /// <summary>gatewayctl run as a real process against the ControlPlane on a real Kestrel listener.</summary>
+[Trait("Kind", "Integration")]
 public sealed class CliTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     private Task<CliResult> RunAsync(IReadOnlyDictionary<string, string>? env, params string[] args)

@@ -9,6 +9,7 @@ namespace ControlPlane.Tests;
 /// ConfigStateService and <c>gatewayctl config</c> (requirements §4 rule 5, §8): the operator lists the programs holding
 /// their last good snapshot after suspected data loss and accepts the stored state; tenants cannot.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class ConfigStateTests
 {
     [Fact]

@@ -14,6 +14,7 @@ namespace ControlPlane.Tests;
 /// <c>/metrics</c> on a listener of its own; JSON console logs by configuration. Real Kestrel, real redis-server,
 /// gatewayctl and the ControlPlane as processes.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class DeployHostingTests
 {
     [Fact]

@@ -9,6 +9,7 @@ using StackExchange.Redis;
 namespace ControlPlane.Tests;
 
 /// <summary>Domains across tenants: uniqueness, isolation, update masks and etags, paging, deletion.</summary>
+[Trait("Kind", "Integration")]
 public sealed class DomainLifecycleTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     [Fact]

@@ -4,6 +4,7 @@ using Grpc.Core;
 namespace ControlPlane.Tests;
 
 /// <summary>requirements §3 registration and field limits through the real API: each rule with the error it gets.</summary>
+[Trait("Kind", "Integration")]
 public sealed class DomainValidationTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     public static TheoryData<string, string> InvalidNames => new()

@@ -8,6 +8,7 @@ using Gateway.Core.Errors;
 namespace ControlPlane.Tests;
 
 /// <summary>An inbound row pointing at the gateway itself is refused at save (requirements §3.7: loops).</summary>
+[Trait("Kind", "Unit")]
 public sealed class DomainValidatorLoopTests
 {
     private static readonly GatewayOptions Options = new()

@@ -5,6 +5,7 @@ using Gateway.Core;
 
 namespace ControlPlane.Tests;
 
+[Trait("Kind", "Unit")]
 public sealed class DomainValidatorTests
 {
     private static DomainValidator Validator(bool allowLoopback = false, string[]? providers = null) =>

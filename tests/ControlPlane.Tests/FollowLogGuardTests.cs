@@ -9,6 +9,7 @@ namespace ControlPlane.Tests;
 /// API a revoked key ends the stream with PERMISSION_DENIED, a domain that changed owner with NOT_FOUND, and the old
 /// tenant never sees the new owner's events.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class FollowLogGuardTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     [Fact]

@@ -12,6 +12,7 @@ using Grpc.Core.Interceptors;
 namespace ControlPlane.Tests;
 
 /// <summary>Server reflection, grpc.health.v1, the generated operator key and start-up validation.</summary>
+[Trait("Kind", "Integration")]
 public sealed class HostingTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     [Fact]

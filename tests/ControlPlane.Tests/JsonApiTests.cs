@@ -6,6 +6,7 @@ using System.Text.Json;
 namespace ControlPlane.Tests;
 
 /// <summary>The same API as HTTP/JSON (gRPC JSON transcoding) on the HTTP/1.1 listener, as curl would use it.</summary>
+[Trait("Kind", "Integration")]
 public sealed class JsonApiTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     private HttpClient Client(string? key)

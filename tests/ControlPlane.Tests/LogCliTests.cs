@@ -8,6 +8,7 @@ using Gateway.Core.Mail;
 namespace ControlPlane.Tests;
 
 /// <summary>gatewayctl logs query / follow as a real process against the ControlPlane and Redis.</summary>
+[Trait("Kind", "Integration")]
 public sealed class LogCliTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     private MessageLogWriter Writer => new(fx.RedisClient, new GatewayOptions(), TimeProvider.System);

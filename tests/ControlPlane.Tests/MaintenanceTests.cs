@@ -9,6 +9,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace ControlPlane.Tests;
 
 /// <summary>The ControlPlane's periodic maintenance: message logs trimmed to the retention, quiet domains included.</summary>
+[Trait("Kind", "Integration")]
 public sealed class MaintenanceTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     [Fact]

@@ -9,6 +9,7 @@ using Gateway.Core.Mail;
 namespace ControlPlane.Tests;
 
 /// <summary>gateway.v1.MessageLogService over real gRPC and Redis: filters, paging, tenant isolation, validation, follow.</summary>
+[Trait("Kind", "Integration")]
 public sealed class MessageLogServiceTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     private MessageLogWriter Writer => new(fx.RedisClient, new GatewayOptions(), TimeProvider.System);

@@ -6,6 +6,7 @@ using Grpc.Core;
 namespace ControlPlane.Tests;
 
 /// <summary>gateway.v1.PolicyRuleService over real gRPC and Redis: CRUD, order, validation, tenant isolation, etags, change feed.</summary>
+[Trait("Kind", "Integration")]
 public sealed class PolicyRuleServiceTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     private async Task<(string Domain, PolicyRuleService.PolicyRuleServiceClient Rules, string Key)> DomainAsync()

@@ -7,6 +7,7 @@ using FieldMask = Google.Protobuf.WellKnownTypes.FieldMask;
 namespace ControlPlane.Tests;
 
 /// <summary><c>Domain.protection</c> through the real API (gRPC, HTTP/JSON) and gatewayctl: defaults, field masks, validation.</summary>
+[Trait("Kind", "Integration")]
 public sealed class ProtectionPolicyTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     [Fact]

@@ -14,6 +14,7 @@ using Gateway.Core.Mail;
 namespace ControlPlane.Tests;
 
 /// <summary>Quarantine expiry (requirements §7: 30 days) driven by a test clock against real Redis; the sweep lease across instances.</summary>
+[Trait("Kind", "Integration")]
 public sealed class QuarantineExpiryTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     /// <summary>A clock the test moves by hand (the sweep reads only the current time).</summary>

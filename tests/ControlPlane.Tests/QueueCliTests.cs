@@ -9,6 +9,7 @@ using Gateway.Core.Mail;
 namespace ControlPlane.Tests;
 
 /// <summary>The queue through gatewayctl (a real process) and through HTTP/JSON, against the ControlPlane and Redis.</summary>
+[Trait("Kind", "Integration")]
 public sealed class QueueCliTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     private MessageQueue Store => new(fx.RedisClient, new QueueOptions { HostName = "gw.test" }, TimeProvider.System);

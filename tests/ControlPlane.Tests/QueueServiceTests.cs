@@ -9,6 +9,7 @@ using Gateway.Core.Mail;
 namespace ControlPlane.Tests;
 
 /// <summary>gateway.v1.QueueService over real gRPC and Redis: list, retry now, bounce, delete; tenant-scoped.</summary>
+[Trait("Kind", "Integration")]
 public sealed class QueueServiceTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     private MessageQueue Store => new(fx.RedisClient, new QueueOptions { HostName = "gw.test" }, TimeProvider.System);

@@ -12,6 +12,7 @@ using Gateway.Core.Mail;
 namespace ControlPlane.Tests;
 
 /// <summary>Rules and quarantine through gatewayctl (a real process) and HTTP/JSON, against the ControlPlane and Redis.</summary>
+[Trait("Kind", "Integration")]
 public sealed class RuleCliTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     private async Task<(string Domain, string Key)> DomainAsync()

@@ -51,6 +51,7 @@ public sealed class ShippedDefaultsFixture : IAsyncLifetime
 /// nothing on the shipped defaults): the record must reach the gateway's include through include:/redirect= within
 /// RFC 7208's lookup limit, otherwise CONFIGURATION_REQUIRED with the record to publish.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class SpfOnShippedDefaultsTests(ShippedDefaultsFixture fx) : IClassFixture<ShippedDefaultsFixture>
 {
     private const string Include = ShippedDefaultsFixture.Include;

@@ -6,6 +6,7 @@ using Grpc.Core;
 namespace ControlPlane.Tests;
 
 /// <summary>/metrics and /healthz on the ControlPlane's HTTP/1.1 listener, scraped over HTTP as Prometheus would.</summary>
+[Trait("Kind", "Integration")]
 public sealed class TelemetryTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     private const string Requests = "gateway_controlplane_requests_total";

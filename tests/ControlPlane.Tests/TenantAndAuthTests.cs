@@ -4,6 +4,7 @@ using Grpc.Core;
 namespace ControlPlane.Tests;
 
 /// <summary>requirements §2: operator key, tenant keys stored hashed, UNAUTHENTICATED / PERMISSION_DENIED.</summary>
+[Trait("Kind", "Integration")]
 public sealed class TenantAndAuthTests(ControlPlaneFixture fx) : IClassFixture<ControlPlaneFixture>
 {
     [Fact]

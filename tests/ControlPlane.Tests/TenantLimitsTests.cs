@@ -8,6 +8,7 @@ namespace ControlPlane.Tests;
 /// Per-tenant limits over the real API (docs/reliability.md "Hostile tenant"): a ControlPlane on Kestrel with
 /// deliberately small limits and a real redis-server; each limit answers RESOURCE_EXHAUSTED naming its setting.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class TenantLimitsTests : IAsyncLifetime
 {
     private RedisServer _redis = null!;

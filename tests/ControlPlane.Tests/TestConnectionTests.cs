@@ -4,6 +4,7 @@ using Gateway.Api.V1;
 namespace ControlPlane.Tests;
 
 /// <summary>TestConnection (requirements §3.12) against real loopback sockets, host names through the DNS test server.</summary>
+[Trait("Kind", "Integration")]
 public sealed class TestConnectionTests(OnboardingFixture fx) : IClassFixture<OnboardingFixture>
 {
     private static int PortOf(System.Net.Sockets.TcpListener l) => ((IPEndPoint)l.LocalEndpoint).Port;

@@ -10,6 +10,7 @@ using StackExchange.Redis;
 namespace ControlPlane.Tests;
 
 /// <summary>VerifyDomain over gRPC with DNS answered by the real DNS test server (requirements §3.2).</summary>
+[Trait("Kind", "Integration")]
 public sealed class VerifyDomainTests(OnboardingFixture fx) : IClassFixture<OnboardingFixture>
 {
     [Fact]

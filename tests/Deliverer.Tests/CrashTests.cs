@@ -4,6 +4,7 @@ using Gateway.Testing;
 namespace Deliverer.Tests;
 
 /// <summary>requirements §6: no message is lost when a Deliverer process is killed at any moment or Redis restarts.</summary>
+[Trait("Kind", "Integration")]
 public sealed class CrashTests(ProcessFixture fx) : IClassFixture<ProcessFixture>
 {
     [Fact]

@@ -16,6 +16,7 @@ public sealed class DataLossFixture : GatewayFixture
 /// never 554 NO-DOMAIN from the loss; /healthz says it holds its last good snapshot; only the operator's acceptance applies
 /// the new (empty) state.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class DataLossTests(DataLossFixture fx) : IClassFixture<DataLossFixture>
 {
     [Fact]

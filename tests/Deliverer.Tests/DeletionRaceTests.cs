@@ -11,6 +11,7 @@ namespace Deliverer.Tests;
 /// A Deliverer in the middle of a delivery while its domain is deleted with force: when the attempt ends it writes
 /// its results (state, retry schedule, log events), and none of that may bring a key of the deleted domain back.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class DeletionRaceTests(GatewayFixture fx) : IClassFixture<GatewayFixture>
 {
     [Fact]

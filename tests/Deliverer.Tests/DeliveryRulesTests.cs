@@ -10,6 +10,7 @@ using Gateway.Core.Mail;
 namespace Deliverer.Tests;
 
 /// <summary>Outcome classification, retry schedule, DSN fields, hop counting, ids and the intake's relay rules (pure).</summary>
+[Trait("Kind", "Unit")]
 public sealed class DeliveryRulesTests
 {
     [Theory]

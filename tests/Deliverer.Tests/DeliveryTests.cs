@@ -7,6 +7,7 @@ using Gateway.Core.Mail;
 namespace Deliverer.Tests;
 
 /// <summary>Per-recipient outcomes, DSNs, outbound MX routing, loops, byte fidelity and the message log.</summary>
+[Trait("Kind", "Integration")]
 public sealed class DeliveryTests(GatewayFixture fx) : IClassFixture<GatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);

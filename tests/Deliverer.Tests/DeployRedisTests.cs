@@ -16,6 +16,7 @@ namespace Deliverer.Tests;
 /// the ACL; an unauthenticated client gets nothing; the durability check finds the promise kept.
 /// </summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+[Trait("Kind", "Integration")]
 public sealed class DeployRedisTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);

@@ -9,6 +9,7 @@ namespace Deliverer.Tests;
 /// <c>systemd-analyze security</c> rates its exposure at most 2.0 ("OK"); a unit with a misspelt directive is caught,
 /// so the check can fail.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed partial class DeploySystemdTests
 {
     public static TheoryData<string> Units => new() { "gateway-controlplane.service", "gateway-policydaemon.service", "gateway-deliverer.service" };

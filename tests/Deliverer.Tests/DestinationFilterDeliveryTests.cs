@@ -14,6 +14,7 @@ public sealed class NoLoopbackFixture : GatewayFixture
 /// ::ffff:127.0.0.61 through AAAA) is never connected to; the attempt is a failed host with the reason in the message
 /// log, and the message waits (temporary failure) as for a host that is down.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class DestinationFilterDeliveryTests(NoLoopbackFixture fx) : IClassFixture<NoLoopbackFixture>
 {
     [Fact]

@@ -5,6 +5,7 @@ using Gateway.Core.Mail;
 namespace Deliverer.Tests;
 
 /// <summary>RFC 3461 parameters kept with a message (queue and quarantine JSON) and which notices they ask for.</summary>
+[Trait("Kind", "Unit")]
 public sealed class DsnModelTests
 {
     private static readonly DateTimeOffset T = DateTimeOffset.UnixEpoch;

@@ -8,6 +8,7 @@ namespace Deliverer.Tests;
 /// A hostile sender and DSNs, over sockets (requirements §11; docs/reliability.md "Hostile sender"): a DSN returns at most a
 /// capped header section, and NOTIFY=SUCCESS on inbound mail to several managed domains brings one notice, not one per copy.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class HostileSenderDsnTests(GatewayFixture fx) : IClassFixture<GatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);

@@ -7,6 +7,7 @@ namespace Deliverer.Tests;
 /// The intake against a hostile sender (requirements §3.6, §11.8): recipients without a route refused at RCPT, smuggling
 /// sequences, bare line ends. Real sockets, a real Redis, real sinks.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class HostileSenderTests(GatewayFixture fx) : IClassFixture<GatewayFixture>
 {
     private async Task<RawSmtp> OpenAsync(IPAddress? from = null)

@@ -9,6 +9,7 @@ public sealed class SessionLimitFixture : GatewayFixture
 }
 
 /// <summary>Bounded memory at the intake (requirements §11): a cap on concurrent sessions, 421 beyond it.</summary>
+[Trait("Kind", "Integration")]
 public sealed class IntakeSessionLimitTests(SessionLimitFixture fx) : IClassFixture<SessionLimitFixture>
 {
     [Fact]

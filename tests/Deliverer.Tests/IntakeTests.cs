@@ -6,6 +6,7 @@ using Gateway.Testing;
 namespace Deliverer.Tests;
 
 /// <summary>The SMTP intake over real sockets: extensions, pipelining, trusted networks, limits, bad input, durability before 250.</summary>
+[Trait("Kind", "Integration")]
 public sealed class IntakeTests(IntakeFixture fx) : IClassFixture<IntakeFixture>
 {
     private async Task<(string Domain, SmtpSink Sink)> DomainAsync()

@@ -3,6 +3,7 @@ using Gateway.Testing;
 namespace Deliverer.Tests;
 
 /// <summary>Loops (requirements §3.7): an address of the gateway is never connected to, whatever name leads there.</summary>
+[Trait("Kind", "Integration")]
 public sealed class LoopTests(GatewayFixture fx) : IClassFixture<GatewayFixture>
 {
     [Fact]

@@ -4,6 +4,7 @@ using Gateway.Deliverer.Intake;
 namespace Deliverer.Tests;
 
 /// <summary>What the intake's content rules see of a message: the decoded subject and every attachment's file name (no sockets).</summary>
+[Trait("Kind", "Unit")]
 public sealed class MessageContentTests
 {
     private static MessageContent Parse(string message) => MessageContent.Parse(Encoding.UTF8.GetBytes(message));

@@ -9,6 +9,7 @@ namespace Deliverer.Tests;
 /// requirements §7 message log end to end: FollowLog sees a delivery live, and one message's events written by the
 /// Deliverer and the ControlPlane read back in order by its id through QueryLog.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class MessageLogFlowTests(GatewayFixture fx) : IClassFixture<GatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);

@@ -15,6 +15,7 @@ namespace Deliverer.Tests;
 /// refused by both, other spellings of one address follow that address's route, and for adversarial paths the policy
 /// service (Postfix's parse) and the intake name the same recipient or one of them refuses.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class OneRelayRuleTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);

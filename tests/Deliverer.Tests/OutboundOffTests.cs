@@ -7,6 +7,7 @@ namespace Deliverer.Tests;
 /// requirements §3.10 (issue 15), outbound off means off: outbound mail already queued when the domain's outbound relay
 /// is turned off is held (not sent, not bounced) with the reason in the message log, and leaves once outbound is on again.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class OutboundOffTests(FastRetryFixture fx) : IClassFixture<FastRetryFixture>
 {
     [Fact]

@@ -50,6 +50,7 @@ public sealed class TlsFixture : GatewayFixture
 }
 
 /// <summary>TLS modes of inbound rows and MTA-STS for outbound delivery (issue 17, requirements §10), over real STARTTLS and HTTPS.</summary>
+[Trait("Kind", "Integration")]
 public sealed class OutboundTlsTests(TlsFixture fx) : IClassFixture<TlsFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);

@@ -10,6 +10,7 @@ namespace Deliverer.Tests;
 /// logged and retried with the normal backoff until the lifetime (3 s here, retries every 0.5 s); what was delivered is
 /// never delivered again.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class PoisonTests(ExpiryFixture fx) : IClassFixture<ExpiryFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);

@@ -12,6 +12,7 @@ namespace Deliverer.Tests;
 /// PolicyDaemon decides, Postfix hands the message to the Deliverer's intake, and the message arrives at
 /// the sink the route chose (requirements §3 worked example) or at the recipient's MX (outbound).
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class PostfixEndToEndTests : IAsyncLifetime
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);

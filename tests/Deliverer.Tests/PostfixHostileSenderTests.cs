@@ -42,6 +42,7 @@ public sealed class HostileGatewayFixture : IAsyncLifetime
 /// smuggling sequences, recipients without a route. The client connects from 127.0.0.2, an "internet" address (main.cf
 /// exempts only the gateway host's own 127.0.0.1 and ::1 from the bare-newline rule).
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class PostfixHostileSenderTests(HostileGatewayFixture fx) : IClassFixture<HostileGatewayFixture>
 {
     private static readonly IPAddress Internet = IPAddress.Parse("127.0.0.2");

@@ -15,6 +15,7 @@ namespace Deliverer.Tests;
 /// refused while mail is queued or quarantined; forced deletion leaves no key of the domain anywhere in Redis, and
 /// Postfix answers NO-DOMAIN for it within a second, inbound and outbound.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class PostfixLogAndDeletionTests : IAsyncLifetime
 {
     private static readonly TimeSpan OneSecond = TimeSpan.FromSeconds(1);
@@ -132,6 +133,7 @@ public sealed class PostfixLogAndDeletionTests : IAsyncLifetime
 /// Postfix's queue id (XFORWARD IDENT), before-queue (as deployed) by the gateway's own message id, which the
 /// client's DATA reply and Postfix's proxy-accept log line both carry.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class PostfixLinkingTests
 {
     private static string Message(string from, string to) => PostfixLogAndDeletionTests.Message(from, to);

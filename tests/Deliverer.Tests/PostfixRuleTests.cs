@@ -33,6 +33,7 @@ public sealed class AfterQueueGatewayFixture : IAsyncLifetime
 /// a content REJECT is the Deliverer's reply to the client's DATA (Postfix passes it on: before-queue), and other
 /// mail is delivered.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class PostfixRuleTests(WholeGatewayFixture fx) : IClassFixture<WholeGatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
@@ -111,6 +112,7 @@ public sealed class PostfixRuleTests(WholeGatewayFixture fx) : IClassFixture<Who
 /// intake becomes Postfix's own bounce, which must reach the internet sender (null sender to an unmanaged domain:
 /// <c>gateway_bounce_transport</c>), not the intake that would refuse it.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class AfterQueuePostfixRuleTests(AfterQueueGatewayFixture fx) : IClassFixture<AfterQueueGatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);

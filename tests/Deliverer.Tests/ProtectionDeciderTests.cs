@@ -6,6 +6,7 @@ using Gateway.Deliverer.Protection;
 namespace Deliverer.Tests;
 
 /// <summary>The verdict → per-domain action rule (<see cref="ProtectionDecider"/>) as tables, no engines.</summary>
+[Trait("Kind", "Unit")]
 public sealed class ProtectionDeciderTests
 {
     private static readonly ProtectionSettings Defaults = ProtectionSettings.Default;
@@ -225,6 +226,7 @@ public sealed class ProtectionDeciderTests
 }
 
 /// <summary>What a decision means for storing: the bytes per copy and the holds merged with the rules (<see cref="ProtectionResult"/>).</summary>
+[Trait("Kind", "Unit")]
 public sealed class ProtectionResultTests
 {
     private const string Message = "Received: from c ([192.0.2.1])\r\n\tby gateway.test; Sun, 06 Dec 2026 12:00:00 +0000\r\nSubject: offer\r\nX-Spam-Flag: NO\r\n\r\nbody\r\n";

@@ -53,6 +53,7 @@ public sealed class ProtectionFixture : IAsyncLifetime
 /// intake → rspamd (/checkv2) and clamd (INSTREAM) → decision per recipient domain → sink or quarantine, and the client
 /// hears the verdict as its DATA reply.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class ProtectionTests(ProtectionFixture fx) : IClassFixture<ProtectionFixture>
 {
     /// <summary>The GTUBE test pattern: rspamd scores it 15 (its reject score).</summary>

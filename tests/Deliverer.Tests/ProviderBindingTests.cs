@@ -14,6 +14,7 @@ namespace Deliverer.Tests;
 /// (X-MS-Exchange-CrossTenant-Id) is relayed; another tenant's stamp, no stamp, or no tenant id configured get
 /// 550 5.7.1 in reply to DATA. The customer's own custom IP needs no stamp.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class ProviderBindingTests : IAsyncLifetime
 {
     private const string Tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";

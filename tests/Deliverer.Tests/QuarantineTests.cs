@@ -10,6 +10,7 @@ namespace Deliverer.Tests;
 /// The quarantine end to end over real SMTP, gRPC and Redis: held at intake → ListQuarantine (filters, paging)
 /// → ReleaseMessage → delivered to the sink through the current route; DeleteQuarantined; tenant isolation.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class QuarantineTests(RulesFixture fx) : IClassFixture<RulesFixture>
 {
     private static string Message(string subject) =>

@@ -4,6 +4,7 @@ using Gateway.Testing;
 namespace Deliverer.Tests;
 
 /// <summary>Found by tests/Fuzz.Tests: recipients the intake accepts that MimeKit spells differently or cannot send at all.</summary>
+[Trait("Kind", "Integration")]
 public sealed class RecipientSpellingTests(GatewayFixture fx) : IClassFixture<GatewayFixture>
 {
     [Fact]

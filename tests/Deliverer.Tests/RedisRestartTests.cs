@@ -13,6 +13,7 @@ public sealed class DurableRedisFixture : GatewayFixture
 }
 
 /// <summary>requirements §6: no message is lost when Redis restarts (AOF); the Deliverer keeps working across it.</summary>
+[Trait("Kind", "Integration")]
 public sealed class RedisRestartTests(DurableRedisFixture fx) : IClassFixture<DurableRedisFixture>
 {
     [Fact]

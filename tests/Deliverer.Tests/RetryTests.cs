@@ -6,6 +6,7 @@ using MimeKit;
 namespace Deliverer.Tests;
 
 /// <summary>The next attempt uses the configuration saved meanwhile (requirements §3.14).</summary>
+[Trait("Kind", "Integration")]
 public sealed class RetryTests(FastRetryFixture fx) : IClassFixture<FastRetryFixture>
 {
     [Fact]
@@ -53,6 +54,7 @@ public sealed class RetryTests(FastRetryFixture fx) : IClassFixture<FastRetryFix
 }
 
 /// <summary>requirements §6: kept up to the lifetime, then bounced as expired.</summary>
+[Trait("Kind", "Integration")]
 public sealed class ExpiryTests(ExpiryFixture fx) : IClassFixture<ExpiryFixture>
 {
     [Fact]

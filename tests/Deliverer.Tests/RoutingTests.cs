@@ -13,6 +13,7 @@ namespace Deliverer.Tests;
 /// requirements §3.5's worked example, with SMTP sinks on 127.0.0.2-5 standing in for the seed's four hosts:
 /// 192.0.2.1 → 127.0.0.2, 203.0.113.1 → 127.0.0.3, 203.0.113.2 → 127.0.0.4, 198.51.100.1 → 127.0.0.5.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class RoutingTests(GatewayFixture fx) : IClassFixture<GatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);

@@ -37,6 +37,7 @@ public sealed class RulesFixture : GatewayFixture
 }
 
 /// <summary>Policy rules at the Deliverer's intake over real SMTP: content rules (subject, attachment, size) and QUARANTINE.</summary>
+[Trait("Kind", "Integration")]
 public sealed class RuleIntakeTests(RulesFixture fx) : IClassFixture<RulesFixture>
 {
     private async Task<(string Domain, SmtpSink Sink)> DomainAsync()

@@ -4,6 +4,7 @@ using Gateway.Deliverer.Protection;
 namespace Deliverer.Tests;
 
 /// <summary>The intake's header changes after a scan (<see cref="ScanHeaders"/>) and the Authentication-Results it writes (<see cref="AuthResults"/>).</summary>
+[Trait("Kind", "Unit")]
 public sealed class ScanHeadersTests
 {
     private const string Received = "Received: from client.test ([192.0.2.1])\r\n\tby gateway.test (gateway-deliverer) with ESMTP id X;\r\n\tSun, 06 Dec 2026 12:00:00 +0000\r\n";

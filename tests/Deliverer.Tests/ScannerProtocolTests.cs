@@ -6,6 +6,7 @@ using Gateway.Deliverer.Protection;
 namespace Deliverer.Tests;
 
 /// <summary>The engines' wire formats and the clients' failover, without the engines (the real ones: ProtectionTests).</summary>
+[Trait("Kind", "Integration")]
 public sealed class ScannerProtocolTests
 {
     [Fact]
@@ -222,6 +223,7 @@ public sealed class ScannerProtocolTests
 }
 
 /// <summary>Which messages clamd sees with the default <see cref="MalwareScope.Attachments"/>.</summary>
+[Trait("Kind", "Integration")]
 public sealed class AttachmentProbeTests
 {
     private static bool Probe(string message) => AttachmentProbe.HasAttachment(Encoding.UTF8.GetBytes(message.ReplaceLineEndings("\r\n")));
@@ -238,6 +240,7 @@ public sealed class AttachmentProbeTests
     public void HasAttachment_InlineTextOnlyIsNot_AnythingElseIs(string message, bool expected) => Assert.Equal(expected, Probe(message));
 }
 
+[Trait("Kind", "Integration")]
 public sealed class RspamdRecipientsTests
 {
     [Fact]

@@ -15,6 +15,7 @@ public sealed class SetupFixture : GatewayFixture
 /// <c>gatewayctl setup</c> driven with flags as its own process against the ControlPlane, the Deliverer and an SMTP
 /// sink standing in for the customer's server: the whole guided flow, and where it stops.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class SetupCliTests(SetupFixture fx) : IClassFixture<SetupFixture>
 {
     private static readonly string[] Questions =

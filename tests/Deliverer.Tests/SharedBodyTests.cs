@@ -10,6 +10,7 @@ namespace Deliverer.Tests;
 /// The body stored once (requirements §11): a message to recipients at many managed domains is one body in Redis, referenced
 /// by each domain's queue entry, and removed when the last entry is done. Measured with Redis's own MEMORY USAGE.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class SharedBodyTests(GatewayFixture fx) : IClassFixture<GatewayFixture>
 {
     private static async Task<string> Command(RawSmtp c, string line)

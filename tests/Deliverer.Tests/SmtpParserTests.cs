@@ -5,6 +5,7 @@ using Gateway.Deliverer.Smtp;
 namespace Deliverer.Tests;
 
 /// <summary>The intake's parsers from strings and byte by byte, no sockets (STYLE "Protocols").</summary>
+[Trait("Kind", "Unit")]
 public sealed class SmtpParserTests
 {
     private static ReadOnlySequence<byte> Seq(string s) => new(Encoding.UTF8.GetBytes(s));

@@ -17,6 +17,7 @@ namespace Deliverer.Tests;
 /// command sequences, pipelining, RSET, BDAT, XFORWARD, limits, and the relay rule with the real client. The relay
 /// table at the end checks every case through both front ends: the policy service (Postfix's view) and the intake.
 /// </summary>
+[Trait("Kind", "Unit")]
 public sealed class SmtpSessionTests
 {
     private const string Source = "192.0.2.10";

@@ -24,6 +24,7 @@ public sealed class StarvationFixture : GatewayFixture
 /// is remembered as dead (shared through Redis) so later messages do not wait for it, an attempt ends at its deadline,
 /// and at most 10 addresses are tried per attempt.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class StarvationTests(StarvationFixture fx, ITestOutputHelper output) : IClassFixture<StarvationFixture>
 {
     private static readonly byte[] Body = "Subject: to the black hole\r\n\r\nhello\r\n"u8.ToArray();

@@ -4,6 +4,7 @@ using Gateway.Testing;
 namespace Deliverer.Tests;
 
 /// <summary>The Deliverer's /metrics and /healthz on its HTTP listener, scraped over HTTP as Prometheus would.</summary>
+[Trait("Kind", "Integration")]
 public sealed class TelemetryTests(GatewayFixture fx) : IClassFixture<GatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);

@@ -7,6 +7,7 @@ using MimeKit;
 namespace Deliverer.Tests;
 
 /// <summary>requirements §3.13: SendTestMessage through the saved configuration, delivered by the Deliverer.</summary>
+[Trait("Kind", "Integration")]
 public sealed class TestMessageTests(GatewayFixture fx) : IClassFixture<GatewayFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);

@@ -4,6 +4,7 @@ using Gateway.Deliverer.Smtp;
 namespace Deliverer.Tests;
 
 /// <summary>XFORWARD (Postfix XFORWARD_README): the parser from strings, and the intake over a real socket.</summary>
+[Trait("Kind", "Integration")]
 public sealed class XforwardTests(IntakeFixture fx) : IClassFixture<IntakeFixture>
 {
     [Fact]

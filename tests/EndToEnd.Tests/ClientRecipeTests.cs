@@ -43,6 +43,7 @@ public sealed class RecipeControlPlaneFixture : IAsyncLifetime
 /// a fresh project outside the solution, and Node (JavaScript, and the TypeScript type check) with packages from
 /// npm. Python and Go are not run: this machine reaches no PyPI or Go module proxy.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed partial class ClientRecipeTests(RecipeControlPlaneFixture fx) : IClassFixture<RecipeControlPlaneFixture>
 {
     private static readonly TimeSpan StepTimeout = TimeSpan.FromMinutes(5);

@@ -19,6 +19,7 @@ namespace EndToEnd.Tests;
 /// free ports) against one Redis or a 3-master Redis Cluster decide alike, share one queue, and keep the round
 /// robin of requirements §3 exact across the fleet.
 /// </summary>
+[Trait("Kind", "Integration")]
 public abstract class FleetTests
 {
     private const int Messages = 100;

@@ -11,6 +11,7 @@ namespace EndToEnd.Tests;
 /// (<c>scripts/send-mail.py</c>) talks to Postfix; the copy's gatewayctl runs as its own process;
 /// <c>scripts/stop.sh</c> ends it all. Needs root, as every test with Postfix.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class NewcomerPathTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);

@@ -9,6 +9,7 @@ namespace EndToEnd.Tests;
 /// shows the log line that tells why (it used to exit 1 after "Redis on …" with the reason only in a log file).
 /// Real scripts, a real Postfix and real programs, on free ports and a temporary data directory.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class RunScriptErrorTests
 {
     [Fact]

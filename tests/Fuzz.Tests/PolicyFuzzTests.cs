@@ -15,6 +15,7 @@ namespace Fuzz.Tests;
 /// request cut into segments parses as the whole does, and every accept comes from a request that a separate,
 /// simple reading of the protocol (SMTPD_POLICY_README) finds well-formed and entitled to it.
 /// </summary>
+[Trait("Kind", "Unit")]
 public sealed class PolicyFuzzTests(ITestOutputHelper output)
 {
     internal const string Inbound = "managed.test";

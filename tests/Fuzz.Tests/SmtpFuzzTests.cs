@@ -25,6 +25,7 @@ namespace Fuzz.Tests;
 /// anywhere was answered "queued" to its client and is for the managed domain only, and the intake still serves
 /// a well-formed session afterwards.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class SmtpFuzzTests(ITestOutputHelper output)
 {
     private const long MaxData = 2000;

@@ -12,6 +12,7 @@ namespace Fuzz.Tests;
 /// bytes: nothing throws, an announced length over the limit is refused before its payload is buffered, a
 /// request cut into segments reads as the whole does, and <c>domains</c> answers OK only for a managed domain.
 /// </summary>
+[Trait("Kind", "Unit")]
 public sealed class SocketmapFuzzTests(ITestOutputHelper output)
 {
     private const int MaxRequest = 1000;

@@ -8,6 +8,7 @@ namespace Gateway.Core.Tests;
 /// The dependency rules of docs/architecture.md ("Where each rule lives"), checked on the compiled assemblies: every
 /// type reference in signatures and method bodies (IL) counts, so a rule cannot be broken by a using that slipped in.
 /// </summary>
+[Trait("Kind", "Unit")]
 public sealed class ArchitectureTests
 {
     private static readonly Assembly Core = typeof(ConfigSnapshot).Assembly;

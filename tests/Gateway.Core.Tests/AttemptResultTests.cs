@@ -4,6 +4,7 @@ using Gateway.Core.Mail;
 namespace Gateway.Core.Tests;
 
 /// <summary>The state update after an attempt as tables (requirements §6.6, §6.7): outcomes to states, DSN lists, next attempt, expiry.</summary>
+[Trait("Kind", "Unit")]
 public sealed class AttemptResultTests
 {
     private static readonly DateTimeOffset T0 = new(2026, 12, 1, 0, 0, 0, TimeSpan.Zero);

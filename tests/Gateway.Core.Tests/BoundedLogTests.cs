@@ -7,6 +7,7 @@ using StackExchange.Redis;
 namespace Gateway.Core.Tests;
 
 /// <summary>The message log stays bounded against a hostile sender (requirements §11.9): field size, entries per domain, a counted buffer.</summary>
+[Trait("Kind", "Integration")]
 public sealed class BoundedLogTests
 {
     [Theory]

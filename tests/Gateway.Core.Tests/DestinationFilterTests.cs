@@ -4,6 +4,7 @@ using Gateway.Core.Domains;
 namespace Gateway.Core.Tests;
 
 /// <summary>DestinationFilter (security review H2): every spelling of a forbidden address is refused; settings open loopback and close private ranges.</summary>
+[Trait("Kind", "Unit")]
 public sealed class DestinationFilterTests
 {
     private static DestinationFilter Filter(bool loopback = false, bool @private = true, params string[] own) =>

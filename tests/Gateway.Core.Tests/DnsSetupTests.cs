@@ -5,6 +5,7 @@ using Gateway.Testing;
 namespace Gateway.Core.Tests;
 
 /// <summary>The resolver setup against the in-process DNS test server, over the wire.</summary>
+[Trait("Kind", "Integration")]
 public sealed class DnsSetupTests
 {
     [Theory]

@@ -16,6 +16,7 @@ namespace Gateway.Core.Tests;
 /// nothing, and a crashed deletion is finished by <see cref="DomainStore.ResumePurgesAsync"/>. On one redis-server
 /// and on a 3-master Redis Cluster (SCAN must run on every master).
 /// </summary>
+[Trait("Kind", "Integration")]
 public abstract class DomainDeletionTests : IAsyncLifetime
 {
     private const string Company = "acme";

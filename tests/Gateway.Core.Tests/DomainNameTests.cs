@@ -2,6 +2,7 @@ using Gateway.Core.Domains;
 
 namespace Gateway.Core.Tests;
 
+[Trait("Kind", "Unit")]
 public sealed class DomainNameTests
 {
     [Theory]

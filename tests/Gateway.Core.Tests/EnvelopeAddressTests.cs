@@ -4,6 +4,7 @@ using Gateway.Core.Mail;
 namespace Gateway.Core.Tests;
 
 /// <summary>The one canonical envelope address (requirements §11.3): tables of spellings, and properties over random paths.</summary>
+[Trait("Kind", "Unit")]
 public sealed class EnvelopeAddressTests
 {
     [Theory]

@@ -6,6 +6,7 @@ using MimeKit;
 namespace Gateway.Core.Tests;
 
 /// <summary>Bounded DSNs and the NOTIFY limits for inbound mail (requirements §11; docs/reliability.md "Hostile sender").</summary>
+[Trait("Kind", "Unit")]
 public sealed class HostileSenderDsnTests
 {
     private static readonly DateTimeOffset T0 = new(2026, 12, 1, 0, 0, 0, TimeSpan.Zero);

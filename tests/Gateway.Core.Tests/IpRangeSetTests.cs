@@ -4,6 +4,7 @@ using Gateway.Core.Domains;
 
 namespace Gateway.Core.Tests;
 
+[Trait("Kind", "Unit")]
 public sealed class IpRangeSetTests
 {
     private static readonly IpRangeSet Set = IpRangeSet.Parse(["40.92.0.0/15", "40.107.0.0/16", "104.47.0.0/17", "192.0.2.7", "2a01:111:f400::/48", "2001:db8::1"]);

@@ -7,6 +7,7 @@ using StackExchange.Redis;
 
 namespace Gateway.Core.Tests;
 
+[Trait("Kind", "Integration")]
 public sealed class MessageLogTests
 {
     [Fact]

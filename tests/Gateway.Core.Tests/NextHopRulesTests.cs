@@ -6,6 +6,7 @@ using static Gateway.Core.Tests.RelayTestData;
 namespace Gateway.Core.Tests;
 
 /// <summary>The socketmap tables of requirements §5: managed domains and next hops, in both transport modes.</summary>
+[Trait("Kind", "Unit")]
 public sealed class NextHopRulesTests
 {
     private const string Intake = "smtp:[127.0.0.1]:10025";

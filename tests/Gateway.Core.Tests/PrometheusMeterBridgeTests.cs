@@ -7,6 +7,7 @@ using Prometheus;
 namespace Gateway.Core.Tests;
 
 /// <summary>The bridge from IMeterFactory instruments to Prometheus text: names, types, labels, one host's instruments only.</summary>
+[Trait("Kind", "Unit")]
 public sealed class PrometheusMeterBridgeTests
 {
     private static async Task<Scrape> CollectAsync(CollectorRegistry registry)

@@ -7,6 +7,7 @@ using Gateway.Core.Snapshot;
 namespace Gateway.Core.Tests;
 
 /// <summary>ProviderBinding (requirements §3.9): header reading and the decision, without the network.</summary>
+[Trait("Kind", "Unit")]
 public sealed class ProviderBindingUnitTests
 {
     private const string Tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";

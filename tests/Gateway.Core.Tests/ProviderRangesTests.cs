@@ -12,6 +12,7 @@ using Gateway.Core.Domains;
 namespace Gateway.Core.Tests;
 
 /// <summary>Reading providers' SPF records (pure parser, then over real DNS) and sharing the result through Redis.</summary>
+[Trait("Kind", "Integration")]
 public sealed class ProviderRangesTests
 {
     [Fact]

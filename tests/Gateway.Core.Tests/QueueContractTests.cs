@@ -71,6 +71,7 @@ public sealed class ManualClock(DateTimeOffset start) : TimeProvider
 /// redis-server and a 3-master Redis Cluster: every script and transaction must stay in one slot, and two
 /// workers (two queue instances with their own lease tokens) must see one consistent schedule.
 /// </summary>
+[Trait("Kind", "Integration")]
 public abstract class QueueContractTests<TFixture>(TFixture fx) : IAsyncLifetime
     where TFixture : QueueRedisFixture
 {

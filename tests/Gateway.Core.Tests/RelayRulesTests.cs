@@ -8,6 +8,7 @@ using static Gateway.Core.Tests.RelayTestData;
 namespace Gateway.Core.Tests;
 
 /// <summary>The relay decision of requirements §4 as a table: each case, IPv6, case, subdomains, verification, providers.</summary>
+[Trait("Kind", "Unit")]
 public sealed class RelayRulesTests
 {
     private static readonly ConfigSnapshot Table = SnapshotOf(
@@ -323,6 +324,7 @@ public sealed class RelayRulesTests
 }
 
 /// <summary>Recipient validation at RCPT (requirements §3.6): a recipient of an inbound domain that no row routes is refused.</summary>
+[Trait("Kind", "Unit")]
 public sealed class RecipientValidationTests
 {
     private static readonly ConfigSnapshot Table = SnapshotOf(
@@ -358,6 +360,7 @@ public sealed class RecipientValidationTests
 }
 
 /// <summary>The optional grace period for unverified inbound relay (Gateway:UnverifiedInboundGracePeriod, off by default).</summary>
+[Trait("Kind", "Unit")]
 public sealed class UnverifiedInboundGraceTests
 {
     private static readonly DateTimeOffset Registered = new(2026, 12, 1, 0, 0, 0, TimeSpan.Zero);

@@ -7,6 +7,7 @@ using Gateway.Core.Routing;
 namespace Gateway.Core.Tests;
 
 /// <summary>The route choice of one attempt as tables (requirements §3.5, §6.4, §6.5): batches, host order, endpoints, loops, the address cap.</summary>
+[Trait("Kind", "Unit")]
 public sealed class RouteChoiceTests
 {
     private static readonly InboundServer[] Seed =

@@ -5,6 +5,7 @@ using Gateway.Core.Domains;
 namespace Gateway.Core.Tests;
 
 /// <summary>requirements §3 route choice as a table (pure functions, no I/O).</summary>
+[Trait("Kind", "Unit")]
 public sealed class RouteTableTests
 {
     private const string D = "example.com";

@@ -4,6 +4,7 @@ using Gateway.ControlPlane.Application;
 
 namespace Gateway.Core.Tests;
 
+[Trait("Kind", "Unit")]
 public sealed class SmallPartsTests
 {
     [Theory]

@@ -9,6 +9,7 @@ using Gateway.ControlPlane.Application;
 namespace Gateway.Core.Tests;
 
 /// <summary>The snapshot against a real redis-server: load, propagation, missed messages, gaps, outages.</summary>
+[Trait("Kind", "Integration")]
 public sealed class SnapshotTests : IAsyncLifetime
 {
     private RedisServer _redis = null!;

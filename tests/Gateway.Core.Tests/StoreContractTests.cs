@@ -13,6 +13,7 @@ namespace Gateway.Core.Tests;
 /// The store's behaviour, run against a single redis-server and against a 3-master Redis Cluster:
 /// every script must stay in one slot, scans must cover every master, pub/sub must reach subscribers.
 /// </summary>
+[Trait("Kind", "Integration")]
 public abstract class StoreContractTests : IAsyncLifetime
 {
     private IAsyncDisposable _redis = null!;

@@ -5,6 +5,7 @@ using Gateway.Testing;
 namespace PolicyDaemon.Tests;
 
 /// <summary>Start without Redis, Redis lost after start, idle timeouts, direct mode: each with its own daemon.</summary>
+[Trait("Kind", "Integration")]
 public sealed class DaemonLifecycleTests
 {
     [Fact]

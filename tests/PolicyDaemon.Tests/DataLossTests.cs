@@ -12,6 +12,7 @@ namespace PolicyDaemon.Tests;
 /// unhealthy (/healthz, gateway_snapshot_held, the held report an operator lists) and applies the new state only once
 /// the operator accepts it through the ControlPlane's ConfigStateService.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class DataLossTests
 {
     [Fact]

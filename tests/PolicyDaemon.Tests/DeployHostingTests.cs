@@ -11,6 +11,7 @@ namespace PolicyDaemon.Tests;
 /// The PolicyDaemon as deployed on hosts (docs/operations.md "Deploying on hosts"): JSON console logs by configuration
 /// (it is built on the slim host, whose console formatter is otherwise fixed), and /metrics on a listener of its own.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class DeployHostingTests
 {
     [Fact]

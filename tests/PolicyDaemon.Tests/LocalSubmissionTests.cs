@@ -7,6 +7,7 @@ namespace PolicyDaemon.Tests;
 /// deploy/postfix has no pickup service (security review M13, docs/reliability.md "Hostile tenant"): a message a local
 /// program submits with sendmail(1) never leaves the maildrop, so nothing on the host can relay past the policy.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class LocalSubmissionTests
 {
     [Fact]

@@ -4,6 +4,7 @@ using Gateway.PolicyDaemon.Protocol;
 
 namespace PolicyDaemon.Tests;
 
+[Trait("Kind", "Unit")]
 public sealed class NetstringTests
 {
     private static (OperationStatus Status, string? Payload, NetstringError Error, long Left) Read(ReadOnlySequence<byte> buffer, int max = 1000)

@@ -4,6 +4,7 @@ using Gateway.PolicyDaemon.Protocol;
 
 namespace PolicyDaemon.Tests;
 
+[Trait("Kind", "Unit")]
 public sealed class PolicyRequestParserTests
 {
     /// <summary>A request exactly as Postfix 3.7.11 sends it (captured from the private test instance).</summary>

@@ -10,6 +10,7 @@ namespace PolicyDaemon.Tests;
 /// Envelope policy rules at RCPT (requirements §4.4, §7): over the daemon's real policy socket and through a real
 /// Postfix; rules saved through gRPC govern the answer within a second.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class PolicyRuleTests(GatewayFixture gw) : IClassFixture<GatewayFixture>
 {
     private static readonly TimeSpan OneSecond = TimeSpan.FromSeconds(1);

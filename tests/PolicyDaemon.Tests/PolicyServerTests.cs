@@ -10,6 +10,7 @@ using StackExchange.Redis;
 namespace PolicyDaemon.Tests;
 
 /// <summary>The daemon on real sockets against a real Redis: protocol behaviour, robustness, logs.</summary>
+[Trait("Kind", "Integration")]
 public sealed class PolicyServerTests(DaemonFixture fixture) : IClassFixture<DaemonFixture>
 {
     private PolicyDaemonServer Daemon => fixture.Daemon;

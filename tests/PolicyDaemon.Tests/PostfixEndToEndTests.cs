@@ -11,6 +11,7 @@ namespace PolicyDaemon.Tests;
 /// End to end with a real Postfix (Debian's package, a private instance configured from deploy/postfix):
 /// what an SMTP client is told, and that changes saved through gRPC reach it within a second.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class PostfixEndToEndTests(GatewayFixture gw) : IClassFixture<GatewayFixture>
 {
     private static readonly TimeSpan OneSecond = TimeSpan.FromSeconds(1);

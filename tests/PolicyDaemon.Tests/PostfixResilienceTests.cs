@@ -6,6 +6,7 @@ using Gateway.Testing;
 namespace PolicyDaemon.Tests;
 
 /// <summary>Real Postfix with the daemon in trouble: no snapshot yet, Redis gone after start; and direct mode.</summary>
+[Trait("Kind", "Integration")]
 public sealed class PostfixResilienceTests
 {
     /// <summary>These tests ask about RCPT only: no intake listens (port 9), so no before-queue proxy either.</summary>

@@ -4,6 +4,7 @@ using Gateway.Testing;
 namespace PolicyDaemon.Tests;
 
 /// <summary>The PolicyDaemon's /metrics and /healthz on its HTTP listener, scraped over HTTP as Prometheus would.</summary>
+[Trait("Kind", "Integration")]
 public sealed class TelemetryTests(DaemonFixture fixture) : IClassFixture<DaemonFixture>
 {
     private PolicyDaemonServer Daemon => fixture.Daemon;

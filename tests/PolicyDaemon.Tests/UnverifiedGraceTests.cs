@@ -6,6 +6,7 @@ namespace PolicyDaemon.Tests;
 /// Gateway:UnverifiedInboundGracePeriod through the real daemon and socket: an unverified domain is accepted inbound
 /// within the grace period after its registration, refused NO-DOMAIN after it, and accepted again once verified.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class UnverifiedGraceTests
 {
     [Fact]

@@ -8,6 +8,7 @@ using Gateway.Core;
 namespace ControlPlane.Tests.Onboarding;
 
 /// <summary>The connection test over real loopback sockets; host names answered from a zone table.</summary>
+[Trait("Kind", "Integration")]
 public sealed class ConnectionTesterTests
 {
     private static ConnectionTester Tester(ZoneDns dns, bool allowLoopback = true, double timeoutSeconds = 2) =>

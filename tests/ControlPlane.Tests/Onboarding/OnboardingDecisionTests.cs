@@ -4,6 +4,7 @@ using Gateway.ControlPlane.Onboarding;
 namespace ControlPlane.Tests.Onboarding;
 
 /// <summary>Pure decisions of onboarding: when the background job owes a domain a check, the status rule, the SPF fix.</summary>
+[Trait("Kind", "Unit")]
 public sealed class OnboardingDecisionTests
 {
     private static readonly DateTimeOffset Now = new(2025, 1, 1, 12, 0, 0, TimeSpan.Zero);

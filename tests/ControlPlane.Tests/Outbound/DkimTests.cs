@@ -8,6 +8,7 @@ using Gateway.Core.Domains;
 namespace ControlPlane.Tests.Outbound;
 
 /// <summary>DKIM records, the life cycle and key sealing as pure functions (requirements §10; docs/outbound.md).</summary>
+[Trait("Kind", "Unit")]
 public sealed class DkimTests
 {
     private static readonly DateTimeOffset Now = new(2026, 12, 6, 10, 0, 0, TimeSpan.Zero);

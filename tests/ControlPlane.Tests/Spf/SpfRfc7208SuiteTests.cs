@@ -10,6 +10,7 @@ namespace ControlPlane.Tests.Spf;
 /// client address, HELO and the accepted results. The explanation (exp=) texts are not checked: the
 /// gateway does not show them, and the suite makes exp optional. "TIMEOUT" names fail every query.
 /// </summary>
+[Trait("Kind", "Unit")]
 public sealed class SpfRfc7208SuiteTests
 {
     private static readonly Dictionary<string, Func<ZoneDns>> Sections = new()

@@ -5,6 +5,7 @@ using Gateway.Core.Tls;
 namespace Gateway.Core.Tests.Outbound;
 
 /// <summary>RFC 8461 from strings: TXT records, policy files, MX patterns and the per-host plan.</summary>
+[Trait("Kind", "Unit")]
 public sealed class MtaStsRulesTests
 {
     private static readonly DateTimeOffset Now = new(2026, 12, 6, 0, 0, 0, TimeSpan.Zero);

@@ -5,6 +5,7 @@ using Gateway.Core.Tls;
 namespace Gateway.Core.Tests.Outbound;
 
 /// <summary>TLS towards customer servers as a table (requirements §10; docs/outbound.md "TLS modes").</summary>
+[Trait("Kind", "Unit")]
 public sealed class TlsPolicyTests
 {
     private static InboundServer Row(string host, int port, TlsMode tls, string? name = null, string recipient = "*@d.test") =>

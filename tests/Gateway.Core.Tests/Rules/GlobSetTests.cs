@@ -7,6 +7,7 @@ namespace Gateway.Core.Tests.Rules;
 /// The linear-time glob automaton against an independent matcher (.NET's non-backtracking regular expressions, the
 /// same language written as a regex) on tables, random patterns and the adversarial patterns of the security review.
 /// </summary>
+[Trait("Kind", "Unit")]
 public sealed class GlobSetTests
 {
     private static readonly string[] ExpectedX151 = ["*51", "x1*", "x151*"];

@@ -10,6 +10,7 @@ using Gateway.ControlPlane.Application;
 namespace Gateway.Core.Tests.Rules;
 
 /// <summary>The rule matcher as tables: each condition, each action, order, stages (RCPT vs intake), direction.</summary>
+[Trait("Kind", "Unit")]
 public sealed class RuleEvaluatorTests
 {
     private static int _next;
@@ -271,6 +272,7 @@ public sealed class RuleEvaluatorTests
     }
 }
 
+[Trait("Kind", "Unit")]
 public sealed class RuleValidatorTests
 {
     private static List<FieldViolation> Violations(PolicyRule rule)

@@ -5,6 +5,7 @@ using Gateway.ControlPlane.Spf;
 namespace Gateway.Core.Tests.Spf;
 
 /// <summary>Record parsing and macro expansion as pure functions over strings (RFC 7208 §4.5, §4.6, §5, §7).</summary>
+[Trait("Kind", "Unit")]
 public sealed class SpfParsingTests
 {
     [Theory]
