@@ -21,6 +21,7 @@ namespace Deliverer.Tests;
 /// at DATA. The passing signatures are made by openssl over a hand-canonicalised header (independent of MimeKit, which
 /// verifies) and by MimeKit's DkimSigner as Google signs (relaxed/relaxed).
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class GoogleWorkspaceBindingTests : IAsyncLifetime
 {
     private const string Selector = "google";

@@ -14,6 +14,7 @@ namespace Deliverer.Tests;
 /// with mode 660 (<c>Gateway:UnixSockets:Mode</c>). A real Postfix (its smtpd running as user postfix) asks the policy
 /// service and the socketmap and hands mail to the intake through them.
 /// </summary>
+[Trait("Kind", "Integration")]
 public sealed class UnixSocketListenerTests
 {
     private const UnixFileMode Mode660 = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite;

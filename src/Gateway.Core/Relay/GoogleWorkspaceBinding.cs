@@ -171,8 +171,8 @@ public sealed class GoogleWorkspaceBinding(ConfigSnapshot snapshot, ProviderRang
                 continue;
             }
 
-            var tags = Dkim.DkimRecord.ParseTags(header.Value);
-            if (tags is null || !tags.TryGetValue("d", out var d) || !string.Equals(d.TrimEnd('.'), domain, StringComparison.OrdinalIgnoreCase) ||
+            var tags = SignatureTags(header.Value);
+            if (!tags.TryGetValue("d", out var d) || !string.Equals(d.TrimEnd('.'), domain, StringComparison.OrdinalIgnoreCase) ||
                 !tags.TryGetValue("s", out var s) || !string.Equals(s, selector, StringComparison.OrdinalIgnoreCase))
             {
                 continue;
@@ -210,6 +210,26 @@ public sealed class GoogleWorkspaceBinding(ConfigSnapshot snapshot, ProviderRang
         }
 
         return found;
+    }
+
+    /// <summary>
+    /// The tags of a DKIM-Signature (RFC 6376 §3.2), trimmed; the first of a repeated tag (the verifier refuses such a
+    /// signature anyway). Only d, s, l, x and t are read here. (Gateway.Core.Dkim's record parser is not used: Relay does
+    /// not depend on the key store's namespace, docs/architecture.md.)
+    /// </summary>
+    private static Dictionary<string, string> SignatureTags(string value)
+    {
+        var tags = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var part in value.Split(';'))
+        {
+            var eq = part.IndexOf('=', StringComparison.Ordinal);
+            if (eq > 0)
+            {
+                tags.TryAdd(part[..eq].Trim(), part[(eq + 1)..].Trim());
+            }
+        }
+
+        return tags;
     }
 
     /// <summary>DKIM key records (RFC 6376 §3.6.2.2) from DNS with the gateway's resolver.</summary>

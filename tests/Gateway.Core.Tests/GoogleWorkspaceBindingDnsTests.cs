@@ -16,13 +16,14 @@ namespace Gateway.Core.Tests;
 /// signatures count, and DNS failure as a temporary answer. The end-to-end test through Postfix is
 /// Deliverer.Tests' GoogleWorkspaceBindingTests.
 /// </summary>
-public sealed class GoogleWorkspaceBindingUnitTests : IAsyncDisposable
+[Trait("Kind", "Integration")]
+public sealed class GoogleWorkspaceBindingDnsTests : IAsyncDisposable
 {
     private static readonly DateTimeOffset Now = DateTimeOffset.UtcNow;
     private readonly DnsTestServer _dns = DnsTestServer.Start();
     private readonly RSA _key = RSA.Create(2048);
 
-    public GoogleWorkspaceBindingUnitTests() =>
+    public GoogleWorkspaceBindingDnsTests() =>
         _dns.AddTxtParts("google._domainkey.example.com", ("v=DKIM1; k=rsa; p=" + Convert.ToBase64String(_key.ExportSubjectPublicKeyInfo())).Chunk(255).Select(c => new string(c)));
 
     public async ValueTask DisposeAsync()
