@@ -69,6 +69,7 @@ public static class ControlPlaneApp
             .ValidateDataAnnotations()
             .Validate(o => o.FollowRecheckInterval > TimeSpan.Zero && o.FollowRecheckInterval <= TimeSpan.FromMinutes(1),
                 "Gateway:Limits:FollowRecheckInterval must be positive and at most a minute.")
+            .Validate(o => o.FollowSlotLease >= TimeSpan.FromSeconds(1), "Gateway:Limits:FollowSlotLease must be at least a second.")
             .ValidateOnStart();
         builder.Services.AddSingleton(sp => sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<TenantLimits>>().Value);
         builder.Services.AddSingleton<TenantRateLimiter>();

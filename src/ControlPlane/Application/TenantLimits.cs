@@ -29,7 +29,7 @@ public sealed class TenantLimits
     [Range(1024, 100_000_000)]
     public int RuleBytesPerDomain { get; set; } = 65_536;
 
-    /// <summary>Live FollowLog streams one tenant may hold open on one ControlPlane at once.</summary>
+    /// <summary>Live FollowLog streams one tenant may hold open at once, fleet-wide (every ControlPlane on the same Redis).</summary>
     [Range(1, 100_000)]
     public int FollowStreamsPerTenant { get; set; } = 10;
 
@@ -47,6 +47,12 @@ public sealed class TenantLimits
 
     /// <summary>How often a live FollowLog stream checks again that its key is valid and its domain still belongs to its tenant.</summary>
     public TimeSpan FollowRecheckInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How long a live stream's place in <see cref="FollowStreamsPerTenant"/> lasts without renewal (renewed every third
+    /// of it): the places of a ControlPlane that died without ending its streams are free again after this.
+    /// </summary>
+    public TimeSpan FollowSlotLease { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>The error for a limit that was reached: RESOURCE_EXHAUSTED naming the setting and its value.</summary>
     public static GatewayException Exceeded(string setting, long limit, string what) =>

@@ -13,20 +13,20 @@ namespace Gateway.ControlPlane.Services;
 /// still belong to the tenant. A revoked key (or a deleted tenant, whose keys go with it) ends the stream with
 /// PERMISSION_DENIED, a domain that was deleted or changed owner with NOT_FOUND, within one interval.
 /// </summary>
-public sealed partial class FollowGuard(TenantManager tenants, DomainStore domains, TenantLimits limits, TimeProvider clock, ILogger<FollowGuard> logger,
-    FollowSlots slots)
+public sealed partial class FollowGuard(TenantManager tenants, DomainStore domains, FollowSlots slots, TenantLimits limits, TimeProvider clock, ILogger<FollowGuard> logger)
 {
+
     /// <summary>Runs <paramref name="follow"/> under the guard; throws the RpcException that ended it, if the guard did.</summary>
     public async Task RunAsync(ServerCallContext context, string company, string? domain, Func<CancellationToken, Task> follow)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(follow);
         var limited = !Caller.Get(context).IsOperator;
-        var stream = Guid.NewGuid().ToString("N");
-        if (limited && !await slots.TryAcquireAsync(company, stream, limits.FollowStreamsPerTenant).ConfigureAwait(false))
+        var slot = Guid.NewGuid().ToString("N");
+        if (limited && !await slots.TakeAsync(company, slot).ConfigureAwait(false))
         {
             throw TenantLimits.Exceeded(nameof(TenantLimits.FollowStreamsPerTenant), limits.FollowStreamsPerTenant,
-                $"tenant '{company}' already follows {limits.FollowStreamsPerTenant} logs (across the gateway's ControlPlanes); end one first");
+                $"tenant '{company}' already follows {limits.FollowStreamsPerTenant} logs (on all ControlPlanes); end one first");
         }
 
         try
@@ -44,9 +44,9 @@ public sealed partial class FollowGuard(TenantManager tenants, DomainStore domai
                     {
                         await Task.Delay(limits.FollowRecheckInterval, clock, stop.Token).ConfigureAwait(false);
                         ended = await RecheckAsync(key, company, name).ConfigureAwait(false);
-                        if (limited && clock.GetElapsedTime(renewed) >= FollowSlots.Heartbeat)
+                        if (limited && clock.GetElapsedTime(renewed) >= limits.FollowSlotLease / 3)
                         {
-                            await slots.RenewAsync(company, stream).ConfigureAwait(false);
+                            await slots.RenewAsync(company, slot).ConfigureAwait(false);
                             renewed = clock.GetTimestamp();
                         }
                     }
@@ -93,11 +93,11 @@ public sealed partial class FollowGuard(TenantManager tenants, DomainStore domai
             {
                 try
                 {
-                    await slots.ReleaseAsync(company, stream).ConfigureAwait(false);
+                    await slots.ReleaseAsync(company, slot).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
                 {
-                    // The slot lapses by itself after FollowSlots.Ttl.
+                    // Its lease runs out instead.
                     LogRecheckFailed(logger, company, e.Message);
                 }
             }

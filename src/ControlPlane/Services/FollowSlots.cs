@@ -1,49 +1,48 @@
 using Gateway.Core.Storage;
+using Gateway.ControlPlane.Application;
 using StackExchange.Redis;
 
 namespace Gateway.ControlPlane.Services;
 
 /// <summary>
-/// The open FollowLog streams of a tenant across every ControlPlane of the fleet (docs/reliability.md "Hostile tenant":
-/// <see cref="Application.TenantLimits.FollowStreamsPerTenant"/> counted fleet-wide, not per process). One sorted set per
-/// tenant: member = a stream, score = when its slot lapses. A live stream renews its slot every
-/// <see cref="Heartbeat"/>; the slot of a ControlPlane that died without releasing it lapses after <see cref="Ttl"/>.
+/// A tenant's live FollowLog streams counted fleet-wide (docs/requirements.md §11, security review M1): one sorted set
+/// per tenant in Redis (<see cref="RedisKeys.TenantFollows"/>), each stream a member whose score is the end of its lease
+/// on Redis's clock. Taking a place drops the expired ones first, so the streams of a ControlPlane that died come free
+/// after <see cref="TenantLimits.FollowSlotLease"/>.
 /// </summary>
-public sealed class FollowSlots(IConnectionMultiplexer redis, TimeProvider clock)
+public sealed class FollowSlots(IConnectionMultiplexer redis, TenantLimits limits)
 {
-    /// <summary>A slot not renewed for this long is free again.</summary>
-    public static readonly TimeSpan Ttl = TimeSpan.FromSeconds(30);
-
-    /// <summary>How often a live stream renews its slot.</summary>
-    public static readonly TimeSpan Heartbeat = TimeSpan.FromSeconds(10);
-
-    // KEYS: the tenant's set. ARGV: now (ms), lapse (ms), stream, limit, key TTL (ms).
-    private const string AcquireScript = """
-        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-        if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
-        redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-        redis.call('PEXPIRE', KEYS[1], ARGV[5])
+    // KEYS: follows. ARGV: stream id, lease (ms), limit. 1 taken, 0 full.
+    private const string TakeScript = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+        if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+        redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+        redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
         return 1
         """;
 
-    // KEYS: the tenant's set. ARGV: lapse (ms), stream, key TTL (ms). Only a slot still held is renewed.
+    // KEYS: follows. ARGV: stream id, lease (ms). Renews a place that is still held.
     private const string RenewScript = """
-        local n = redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[2])
-        redis.call('PEXPIRE', KEYS[1], ARGV[3])
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local n = redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[1])
+        redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
         return n
         """;
 
-    private static RedisKey Key(string company) => RedisKeys.TenantFollows(company);
+    private long LeaseMs => (long)limits.FollowSlotLease.TotalMilliseconds;
 
-    private long Now => clock.GetUtcNow().ToUnixTimeMilliseconds();
+    /// <summary>Takes a place for stream <paramref name="id"/> of <paramref name="company"/>; false when all are taken.</summary>
+    public async Task<bool> TakeAsync(string company, string id) =>
+        (long)await redis.GetDatabase().ScriptEvaluateAsync(TakeScript, [RedisKeys.TenantFollows(company)], [id, LeaseMs, limits.FollowStreamsPerTenant])
+            .ConfigureAwait(false) == 1;
 
-    /// <summary>Takes a slot for <paramref name="stream"/> unless the tenant already holds <paramref name="limit"/>.</summary>
-    public async Task<bool> TryAcquireAsync(string company, string stream, int limit) =>
-        (long)await redis.GetDatabase().ScriptEvaluateAsync(AcquireScript, [Key(company)],
-            [Now, Now + (long)Ttl.TotalMilliseconds, stream, limit, (long)(Ttl * 2).TotalMilliseconds]).ConfigureAwait(false) == 1;
+    /// <summary>Extends the lease of a place this stream holds.</summary>
+    public Task RenewAsync(string company, string id) =>
+        redis.GetDatabase().ScriptEvaluateAsync(RenewScript, [RedisKeys.TenantFollows(company)], [id, LeaseMs]);
 
-    public Task RenewAsync(string company, string stream) =>
-        redis.GetDatabase().ScriptEvaluateAsync(RenewScript, [Key(company)], [Now + (long)Ttl.TotalMilliseconds, stream, (long)(Ttl * 2).TotalMilliseconds]);
-
-    public Task ReleaseAsync(string company, string stream) => redis.GetDatabase().SortedSetRemoveAsync(Key(company), stream);
+    /// <summary>Gives the place back (best effort: an expired lease frees it anyway).</summary>
+    public Task ReleaseAsync(string company, string id) => redis.GetDatabase().SortedSetRemoveAsync(RedisKeys.TenantFollows(company), id);
 }

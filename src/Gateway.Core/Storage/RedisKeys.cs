@@ -64,14 +64,17 @@ public static class RedisKeys
     public static RedisKey TenantRate(string companyId, string kind, long minute) =>
         $"{Cfg}rate:{companyId}:{kind}:{minute.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
 
-    /// <summary>Sorted set: a tenant's open FollowLog streams across the fleet, scored by when each slot lapses (the ControlPlane's FollowSlots).</summary>
-    public static RedisKey TenantFollows(string companyId) => $"{Cfg}tenant:{companyId}:follows";
-
     /// <summary>String: the secret under which claim tokens are derived (claim by proof of an unverified domain).</summary>
     public static readonly RedisKey ClaimSecret = Cfg + "claim-secret";
 
     /// <summary>Set: API key ids of a tenant.</summary>
     public static RedisKey TenantApiKeys(string companyId) => $"{Cfg}tenant:{companyId}:apikeys";
+
+    /// <summary>
+    /// Sorted set: a tenant's live FollowLog streams on every ControlPlane (stream id → lease end, unix ms of Redis's
+    /// clock); a stream renews its lease while it lives, a dead ControlPlane's streams drop out when theirs run out.
+    /// </summary>
+    public static RedisKey TenantFollows(string companyId) => $"{Cfg}tenant:{companyId}:follows";
 
     /// <summary>Sorted set (scores 0): domains of a tenant, for paging by name.</summary>
     public static RedisKey TenantDomains(string companyId) => $"{Cfg}tenant:{companyId}:domains";
