@@ -1,3 +1,4 @@
+using Gateway.Core.Verification;
 using Gateway.Core;
 using Gateway.Core.Dkim;
 using Gateway.Core.Tls;
@@ -41,6 +42,7 @@ public static class DelivererApp
             return new Gateway.Core.Delivery.GatewaySelf(sp.GetRequiredService<DelivererOptions>().IntakeEndPoints(), own,
                 [sp.GetRequiredService<QueueOptions>().EffectiveHostName], gateway.GatewayDomain);
         });
+        builder.Services.AddRecipientVerification(builder.Configuration); // the intake's RCPT, as the policy service's (docs/operations.md)
         builder.Services.AddSingleton<SmtpTransport>();
         builder.Services.AddSingleton<DestinationLimiter>();
         builder.Services.AddSingleton<DeadHosts>();

@@ -3,6 +3,7 @@ using Gateway.Core;
 using Gateway.Core.Hosting;
 using Gateway.Core.Telemetry;
 using Gateway.Core.Relay;
+using Gateway.Core.Verification;
 using Gateway.PolicyDaemon.Postfix;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -53,6 +54,7 @@ public static partial class PolicyDaemonApp
         builder.Services.AddSingleton<IEnvelopeCheck, RuleEnvelopeCheck>(); // per-domain envelope rules (docs/rules.md)
         builder.Services.AddRelayDecisions(builder.Configuration);
         builder.Services.AddUnixSocketPermissions(builder.Configuration);
+        builder.Services.AddRecipientVerification(builder.Configuration); // per-domain callout at RCPT, off by default (docs/operations.md)
         builder.Services.AddOptions<PolicyDaemonOptions>()
             .Bind(builder.Configuration.GetSection(PolicyDaemonOptions.Section))
             .Validate(o => PolicyDaemonOptions.TryParseEndpoint(o.PolicyEndpoint, out _), "PolicyDaemon:PolicyEndpoint must be ip:port ([v6]:port) or unix:/absolute/path.")

@@ -35,6 +35,7 @@ public sealed class ArchitectureTests
         ["Gateway.Core.Tls"] = ["Domains", "Routing"],
         ["Gateway.Core.MtaSts"] = ["Gateway.Core", "Domains", "Tls", "Storage"],
         ["Gateway.Core.Telemetry"] = ["Gateway.Core", "Snapshot", "Storage"],
+        ["Gateway.Core.Verification"] = ["Gateway.Core", "Domains", "Mail", "Relay", "Routing", "Snapshot", "Storage", "MessageLog", "Dns", "Delivery", "Tls"],
         ["Gateway.Core.Hosting"] = ["*"],
     };
 

@@ -62,6 +62,13 @@ public sealed record SinkBehavior
 }
 
 /// <summary>A message a sink accepted (final 250), or saw before stalling.</summary>
+/// <summary>One command line a sink received on its connection number <paramref name="Connection"/>.</summary>
+public sealed record SinkCommand(int Connection, string Line)
+{
+    /// <summary>The verb in upper case (MAIL, RCPT, DATA, RSET …).</summary>
+    public string Verb => (Line.Length >= 4 ? Line[..4] : Line).ToUpperInvariant();
+}
+
 public sealed record SinkMessage(string Helo, string MailFrom, IReadOnlyList<string> Recipients, byte[] Data, IPEndPoint Client, DateTimeOffset Time)
 {
     /// <summary>The TLS protocol the message came over (STARTTLS), or null in the clear.</summary>
@@ -86,6 +93,7 @@ public sealed class SmtpSink : IAsyncDisposable
     private TcpListener? _listener;
     private Task _acceptLoop = Task.CompletedTask;
     private TaskCompletionSource _release = NewRelease();
+    private readonly ConcurrentQueue<SinkCommand> _commands = new();
     private int _connections;
     private int _tlsFailures;
     private int _stalled;
@@ -111,6 +119,9 @@ public sealed class SmtpSink : IAsyncDisposable
 
     /// <summary>TLS handshakes the client broke off (it did not accept the certificate).</summary>
     public int TlsFailures => Volatile.Read(ref _tlsFailures);
+
+    /// <summary>Every command line received, with the number of its connection (1, 2, …), in arrival order.</summary>
+    public IReadOnlyList<SinkCommand> Commands => _commands.ToArray();
 
     /// <summary>TCP connections accepted so far.</summary>
     public int Connections => Volatile.Read(ref _connections);
@@ -227,12 +238,12 @@ public sealed class SmtpSink : IAsyncDisposable
                 return;
             }
 
-            Interlocked.Increment(ref _connections);
-            _ = Task.Run(() => ServeAsync(socket));
+            var number = Interlocked.Increment(ref _connections);
+            _ = Task.Run(() => ServeAsync(socket, number));
         }
     }
 
-    private async Task ServeAsync(Socket socket)
+    private async Task ServeAsync(Socket socket, int number)
     {
         var client = (IPEndPoint)socket.RemoteEndPoint!;
         _active.TryAdd(socket, true);
@@ -271,6 +282,7 @@ public sealed class SmtpSink : IAsyncDisposable
                 }
 
                 var line = Encoding.UTF8.GetString(lineBytes);
+                _commands.Enqueue(new SinkCommand(number, line));
                 var verb = line.Length >= 4 ? line[..4].ToUpperInvariant() : line.ToUpperInvariant();
                 behavior = Behavior;
                 switch (verb)

@@ -49,6 +49,7 @@ internal static class DomainCommands
         public readonly Option<string[]> CustomIps = new("--custom-ip") { Description = "A sending server's IP address; repeat for more; replaces the list" };
         public readonly Option<bool> ClearCustomIps = new("--clear-custom-ips") { Description = "Remove every custom sending IP" };
         public readonly ProtectionFlags Protection = new();
+        public readonly VerificationFlags Verification = new();
 
         public void AddTo(Command c)
         {
@@ -58,6 +59,7 @@ internal static class DomainCommands
             }
 
             Protection.AddTo(c);
+            Verification.AddTo(c);
         }
 
         /// <summary>Fills <paramref name="d"/> from the flags given and returns the update_mask paths they imply.</summary>
@@ -118,6 +120,7 @@ internal static class DomainCommands
             }
 
             paths.AddRange(Protection.Apply(p, d));
+            paths.AddRange(Verification.Apply(p, d));
             return paths;
         }
     }
@@ -413,6 +416,7 @@ internal static class DomainCommands
             ("etag", d.Etag),
             ("updated", Output.Time(d.UpdateTime)),
             .. ProtectionFlags.Describe(d.Protection).Select(x => ("protection: " + x.Name, x.Value)),
+            .. VerificationFlags.Describe(d.RecipientVerification),
         ]);
         if (d.InboundServers.Count > 0)
         {

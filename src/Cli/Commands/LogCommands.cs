@@ -28,7 +28,7 @@ internal static class LogCommands
         public readonly Option<string?> Direction = new("--direction") { Description = "inbound or outbound" };
         public readonly Option<string[]> Events = new("--event")
         {
-            Description = "Only these events (repeat or comma-separate): policy_reject, policy_accept, intake, attempt, deferred, delivered, bounced, expired, quarantined, released, deleted, retry",
+            Description = "Only these events (repeat or comma-separate): policy_reject, policy_accept, intake, attempt, deferred, delivered, bounced, expired, quarantined, released, deleted, retry, scanned, verified, verify_failed",
         };
 
         public readonly Option<string?> Since = new("--since") { Description = "From this time: 2026-01-31T08:00:00Z, or an age such as 30m, 2h, 7d" };

@@ -357,6 +357,10 @@ internal static partial class SetupCommand
             }
 
             ProtectionFlags.WriteSummary(_w, saved);
+            if (rows is not null)
+            {
+                VerificationFlags.WriteSummary(_w, saved);
+            }
             if (outbound is not null)
             {
                 _w.WriteLine(saved.Verification.Verified

@@ -19,10 +19,15 @@ public static class DomainUpdateMask
     public const string OutboundOffice365TenantId = "outbound.office365_tenant_id";
     public const string OutboundGoogleWorkspaceDkimSelector = "outbound.google_workspace_dkim_selector";
     public const string All = "*";
+    public const string RecipientVerification = "recipient_verification";
+    public const string RecipientVerificationEnabled = "recipient_verification.enabled";
+    public const string RecipientVerificationPositiveTtl = "recipient_verification.positive_ttl_seconds";
+    public const string RecipientVerificationNegativeTtl = "recipient_verification.negative_ttl_seconds";
 
     public static readonly IReadOnlySet<string> Paths = new HashSet<string>(StringComparer.Ordinal)
     {
         InboundEnabled, InboundServers, Outbound, OutboundEnabled, OutboundOffice365, OutboundGoogleWorkspace, OutboundCustomIps, OutboundOffice365TenantId, OutboundGoogleWorkspaceDkimSelector, All,
+        RecipientVerification, RecipientVerificationEnabled, RecipientVerificationPositiveTtl, RecipientVerificationNegativeTtl,
     }.Union(ProtectionMask.Paths).ToHashSet(StringComparer.Ordinal);
 
     /// <summary>Checks the paths; an empty mask means every editable field.</summary>
@@ -98,6 +103,17 @@ public static class DomainUpdateMask
             outbound)
         {
             Protection = ProtectionMask.Apply(current.Protection, patch.Protection, Has),
+            RecipientVerification = ApplyVerification(current.RecipientVerification, patch.RecipientVerification, Has),
         };
+    }
+
+    private static RecipientVerificationSettings ApplyVerification(RecipientVerificationSettings current, RecipientVerificationSettings? patch, Func<string, bool> has)
+    {
+        var p = patch ?? RecipientVerificationSettings.Off;
+        bool Has(string path) => has(RecipientVerification) || has(path);
+        return new RecipientVerificationSettings(
+            Has(RecipientVerificationEnabled) ? p.Enabled : current.Enabled,
+            Has(RecipientVerificationPositiveTtl) ? p.PositiveTtl : current.PositiveTtl,
+            Has(RecipientVerificationNegativeTtl) ? p.NegativeTtl : current.NegativeTtl);
     }
 }

@@ -72,7 +72,25 @@ public sealed class DomainValidator
         return new DomainSettings(input.InboundEnabled, servers, outbound)
         {
             Protection = ProtectionValidator.Normalize(input.Protection, $"{prefix}.protection", violations),
+            RecipientVerification = NormalizeVerification(input.RecipientVerification ?? RecipientVerificationSettings.Off, $"{prefix}.recipient_verification", violations),
         };
+    }
+
+    /// <summary>The lifetimes of recipient verification: 0 (the default) or within Postfix-like bounds (docs/operations.md).</summary>
+    private static RecipientVerificationSettings NormalizeVerification(RecipientVerificationSettings v, string field, List<FieldViolation> violations)
+    {
+        void Check(TimeSpan ttl, TimeSpan max, string name, TimeSpan fallback)
+        {
+            if (ttl != TimeSpan.Zero && (ttl < RecipientVerificationSettings.MinTtl || ttl > max))
+            {
+                violations.Add(new FieldViolation($"{field}.{name}",
+                    $"must be {RecipientVerificationSettings.MinTtl.TotalSeconds:0}-{max.TotalSeconds:0} seconds (0 means {fallback.TotalSeconds:0}); {ttl.TotalSeconds:0} given"));
+            }
+        }
+
+        Check(v.PositiveTtl, RecipientVerificationSettings.MaxPositiveTtl, "positive_ttl_seconds", RecipientVerificationSettings.DefaultPositiveTtl);
+        Check(v.NegativeTtl, RecipientVerificationSettings.MaxNegativeTtl, "negative_ttl_seconds", RecipientVerificationSettings.DefaultNegativeTtl);
+        return v;
     }
 
     private List<InboundServer> NormalizeInboundServers(string domain, IReadOnlyList<InboundServer> rows, string field, List<FieldViolation> violations)

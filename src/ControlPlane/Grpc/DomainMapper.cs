@@ -38,6 +38,7 @@ public sealed class DomainMapper(GatewayOptions options)
             InboundMxHost = options.InboundMxHost(d.CompanyId),
             SpfInclude = options.EffectiveSpfInclude,
             Protection = ProtectionMapper.ToApi(d.Settings.Protection),
+            RecipientVerification = ToApi(d.Settings.RecipientVerification),
             OutboundRelayHost = options.EffectiveOutboundRelayHost,
         };
         if (d.Verification.VerifyTime is { } t)
@@ -81,8 +82,21 @@ public sealed class DomainMapper(GatewayOptions options)
             })
         {
             Protection = ProtectionMapper.ToModel(d.Protection),
+            RecipientVerification = ToModel(d.RecipientVerification),
         };
     }
+
+    /// <summary>The lifetimes as stored (zero: the default), in whole seconds.</summary>
+    public static V1.RecipientVerification ToApi(RecipientVerificationSettings v)
+    {
+        ArgumentNullException.ThrowIfNull(v);
+        return new() { Enabled = v.Enabled, PositiveTtlSeconds = (uint)v.PositiveTtl.TotalSeconds, NegativeTtlSeconds = (uint)v.NegativeTtl.TotalSeconds };
+    }
+
+    /// <summary>As given (validation checks the ranges); absent: off with the default lifetimes.</summary>
+    public static RecipientVerificationSettings ToModel(V1.RecipientVerification? v) => v is null
+        ? RecipientVerificationSettings.Off
+        : new RecipientVerificationSettings(v.Enabled, TimeSpan.FromSeconds(v.PositiveTtlSeconds), TimeSpan.FromSeconds(v.NegativeTtlSeconds));
 
     public static InboundServer ToModel(V1.InboundServer s)
     {

@@ -46,7 +46,7 @@ public sealed partial class DeliveryScheduler(
     /// Starts a message this process holds the lease of (the intake's fast path). When all delivery slots
     /// are busy the lease is given back as due now, so any Deliverer with room takes it.
     /// </summary>
-    public void DispatchLocal(ScheduledItem item, QueuedMessage message, byte[] body)
+    public void DispatchLocal(ScheduledItem item, QueuedMessage message, byte[]? body)
     {
         ArgumentNullException.ThrowIfNull(item);
         if (!_stopping.IsCancellationRequested && TryReserve(item))
@@ -147,14 +147,14 @@ public sealed partial class DeliveryScheduler(
         return true;
     }
 
-    private void Start(ScheduledItem item, (QueuedMessage, byte[])? known)
+    private void Start(ScheduledItem item, (QueuedMessage, byte[]?)? known)
     {
         var task = Task.Run(() => RunOneAsync(item, known));
         _running.TryAdd(task, true);
         _ = task.ContinueWith(t => _running.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
-    private async Task RunOneAsync(ScheduledItem item, (QueuedMessage, byte[])? known)
+    private async Task RunOneAsync(ScheduledItem item, (QueuedMessage, byte[]?)? known)
     {
         metrics.InFlight(1);
         try

@@ -40,8 +40,11 @@ public sealed partial class MessageDeliverer(
     /// <summary>The longest wait between two tries of a write that Redis was not there for.</summary>
     private static readonly TimeSpan MaxRecordDelay = TimeSpan.FromSeconds(2);
 
-    /// <summary>Attempts the message held by <paramref name="item"/>; <paramref name="known"/> skips reading it back (intake fast path).</summary>
-    public async Task RunAsync(ScheduledItem item, (QueuedMessage Message, byte[] Body)? known, CancellationToken cancellationToken)
+    /// <summary>
+    /// Attempts the message held by <paramref name="item"/>; <paramref name="known"/> skips reading it back (intake fast path).
+    /// A null body is a shared body, streamed from Redis (<see cref="MessageSource"/>; requirements §11, bounded memory).
+    /// </summary>
+    public async Task RunAsync(ScheduledItem item, (QueuedMessage Message, byte[]? Body)? known, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(item);
         var loaded = known ?? await queue.LoadForAttemptAsync(item).ConfigureAwait(false);
@@ -52,7 +55,8 @@ public sealed partial class MessageDeliverer(
             return;
         }
 
-        var (message, body) = loaded.Value;
+        var (message, bytes) = loaded.Value;
+        using var body = new MessageSource(queue, message, bytes);
         var now = clock.GetUtcNow();
         if (message.NextAttempt > now + TimeSpan.FromSeconds(1))
         {
@@ -117,7 +121,7 @@ public sealed partial class MessageDeliverer(
     /// some batch was left untried because its destination had no free slot (it is looked at again soon).
     /// </summary>
     /// <param name="expired">The message's lifetime is over: a busy destination is an outcome then, so the message ends.</param>
-    private async Task<bool> AttemptAsync(QueuedMessage message, byte[] body, Dictionary<string, RecipientResult> results, bool expired, CancellationToken cancellationToken)
+    private async Task<bool> AttemptAsync(QueuedMessage message, MessageSource body, Dictionary<string, RecipientResult> results, bool expired, CancellationToken cancellationToken)
     {
         MimeMessage? mime = null;
         var busy = false;
@@ -150,7 +154,7 @@ public sealed partial class MessageDeliverer(
             {
                 try
                 {
-                    mime ??= await LoadMimeAsync(body, cancellationToken).ConfigureAwait(false);
+                    mime ??= await body.LoadMimeAsync(cancellationToken).ConfigureAwait(false);
                 }
                 catch (FormatException e)
                 {
@@ -176,12 +180,6 @@ public sealed partial class MessageDeliverer(
         }
 
         return busy;
-    }
-
-    private static async Task<MimeMessage> LoadMimeAsync(byte[] body, CancellationToken cancellationToken)
-    {
-        using var stream = new MemoryStream(body, writable: false);
-        return await MimeMessage.LoadAsync(stream, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The I/O of one batch: turns and DNS for the route choice, then the endpoints in order until each recipient has a final answer.</summary>
@@ -290,7 +288,7 @@ public sealed partial class MessageDeliverer(
         }
     }
 
-    private async Task FinishAsync(ScheduledItem item, QueuedMessage message, byte[] body, Dictionary<string, RecipientResult> results, DateTimeOffset? untriedDue,
+    private async Task FinishAsync(ScheduledItem item, QueuedMessage message, MessageSource body, Dictionary<string, RecipientResult> results, DateTimeOffset? untriedDue,
         CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow();
@@ -343,7 +341,7 @@ public sealed partial class MessageDeliverer(
     }
 
     /// <summary>Queues the DSN the update calls for; a DSN that cannot be built is logged and counted, and the recipients' fate stands.</summary>
-    private async Task<(DsnSent Sent, string? Error)> SendDsnAsync(QueuedMessage message, byte[] body, AttemptUpdate update, DateTimeOffset now,
+    private async Task<(DsnSent Sent, string? Error)> SendDsnAsync(QueuedMessage message, MessageSource body, AttemptUpdate update, DateTimeOffset now,
         CancellationToken cancellationToken)
     {
         var senderEntry = snapshot.FindEnvelopeDomain(EnvelopeAddress.DomainOf(message.Sender));
@@ -351,7 +349,8 @@ public sealed partial class MessageDeliverer(
         try
         {
             var sent = await WhileRedisAwayAsync(message.Id,
-                () => Bounces.SendDsnAsync(queue, message, body, [.. update.Failed, .. update.Relayed], senderInbound, now, cancellationToken),
+                async () => await Bounces.SendDsnAsync(queue, message, await body.DsnContentAsync().ConfigureAwait(false), [.. update.Failed, .. update.Relayed],
+                    senderInbound, now, cancellationToken).ConfigureAwait(false),
                 cancellationToken).ConfigureAwait(false);
             return (sent, null);
         }

@@ -57,6 +57,14 @@ public sealed partial class DkimSigning(DkimKeyStore keys, OutboundMetrics metri
             direction == Gateway.Core.Mail.Direction.Outbound && signed.TryGetValue(domain, out var b) ? b : body;
     }
 
+    /// <summary>Whether <see cref="SignCopiesAsync"/> signs any of <paramref name="copies"/> (an outbound copy of a domain whose key is active).</summary>
+    public static bool SignsAny(Gateway.Core.Snapshot.ConfigSnapshot snapshot, IEnumerable<(string Domain, Gateway.Core.Mail.Direction Direction)> copies)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        ArgumentNullException.ThrowIfNull(copies);
+        return copies.Any(c => c.Direction == Gateway.Core.Mail.Direction.Outbound && snapshot.Find(c.Domain)?.Config.Dkim is { Signs: true });
+    }
+
     /// <summary>The message with a DKIM-Signature of <paramref name="domain"/>'s current key in front.</summary>
     /// <exception cref="DkimUnavailableException">The key could not be loaded; nothing may be stored unsigned (the client retries).</exception>
     public async Task<byte[]> SignAsync(string domain, DkimState state, byte[] body)

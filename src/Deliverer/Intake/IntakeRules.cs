@@ -34,6 +34,24 @@ public sealed record MessageContent(string Subject, IReadOnlyList<string> Attach
         }
     }
 
+    /// <summary><see cref="Parse(byte[])"/> over a stream (a message received in pieces, read back block by block from Redis).</summary>
+    public static async Task<MessageContent> ParseAsync(Stream stream, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        try
+        {
+            var parser = new MimeParser(stream, MimeFormat.Entity, persistent: true);
+            using var parsed = await parser.ParseMessageAsync(cancellationToken).ConfigureAwait(false);
+            var names = new List<string>();
+            CollectNames(parsed, names, 0);
+            return new MessageContent(parsed.Subject ?? string.Empty, names);
+        }
+        catch (FormatException)
+        {
+            return None;
+        }
+    }
+
     /// <summary>How deep attached messages are opened (a forward of a forward of …), and how many names are kept.</summary>
     public const int MaxNestedMessages = 8, MaxAttachmentNames = 1000;
 
@@ -75,8 +93,19 @@ public sealed record MessageContent(string Subject, IReadOnlyList<string> Attach
 /// </summary>
 public static class IntakeRules
 {
+    /// <summary>Whether some recipient's domain has a rule on the subject or attachment names (the MIME structure is parsed then).</summary>
+    public static bool NeedsMime(ConfigSnapshot snapshot, IReadOnlyList<IntakeRecipient> recipients)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        ArgumentNullException.ThrowIfNull(recipients);
+        return recipients.Any(r => snapshot.Find(r.Domain)?.Rules is { NeedsMime: true });
+    }
+
     /// <summary>The verdict per recipient, or null when no recipient's domain has rules (nothing parsed, nothing allocated per recipient).</summary>
-    public static IReadOnlyList<IntakeVerdict>? Evaluate(ConfigSnapshot snapshot, string sender, IReadOnlyList<IntakeRecipient> recipients, string client, byte[] body)
+    /// <param name="size">The message's size when <paramref name="body"/> is only its head (a message received in pieces).</param>
+    /// <param name="content">The content parsed already (from the pieces in Redis), instead of parsing <paramref name="body"/>.</param>
+    public static IReadOnlyList<IntakeVerdict>? Evaluate(ConfigSnapshot snapshot, string sender, IReadOnlyList<IntakeRecipient> recipients, string client, byte[] body,
+        long? size = null, MessageContent? content = null)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         ArgumentNullException.ThrowIfNull(recipients);
@@ -98,7 +127,7 @@ public static class IntakeRules
             return null;
         }
 
-        var content = needsMime ? MessageContent.Parse(body) : MessageContent.None;
+        content = needsMime ? content ?? MessageContent.Parse(body) : MessageContent.None;
         var verdicts = new IntakeVerdict[recipients.Count];
         for (var i = 0; i < recipients.Count; i++)
         {
@@ -109,7 +138,7 @@ public static class IntakeRules
                 Sender = sender,
                 Recipient = r.Address,
                 ClientAddress = client,
-                Size = body.LongLength,
+                Size = size ?? body.LongLength,
                 SizeIsFinal = true,
                 ContentKnown = true,
                 Subject = content.Subject,

@@ -8,6 +8,7 @@ using Gateway.Deliverer.Protection;
 using StackExchange.Redis;
 using Gateway.Core.Relay;
 using Gateway.Core.Mail;
+using Gateway.Core.Storage;
 
 namespace Gateway.Deliverer.Intake;
 
@@ -37,6 +38,9 @@ public sealed record IntakeResult(IReadOnlyList<string> Ids, string? RejectReply
 public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore quarantine, ConfigSnapshot snapshot, BufferedMessageLog log, DeliveryScheduler scheduler,
     TimeProvider clock, ILogger<IntakeWriter> logger, DkimSigning dkim)
 {
+    /// <summary>The buffer for message <paramref name="id"/> being received: it goes to Redis in pieces once it is big (<see cref="MessageBuffer"/>).</summary>
+    public MessageBuffer NewBuffer(string id) => new(queue.BodyDatabase, id);
+
     /// <summary>The reply prefix of a rule's refusal at intake.</summary>
     public const string RejectPrefix = RuleDefaults.RejectPrefix;
 
@@ -44,13 +48,27 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
     /// <param name="postfixQueueId">Postfix's queue id (XFORWARD IDENT), logged with the intake to link Postfix's log and the policy decisions.</param>
     /// <param name="dsn">The MAIL command's RFC 3461 RET and ENVID.</param>
     /// <param name="protection">The scan's verdict (docs/protection.md): its holds join the rules', and each copy is stored with its headers.</param>
+    /// <param name="spool">
+    /// A message received in pieces (<see cref="MessageBuffer.Spilled"/>, requirements §11 bounded memory): <paramref name="body"/>
+    /// is then only its head, and the copies share the spool as their body, committed once every copy's id is known. A copy
+    /// that needs the message in memory (DKIM-signed, quarantined) reads it back whole first (docs/architecture.md "Bodies in pieces").
+    /// </param>
     public async Task<IntakeResult> EnqueueAsync(string id, string sender, IReadOnlyList<IntakeRecipient> recipients, bool utf8, string client, byte[] body,
-        string? postfixQueueId = null, MessageDsn dsn = default, ProtectionResult? protection = null)
+        string? postfixQueueId = null, MessageDsn dsn = default, ProtectionResult? protection = null, MessageBuffer? spool = null)
     {
         ArgumentNullException.ThrowIfNull(recipients);
         ArgumentNullException.ThrowIfNull(body);
         var now = clock.GetUtcNow();
-        var verdicts = IntakeRules.Evaluate(snapshot, sender, recipients, client, body);
+        var size = spool?.Length ?? body.LongLength;
+        MessageContent? content = null;
+        if (spool is not null && IntakeRules.NeedsMime(snapshot, recipients))
+        {
+            // The rules' subject and attachment names from the pieces in Redis, block by block.
+            using var stream = await spool.OpenAsync().ConfigureAwait(false) ?? throw new RedisException($"the pieces of message {id} are gone");
+            content = await MessageContent.ParseAsync(stream).ConfigureAwait(false);
+        }
+
+        var verdicts = IntakeRules.Evaluate(snapshot, sender, recipients, client, body, size, content);
         verdicts = protection is null ? verdicts : protection.Merge(verdicts, recipients);
         var deliver = verdicts is null ? recipients : verdicts.Where(v => v.Action is null or RuleAction.Deliver).Select(v => v.Recipient).ToList();
         var held = verdicts?.Where(v => v.Action == RuleAction.Quarantine).ToList() ?? [];
@@ -67,6 +85,14 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         var index = 0;
         string NextId() => index++ == 0 ? id : $"{id}-{index - 1}";
         var parts = deliver.GroupBy(r => (r.Domain, r.Direction)).ToList();
+        if (spool is not null && (held.Count > 0 || DkimSigning.SignsAny(snapshot, deliver.Select(r => (r.Domain, r.Direction)))))
+        {
+            // Signing and the quarantine need the bytes: the one case of a big message in memory at intake (the spool is
+            // removed with the session's buffer).
+            body = await spool.ReadAllAsync().ConfigureAwait(false) ?? throw new RedisException($"the pieces of message {id} are incomplete");
+            spool = null;
+        }
+
         // Outbound copies of a domain with an active DKIM key are signed once, here, before they are stored (requirements §10;
         // docs/outbound.md). Throws DkimUnavailableException (the client gets 451) rather than store them unsigned.
         var signedOf = await dkim.SignCopiesAsync(snapshot, deliver.Concat(held.Select(v => v.Recipient)).Select(r => (r.Domain, r.Direction)), body)
@@ -79,8 +105,10 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         var firstInbound = parts.Select(p => p.Key).Concat(held.Select(v => (v.Recipient.Domain, v.Recipient.Direction)))
             .FirstOrDefault(k => k.Direction == Direction.Inbound);
         var partIds = parts.Select(_ => NextId()).ToList();
-        var sharedBody = await StoreSharedBodiesAsync(parts.Select((p, i) => (p.Key.Item1, partIds[i], BodyOf(p.Key.Item1, p.Key.Direction))).ToList())
-            .ConfigureAwait(false);
+        var sharedBody = spool is not null
+            ? await CommitSpoolAsync(spool, parts.Select((p, i) => (p.Key.Item1, partIds[i])).ToList()).ConfigureAwait(false)
+            : await StoreSharedBodiesAsync(parts.Select((p, i) => (p.Key.Item1, partIds[i], BodyOf(p.Key.Item1, p.Key.Direction))).ToList())
+                .ConfigureAwait(false);
         var tasks = parts.Select((p, i) => queue.EnqueueLeasedWithMessageAsync(
             new QueueEnvelope(p.Key.Item1, p.Key.Direction, sender, p.Select(r => r.Address).ToList())
             {
@@ -90,7 +118,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
                 DsnRet = dsn.Ret,
                 DsnEnvelopeId = dsn.EnvelopeId,
                 RecipientDsn = RecipientDsnOf(p, p.Key.Direction == Direction.Outbound || p.Key == firstInbound),
-            }, BodyOf(p.Key.Item1, p.Key.Direction), sharedBody: sharedBody[i])).ToList();
+            }, BodyOf(p.Key.Item1, p.Key.Direction), sharedBody: sharedBody[i], size: size)).ToList();
         var subject = held.Count > 0 ? MessageContent.Parse(body).Subject : null; // shown in ListQuarantine
         var holds = held.GroupBy(v => (v.Recipient.Domain, v.Recipient.Direction, v.Rule!.Id)).Select(g => new QuarantinedMessage
         {
@@ -138,6 +166,16 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
                 await UndoAsync(() => quarantine.RemoveAsync(h.Domain, h.Id), h.Id).ConfigureAwait(false);
             }
 
+            // References of copies that were never stored: the last one removes the body (a spool committed for nothing).
+            for (var i = 0; i < tasks.Count; i++)
+            {
+                if (!tasks[i].IsCompletedSuccessfully && sharedBody[i] is { } bodyId)
+                {
+                    var member = SharedBodies.Member(parts[i].Key.Item1, partIds[i]);
+                    await UndoAsync(() => SharedBodies.ReleaseAsync(queue.BodyDatabase, bodyId, member), partIds[i]).ConfigureAwait(false);
+                }
+            }
+
             throw;
         }
 
@@ -156,14 +194,15 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             ids.Add(message.Id);
             foreach (var r in message.Recipients)
             {
-                log.Post(IntakeEvent(message.Domain, message.Id, message.Direction, sender, r.Address, client, body.Length, now, postfixQueueId));
+                log.Post(IntakeEvent(message.Domain, message.Id, message.Direction, sender, r.Address, client, size, now, postfixQueueId));
                 if (protection is not null)
                 {
                     log.Post(protection.ScannedEvent(message.Domain, message.Id, message.Direction, sender, r.Address, client, now));
                 }
             }
 
-            scheduler.DispatchLocal(item, message, BodyOf(message.Domain, message.Direction));
+            // A body in pieces is not in memory: the delivery streams it from Redis.
+            scheduler.DispatchLocal(item, message, spool is not null ? null : BodyOf(message.Domain, message.Direction));
         }
 
         foreach (var h in holds)
@@ -171,7 +210,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             ids.Add(h.Id);
             foreach (var r in h.Recipients)
             {
-                log.Post(IntakeEvent(h.Domain, h.Id, h.Direction, sender, r, client, body.Length, now, postfixQueueId));
+                log.Post(IntakeEvent(h.Domain, h.Id, h.Direction, sender, r, client, size, now, postfixQueueId));
                 if (protection is not null)
                 {
                     log.Post(protection.ScannedEvent(h.Domain, h.Id, h.Direction, sender, r, client, now));
@@ -183,7 +222,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
 
         if (rejected.Count > 0)
         {
-            await BounceRejectedAsync(id, sender, rejected, body, utf8, client, now, dsn).ConfigureAwait(false);
+            await BounceRejectedAsync(id, sender, rejected, body, size, utf8, client, now, dsn).ConfigureAwait(false);
         }
 
         return new IntakeResult(ids, null) { Quarantined = tasks.Count == 0 && holds.Count > 0 };
@@ -211,7 +250,22 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         return result;
     }
 
-    private static MessageLogEvent IntakeEvent(string domain, string id, Direction direction, string sender, string recipient, string client, int size, DateTimeOffset now,
+    /// <summary>
+    /// Makes the spool of a message received in pieces the shared body of all its copies (one script: complete, renamed,
+    /// referenced); a spool that is not all there is a Redis failure (the client gets 451 and sends the message again).
+    /// </summary>
+    private async Task<string?[]> CommitSpoolAsync(MessageBuffer spool, IReadOnlyList<(string Domain, string Id)> copies)
+    {
+        if (!await queue.CommitSpoolAsync(spool.Id, spool.Length, copies).ConfigureAwait(false))
+        {
+            throw new RedisException($"the pieces of message {spool.Id} are incomplete");
+        }
+
+        spool.Committed();
+        return copies.Select(_ => (string?)spool.Id).ToArray();
+    }
+
+    private static MessageLogEvent IntakeEvent(string domain, string id, Direction direction, string sender, string recipient, string client, long size, DateTimeOffset now,
         string? postfixQueueId) => new()
     {
         Domain = domain, Event = MessageLogEvents.Intake, Time = now, MessageId = id, Direction = direction,
@@ -232,7 +286,9 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
     }
 
     /// <summary>Recipients a rule refused in a message others accepted: a DSN to the sender (RFC 3464), since the DATA reply was 250.</summary>
-    private async Task BounceRejectedAsync(string id, string sender, List<IntakeVerdict> rejected, byte[] body, bool utf8, string client, DateTimeOffset now, MessageDsn dsn)
+    /// <param name="body">The message, or its head when it was received in pieces (the DSN returns at most 50 kB of it).</param>
+    private async Task BounceRejectedAsync(string id, string sender, List<IntakeVerdict> rejected, byte[] body, long size, bool utf8, string client, DateTimeOffset now,
+        MessageDsn dsn)
     {
         LogRejects(rejected, id, sender, client, now);
         try
@@ -246,7 +302,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
                     {
                         Address = v.Recipient.Address, Notify = v.Recipient.Dsn?.Notify, OriginalRecipient = v.Recipient.Dsn?.OriginalRecipient,
                     }).ToList(),
-                    Size = body.Length, Utf8 = utf8, DsnRet = dsn.Ret, DsnEnvelopeId = dsn.EnvelopeId,
+                    Size = size, Utf8 = utf8, DsnRet = dsn.Ret, DsnEnvelopeId = dsn.EnvelopeId,
                 };
                 var failed = group.Select(v => new DsnRecipient(v.Recipient.Address, RejectPrefix + v.Rule!.EffectiveRejectText, null, false)).ToList();
                 var senderDomain = snapshot.FindEnvelopeDomain(EnvelopeAddress.DomainOf(sender));

@@ -21,6 +21,7 @@ namespace Gateway.Deliverer.Intake;
 /// </summary>
 public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider relay, ConfigSnapshot snapshot, BufferedMessageLog messageLog,
     DelivererOptions options, QueueOptions queueOptions, TimeProvider clock, DelivererMetrics metrics, ILogger<SmtpIntakeHandler> logger, MessageScanner scanner,
+    Gateway.Core.Verification.RecipientVerifier verifier,
     GoogleWorkspaceBinding google)
     : ConnectionHandler
 {
@@ -94,7 +95,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
         }
 
         var scope = connection.Items.TryGetValue(ScopeKey, out var s) && s is RelayScope listenerScope ? listenerScope : RelayScope.Any;
-        using var session = new SmtpSession(_settings, remote, scope, relay.Decide, clock);
+        using var session = new SmtpSession(_settings, remote, scope, relay.Decide, clock, intake.NewBuffer);
         using var idle = new CancellationTokenSource();
         try
         {
@@ -152,6 +153,12 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
 
             input.AdvanceTo(buffer.Start, buffer.End);
             await output.FlushAsync(closed).ConfigureAwait(false);
+            if (session.Data is { FlushDue: true } data)
+            {
+                // A big message goes to Redis in pieces before more is read (requirements §11, bounded memory).
+                await data.FlushAsync().ConfigureAwait(false);
+            }
+
             if (close || result.IsCompleted)
             {
                 return;
@@ -208,6 +215,12 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
         }
 
         var reply = session.Command(SmtpParser.ParseCommand(lineBytes.IsSingleSegment ? lineBytes.FirstSpan : lineBytes.ToArray()));
+        if (reply is { Request: { } rcpt, Decision: { } accepted } && Gateway.Core.Verification.VerificationRules.Applies(accepted))
+        {
+            // The domain verifies recipients: the same answer as the policy service gives (usually from the cache it filled).
+            return VerifyAsync(output, session, rcpt, accepted);
+        }
+
         Account(reply);
         if (reply.Text.Length > 0)
         {
@@ -221,6 +234,24 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
             SessionAction.Close => new Step(Mode.Commands, false, true),
             _ => new Step(Mode.Commands, false, false),
         });
+    }
+
+    /// <summary>A recipient the relay rule accepted at a domain that verifies recipients: accepted, or withdrawn with 550/450.</summary>
+    private async ValueTask<Step> VerifyAsync(PipeWriter output, SmtpSession session, RelayRequest request, RelayDecision accepted)
+    {
+        // Replies before this one go out first; later pipelined commands wait for it (RFC 2920 keeps the order).
+        await output.FlushAsync().ConfigureAwait(false);
+        var decision = await verifier.ApplyAsync(request, accepted, Program, CancellationToken.None).ConfigureAwait(false);
+        var text = "250 2.1.5 Ok";
+        if (decision.Outcome != RelayOutcome.Accept)
+        {
+            session.Withdraw(request.Recipient);
+            text = decision.Refusal!.Value.ForRecipient(request.Recipient);
+        }
+
+        Account(new SessionReply(text, SessionAction.None, request, decision));
+        Write(output, text + "\r\n");
+        return new Step(Mode.Commands, false, false);
     }
 
     /// <summary>The end of a message or chunk: store it when the session asks, then answer.</summary>
@@ -249,6 +280,14 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
     private async Task<string> StoreAsync(SmtpSession session)
     {
         var m = session.Pending!;
+        if (!await m.Body.CompleteAsync().ConfigureAwait(false))
+        {
+            // A piece of a big message did not reach Redis: never store it incomplete.
+            LogEnqueueFailed(logger, m.Id, "a piece of the message could not be written");
+            metrics.Message("failed");
+            return session.NotStored(domainDeleted: false);
+        }
+
         // requirements §3.9: mail through Microsoft 365's shared ranges must carry the customer's own tenant stamp.
         if (relay.ProviderBindingRefusal(m.Recipients.Where(r => r.Direction == Gateway.Core.Mail.Direction.Outbound).Select(r => r.Domain).Distinct(StringComparer.Ordinal),
                 m.Client.Address, m.Body.WrittenSpan) is { } binding)
@@ -260,7 +299,8 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
 
         // requirements §3.9: mail through Google's shared ranges must carry the customer's own Google Workspace DKIM signature.
         if (await google.RefusalAsync(m.Recipients.Where(r => r.Direction == Gateway.Core.Mail.Direction.Outbound).Select(r => r.Domain).Distinct(StringComparer.Ordinal),
-                m.Client.Address, () => m.Body.WrittenSpan.ToArray(), CancellationToken.None).ConfigureAwait(false) is { } googleRefusal)
+                m.Client.Address,
+                async () => m.Body.Spilled ? await m.Body.ReadAllAsync().ConfigureAwait(false) : m.Body.WrittenSpan.ToArray(), CancellationToken.None).ConfigureAwait(false) is { } googleRefusal)
         {
             LogProviderBinding(logger, m.Id, m.Client.Address, googleRefusal.Domain, googleRefusal.Reply);
             metrics.Message(googleRefusal.Reply.StartsWith('4') ? "failed" : "rejected");
@@ -269,8 +309,13 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
 
         try
         {
+            // A big message was received in pieces (MessageBuffer): the copies share them, and only the head is here. Scanning
+            // needs the whole message in memory (rspamd and clamd get it in one request, and the result headers are added per copy).
+            var spool = m.Body.Spilled && !scanner.Enabled ? m.Body : null;
+            var body = !m.Body.Spilled || spool is not null ? m.Body.WrittenSpan.ToArray()
+                : await m.Body.ReadAllAsync().ConfigureAwait(false) ?? throw new RedisException($"the pieces of message {m.Id} are incomplete");
+
             // Scanned before it is stored (requirements §9, docs/protection.md): a refusal or deferral is the client's DATA reply.
-            var body = m.Body.WrittenSpan.ToArray();
             var protection = await scanner.ScanAsync(new IntakeScan(m.Id, m.Sender, m.Recipients, m.Client.Address, m.Client.Helo, m.Client.Name), body,
                 CancellationToken.None).ConfigureAwait(false);
             if (protection?.Reply is { } verdict)
@@ -279,7 +324,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
                 return session.Stored(new IntakeResult([], verdict));
             }
 
-            var result = await intake.EnqueueAsync(m.Id, m.Sender, m.Recipients, m.Utf8, m.Client.Address, body, m.PostfixQueueId, m.Dsn, protection)
+            var result = await intake.EnqueueAsync(m.Id, m.Sender, m.Recipients, m.Utf8, m.Client.Address, body, m.PostfixQueueId, m.Dsn, protection, spool)
                 .ConfigureAwait(false);
             metrics.Message(result.RejectReply is not null ? "rejected" : result.Quarantined ? "quarantined" : "queued");
             return session.Stored(result);

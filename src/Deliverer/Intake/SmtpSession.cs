@@ -41,7 +41,7 @@ public sealed record IntakeClient(string Address, string? Name, string? Helo, st
 
 /// <summary>A complete message the session wants stored.</summary>
 public sealed record PendingMessage(string Id, string Sender, IReadOnlyList<IntakeRecipient> Recipients, bool Utf8, IntakeClient Client, MessageDsn Dsn,
-    string? PostfixQueueId, PooledBufferWriter Body);
+    string? PostfixQueueId, MessageBuffer Body);
 
 /// <summary>Limits and names the session works with.</summary>
 public sealed record SmtpSessionSettings(string HostName, long MaxMessageSize, int MaxRecipients, int MaxErrors, int MaxHops)
@@ -61,8 +61,11 @@ public sealed record SmtpSessionSettings(string HostName, long MaxMessageSize, i
 /// client: XFORWARD ADDR when the peer sent one (only trusted networks reach the intake), else the peer itself, and the
 /// listener's scope. A local process talking to the intake therefore gets no more than Postfix's client would.
 /// Addresses are put in canonical form once (<see cref="EnvelopeAddress"/>); everything after uses that form.
+/// <paramref name="buffers"/> makes the buffer for a message id (the intake's spills big messages to Redis in pieces,
+/// <see cref="MessageBuffer"/>); by default a message stays in memory.
 /// </summary>
-public sealed class SmtpSession(SmtpSessionSettings settings, IPAddress peer, RelayScope scope, Func<RelayRequest, RelayDecision> relay, TimeProvider clock)
+public sealed class SmtpSession(SmtpSessionSettings settings, IPAddress peer, RelayScope scope, Func<RelayRequest, RelayDecision> relay, TimeProvider clock,
+    Func<string, MessageBuffer>? buffers = null)
     : IDisposable
 {
     /// <summary>Postfix's XFORWARD attributes (XFORWARD_README), announced in EHLO.</summary>
@@ -91,7 +94,7 @@ public sealed class SmtpSession(SmtpSessionSettings settings, IPAddress peer, Re
     public string Greeting => $"220 {settings.HostName} ESMTP gateway-deliverer";
 
     /// <summary>The message content being received (DATA or BDAT), with the trace header already in front.</summary>
-    public PooledBufferWriter? Data { get; private set; }
+    public MessageBuffer? Data { get; private set; }
 
     /// <summary>Progress of DATA through <see cref="DataReader"/>; the connection loop keeps it here between reads.</summary>
     public DataState DataState { get; set; }
@@ -456,6 +459,13 @@ public sealed class SmtpSession(SmtpSessionSettings settings, IPAddress peer, Re
         return new("250 2.1.5 Ok", SessionAction.None, request, decision);
     }
 
+    /// <summary>
+    /// Takes back a recipient accepted at RCPT whose verification then refused it (the connection loop answers instead of the
+    /// 250 this session would have sent; docs/operations.md "Recipient verification"). The recipient count is not an error.
+    /// </summary>
+    public void Withdraw(string recipient) =>
+        _recipients.RemoveAll(r => string.Equals(r.Address, recipient, StringComparison.OrdinalIgnoreCase));
+
     private SessionReply DataCommand()
     {
         if (StartMessage() is { } refused)
@@ -511,7 +521,7 @@ public sealed class SmtpSession(SmtpSessionSettings settings, IPAddress peer, Re
 
         var now = clock.GetUtcNow();
         _id = MessageId.New(now);
-        Data = new PooledBufferWriter();
+        Data = buffers?.Invoke(_id) ?? new MessageBuffer();
         // The real client (XFORWARD), not the proxy in front: downstream filters look for the message's origin here.
         var protocol = _utf8 ? "UTF8SMTP" : _esmtp ? "ESMTP" : "SMTP";
         var forClause = _recipients.Count == 1 ? $"\r\n\tfor <{_recipients[0].Address}>" : string.Empty;

@@ -177,8 +177,9 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
     /// The id of a body stored with <see cref="StoreSharedBodyAsync"/> (naming this entry): the entry references it instead of
     /// holding <paramref name="rawMessage"/> (which is still the message's content, for its size and the caller's fast path).
     /// </param>
+    /// <param name="size">The message's size when <paramref name="rawMessage"/> is only its head (a body received in pieces).</param>
     public async Task<(ScheduledItem Item, QueuedMessage Message)> EnqueueLeasedWithMessageAsync(QueueEnvelope envelope, ReadOnlyMemory<byte> rawMessage,
-        string? sharedBody = null, CancellationToken cancellationToken = default)
+        string? sharedBody = null, long? size = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(envelope);
         cancellationToken.ThrowIfCancellationRequested();
@@ -196,7 +197,7 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
             DsnEnvelopeId = envelope.DsnEnvelopeId,
             CreateTime = now,
             NextAttempt = now,
-            Size = rawMessage.Length,
+            Size = size ?? rawMessage.Length,
             ClientAddress = envelope.ClientAddress,
             Utf8 = envelope.Utf8,
             IsDsn = envelope.IsDsn,
@@ -241,6 +242,26 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         ArgumentNullException.ThrowIfNull(entries);
         return SharedBodies.StoreAsync(Db, bodyId, body, entries.Select(e => SharedBodies.Member(e.Domain, e.Id)).ToList(), options.MaxLifetime + TimeSpan.FromDays(1));
     }
+
+    /// <summary>
+    /// Makes the spool of a message received in pieces the shared body of the queue entries <paramref name="entries"/>, before
+    /// they are enqueued with <c>sharedBody</c> = <paramref name="bodyId"/> (<see cref="SharedBodies.CommitSpoolAsync"/>).
+    /// False when the spool is not all there.
+    /// </summary>
+    public Task<bool> CommitSpoolAsync(string bodyId, long length, IEnumerable<(string Domain, string Id)> entries)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        return SharedBodies.CommitSpoolAsync(Db, bodyId, length, entries.Select(e => SharedBodies.Member(e.Domain, e.Id)).ToList(), options.MaxLifetime + TimeSpan.FromDays(1));
+    }
+
+    /// <summary>The database the bodies live in: the intake appends a big message's pieces to it (<see cref="SharedBodies.AppendSpoolAsync"/>).</summary>
+    public IDatabase BodyDatabase => Db;
+
+    /// <summary>A shared body as a stream read in blocks (<see cref="SharedBodyStream"/>); null when it is gone.</summary>
+    public Task<SharedBodyStream?> OpenSharedBodyAsync(string bodyId) => SharedBodyStream.OpenAsync(Db, RedisKeys.SharedBody(bodyId));
+
+    /// <summary>The first <paramref name="max"/> bytes of a shared body (what a DSN returns at most); null when it is gone.</summary>
+    public Task<byte[]?> ReadSharedBodyHeadAsync(string bodyId, int max) => SharedBodyStream.ReadHeadAsync(Db, RedisKeys.SharedBody(bodyId), max);
 
     /// <summary>Releases the shared body reference of a queue entry that is gone (no-op for an entry with its own body).</summary>
     public async Task ReleaseBodyAsync(QueuedMessage message)
@@ -324,6 +345,21 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
     /// </summary>
     public async Task<(QueuedMessage Message, byte[] Body)?> LoadAsync(string domain, string id)
     {
+        if (await LoadForDeliveryAsync(domain, id).ConfigureAwait(false) is not var (message, body))
+        {
+            return null;
+        }
+
+        return (message, body ?? await BodyOfAsync(RedisValue.Null, message.BodyRef, domain, id).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// <see cref="LoadAsync"/> for a delivery: a body of its own is read (a small message, or one written by an earlier
+    /// version), a shared body is not (null): the delivery streams it (<see cref="OpenSharedBodyAsync"/>), so it never
+    /// holds a big message whole (requirements §11).
+    /// </summary>
+    public async Task<(QueuedMessage Message, byte[]? Body)?> LoadForDeliveryAsync(string domain, string id)
+    {
         var db = Db;
         var read = db.HashGetAsync(RedisKeys.QueueMessage(domain, id), ["env", "body", SharedBodies.Field]);
         var managed = db.KeyExistsAsync(RedisKeys.Domain(domain));
@@ -333,15 +369,16 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
             return null;
         }
 
-        return (QueueJson.Deserialize(v[0].ToString()), await BodyOfAsync(v[1], v[2], domain, id).ConfigureAwait(false));
+        var message = QueueJson.Deserialize(v[0].ToString());
+        return (message, message.BodyRef is null ? (v[1].IsNull ? [] : (byte[])v[1]!) : null);
     }
 
     /// <summary>
-    /// <see cref="LoadAsync"/> for the worker that took <paramref name="item"/>: the message is marked with a claim of this
+    /// <see cref="LoadForDeliveryAsync"/> for the worker that took <paramref name="item"/>: the message is marked with a claim of this
     /// take (unique per take, also within one process), and the returned copy carries it, so that
     /// <see cref="SaveStateAsync"/> of a worker whose lease expired meanwhile is refused (security review L1).
     /// </summary>
-    public async Task<(QueuedMessage Message, byte[] Body)?> LoadForAttemptAsync(ScheduledItem item)
+    public async Task<(QueuedMessage Message, byte[]? Body)?> LoadForAttemptAsync(ScheduledItem item)
     {
         ArgumentNullException.ThrowIfNull(item);
         var claim = $"{Token}.{Interlocked.Increment(ref _claims).ToString(CultureInfo.InvariantCulture)}";
@@ -352,8 +389,9 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
             return null;
         }
 
+        // As LoadForDeliveryAsync: a body of its own is returned, a shared one is streamed by the delivery (null here).
         var message = QueueJson.Deserialize(v[0].ToString()) with { Claim = claim };
-        return (message, await BodyOfAsync(v[1], v[2], item.Domain, item.Id).ConfigureAwait(false));
+        return (message, message.BodyRef is null ? (v[1].IsNull ? [] : (byte[])v[1]!) : null);
     }
 
     private long _claims;
@@ -478,8 +516,9 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
     }
 
     /// <summary>
-    /// Removes a message from the queue (operator bounce or delete) and returns what it was. A worker
-    /// attempting it at this moment finds it gone when it saves its result.
+    /// Removes a message from the queue (operator bounce or delete) and returns what it was: the envelope, and the body, or
+    /// the first <see cref="SharedBodies.DsnContentLimit"/> bytes of a shared one (all a DSN returns; requirements §11, bounded
+    /// memory). A worker attempting it at this moment finds it gone when it saves its result.
     /// </summary>
     public async Task<(QueuedMessage Message, byte[] Body)?> RemoveAsync(string domain, string id)
     {
@@ -498,15 +537,10 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         _ = tx.HashDeleteAsync(RedisKeys.ScheduleLeases(shard), member);
         await tx.ExecuteAsync().ConfigureAwait(false);
         var message = QueueJson.Deserialize(parts[0].ToString());
-        byte[] body;
-        try
-        {
-            body = await BodyOfAsync(parts[1], parts.Length > 2 ? parts[2] : RedisValue.Null, domain, id).ConfigureAwait(false);
-        }
-        catch (InvalidOperationException)
-        {
-            body = [];
-        }
+        // A shared body (possibly a big message received in pieces) is read only as far as a DSN returns anything of it.
+        var bodyRef = parts.Length > 2 ? parts[2] : RedisValue.Null;
+        var body = bodyRef.IsNullOrEmpty ? (parts[1].IsNull ? [] : (byte[])parts[1]!)
+            : await ReadSharedBodyHeadAsync(bodyRef.ToString(), SharedBodies.DsnContentLimit).ConfigureAwait(false) ?? [];
 
         await ReleaseBodyAsync(message).ConfigureAwait(false);
         return (message, body);

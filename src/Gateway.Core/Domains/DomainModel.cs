@@ -80,6 +80,18 @@ public sealed record DomainSettings(bool InboundEnabled, IReadOnlyList<InboundSe
 
     /// <summary>Inbound protection policy (requirements §9); domains stored before it existed get the defaults.</summary>
     public ProtectionSettings Protection { get; init; } = ProtectionSettings.Default;
+
+    /// <summary>
+    /// Recipient verification at RCPT (docs/operations.md "Recipient verification"); off for domains stored before it existed
+    /// (the source-generated JSON reader sets a missing member to null, hence the fallback in the setter).
+    /// </summary>
+    public RecipientVerificationSettings RecipientVerification
+    {
+        get => _recipientVerification;
+        init => _recipientVerification = value ?? RecipientVerificationSettings.Off;
+    }
+
+    private readonly RecipientVerificationSettings _recipientVerification = RecipientVerificationSettings.Off;
 }
 
 /// <summary>A managed domain as stored in Redis and held in the programs' snapshots.</summary>

@@ -23,10 +23,16 @@ public static class MessageLogEvents
     /// <summary>The intake's protection verdict (requirements §9): score, action, main symbols, malware name (docs/protection.md).</summary>
     public const string Scanned = "scanned";
 
+    /// <summary>Recipient verification: the customer's server accepted the recipient at RCPT (one per probe; docs/operations.md).</summary>
+    public const string Verified = "verified";
+
+    /// <summary>Recipient verification: the server refused the recipient (detail <c>undeliverable</c>) or gave no answer (<c>unknown</c>).</summary>
+    public const string VerifyFailed = "verify_failed";
+
     /// <summary>Every event name, for validating filters.</summary>
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
-        PolicyReject, PolicyAccept, Intake, Attempt, Deferred, Delivered, Bounced, Expired, Quarantined, Released, Deleted, Retry, Scanned,
+        PolicyReject, PolicyAccept, Intake, Attempt, Deferred, Delivered, Bounced, Expired, Quarantined, Released, Deleted, Retry, Scanned, Verified, VerifyFailed,
     };
 }
 

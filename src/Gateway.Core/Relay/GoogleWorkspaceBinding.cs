@@ -62,7 +62,7 @@ public sealed class GoogleWorkspaceBinding(ConfigSnapshot snapshot, ProviderRang
     /// the reply for DATA (<c>550 5.7.1</c>, or <c>451 4.7.0</c> when DNS failed), or null. <paramref name="message"/> is
     /// asked for only when a domain's binding applies.
     /// </summary>
-    public async Task<(string Domain, string Reply)?> RefusalAsync(IEnumerable<string> outboundDomains, string clientAddress, Func<ReadOnlyMemory<byte>> message,
+    public async Task<(string Domain, string Reply)?> RefusalAsync(IEnumerable<string> outboundDomains, string clientAddress, Func<Task<byte[]?>> message,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(outboundDomains);
@@ -80,7 +80,7 @@ public sealed class GoogleWorkspaceBinding(ConfigSnapshot snapshot, ProviderRang
                 continue;
             }
 
-            parsed ??= Parse(message());
+            parsed ??= await message().ConfigureAwait(false) is { } bytes ? Parse(bytes) : null;
             var verdict = await CheckAsync(domain, parsed, dns, clock.GetUtcNow(), cancellationToken).ConfigureAwait(false);
             if (verdict is not null)
             {

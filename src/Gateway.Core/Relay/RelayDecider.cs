@@ -62,6 +62,8 @@ public static class RelayLog
             case RelayOutcome.Reject when decision.Reason == RelayReason.UnknownRecipient && decision.Domain is { } unknown:
                 return [Event(request, unknown.Name, MessageLogEvents.PolicyReject, Direction.Inbound, reply, "no inbound server row of the domain routes this recipient",
                     program, time)];
+            case RelayOutcome.Reject or RelayOutcome.TryLater when decision.Reason == RelayReason.UnverifiedRecipient && decision.Domain is { } verified:
+                return [Event(request, verified.Name, MessageLogEvents.PolicyReject, Direction.Inbound, reply, decision.LogDetail, program, time)];
             case RelayOutcome.Reject when decision.Reason == RelayReason.NoDomain:
                 var rcpt = decision.RecipientDomain;
                 var sender = decision.SenderDomain;

@@ -57,6 +57,14 @@ public enum RelayReason
     /// would later bounce to a possibly forged sender.
     /// </summary>
     UnknownRecipient,
+
+    /// <summary>
+    /// The domain verifies recipients at RCPT (<see cref="Domains.RecipientVerificationSettings"/>) and the customer's server
+    /// refused this one (<see cref="RelayOutcome.Reject"/>, <c>550 5.1.1 … undeliverable address</c>), or its answer is not
+    /// known yet (<see cref="RelayOutcome.TryLater"/>, <c>450 4.1.1 … unverified address</c>): Postfix's
+    /// <c>reject_unverified_recipient</c> (Verification/RecipientVerifier.cs).
+    /// </summary>
+    UnverifiedRecipient,
 }
 
 /// <summary>
@@ -115,6 +123,8 @@ public sealed record RelayDecision
         (RelayOutcome.Reject, RelayReason.NoDomain) => new SmtpRefusal(554, "5.7.1", NoDomainText),
         (RelayOutcome.Reject, RelayReason.SenderRouting) => new SmtpRefusal(550, "5.7.1", SenderRoutingText),
         (RelayOutcome.Reject, RelayReason.UnknownRecipient) => new SmtpRefusal(550, "5.1.1", UnknownRecipientText),
+        (RelayOutcome.Reject, RelayReason.UnverifiedRecipient) => new SmtpRefusal(550, "5.1.1", OneLine(ReplyText)),
+        (RelayOutcome.TryLater, RelayReason.UnverifiedRecipient) => new SmtpRefusal(450, "4.1.1", OneLine(ReplyText)),
         (RelayOutcome.Reject, RelayReason.BadAddress) => ReplyText == BadSenderText ? new SmtpRefusal(550, "5.1.7", BadSenderText) : new SmtpRefusal(550, "5.1.3", BadRecipientText),
         (RelayOutcome.Reject, _) => new SmtpRefusal(550, "5.7.1", OneLine(ReplyText)),
         (RelayOutcome.TryLater, RelayReason.NotLoaded) => new SmtpRefusal(450, "4.7.1", NotLoadedText),

@@ -109,6 +109,16 @@ public static class RedisKeys
     /// <summary>String with a random token: a Deliverer is fetching the domain's MTA-STS policy (expires by itself).</summary>
     public static RedisKey MtaStsFetchLock(string domain) => $"gw:{{sts:{domain}}}:lock";
 
+    /// <summary>Hash: recipient → cached answer of recipient verification (Verification/VerificationCache.cs, docs/operations.md).</summary>
+    public static RedisKey DomainVerifyCache(string domain) => $"gw:{DomainTag(domain)}:verify";
+
+    /// <summary>Sorted set beside <see cref="DomainVerifyCache"/>: recipient → expiry (unix ms), bounding the cache.</summary>
+    public static RedisKey DomainVerifyExpiries(string domain) => $"gw:{DomainTag(domain)}:verify-exp";
+
+    /// <summary>Counter of the domain's verification probes in one minute (unix minute), fleet-wide; expires with it.</summary>
+    public static RedisKey DomainVerifyRate(string domain, long minute) =>
+        $"gw:{DomainTag(domain)}:verify-rate:{minute.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
     /// <summary>The pattern matching every key of one domain (for scans and cascade deletion).</summary>
     public static RedisValue DomainKeyPattern(string domain) => $"gw:{{d:{domain}}}:*";
 
@@ -122,6 +132,12 @@ public static class RedisKeys
 
     /// <summary>String: a message body shared by the queue entries of one message, in a slot of its own (<see cref="SharedBodies"/>).</summary>
     public static RedisKey SharedBody(string bodyId) => $"gw:{{b:{bodyId}}}:body";
+
+    /// <summary>
+    /// String: a body being received in pieces (<see cref="SharedBodies.AppendSpoolAsync"/>), in the slot of the body it becomes;
+    /// renamed to <see cref="SharedBody"/> when the message is complete, with a short expiry until then.
+    /// </summary>
+    public static RedisKey SharedBodySpool(string bodyId) => $"gw:{{b:{bodyId}}}:spool";
 
     /// <summary>Set: the queue entries (<c>&lt;domain&gt;|&lt;id&gt;</c>) that reference a shared body; the last one out removes it.</summary>
     public static RedisKey SharedBodyRefs(string bodyId) => $"gw:{{b:{bodyId}}}:refs";

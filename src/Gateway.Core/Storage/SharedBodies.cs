@@ -36,6 +36,77 @@ public static class SharedBodies
         return 0
         """;
 
+    // KEYS: spool. ARGV: piece, ttl ms. The expiry is renewed with every piece: a session that dies leaves nothing that lives on.
+    private const string AppendScript = """
+        redis.call('APPEND', KEYS[1], ARGV[1])
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        return 1
+        """;
+
+    // KEYS: spool, body, refs. ARGV: ttl ms, length, members... Returns 0 when the spool is not all there (expired, lost).
+    private const string CommitScript = """
+        if redis.call('STRLEN', KEYS[1]) ~= tonumber(ARGV[2]) then
+          redis.call('DEL', KEYS[1])
+          return 0
+        end
+        redis.call('RENAME', KEYS[1], KEYS[2])
+        redis.call('PEXPIRE', KEYS[2], ARGV[1])
+        redis.call('SADD', KEYS[3], unpack(ARGV, 3))
+        redis.call('PEXPIRE', KEYS[3], ARGV[1])
+        return 1
+        """;
+
+    /// <summary>
+    /// How long the pieces of a body still being received live without a new piece (requirements §11, bounded memory): far
+    /// longer than the intake's idle timeout between two reads, short enough that a crashed session's pieces go soon.
+    /// </summary>
+    public static readonly TimeSpan SpoolTtl = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// Appends one piece of a body being received to its spool (<c>gw:{b:&lt;id&gt;}:spool</c>). Nothing names the spool
+    /// until <see cref="CommitSpoolAsync"/>, so no delivery ever sees a half-received body.
+    /// </summary>
+    public static Task AppendSpoolAsync(IDatabase db, string bodyId, ReadOnlyMemory<byte> piece)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        return db.ScriptEvaluateAsync(AppendScript, [RedisKeys.SharedBodySpool(bodyId)], [piece, (long)SpoolTtl.TotalMilliseconds]);
+    }
+
+    /// <summary>
+    /// Makes a complete spool of <paramref name="length"/> bytes the shared body of <paramref name="members"/>, in one script:
+    /// renamed to the body key (same slot) with the references and the queue's expiry. False when the spool is not all
+    /// there (it expired or Redis lost it): the message must not be stored.
+    /// </summary>
+    public static async Task<bool> CommitSpoolAsync(IDatabase db, string bodyId, long length, IReadOnlyList<string> members, TimeSpan ttl)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        ArgumentNullException.ThrowIfNull(members);
+        return (long)await db.ScriptEvaluateAsync(CommitScript, [RedisKeys.SharedBodySpool(bodyId), RedisKeys.SharedBody(bodyId), RedisKeys.SharedBodyRefs(bodyId)],
+            Args(ttl, length, members)).ConfigureAwait(false) == 1;
+    }
+
+    /// <summary>Removes a spool that will not be committed (the session failed, was aborted, or the message was refused).</summary>
+    public static Task DiscardSpoolAsync(IDatabase db, string bodyId, CommandFlags flags = CommandFlags.None)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        return db.KeyDeleteAsync(RedisKeys.SharedBodySpool(bodyId), flags);
+    }
+
+    /// <summary>The whole spool (for the cases that need a message in memory: scanning, DKIM signing, the quarantine); null when gone.</summary>
+    public static async Task<byte[]?> ReadSpoolAsync(IDatabase db, string bodyId)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        var v = await db.StringGetAsync(RedisKeys.SharedBodySpool(bodyId)).ConfigureAwait(false);
+        return v.IsNull ? null : (byte[])v!;
+    }
+
+    /// <summary>
+    /// What a DSN reads of a shared body at most: more than <c>DsnBuilder.FullReturnLimit</c> (so a bigger message is seen as
+    /// too big for RET=FULL) and room for the header section a DSN returns a part of (<c>DsnBuilder.HeaderReturnLimit</c>):
+    /// as much as the intake keeps in memory of a message received in pieces, so the DSN finds the same header section.
+    /// </summary>
+    public const int DsnContentLimit = 1024 * 1024;
+
     /// <summary>The hash field of a queue entry that names its shared body (instead of a <c>body</c> field).</summary>
     public const string Field = "bodyref";
 
@@ -47,15 +118,7 @@ public static class SharedBodies
     {
         ArgumentNullException.ThrowIfNull(db);
         ArgumentNullException.ThrowIfNull(members);
-        var args = new RedisValue[members.Count + 2];
-        args[0] = (long)ttl.TotalMilliseconds;
-        args[1] = body;
-        for (var i = 0; i < members.Count; i++)
-        {
-            args[i + 2] = members[i];
-        }
-
-        await db.ScriptEvaluateAsync(StoreScript, [RedisKeys.SharedBody(bodyId), RedisKeys.SharedBodyRefs(bodyId)], args).ConfigureAwait(false);
+        await db.ScriptEvaluateAsync(StoreScript, [RedisKeys.SharedBody(bodyId), RedisKeys.SharedBodyRefs(bodyId)], Args(ttl, body, members)).ConfigureAwait(false);
     }
 
     /// <summary>The shared body, or null when it is gone.</summary>
@@ -71,5 +134,19 @@ public static class SharedBodies
     {
         ArgumentNullException.ThrowIfNull(db);
         return (long)await db.ScriptEvaluateAsync(ReleaseScript, [RedisKeys.SharedBody(bodyId), RedisKeys.SharedBodyRefs(bodyId)], [member]).ConfigureAwait(false) == 1;
+    }
+
+    /// <summary>The scripts' arguments: the expiry in ms, one value, then the reference set's members.</summary>
+    private static RedisValue[] Args(TimeSpan ttl, RedisValue value, IReadOnlyList<string> members)
+    {
+        var args = new RedisValue[members.Count + 2];
+        args[0] = (long)ttl.TotalMilliseconds;
+        args[1] = value;
+        for (var i = 0; i < members.Count; i++)
+        {
+            args[i + 2] = members[i];
+        }
+
+        return args;
     }
 }

@@ -34,6 +34,12 @@ public abstract partial class FramedConnectionHandler(PolicyDaemonOptions option
     /// <summary>Handles one request at the start of <paramref name="buffer"/>; writes the reply to <paramref name="output"/>.</summary>
     protected abstract FrameStatus Process(ref ReadOnlySequence<byte> buffer, IBufferWriter<byte> output, ConnectionContext connection);
 
+    /// <summary>
+    /// Called after every answered request: writes a reply that <see cref="Process"/> left to I/O (recipient verification
+    /// asks Redis and maybe the customer's server) before the next request is handled, so replies stay in order. Nothing by default.
+    /// </summary>
+    protected virtual ValueTask CompleteAsync(IBufferWriter<byte> output, ConnectionContext connection) => ValueTask.CompletedTask;
+
     /// <summary>A name for logs (policy, socketmap).</summary>
     protected abstract string Protocol { get; }
 
@@ -81,6 +87,7 @@ public abstract partial class FramedConnectionHandler(PolicyDaemonOptions option
                 while (!buffer.IsEmpty && (status = Process(ref buffer, output, connection)) == FrameStatus.Answered)
                 {
                     answered++;
+                    await CompleteAsync(output, connection).ConfigureAwait(false);
                 }
 
                 midRequest = !buffer.IsEmpty;

@@ -1,6 +1,7 @@
 using System.Buffers;
 using Gateway.Core.MessageLog;
 using Gateway.Core.Relay;
+using Gateway.Core.Verification;
 using Gateway.PolicyDaemon.Protocol;
 using Microsoft.AspNetCore.Connections;
 
@@ -17,8 +18,12 @@ public sealed partial class PolicyConnectionHandler(
     PolicyDaemonOptions settings,
     PolicyDaemonMetrics metrics,
     TimeProvider clock,
-    ILogger<PolicyConnectionHandler> logger) : FramedConnectionHandler(settings, logger)
+    ILogger<PolicyConnectionHandler> logger,
+    RecipientVerifier verifier) : FramedConnectionHandler(settings, logger)
 {
+    /// <summary>The connection's request waiting for recipient verification (<see cref="CompleteAsync"/>).</summary>
+    private static readonly object PendingKey = new();
+
     private const string Program = "policydaemon";
     private readonly PostfixPolicy _postfix = new(settings.AcceptAction);
     private readonly PolicyLimits _limits = settings.Limits;
@@ -45,6 +50,31 @@ public sealed partial class PolicyConnectionHandler(
 
         var relay = PostfixPolicy.ToRelayRequest(request) with { Time = clock.GetUtcNow() };
         var decision = decider.Decide(relay);
+        if (VerificationRules.Applies(decision))
+        {
+            // The domain verifies recipients: answered once the cache (or the customer's server) has spoken.
+            connection.Items[PendingKey] = (request, relay, decision);
+            return FrameStatus.Answered;
+        }
+
+        Answer(output, request, relay, decision);
+        return FrameStatus.Answered;
+    }
+
+    protected override async ValueTask CompleteAsync(IBufferWriter<byte> output, ConnectionContext connection)
+    {
+        if (!connection.Items.TryGetValue(PendingKey, out var pending) || pending is not (PolicyRequest request, RelayRequest relay, RelayDecision accepted))
+        {
+            return;
+        }
+
+        connection.Items.Remove(PendingKey);
+        var decision = await verifier.ApplyAsync(relay, accepted, Program, connection.ConnectionClosed).ConfigureAwait(false);
+        Answer(output, request, relay, decision);
+    }
+
+    private void Answer(IBufferWriter<byte> output, PolicyRequest request, RelayRequest relay, RelayDecision decision)
+    {
         var action = _postfix.Action(decision);
         output.Write(_postfix.Reply(decision, action));
         metrics.Decision(decision);
@@ -57,8 +87,6 @@ public sealed partial class PolicyConnectionHandler(
         {
             messageLog.Post(e);
         }
-
-        return FrameStatus.Answered;
     }
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "Malformed policy request from {Remote} ({Error}); connection closed without a reply")]

@@ -127,6 +127,9 @@ public sealed class PostfixPolicy
             RelayOutcome.Reject when decision.Reason == RelayReason.NoDomain => RejectNoDomain,
             // access(5) "5NN text" with an enhanced code: Postfix answers "550 5.7.1 <rcpt>: Recipient address rejected: text".
             RelayOutcome.Reject => decision.Refusal is { } r ? $"{r.Code} {r.Status} {r.Text}" : RejectNoDomain,
+            // Recipient verification: "450 4.1.1 text" at once, as Postfix's own unverified_recipient_defer_code (not
+            // DEFER_IF_PERMIT's 4.7.1: the recipient is what is unknown, not the client's permission).
+            RelayOutcome.TryLater when decision.Reason == RelayReason.UnverifiedRecipient && decision.Refusal is { } v => $"{v.Code} {v.Status} {v.Text}",
             _ => "DEFER_IF_PERMIT " + (decision.Refusal?.Text ?? NotLoadedText),
         };
     }

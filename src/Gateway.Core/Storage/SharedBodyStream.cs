@@ -1,0 +1,150 @@
+using StackExchange.Redis;
+
+namespace Gateway.Core.Storage;
+
+/// <summary>
+/// A read-only, seekable view of a body stored in Redis (a shared body, or a spool being checked), read in blocks with
+/// <c>GETRANGE</c> (requirements §11, bounded memory): at most one block is held, whatever the message's size. MimeKit's
+/// parser in persistent mode keeps offsets into this stream instead of copies of the parts, and MailKit then writes the
+/// parts by reading them back, so a delivery holds the header section and a block or two, not the message.
+/// <para>
+/// The length is read once when the stream is opened; a body is never changed once named by a queue entry, so the blocks
+/// read later belong to the same bytes. A body removed meanwhile (the last reference released) reads as an error, never
+/// as a shorter message.
+/// </para>
+/// </summary>
+public sealed class SharedBodyStream : Stream
+{
+    /// <summary>The size of one <c>GETRANGE</c>.</summary>
+    public const int BlockSize = 256 * 1024;
+
+    private readonly IDatabase _db;
+    private readonly RedisKey _key;
+    private readonly long _length;
+    private long _position;
+    private byte[]? _block;
+    private long _blockStart = -1;
+
+    private SharedBodyStream(IDatabase db, RedisKey key, long length)
+    {
+        _db = db;
+        _key = key;
+        _length = length;
+    }
+
+    /// <summary>Opens the body under <paramref name="key"/>; null when the key does not exist.</summary>
+    public static async Task<SharedBodyStream?> OpenAsync(IDatabase db, RedisKey key)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        var exists = db.KeyExistsAsync(key);
+        var length = db.StringLengthAsync(key);
+        return await exists.ConfigureAwait(false) ? new SharedBodyStream(db, key, await length.ConfigureAwait(false)) : null;
+    }
+
+    /// <summary>The first <paramref name="max"/> bytes of the body under <paramref name="key"/> (a DSN's returned content needs no more); null when it is gone.</summary>
+    public static async Task<byte[]?> ReadHeadAsync(IDatabase db, RedisKey key, int max)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(max);
+        var exists = db.KeyExistsAsync(key);
+        var head = db.StringGetRangeAsync(key, 0, max - 1);
+        return await exists.ConfigureAwait(false) ? (byte[])(await head.ConfigureAwait(false))! ?? [] : null;
+    }
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => true;
+
+    public override bool CanWrite => false;
+
+    public override long Length => _length;
+
+    public override long Position
+    {
+        get => _position;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            _position = value;
+        }
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        if (!Cached())
+        {
+            Fill(_db.StringGetRange(_key, BlockStart, BlockStart + BlockSize - 1));
+        }
+
+        return CopyOut(buffer);
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (!Cached())
+        {
+            Fill(await _db.StringGetRangeAsync(_key, BlockStart, BlockStart + BlockSize - 1).ConfigureAwait(false));
+        }
+
+        return CopyOut(buffer.Span);
+    }
+
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        Position = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => _position + offset,
+            SeekOrigin.End => _length + offset,
+            _ => throw new ArgumentOutOfRangeException(nameof(origin)),
+        };
+        return _position;
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    private long BlockStart => _position / BlockSize * BlockSize;
+
+    /// <summary>True when nothing needs reading: the end, or the block holding the position is here.</summary>
+    private bool Cached() => _position >= _length || (_block is not null && _blockStart == BlockStart);
+
+    private void Fill(RedisValue value)
+    {
+        var bytes = (byte[]?)value ?? [];
+        var expected = Math.Min(BlockSize, _length - BlockStart);
+        if (bytes.Length < expected)
+        {
+            // The body went away (or shrank) under the reader: never a shorter message.
+            throw new IOException($"the body {_key} ended at {BlockStart + bytes.Length} of {_length} bytes");
+        }
+
+        _block = bytes;
+        _blockStart = BlockStart;
+    }
+
+    private int CopyOut(Span<byte> buffer)
+    {
+        if (_position >= _length || buffer.Length == 0)
+        {
+            return 0;
+        }
+
+        var at = (int)(_position - _blockStart);
+        var n = Math.Min(buffer.Length, (int)Math.Min(_block!.Length - at, _length - _position));
+        _block.AsSpan(at, n).CopyTo(buffer);
+        _position += n;
+        return n;
+    }
+}
