@@ -66,6 +66,7 @@ public static class DelivererApp
         // The intake decides every RCPT with the relay rule and the domains' envelope rules, as the PolicyDaemon does.
         builder.Services.AddSingleton<IEnvelopeCheck, RuleEnvelopeCheck>();
         builder.Services.AddRelayDecisions(builder.Configuration);
+        builder.Services.AddUnixSocketPermissions(builder.Configuration);
         builder.Services.AddProtection(builder.Configuration); // rspamd + clamd before the intake's 250 (docs/protection.md)
         var configured = builder.Configuration.GetSection(DelivererOptions.Section).Get<DelivererOptions>() ?? new DelivererOptions();
         builder.Services.AddGatewayTelemetry(exportMetrics: configured.HttpUrl.Length > 0 || configured.MetricsUrl.Length > 0)
@@ -86,20 +87,30 @@ public static class DelivererApp
         // /healthz and /metrics on their own HTTP/1.1 listener (Gateway:Deliverer:HttpUrl).
         builder.WebHost.ConfigureKestrel(k =>
         {
-            if (System.Net.IPEndPoint.TryParse(configured.Listen, out var endpoint))
+            // ip:port, or unix:/path (security review M13: only the socket's owner and group can connect).
+            void Bind(string address, Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions> configure)
             {
-                k.Listen(endpoint, l =>
+                if (System.Net.IPEndPoint.TryParse(address, out var endpoint))
                 {
-                    listeners.Intake = l;
-                    l.UseConnectionHandler<SmtpIntakeHandler>();
-                });
+                    k.Listen(endpoint, configure);
+                }
+                else if (Gateway.Core.Hosting.UnixSockets.TryParse(address, out var path))
+                {
+                    Gateway.Core.Hosting.UnixSockets.Listen(k, path, configure);
+                }
             }
+
+            Bind(configured.Listen, l =>
+            {
+                listeners.Intake = l;
+                l.UseConnectionHandler<SmtpIntakeHandler>();
+            });
 
             foreach (var (address, scope) in new[] { (configured.InboundListen, RelayScope.Inbound), (configured.OutboundListen, RelayScope.Outbound) })
             {
-                if (System.Net.IPEndPoint.TryParse(address, out var scoped))
+                if (address.Length > 0)
                 {
-                    k.Listen(scoped, l =>
+                    Bind(address, l =>
                     {
                         if (scope == RelayScope.Inbound)
                         {

@@ -8,7 +8,10 @@ public sealed class DelivererOptions
 {
     public const string Section = "Gateway:Deliverer";
 
-    /// <summary>Where the SMTP intake listens (requirements §1: 127.0.0.1:10025). Port 0 picks a free port (tests).</summary>
+    /// <summary>
+    /// Where the SMTP intake listens (requirements §1: 127.0.0.1:10025). Port 0 picks a free port (tests).
+    /// <c>unix:/path</c>: a Unix socket (Postfix's <c>smtpd_proxy_filter = unix:…</c>), trusted like the trusted networks.
+    /// </summary>
     [Required(AllowEmptyStrings = false)]
     public string Listen { get; set; } = "127.0.0.1:10025";
 
@@ -142,16 +145,17 @@ public sealed class DelivererOptions
     /// <summary>How often the fleet-wide queue depth (<c>gateway.queue.*</c>) is read from Redis for the metrics.</summary>
     public TimeSpan QueueSampleInterval { get; set; } = TimeSpan.FromSeconds(5);
 
-    public IPEndPoint ListenEndPoint => IPEndPoint.Parse(Listen);
-
     /// <summary>Every intake listener configured (the main one and the inbound and outbound ones when set).</summary>
     public IEnumerable<IPEndPoint> IntakeEndPoints() =>
         new[] { Listen, InboundListen, OutboundListen }.Where(l => l.Length > 0 && IPEndPoint.TryParse(l, out _)).Select(IPEndPoint.Parse);
 
+    /// <summary>A listener setting: <c>ip:port</c>, or <c>unix:/path</c> for a Unix socket with the mode of <c>Gateway:UnixSockets</c> (security review M13).</summary>
+    internal static bool IsListen(string text) => IPEndPoint.TryParse(text, out _) || Gateway.Core.Hosting.UnixSockets.TryParse(text, out _);
+
     internal static bool IsValid(DelivererOptions o) =>
-        IPEndPoint.TryParse(o.Listen, out _) &&
-        (o.InboundListen.Length == 0 || IPEndPoint.TryParse(o.InboundListen, out _)) &&
-        (o.OutboundListen.Length == 0 || IPEndPoint.TryParse(o.OutboundListen, out _)) &&
+        IsListen(o.Listen) &&
+        (o.InboundListen.Length == 0 || IsListen(o.InboundListen)) &&
+        (o.OutboundListen.Length == 0 || IsListen(o.OutboundListen)) &&
         o.EffectiveTrustedNetworks.All(n => IPNetwork.TryParse(AsCidr(n), out _)) &&
         o.MaxSessions > 0 && o.IdleTimeout > TimeSpan.Zero && o.PollInterval > TimeSpan.Zero && o.ConnectTimeout > TimeSpan.Zero && o.CommandTimeout > TimeSpan.Zero &&
         o.SweepInterval > TimeSpan.Zero && o.BusyRetryDelay > TimeSpan.Zero && o.AttemptDeadline > TimeSpan.Zero && o.GreetingTimeout > TimeSpan.Zero &&

@@ -53,6 +53,7 @@ public static partial class PolicyDaemonApp
         builder.Services.AddBufferedMessageLog();
         builder.Services.AddSingleton<IEnvelopeCheck, RuleEnvelopeCheck>(); // per-domain envelope rules (docs/rules.md)
         builder.Services.AddRelayDecisions(builder.Configuration);
+        builder.Services.AddUnixSocketPermissions(builder.Configuration);
         builder.Services.AddRecipientVerification(builder.Configuration); // per-domain callout at RCPT, off by default (docs/operations.md)
         builder.Services.AddOptions<PolicyDaemonOptions>()
             .Bind(builder.Configuration.GetSection(PolicyDaemonOptions.Section))
@@ -128,14 +129,8 @@ public static partial class PolicyDaemonApp
 
         if (endPoint is System.Net.Sockets.UnixDomainSocketEndPoint unix)
         {
-            var path = unix.ToString();
-            // A socket file left by a crashed run would make the bind fail.
-            if (File.Exists(path))
-            {
-                File.Delete(path);
-            }
-
-            kestrel.ListenUnixSocket(path, Capture);
+            // A stale file of a crashed run removed; the mode of Gateway:UnixSockets applied once bound (security review M13).
+            UnixSockets.Listen(kestrel, unix.ToString(), Capture);
         }
         else
         {

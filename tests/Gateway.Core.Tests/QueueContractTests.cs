@@ -189,6 +189,57 @@ public abstract class QueueContractTests<TFixture>(TFixture fx) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SaveState_OfAWorkerWhoseLeaseExpiredAndAnotherTookIt_Refused_TheOthersOutcomeStays()
+    {
+        // Security review L1: the lease is in the schedule shard's slot, the message in its domain's slot; the claim each
+        // take writes into the message fences the save (on the cluster the two slots are on different masters).
+        var a = Worker();
+        var b = Worker();
+        var d = Domains[5];
+        var id = await Worker().EnqueueAsync(Envelope(d, "one@" + d, "two@" + d), "m"u8.ToArray());
+        var takenByA = Assert.Single(await TakeAllAsync(a));
+        var (byA, _) = (await a.LoadForAttemptAsync(takenByA))!.Value;
+
+        // A stalls past its lease; B takes the message, delivers "one", defers "two".
+        _clock.Advance(Lease + TimeSpan.FromSeconds(1));
+        var takenByB = Assert.Single(await TakeAllAsync(b));
+        var (byB, _) = (await b.LoadForAttemptAsync(takenByB))!.Value;
+        var next = _clock.GetUtcNow() + TimeSpan.FromMinutes(5);
+        var outcomeB = byB with
+        {
+            Attempts = 1, NextAttempt = next, LastError = "by B",
+            Recipients = [byB.Recipients[0] with { State = RecipientState.Delivered }, byB.Recipients[1]],
+        };
+        Assert.True(await b.SaveStateAsync(outcomeB, finished: false));
+
+        // A's late outcomes (finished, or a deferral) are refused: B's state stays, nothing is deleted.
+        Assert.False(await a.SaveStateAsync(byA with { Recipients = [.. byA.Recipients.Select(r => r with { State = RecipientState.Failed })] }, finished: true));
+        Assert.False(await a.SaveStateAsync(byA with { Attempts = 1, LastError = "by A" }, finished: false));
+        Assert.Equal(2, a.StaleSaves);
+        var stored = (await a.GetAsync(d, id))!;
+        Assert.Equal("by B", stored.LastError);
+        Assert.Equal([RecipientState.Delivered, RecipientState.Pending], stored.Recipients.Select(r => r.State));
+        Assert.Equal(1, await a.CountAsync(d));
+        Assert.False(await a.CompleteAsync(takenByA, null));
+        Assert.True(await b.CompleteAsync(takenByB, next));
+
+        // The intake's fast path: the copy A stored and kept leased; its lease expires, B takes it: A's save is refused too.
+        var (fastItem, fastCopy) = await a.EnqueueLeasedWithMessageAsync(Envelope(d), "f"u8.ToArray());
+        _clock.Advance(Lease + TimeSpan.FromSeconds(1));
+        var retaken = (await TakeAllAsync(b)).Single(i => i.Id == fastItem.Id);
+        var (fastByB, _) = (await b.LoadForAttemptAsync(retaken))!.Value;
+        Assert.False(await a.SaveStateAsync(fastCopy with { LastError = "by A" }, finished: true));
+        Assert.True(await b.SaveStateAsync(fastByB with { LastError = "by B" }, finished: false));
+        Assert.Equal("by B", (await b.GetAsync(d, fastItem.Id))!.LastError);
+
+        // Unfenced when nobody took it since: the fast path's own save, and a worker's save of what it took.
+        var (ownItem, ownCopy) = await a.EnqueueLeasedWithMessageAsync(Envelope(d), "o"u8.ToArray());
+        Assert.True(await a.SaveStateAsync(ownCopy with { LastError = "mine" }, finished: false));
+        Assert.True(await a.CompleteAsync(ownItem, _clock.GetUtcNow()));
+        Assert.Equal(3, a.StaleSaves);
+    }
+
+    [Fact]
     public async Task Defer_PerRecipientStateKept_DueAgainAtNextAttempt()
     {
         var worker = Worker();

@@ -45,6 +45,9 @@ public sealed class WholeGateway : IAsyncDisposable
 
     public IPEndPoint Intake { get; private set; } = null!;
 
+    /// <summary>The intake's Unix socket when the Deliverer listens on one (<see cref="Intake"/> is then a placeholder).</summary>
+    public string? IntakeSocket { get; private set; }
+
     /// <summary>The SMTP port outbound delivery connects to (port 25 in production).</summary>
     public int OutboundPort { get; private set; }
 
@@ -112,7 +115,10 @@ public sealed class WholeGateway : IAsyncDisposable
         ]);
         await Deliverer.StartAsync().ConfigureAwait(false);
         _parts.Add(Deliverer);
-        Intake = DelivererApp.IntakeEndPoint(Deliverer);
+        // The intake on a Unix socket (Gateway:Deliverer:Listen=unix:/path): Postfix's proxy filter connects to the file.
+        var intakeListener = Deliverer.Services.GetRequiredService<DelivererListeners>().Intake!;
+        IntakeSocket = (intakeListener.EndPoint as System.Net.Sockets.UnixDomainSocketEndPoint)?.ToString();
+        Intake = IntakeSocket is null ? DelivererApp.IntakeEndPoint(Deliverer) : new IPEndPoint(IPAddress.Loopback, 1);
 
         PolicyDaemon = PolicyDaemonApp.Build(
         [
@@ -128,15 +134,18 @@ public sealed class WholeGateway : IAsyncDisposable
         _parts.Add(PolicyDaemon);
 
         var endpoints = PolicyDaemon.Services.GetRequiredService<PolicyDaemonEndpoints>();
-        var policy = (IPEndPoint)endpoints.PolicyEndPoint;
-        var socketmap = (IPEndPoint)endpoints.SocketmapEndPoint;
+        static string PostfixEndPoint(EndPoint e) => e is IPEndPoint ip ? $"inet:{ip.Address}:{ip.Port}" : $"unix:{e}";
         await Eventually.WaitAsync(() => PolicyDaemon.Services.GetRequiredService<ConfigSnapshot>().IsLoaded
             && Deliverer.Services.GetRequiredService<ConfigSnapshot>().IsLoaded, TimeSpan.FromSeconds(20), "snapshots loaded").ConfigureAwait(false);
 
         var options = new PostfixOptions();
-        options.Main["gateway_policy_service"] = $"inet:{policy.Address}:{policy.Port}";
-        options.Main["gateway_socketmap"] = $"inet:{socketmap.Address}:{socketmap.Port}";
+        options.Main["gateway_policy_service"] = PostfixEndPoint(endpoints.PolicyEndPoint);
+        options.Main["gateway_socketmap"] = PostfixEndPoint(endpoints.SocketmapEndPoint);
         options.Main["gateway_intake"] = $"smtp:[{Intake.Address}]:{Intake.Port}";
+        if (IntakeSocket is not null)
+        {
+            options.Main["gateway_intake_proxy"] = "unix:" + IntakeSocket;
+        }
         PostfixBounces = SmtpSink.Start("127.0.0.1");
         _parts.Add(PostfixBounces);
         options.Main["gateway_bounce_transport"] = $"smtp:[{PostfixBounces.Host}]:{PostfixBounces.Port}";

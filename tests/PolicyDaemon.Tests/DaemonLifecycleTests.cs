@@ -109,6 +109,7 @@ public sealed class DaemonLifecycleTests
     [InlineData("--PolicyDaemon:AcceptAction", "", "PolicyDaemon:AcceptAction")]
     [InlineData("--PolicyDaemon:TransportMode", "Sideways", "TransportMode")]
     [InlineData("--Gateway:ProviderRanges:CheckInterval", "00:00:00", "Gateway:ProviderRanges:CheckInterval")]
+    [InlineData("--Gateway:UnixSockets:Mode", "888", "Gateway:UnixSockets:Mode")]
     public async Task Start_InvalidSetting_FailsNamingIt(string name, string value, string expected)
     {
         var e = await Record.ExceptionAsync(async () =>

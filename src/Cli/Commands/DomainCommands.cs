@@ -42,6 +42,10 @@ internal static class DomainCommands
             Description = "Your Microsoft 365 tenant id (a GUID; Entra admin center, Overview): mail from Microsoft 365 is relayed only when Exchange Online stamps it with this tenant; '' removes it",
         };
         public readonly Option<bool?> Google = new("--google-workspace") { Description = "Allow Google Workspace's sending ranges" };
+        public readonly Option<string?> GoogleDkimSelector = new("--google-dkim-selector")
+        {
+            Description = "The DKIM selector of your Google Workspace key (Google Admin, Gmail, Authenticate email; usually google): mail from Google is relayed only when signed with it; '' removes it",
+        };
         public readonly Option<string[]> CustomIps = new("--custom-ip") { Description = "A sending server's IP address; repeat for more; replaces the list" };
         public readonly Option<bool> ClearCustomIps = new("--clear-custom-ips") { Description = "Remove every custom sending IP" };
         public readonly ProtectionFlags Protection = new();
@@ -49,7 +53,7 @@ internal static class DomainCommands
 
         public void AddTo(Command c)
         {
-            foreach (var o in new Option[] { Inbound, Servers, ClearServers, Outbound, Office365, Office365TenantId, Google, CustomIps, ClearCustomIps })
+            foreach (var o in new Option[] { Inbound, Servers, ClearServers, Outbound, Office365, Office365TenantId, Google, GoogleDkimSelector, CustomIps, ClearCustomIps })
             {
                 c.Options.Add(o);
             }
@@ -99,6 +103,12 @@ internal static class DomainCommands
             {
                 d.Outbound.GoogleWorkspace = google;
                 paths.Add("outbound.google_workspace");
+            }
+
+            if (p.GetValue(GoogleDkimSelector) is { } selector)
+            {
+                d.Outbound.GoogleWorkspaceDkimSelector = selector;
+                paths.Add("outbound.google_workspace_dkim_selector");
             }
 
             var ips = p.GetValue(CustomIps) ?? [];
@@ -400,7 +410,7 @@ internal static class DomainCommands
             ("MX host", d.InboundMxHost),
             ("inbound", Output.YesNo(d.InboundEnabled)),
             ("outbound", o.Enabled
-                ? string.Join(", ", new[] { o.Office365 ? (o.Office365TenantId.Length > 0 ? $"Microsoft 365 (tenant {o.Office365TenantId})" : "Microsoft 365 (no tenant id: refused)") : null, o.GoogleWorkspace ? "Google Workspace" : null }.OfType<string>().Concat(o.CustomIps)) is { Length: > 0 } s ? "yes: " + s : "yes (no sending source!)"
+                ? string.Join(", ", new[] { o.Office365 ? (o.Office365TenantId.Length > 0 ? $"Microsoft 365 (tenant {o.Office365TenantId})" : "Microsoft 365 (no tenant id: refused)") : null, o.GoogleWorkspace ? (o.GoogleWorkspaceDkimSelector.Length > 0 ? $"Google Workspace (DKIM selector {o.GoogleWorkspaceDkimSelector})" : "Google Workspace (no DKIM selector: refused)") : null }.OfType<string>().Concat(o.CustomIps)) is { Length: > 0 } s ? "yes: " + s : "yes (no sending source!)"
                 : "no"),
             ("DKIM", DkimCommands.Summary(d.Dkim)),
             ("etag", d.Etag),

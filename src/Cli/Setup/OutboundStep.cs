@@ -23,12 +23,18 @@ internal static partial class SetupCommand
             Description = "With --office365: the customer's Microsoft 365 tenant id (a GUID; Entra admin center > Overview). Mail from Microsoft's ranges must carry it",
         };
         public readonly Option<bool> GoogleWorkspace = new("--google-workspace") { Description = "Outbound source: Google Workspace" };
+        public readonly Option<string?> GoogleDkimSelector = new("--google-dkim-selector")
+        {
+            Description = "With --google-workspace: the selector of the DKIM key set up in Google Admin (usually google). Mail from Google's ranges must be signed with it",
+        };
         public readonly Option<string[]> CustomIps = new("--custom-ip") { Description = "Outbound source: the public IP address of one of your own sending servers; repeat for more" };
 
         public OutboundFlags Read(ParseResult p) =>
-            new(p.GetValue(Outbound), p.GetValue(Office365) || p.GetValue(Office365TenantId) is not null, p.GetValue(GoogleWorkspace), p.GetValue(CustomIps) ?? [])
+            new(p.GetValue(Outbound), p.GetValue(Office365) || p.GetValue(Office365TenantId) is not null,
+                p.GetValue(GoogleWorkspace) || p.GetValue(GoogleDkimSelector) is not null, p.GetValue(CustomIps) ?? [])
             {
                 Office365TenantId = p.GetValue(Office365TenantId)?.Trim(),
+                GoogleDkimSelector = p.GetValue(GoogleDkimSelector)?.Trim(),
             };
     }
 
@@ -37,12 +43,15 @@ internal static partial class SetupCommand
         /// <summary>Microsoft 365's tenant id (requirements §3.9 provider binding); without it Microsoft 365 mail is refused.</summary>
         public string? Office365TenantId { get; init; }
 
+        /// <summary>Google Workspace's DKIM selector (requirements §3.9 provider binding); without it Google mail is refused.</summary>
+        public string? GoogleDkimSelector { get; init; }
+
         public bool AnySource => Office365 || GoogleWorkspace || CustomIps.Length > 0;
     }
 
     private static string Sources(OutboundSettings o)
     {
-        var names = new[] { o.Office365 ? (o.Office365TenantId.Length > 0 ? $"Microsoft 365 (tenant {o.Office365TenantId})" : "Microsoft 365") : null, o.GoogleWorkspace ? "Google Workspace" : null }.OfType<string>().Concat(o.CustomIps).ToList();
+        var names = new[] { o.Office365 ? (o.Office365TenantId.Length > 0 ? $"Microsoft 365 (tenant {o.Office365TenantId})" : "Microsoft 365") : null, o.GoogleWorkspace ? (o.GoogleWorkspaceDkimSelector.Length > 0 ? $"Google Workspace (DKIM selector {o.GoogleWorkspaceDkimSelector})" : "Google Workspace") : null }.OfType<string>().Concat(o.CustomIps).ToList();
         return names.Count == 0 ? "no sending source" : string.Join(", ", names);
     }
 
@@ -69,7 +78,8 @@ internal static partial class SetupCommand
                 return null;
             }
 
-            var o = new OutboundSettings { Enabled = true, Office365 = flags.Office365, GoogleWorkspace = flags.GoogleWorkspace, Office365TenantId = flags.Office365TenantId ?? string.Empty };
+            var o = new OutboundSettings { Enabled = true, Office365 = flags.Office365, GoogleWorkspace = flags.GoogleWorkspace, Office365TenantId = flags.Office365TenantId ?? string.Empty,
+                GoogleWorkspaceDkimSelector = flags.GoogleDkimSelector ?? string.Empty };
             o.CustomIps.AddRange(flags.CustomIps.Select(ip => ip.Trim()));
             if (!flags.AnySource && prompt.Interactive)
             {
@@ -108,6 +118,13 @@ internal static partial class SetupCommand
             {
                 _w.WriteLine("Warning: no Microsoft 365 tenant id: the gateway refuses mail from Microsoft 365 for this domain until one is set " +
                              "(gatewayctl domains update DOMAIN --office365-tenant-id GUID).");
+            }
+
+            if (o.GoogleWorkspace && o.GoogleWorkspaceDkimSelector.Length == 0)
+            {
+                // Google's ranges are shared by every Google customer: only mail signed with this customer's DKIM key is relayed.
+                _w.WriteLine("Warning: no Google Workspace DKIM selector: the gateway refuses mail from Google for this domain until DKIM is set up in " +
+                             "Google Admin (Gmail > Authenticate email) and the selector is set (gatewayctl domains update DOMAIN --google-dkim-selector google).");
             }
 
             _w.WriteLine($"Sending sources: {Sources(o)}.");

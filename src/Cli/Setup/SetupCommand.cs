@@ -47,7 +47,7 @@ internal static partial class SetupCommand
         var setup = new Command("setup", "Guided first-domain setup: register, verify, inbound servers, connection test, outbound sources, save, test message, DNS to publish, SPF check")
         {
             domainArg, hosts, servers, yes, interactive, verifyWait, verifyInterval, requireVerified, force, recipient, noTest, deliveryWait, noInbound,
-            outbound.Outbound, outbound.Office365, outbound.Office365TenantId, outbound.GoogleWorkspace, outbound.CustomIps, dkim, tls, tlsName,
+            outbound.Outbound, outbound.Office365, outbound.Office365TenantId, outbound.GoogleWorkspace, outbound.GoogleDkimSelector, outbound.CustomIps, dkim, tls, tlsName,
         };
         CommandRunner.SetAction(setup, async (ctx, p, ct) =>
         {

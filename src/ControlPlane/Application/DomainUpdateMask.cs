@@ -17,6 +17,7 @@ public static class DomainUpdateMask
     public const string OutboundGoogleWorkspace = "outbound.google_workspace";
     public const string OutboundCustomIps = "outbound.custom_ips";
     public const string OutboundOffice365TenantId = "outbound.office365_tenant_id";
+    public const string OutboundGoogleWorkspaceDkimSelector = "outbound.google_workspace_dkim_selector";
     public const string All = "*";
     public const string RecipientVerification = "recipient_verification";
     public const string RecipientVerificationEnabled = "recipient_verification.enabled";
@@ -25,7 +26,7 @@ public static class DomainUpdateMask
 
     public static readonly IReadOnlySet<string> Paths = new HashSet<string>(StringComparer.Ordinal)
     {
-        InboundEnabled, InboundServers, Outbound, OutboundEnabled, OutboundOffice365, OutboundGoogleWorkspace, OutboundCustomIps, OutboundOffice365TenantId, All,
+        InboundEnabled, InboundServers, Outbound, OutboundEnabled, OutboundOffice365, OutboundGoogleWorkspace, OutboundCustomIps, OutboundOffice365TenantId, OutboundGoogleWorkspaceDkimSelector, All,
         RecipientVerification, RecipientVerificationEnabled, RecipientVerificationPositiveTtl, RecipientVerificationNegativeTtl,
     }.Union(ProtectionMask.Paths).ToHashSet(StringComparer.Ordinal);
 
@@ -93,6 +94,7 @@ public static class DomainUpdateMask
             HasOutbound(OutboundCustomIps) ? po.CustomIps : outbound.CustomIps)
         {
             Office365TenantId = HasOutbound(OutboundOffice365TenantId) ? po.Office365TenantId : outbound.Office365TenantId,
+            GoogleWorkspaceDkimSelector = HasOutbound(OutboundGoogleWorkspaceDkimSelector) ? po.GoogleWorkspaceDkimSelector : outbound.GoogleWorkspaceDkimSelector,
         };
 
         return new DomainSettings(

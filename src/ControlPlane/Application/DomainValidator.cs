@@ -361,6 +361,16 @@ public sealed class DomainValidator
             }
         }
 
+        // requirements §3.9: the Google Workspace DKIM selector is one DNS label (RFC 6376 §3.1 allows dotted selectors;
+        // Google Admin's prefix is a single label).
+        if (input.GoogleWorkspaceDkimSelector is { } selector && !Gateway.Core.Relay.GoogleWorkspaceBinding.IsSelector(selector))
+        {
+            violations.Add(new FieldViolation($"{field}.google_workspace_dkim_selector",
+                "must be the DKIM selector (prefix) of your Google Workspace key: letters, digits and hyphens, at most 63, such as google " +
+                "(Google Admin, Apps, Google Workspace, Gmail, Authenticate email)"));
+            input = input with { GoogleWorkspaceDkimSelector = null };
+        }
+
         var ips = input.CustomIps ?? [];
         if (ips.Count > OutboundSettings.MaxCustomIps)
         {

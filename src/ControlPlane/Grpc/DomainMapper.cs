@@ -22,6 +22,7 @@ public sealed class DomainMapper(GatewayOptions options)
                 Office365 = d.Settings.Outbound.Office365,
                 GoogleWorkspace = d.Settings.Outbound.GoogleWorkspace,
                 Office365TenantId = d.Settings.Outbound.Office365TenantId ?? string.Empty,
+                GoogleWorkspaceDkimSelector = d.Settings.Outbound.GoogleWorkspaceDkimSelector ?? string.Empty,
             },
             Verification = new V1.Verification
             {
@@ -77,6 +78,7 @@ public sealed class DomainMapper(GatewayOptions options)
             {
                 // Stored lower case; an empty string means none. The validator checks the GUID syntax.
                 Office365TenantId = o.Office365TenantId.Trim() is { Length: > 0 } tenant ? tenant.ToLowerInvariant() : null,
+                GoogleWorkspaceDkimSelector = o.GoogleWorkspaceDkimSelector.Trim() is { Length: > 0 } selector ? selector.ToLowerInvariant() : null,
             })
         {
             Protection = ProtectionMapper.ToModel(d.Protection),

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using Gateway.Core.Domains;
 using Gateway.Core.Spf;
+using Gateway.Core.Dkim;
 using Gateway.Core.Dns;
 
 namespace Gateway.ControlPlane.Onboarding;
@@ -129,7 +130,45 @@ public sealed class DomainHealthChecker(IMailDns dns, DomainVerifier verifier, C
                 "(Microsoft Entra admin center, Overview, Tenant ID; gatewayctl domains update --office365-tenant-id)."));
         }
 
+        findings.AddRange(await GoogleWorkspaceFindingsAsync(domain.Name, outbound, ct).ConfigureAwait(false));
         findings.AddRange(await spf.CheckAsync(domain.Name, ct).ConfigureAwait(false));
         return findings;
+    }
+
+    /// <summary>
+    /// requirements §3.9: Google's ranges are shared by every Google customer; mail from them is relayed only with a DKIM
+    /// signature made with the key the customer published for Google Workspace (Relay/GoogleWorkspaceBinding.cs).
+    /// </summary>
+    private async Task<IReadOnlyList<Finding>> GoogleWorkspaceFindingsAsync(string name, OutboundSettings outbound, CancellationToken ct)
+    {
+        if (!outbound.GoogleWorkspace)
+        {
+            return [];
+        }
+
+        if (outbound.GoogleWorkspaceDkimSelector is not { } selector)
+        {
+            return [new Finding(FindingCodes.GoogleWorkspaceNoDkimSelector, FindingSeverity.Error,
+                $"Google Workspace is allowed to send for {name} but no Google Workspace DKIM selector is set, so mail from Google is refused " +
+                "(550 5.7.1): any Google customer sends from the same addresses. Turn on DKIM signing in Google Admin (Apps, Google Workspace, " +
+                "Gmail, Authenticate email), publish its TXT record, and set outbound.google_workspace_dkim_selector to its prefix " +
+                "(google unless you chose another; gatewayctl domains update --google-dkim-selector).")];
+        }
+
+        var record = $"{selector}._domainkey.{name}";
+        var answer = await dns.TxtAsync(record, ct).ConfigureAwait(false);
+        if (answer.Outcome == DnsOutcome.Failed)
+        {
+            return [];
+        }
+
+        var keys = answer.Records.Where(r => r.Contains("p=", StringComparison.Ordinal) && DkimRecord.ParseTags(r) is { } tags &&
+                                             tags.TryGetValue("p", out var p) && p.Length > 0).ToList();
+        return keys.Count == 1
+            ? []
+            : [new Finding(FindingCodes.GoogleWorkspaceDkimKeyMissing, FindingSeverity.Error,
+                $"No Google Workspace DKIM key is published at {record} ({(keys.Count == 0 ? "no TXT record with a key" : $"{keys.Count} key records, one is needed")}), " +
+                $"so mail from Google for {name} is refused (550 5.7.1). In Google Admin (Apps, Google Workspace, Gmail, Authenticate email) " +
+                "generate the key, publish the TXT record it shows, click Start authentication; or correct outbound.google_workspace_dkim_selector.")];
     }
 }

@@ -41,6 +41,8 @@ public static class FindingCodes
     public const string InboundConnectionFailed = "INBOUND_CONNECTION_FAILED";
     public const string OutboundNoSource = "OUTBOUND_NO_SOURCE";
     public const string Office365NoTenantId = "OUTBOUND_OFFICE365_NO_TENANT_ID";
+    public const string GoogleWorkspaceNoDkimSelector = "OUTBOUND_GOOGLE_WORKSPACE_NO_DKIM_SELECTOR";
+    public const string GoogleWorkspaceDkimKeyMissing = "OUTBOUND_GOOGLE_WORKSPACE_DKIM_KEY_MISSING";
     public const string SpfMissing = "SPF_MISSING";
     public const string SpfMultipleRecords = "SPF_MULTIPLE_RECORDS";
     public const string SpfGatewayNotAuthorized = "SPF_GATEWAY_NOT_AUTHORIZED";

@@ -47,7 +47,7 @@ public sealed partial class MessageDeliverer(
     public async Task RunAsync(ScheduledItem item, (QueuedMessage Message, byte[]? Body)? known, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(item);
-        var loaded = known ?? await queue.LoadForDeliveryAsync(item.Domain, item.Id).ConfigureAwait(false);
+        var loaded = known ?? await queue.LoadForAttemptAsync(item).ConfigureAwait(false);
         if (loaded is null)
         {
             // Delivered, deleted, or its domain was removed with force: nothing left to do.
@@ -446,7 +446,7 @@ public sealed partial class MessageDeliverer(
     [LoggerMessage(EventId = 1207, Level = LogLevel.Information, Message = "Message {Id}: outbound is disabled for {Domain}; held, not sent")]
     private static partial void LogOutboundHeld(ILogger logger, string id, string domain);
 
-    [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Message {Id} was removed from the queue while it was being delivered")]
+    [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Message {Id} was removed from the queue, or taken by another Deliverer after this one's lease expired, while it was being delivered: this attempt's outcome is dropped")]
     private static partial void LogGone(ILogger logger, string id);
 
     [LoggerMessage(EventId = 1203, Level = LogLevel.Error, Message = "Message {Id} ({Domain}): the attempt failed with an exception; its recipients without an answer are deferred")]

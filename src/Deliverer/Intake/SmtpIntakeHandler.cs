@@ -21,7 +21,8 @@ namespace Gateway.Deliverer.Intake;
 /// </summary>
 public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider relay, ConfigSnapshot snapshot, BufferedMessageLog messageLog,
     DelivererOptions options, QueueOptions queueOptions, TimeProvider clock, DelivererMetrics metrics, ILogger<SmtpIntakeHandler> logger, MessageScanner scanner,
-    Gateway.Core.Verification.RecipientVerifier verifier)
+    Gateway.Core.Verification.RecipientVerifier verifier,
+    GoogleWorkspaceBinding google)
     : ConnectionHandler
 {
     private const string Program = "deliverer";
@@ -49,7 +50,9 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
         }
 
         var output = connection.Transport.Output;
-        var trusted = _trusted.Any(n => n.Contains(remote));
+        // A Unix-socket listener (unix:/path) is reached only by whoever the socket's file mode lets in: trusted like the
+        // trusted networks (security review M13); the client address then comes from XFORWARD.
+        var trusted = connection.LocalEndPoint is System.Net.Sockets.UnixDomainSocketEndPoint || _trusted.Any(n => n.Contains(remote));
         if (trusted && Interlocked.Increment(ref _sessions) > options.MaxSessions)
         {
             // Bounded memory (requirements §11): each session may hold a message of up to MaxMessageSize. Beyond the cap
@@ -292,6 +295,16 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
             LogProviderBinding(logger, m.Id, m.Client.Address, binding.Domain, binding.Reason);
             metrics.Message("rejected");
             return session.Stored(new IntakeResult([], "550 5.7.1 Sender not authorised: " + binding.Reason));
+        }
+
+        // requirements §3.9: mail through Google's shared ranges must carry the customer's own Google Workspace DKIM signature.
+        if (await google.RefusalAsync(m.Recipients.Where(r => r.Direction == Gateway.Core.Mail.Direction.Outbound).Select(r => r.Domain).Distinct(StringComparer.Ordinal),
+                m.Client.Address,
+                async () => m.Body.Spilled ? await m.Body.ReadAllAsync().ConfigureAwait(false) : m.Body.WrittenSpan.ToArray(), CancellationToken.None).ConfigureAwait(false) is { } googleRefusal)
+        {
+            LogProviderBinding(logger, m.Id, m.Client.Address, googleRefusal.Domain, googleRefusal.Reply);
+            metrics.Message(googleRefusal.Reply.StartsWith('4') ? "failed" : "rejected");
+            return session.Stored(new IntakeResult([], googleRefusal.Reply));
         }
 
         try

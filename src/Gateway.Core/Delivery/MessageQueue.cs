@@ -89,9 +89,12 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         return redis.call('INCR', KEYS[2])
         """;
 
-    // KEYS: message, queue index, domain config. ARGV: id, env ('' = finished: delete), next attempt score.
+    // KEYS: message, queue index, domain config. ARGV: id, env ('' = finished: delete), next attempt score, claim ('*' = not
+    // fenced). Returns 0 when the message is gone, 2 when another taker has claimed it since (security review L1: the
+    // lease lives in the schedule shard's slot, so the fence is the claim field in the message's own hash).
     private const string SaveStateScript = """
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        if ARGV[4] ~= '*' and (redis.call('HGET', KEYS[1], 'claim') or '') ~= ARGV[4] then return 2 end
         if redis.call('EXISTS', KEYS[3]) == 0 then
           redis.call('DEL', KEYS[1])
           redis.call('ZREM', KEYS[2], ARGV[1])
@@ -105,6 +108,16 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
           redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
         end
         return 1
+        """;
+
+    // KEYS: message, domain config. ARGV: claim. Reads a message for an attempt and marks it claimed by this taker
+    // (security review L1); nothing when it is gone or its domain tombstoned. Returns {env, body, bodyref}.
+    private const string ClaimScript = """
+        if redis.call('EXISTS', KEYS[2]) == 0 then return false end
+        local v = redis.call('HMGET', KEYS[1], 'env', 'body', 'bodyref')
+        if not v[1] then return false end
+        redis.call('HSET', KEYS[1], 'claim', ARGV[1])
+        return v
         """;
 
     // KEYS: message, queue index. ARGV: id, expected env, new env, score. Compare-and-set for operator edits.
@@ -189,6 +202,7 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
             Utf8 = envelope.Utf8,
             IsDsn = envelope.IsDsn,
             BodyRef = sharedBody,
+            Claim = string.Empty, // stored here, not taken by anyone yet: a later taker's claim fences this copy's save
         };
         var item = new ScheduledItem(message.Domain, message.Id, ShardOf(message.Id), Token);
         var db = Db;
@@ -359,6 +373,29 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         return (message, message.BodyRef is null ? (v[1].IsNull ? [] : (byte[])v[1]!) : null);
     }
 
+    /// <summary>
+    /// <see cref="LoadForDeliveryAsync"/> for the worker that took <paramref name="item"/>: the message is marked with a claim of this
+    /// take (unique per take, also within one process), and the returned copy carries it, so that
+    /// <see cref="SaveStateAsync"/> of a worker whose lease expired meanwhile is refused (security review L1).
+    /// </summary>
+    public async Task<(QueuedMessage Message, byte[]? Body)?> LoadForAttemptAsync(ScheduledItem item)
+    {
+        ArgumentNullException.ThrowIfNull(item);
+        var claim = $"{Token}.{Interlocked.Increment(ref _claims).ToString(CultureInfo.InvariantCulture)}";
+        var r = await Db.ScriptEvaluateAsync(ClaimScript, [RedisKeys.QueueMessage(item.Domain, item.Id), RedisKeys.Domain(item.Domain)], [claim])
+            .ConfigureAwait(false);
+        if (r.IsNull || (RedisValue[]?)r is not { Length: 3 } v)
+        {
+            return null;
+        }
+
+        // As LoadForDeliveryAsync: a body of its own is returned, a shared one is streamed by the delivery (null here).
+        var message = QueueJson.Deserialize(v[0].ToString()) with { Claim = claim };
+        return (message, message.BodyRef is null ? (v[1].IsNull ? [] : (byte[])v[1]!) : null);
+    }
+
+    private long _claims;
+
     /// <summary>The stored envelope and state without the body.</summary>
     public async Task<QueuedMessage?> GetAsync(string domain, string id)
     {
@@ -368,14 +405,23 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
 
     /// <summary>
     /// Writes a message's new state in its domain's slot; <paramref name="finished"/> deletes it and its
-    /// index entry. False when the message is gone (an operator bounced or deleted it meanwhile).
+    /// index entry. False when the message is gone (an operator bounced or deleted it meanwhile), or when another worker
+    /// took it after this copy's lease expired (its <see cref="QueuedMessage.Claim"/> no longer stands: this stale outcome
+    /// is dropped, the other worker's stays; counted in <see cref="StaleSaves"/>).
     /// </summary>
     public async Task<bool> SaveStateAsync(QueuedMessage message, bool finished)
     {
         ArgumentNullException.ThrowIfNull(message);
         var r = (long)await Db.ScriptEvaluateAsync(SaveStateScript,
             [RedisKeys.QueueMessage(message.Domain, message.Id), RedisKeys.DomainQueue(message.Domain), RedisKeys.Domain(message.Domain)],
-            [message.Id, finished ? string.Empty : QueueJson.Serialize(message), Score(message.NextAttempt)]).ConfigureAwait(false);
+            [message.Id, finished ? string.Empty : QueueJson.Serialize(message), Score(message.NextAttempt), message.Claim ?? "*"]).ConfigureAwait(false);
+        if (r == 2)
+        {
+            // Not ours any more: the message, its body and its reference belong to the worker that holds it now.
+            Interlocked.Increment(ref _staleSaves);
+            return false;
+        }
+
         if (finished || r == 0)
         {
             // The entry is gone (finished here, removed by an operator, or dropped with its tombstoned domain): its body reference too.
@@ -384,6 +430,11 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
 
         return r == 1;
     }
+
+    private long _staleSaves;
+
+    /// <summary>Saves refused because another worker had taken the message since (security review L1).</summary>
+    public long StaleSaves => Interlocked.Read(ref _staleSaves);
 
     /// <summary>A domain's queued messages ordered by next attempt; paging by the last (score, id) seen.</summary>
     public async Task<(IReadOnlyList<QueuedMessage> Items, (double Score, string Id)? Last)> ListAsync(string domain, (double Score, string Id)? after, int limit)

@@ -130,6 +130,15 @@ public sealed record QueuedMessage
     /// <summary>RFC 3461 ENVID, xtext-decoded; reported as Original-Envelope-Id.</summary>
     public string? DsnEnvelopeId { get; init; }
 
+    /// <summary>
+    /// The claim this copy was read under (security review L1, <see cref="MessageQueue.LoadForAttemptAsync"/>): its state is saved
+    /// only while the stored message still carries this claim, so a worker whose lease expired cannot overwrite the outcome
+    /// of the worker that took the message after it. Empty: stored by this process and not taken since (the intake's
+    /// fast path); null: not fenced. Not stored in the JSON (the message hash has its own field).
+    /// </summary>
+    [JsonIgnore]
+    public string? Claim { get; init; }
+
     [JsonIgnore]
     public bool IsNullSender => Sender.Length == 0;
 

@@ -51,6 +51,13 @@ public sealed record OutboundSettings(bool Enabled, bool Office365, bool GoogleW
     /// </summary>
     public string? Office365TenantId { get; init; }
 
+    /// <summary>
+    /// The DKIM selector of the customer's Google Workspace key (lower case), or null. requirements §3.9: mail that comes
+    /// in through Google's shared ranges is relayed only with a verifying DKIM signature of the domain made with this
+    /// selector's key (Relay/GoogleWorkspaceBinding.cs).
+    /// </summary>
+    public string? GoogleWorkspaceDkimSelector { get; init; }
+
     /// <summary>True when outbound is on but no source is allowed: all outbound mail is refused.</summary>
     [JsonIgnore]
     public bool HasNoSource => Enabled && !Office365 && !GoogleWorkspace && CustomIps.Count == 0;

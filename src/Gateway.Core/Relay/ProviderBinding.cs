@@ -17,7 +17,8 @@ namespace Gateway.Core.Relay;
 /// tenant's default domain), so it is only logged. The first (topmost) occurrence is Microsoft's own stamp: a header a
 /// sender wrote into the message sits below it, so only the first one counts.
 /// </para>
-/// Google Workspace is not bound yet (docs/reliability.md "Hostile tenant": not done).
+/// Google Workspace is bound by the customer's DKIM signature (<see cref="GoogleWorkspaceBinding"/>, checked after this):
+/// a client in both providers' ranges whose domain allows both is left to that check.
 /// </summary>
 public static class ProviderBinding
 {

@@ -128,6 +128,7 @@ public static class RelayServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<ProviderRangesService>());
         services.AddSingleton(sp => new RelayEngine(sp.GetServices<IEnvelopeCheck>()));
         services.AddSingleton<RelayDecider>();
+        services.AddSingleton<GoogleWorkspaceBinding>();
         return services;
     }
 }
