@@ -4,6 +4,7 @@
 #   (b) smtp-source -> Postfix -> Deliverer -> smtp-sink, as deploy/postfix/main.cf wires them: the intake is Postfix's
 #       before-queue proxy (smtpd_proxy_filter), the message is queued once, in Redis, before the client's 250
 #   (q) the same with Postfix in after-queue mode: Postfix queues the message, then relays it to the intake
+#   (k) smtp-source -> smtp-sink: the sink's own ceiling on this machine, the peer (c) is measured against (issue 14)
 #   (c) smtp-source -> Deliverer -> smtp-sink, Redis appendfsync always, then everysec
 #   (d) delay from a refused primary to delivery on the next host (message log timestamps)
 #   (o) outbound: smtp-source -> Deliverer -> recipient MX (smtp-sink) with the recipient domain's MTA-STS policy (testing mode,
@@ -21,7 +22,7 @@ N=${1:-20000}
 SIZE=${SIZE:-4096}
 SESSIONS=${SESSIONS:-20}
 FAILOVER_N=${FAILOVER_N:-500}
-SCENARIOS=${SCENARIOS:-abqcdoms}  # a subset, e.g. SCENARIOS=b; KEEP=1 keeps the work folder (Postfix logs); C needs BASELINE_DLL
+SCENARIOS=${SCENARIOS:-abqkcdoms}  # a subset, e.g. SCENARIOS=b; KEEP=1 keeps the work folder (Postfix logs); C needs BASELINE_DLL
 B_FSYNC=${B_FSYNC:-always}   # Redis appendfsync in (b) and (q): 'everysec' shows how much the fsyncs cost there
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/gw-bench.XXXXXX)
@@ -142,6 +143,13 @@ for mode in b q; do
   echo "($mode) Postfix -> Deliverer -> smtp-sink ($([ $mode = b ] && echo before-queue proxy || echo after-queue relay)): $s s, ${RESULT[$mode]} msg/s" >&2
   postfix -c "$WORK/$mode/conf" stop >/dev/null; stop_deliverer; stop_sink
 done
+
+# (k) smtp-source -> smtp-sink: how fast the sink and the source go by themselves, in the same run as (c)
+if [[ $SCENARIOS == *k* ]]; then
+start_sink
+s=$(run_source "$SINK"); RESULT[k]=$(rate "$s"); echo "(k) smtp-source -> smtp-sink: $s s, ${RESULT[k]} msg/s" >&2
+stop_sink
+fi
 
 # (c) smtp-source -> Deliverer -> smtp-sink
 for fsync in always everysec; do
@@ -272,6 +280,7 @@ while True:
   done
 fi
 
+ratio_k() { [ -n "${RESULT[k]:-}" ] && [ -n "${RESULT[$1]:-}" ] && python3 -c "print(f'{${RESULT[$1]}/${RESULT[k]}:.2f}× (k)')" || echo "-"; }
 ratio() { [ -n "${RESULT[a]:-}" ] && [ -n "${RESULT[$1]:-}" ] && python3 -c "print(f'{${RESULT[$1]}/${RESULT[a]}:.2f}× (a)')" || echo "-"; }
 
 cat <<OUT
@@ -280,7 +289,8 @@ cat <<OUT
 | (a) smtp-source → Postfix → smtp-sink | ${RESULT[a]:--} |
 | (b) smtp-source → Postfix → Deliverer → smtp-sink, as deployed: before-queue proxy (Redis appendfsync always) | ${RESULT[b]:--} ($(ratio b)) |
 | (q) the same, Postfix in after-queue mode (queues, then relays to the intake) | ${RESULT[q]:--} ($(ratio q)) |
-| (c) smtp-source → Deliverer → smtp-sink, appendfsync always | ${RESULT[c_always]:--} |
+| (k) smtp-source → smtp-sink, the sink's own ceiling | ${RESULT[k]:--} |
+| (c) smtp-source → Deliverer → smtp-sink, appendfsync always | ${RESULT[c_always]:--} ($(ratio_k c_always)) |
 | (c) smtp-source → Deliverer → smtp-sink, appendfsync everysec | ${RESULT[c_everysec]:--} |
 | (C) the same (always), this build, median | ${RESULT[c_current]:--} |
 | (C) the same (always), baseline build (BASELINE_DLL), median | ${RESULT[c_baseline]:--} |
