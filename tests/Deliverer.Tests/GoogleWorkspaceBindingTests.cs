@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
@@ -144,9 +143,9 @@ public sealed class GoogleWorkspaceBindingTests : IAsyncLifetime
     private async Task<(string PemFile, string PublicKey)> NewKeyAsync(string label)
     {
         var pem = Path.Combine(_dir, label + ".pem");
-        await RunAsync("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", pem);
+        await ProcessRunner.RunAsync("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", pem);
         var der = Path.Combine(_dir, label + ".pub.der");
-        await RunAsync("openssl", "pkey", "-in", pem, "-pubout", "-outform", "DER", "-out", der);
+        await ProcessRunner.RunAsync("openssl", "pkey", "-in", pem, "-pubout", "-outform", "DER", "-out", der);
         return (pem, Convert.ToBase64String(await File.ReadAllBytesAsync(der)));
     }
 
@@ -179,7 +178,7 @@ public sealed class GoogleWorkspaceBindingTests : IAsyncLifetime
         canonical.Append(Relaxed("DKIM-Signature: " + value));
         var input = Path.Combine(_dir, Guid.NewGuid().ToString("N"));
         await File.WriteAllTextAsync(input, canonical.ToString(), Encoding.ASCII);
-        await RunAsync("openssl", "dgst", "-sha256", "-sign", pemFile, "-out", input + ".sig", input);
+        await ProcessRunner.RunAsync("openssl", "dgst", "-sha256", "-sign", pemFile, "-out", input + ".sig", input);
         var signature = Convert.ToBase64String(await File.ReadAllBytesAsync(input + ".sig"));
         var result = $"DKIM-Signature: {value}{signature}\r\n" + message;
         return bodyLength ? result[..^2] + "Appended by someone else.\r\n" : result;
@@ -208,21 +207,5 @@ public sealed class GoogleWorkspaceBindingTests : IAsyncLifetime
         using var output = new MemoryStream();
         message.WriteTo(options, output);
         return Encoding.ASCII.GetString(output.ToArray());
-    }
-
-    private static async Task RunAsync(string file, params string[] args)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(start)!;
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        var error = process.StandardError.ReadToEndAsync(cts.Token);
-        _ = await process.StandardOutput.ReadToEndAsync(cts.Token);
-        await process.WaitForExitAsync(cts.Token);
-        Assert.True(process.ExitCode == 0, $"{file} {string.Join(' ', args)}: {await error}");
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -23,7 +22,7 @@ public sealed class UnixSocketListenerTests
     public async Task Listeners_OnUnixSocketsInAPostfixGroupDirectory_Mode660_ServePostfix()
     {
         var dir = Path.Combine(Path.GetTempPath(), "gw-sock-" + Guid.NewGuid().ToString("N")[..8]);
-        await RunAsync("install", "-d", "-g", "postfix", "-m", "2770", dir);
+        await ProcessRunner.RunAsync("install", "-d", "-g", "postfix", "-m", "2770", dir);
         try
         {
             var policy = Path.Combine(dir, "policy.sock");
@@ -36,7 +35,7 @@ public sealed class UnixSocketListenerTests
             foreach (var path in new[] { policy, socketmap, intake })
             {
                 await Eventually.WaitAsync(() => File.GetUnixFileMode(path) == Mode660, TimeSpan.FromSeconds(10), $"{path} mode 660");
-                Assert.Equal("postfix", (await RunAsync("stat", "-c", "%G", path)).Trim());
+                Assert.Equal("postfix", (await ProcessRunner.RunAsync("stat", "-c", "%G", path)).Trim());
                 Assert.Equal(FileAttributes.None, File.GetAttributes(path) & FileAttributes.Directory);
             }
 
@@ -76,22 +75,5 @@ public sealed class UnixSocketListenerTests
         {
             Directory.Delete(dir, recursive: true);
         }
-    }
-
-    private static async Task<string> RunAsync(string file, params string[] args)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(start)!;
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var error = process.StandardError.ReadToEndAsync(cts.Token);
-        var output = await process.StandardOutput.ReadToEndAsync(cts.Token);
-        await process.WaitForExitAsync(cts.Token);
-        Assert.True(process.ExitCode == 0, $"{file} {string.Join(' ', args)}: {await error}");
-        return output;
     }
 }

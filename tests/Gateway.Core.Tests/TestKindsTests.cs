@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Gateway.Testing;
 
 namespace Gateway.Core.Tests;
 
@@ -8,6 +9,7 @@ namespace Gateway.Core.Tests;
 /// them in seconds) or <c>[Trait("Kind", "Integration")]</c> (real redis-server, Kestrel, Postfix, DNS, SMTP, engines).
 /// </summary>
 [Trait("Kind", "Unit")]
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed partial class TestKindsTests
 {
     // What starting a real part looks like in this repository's tests.
@@ -61,18 +63,7 @@ public sealed partial class TestKindsTests
         }
     }
 
-    private static string TestsFolder()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Gateway.sln")))
-            {
-                return Path.Combine(dir.FullName, "tests");
-            }
-        }
-
-        throw new InvalidOperationException("the repository (Gateway.sln) was not found above " + AppContext.BaseDirectory);
-    }
+    private static string TestsFolder() => RspamdInstance.RepositoryPath("tests");
 
     [GeneratedRegex(@"\[(Fact|Theory)\b")]
     private static partial Regex TestAttribute();
