@@ -50,6 +50,9 @@ public static class SharedBodies
           return 0
         end
         redis.call('RENAME', KEYS[1], KEYS[2])
+        -- APPEND grows a string greedily (up to 1 MB spare, twice the length below 1 MB): a body of a few MB is written
+        -- again at its exact size, so it takes about its length in memory (larger ones keep at most 1 MB spare).
+        if tonumber(ARGV[2]) <= 4194304 then redis.call('SET', KEYS[2], redis.call('GET', KEYS[2])) end
         redis.call('PEXPIRE', KEYS[2], ARGV[1])
         redis.call('SADD', KEYS[3], unpack(ARGV, 3))
         redis.call('PEXPIRE', KEYS[3], ARGV[1])
