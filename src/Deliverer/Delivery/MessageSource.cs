@@ -9,11 +9,12 @@ namespace Gateway.Deliverer.Delivery;
 /// body (a small message, a DKIM-signed or scanned copy, an entry written by an earlier version), or a shared body read
 /// from Redis as a stream (<see cref="SharedBodyStream"/>): MimeKit parses it in persistent mode, so the parts stay
 /// offsets into the stream and MailKit reads them block by block as it sends them. A delivery then holds the header
-/// section and a block, not the message. A DSN gets at most <see cref="SharedBodies.DsnContentLimit"/> bytes of it, all it can return.
+/// section and a block, not the message. A copy with its own header fields (a scanned or DKIM-signed copy of a big message)
+/// is its prefix in front of the shared body (<see cref="SplicedStream"/>; docs/architecture.md "Bodies in pieces"). A DSN gets at most <see cref="SharedBodies.DsnContentLimit"/> bytes of it, all it can return.
 /// </summary>
 internal sealed class MessageSource(MessageQueue queue, QueuedMessage message, byte[]? bytes) : IDisposable
 {
-    private SharedBodyStream? _stream;
+    private Stream? _stream;
     private byte[]? _dsnContent;
 
     /// <summary>The message parsed for MailKit: from memory, or over the shared body's stream in persistent mode.</summary>
@@ -26,7 +27,8 @@ internal sealed class MessageSource(MessageQueue queue, QueuedMessage message, b
         }
 
         _stream?.Dispose();
-        _stream = await queue.OpenSharedBodyAsync(BodyId).ConfigureAwait(false) ?? throw Missing();
+        _ = BodyId;
+        _stream = await queue.OpenContentAsync(message).ConfigureAwait(false) ?? throw Missing();
         return await MimeMessage.LoadAsync(ParserOptions.Default, _stream, persistent: true, cancellationToken).ConfigureAwait(false);
     }
 
@@ -38,7 +40,8 @@ internal sealed class MessageSource(MessageQueue queue, QueuedMessage message, b
             return bytes;
         }
 
-        return _dsnContent ??= await queue.ReadSharedBodyHeadAsync(BodyId, SharedBodies.DsnContentLimit).ConfigureAwait(false) ?? throw Missing();
+        _ = BodyId;
+        return _dsnContent ??= await queue.ReadContentHeadAsync(message, SharedBodies.DsnContentLimit).ConfigureAwait(false) ?? throw Missing();
     }
 
     public void Dispose() => _stream?.Dispose();

@@ -71,13 +71,15 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
     // exists (KEYS[1] below): deleting it is DeleteDomain's tombstone, so a Deliverer racing the purge of a
     // deleted domain cannot bring its keys back (docs/message-log.md "Deletion").
 
-    // KEYS: domain config, message, queue index. ARGV: id, env, body, score, shared body id ('' = the body is ARGV[3]).
+    // KEYS: domain config, message, queue index. ARGV: id, env, body, score, shared body id ('' = the body is ARGV[3]; else
+    // ARGV[3] is the copy's prefix in front of the shared body, '' for none).
     private const string StoreScript = """
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
         if ARGV[5] == '' then
           redis.call('HSET', KEYS[2], 'env', ARGV[2], 'body', ARGV[3])
         else
           redis.call('HSET', KEYS[2], 'env', ARGV[2], 'bodyref', ARGV[5])
+          if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'body', ARGV[3]) end
         end
         redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
         return 1
@@ -178,8 +180,10 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
     /// holding <paramref name="rawMessage"/> (which is still the message's content, for its size and the caller's fast path).
     /// </param>
     /// <param name="size">The message's size when <paramref name="rawMessage"/> is only its head (a body received in pieces).</param>
+    /// <param name="prefix">With <paramref name="sharedBody"/>: the copy's own bytes in front of the shared body (<see cref="QueuedMessage.BodyPrefix"/>).</param>
+    /// <param name="bodyFrom">With <paramref name="sharedBody"/>: where the copy's content starts in it (<see cref="QueuedMessage.BodyFrom"/>).</param>
     public async Task<(ScheduledItem Item, QueuedMessage Message)> EnqueueLeasedWithMessageAsync(QueueEnvelope envelope, ReadOnlyMemory<byte> rawMessage,
-        string? sharedBody = null, long? size = null, CancellationToken cancellationToken = default)
+        string? sharedBody = null, long? size = null, ReadOnlyMemory<byte> prefix = default, long bodyFrom = 0, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(envelope);
         cancellationToken.ThrowIfCancellationRequested();
@@ -202,6 +206,8 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
             Utf8 = envelope.Utf8,
             IsDsn = envelope.IsDsn,
             BodyRef = sharedBody,
+            BodyFrom = sharedBody is null ? 0 : bodyFrom,
+            BodyPrefix = sharedBody is null || prefix.IsEmpty ? null : prefix.ToArray(),
             Claim = string.Empty, // stored here, not taken by anyone yet: a later taker's claim fences this copy's save
         };
         var item = new ScheduledItem(message.Domain, message.Id, ShardOf(message.Id), Token);
@@ -217,7 +223,7 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         var scheduled = schedule.ExecuteAsync();
         var stored = db.ScriptEvaluateAsync(StoreScript,
             [RedisKeys.Domain(message.Domain), RedisKeys.QueueMessage(message.Domain, message.Id), RedisKeys.DomainQueue(message.Domain)],
-            [message.Id, QueueJson.Serialize(message), sharedBody is null ? rawMessage : RedisValue.EmptyString, Score(now), sharedBody ?? string.Empty]);
+            [message.Id, QueueJson.Serialize(message), sharedBody is null ? rawMessage : prefix, Score(now), sharedBody ?? string.Empty]);
         if (!await scheduled.ConfigureAwait(false))
         {
             throw new RedisException("queue write was not applied");
@@ -254,11 +260,62 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         return SharedBodies.CommitSpoolAsync(Db, bodyId, length, entries.Select(e => SharedBodies.Member(e.Domain, e.Id)).ToList(), options.MaxLifetime + TimeSpan.FromDays(1));
     }
 
+    /// <summary>
+    /// Puts a copy that references a stored shared body into the queue (a quarantined copy of a big message being released:
+    /// docs/architecture.md "Bodies in pieces"), due now: its reference is added first, so the body outlives the quarantine
+    /// entry the caller removes next. False when the body is gone (nothing is queued).
+    /// </summary>
+    public async Task<bool> EnqueueSharedAsync(QueueEnvelope envelope, string bodyId, ReadOnlyMemory<byte> prefix, long bodyFrom, long size,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        var id = envelope.Id is { } given && MessageId.IsValid(given) ? given : throw new ArgumentException("a copy of a shared body needs its id", nameof(envelope));
+        var member = SharedBodies.Member(envelope.Domain, id);
+        if (!await SharedBodies.AddReferenceAsync(Db, bodyId, member, options.MaxLifetime + TimeSpan.FromDays(1)).ConfigureAwait(false))
+        {
+            return false;
+        }
+
+        try
+        {
+            var (item, _) = await EnqueueLeasedWithMessageAsync(envelope, ReadOnlyMemory<byte>.Empty, bodyId, size, prefix, bodyFrom, cancellationToken)
+                .ConfigureAwait(false);
+            await CompleteAsync(item, clock.GetUtcNow()).ConfigureAwait(false);
+            await WakeAsync(item.Shard).ConfigureAwait(false);
+            return true;
+        }
+        catch (DomainDeletedException)
+        {
+            await SharedBodies.ReleaseAsync(Db, bodyId, member).ConfigureAwait(false);
+            throw;
+        }
+    }
+
     /// <summary>The database the bodies live in: the intake appends a big message's pieces to it (<see cref="SharedBodies.AppendSpoolAsync"/>).</summary>
     public IDatabase BodyDatabase => Db;
 
     /// <summary>A shared body as a stream read in blocks (<see cref="SharedBodyStream"/>); null when it is gone.</summary>
     public Task<SharedBodyStream?> OpenSharedBodyAsync(string bodyId) => SharedBodyStream.OpenAsync(Db, RedisKeys.SharedBody(bodyId));
+
+    /// <summary>
+    /// The content of an entry that references a shared body, as a stream read in blocks: its prefix (if any) in front of the body
+    /// from <see cref="QueuedMessage.BodyFrom"/> (<see cref="SplicedStream"/>); null when the body is gone.
+    /// </summary>
+    public async Task<Stream?> OpenContentAsync(QueuedMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var body = await OpenSharedBodyAsync(message.BodyRef ?? throw new ArgumentException("the entry has no shared body", nameof(message))).ConfigureAwait(false);
+        return body is null || (message.BodyPrefix is not { Length: > 0 } && message.BodyFrom == 0) ? body
+            : new SplicedStream(message.BodyPrefix ?? [], body, message.BodyFrom);
+    }
+
+    /// <summary>The first <paramref name="max"/> bytes of an entry's content over a shared body (its prefix, then the body); null when it is gone.</summary>
+    public Task<byte[]?> ReadContentHeadAsync(QueuedMessage message, int max)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        return SharedBodies.ReadCopyHeadAsync(Db, message.BodyRef ?? throw new ArgumentException("the entry has no shared body", nameof(message)), message.BodyPrefix,
+            message.BodyFrom, max);
+    }
 
     /// <summary>The first <paramref name="max"/> bytes of a shared body (what a DSN returns at most); null when it is gone.</summary>
     public Task<byte[]?> ReadSharedBodyHeadAsync(string bodyId, int max) => SharedBodyStream.ReadHeadAsync(Db, RedisKeys.SharedBody(bodyId), max);
@@ -271,18 +328,6 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         {
             await SharedBodies.ReleaseAsync(Db, bodyId, SharedBodies.Member(message.Domain, message.Id)).ConfigureAwait(false);
         }
-    }
-
-    private async Task<byte[]> BodyOfAsync(RedisValue body, RedisValue bodyRef, string domain, string id)
-    {
-        if (bodyRef.IsNullOrEmpty)
-        {
-            return body.IsNull ? [] : (byte[])body!;
-        }
-
-        // Never an empty message in place of a lost body: the attempt fails (a deferral) and the message expires at its lifetime.
-        return await SharedBodies.ReadAsync(Db, bodyRef.ToString()).ConfigureAwait(false)
-            ?? throw new InvalidOperationException($"the shared body {bodyRef} of message {domain}/{id} is missing");
     }
 
     /// <summary>Takes up to <paramref name="limit"/> due messages of one shard under this process's lease.</summary>
@@ -350,7 +395,17 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
             return null;
         }
 
-        return (message, body ?? await BodyOfAsync(RedisValue.Null, message.BodyRef, domain, id).ConfigureAwait(false));
+        if (body is not null)
+        {
+            return (message, body);
+        }
+
+        // A copy over a shared body, whole (operators' reads; a delivery streams it instead).
+        using var content = await OpenContentAsync(message).ConfigureAwait(false)
+            ?? throw new InvalidOperationException($"the shared body {message.BodyRef} of message {domain}/{id} is missing");
+        var all = new byte[content.Length];
+        await content.ReadExactlyAsync(all).ConfigureAwait(false);
+        return (message, all);
     }
 
     /// <summary>
@@ -370,7 +425,7 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         }
 
         var message = QueueJson.Deserialize(v[0].ToString());
-        return (message, message.BodyRef is null ? (v[1].IsNull ? [] : (byte[])v[1]!) : null);
+        return message.BodyRef is null ? (message, v[1].IsNull ? [] : (byte[])v[1]!) : (WithPrefix(message, v[1]), null);
     }
 
     /// <summary>
@@ -391,10 +446,14 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
 
         // As LoadForDeliveryAsync: a body of its own is returned, a shared one is streamed by the delivery (null here).
         var message = QueueJson.Deserialize(v[0].ToString()) with { Claim = claim };
-        return (message, message.BodyRef is null ? (v[1].IsNull ? [] : (byte[])v[1]!) : null);
+        return message.BodyRef is null ? (message, v[1].IsNull ? [] : (byte[])v[1]!) : (WithPrefix(message, v[1]), null);
     }
 
     private long _claims;
+
+    /// <summary>An entry over a shared body with the prefix its <c>body</c> field holds (none in entries of earlier versions).</summary>
+    private static QueuedMessage WithPrefix(QueuedMessage message, RedisValue prefix) =>
+        prefix.IsNullOrEmpty ? message : message with { BodyPrefix = (byte[])prefix! };
 
     /// <summary>The stored envelope and state without the body.</summary>
     public async Task<QueuedMessage?> GetAsync(string domain, string id)
@@ -540,7 +599,7 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
         // A shared body (possibly a big message received in pieces) is read only as far as a DSN returns anything of it.
         var bodyRef = parts.Length > 2 ? parts[2] : RedisValue.Null;
         var body = bodyRef.IsNullOrEmpty ? (parts[1].IsNull ? [] : (byte[])parts[1]!)
-            : await ReadSharedBodyHeadAsync(bodyRef.ToString(), SharedBodies.DsnContentLimit).ConfigureAwait(false) ?? [];
+            : await ReadContentHeadAsync(WithPrefix(message with { BodyRef = bodyRef.ToString() }, parts[1]), SharedBodies.DsnContentLimit).ConfigureAwait(false) ?? [];
 
         await ReleaseBodyAsync(message).ConfigureAwait(false);
         return (message, body);

@@ -124,6 +124,19 @@ public sealed record QueuedMessage
     /// </summary>
     public string? BodyRef { get; init; }
 
+    /// <summary>
+    /// Where this copy's content starts in the shared body (docs/architecture.md "Bodies in pieces"): 0 for the whole body; the
+    /// end of the original header section when <see cref="BodyPrefix"/> holds a rewritten one (a scanned copy of a big message).
+    /// </summary>
+    public long BodyFrom { get; init; }
+
+    /// <summary>
+    /// The bytes this copy puts in front of its shared body (its own header fields: the scan's result headers, a DKIM-Signature),
+    /// stored in the entry's <c>body</c> field next to <c>bodyref</c>; null or empty for none. Not in the JSON.
+    /// </summary>
+    [JsonIgnore]
+    public byte[]? BodyPrefix { get; init; }
+
     /// <summary>RFC 3461 RET: <c>FULL</c> returns the whole message in a failure DSN, <c>HDRS</c> (and by default) its header.</summary>
     public string? DsnRet { get; init; }
 

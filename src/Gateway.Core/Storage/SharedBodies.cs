@@ -59,6 +59,18 @@ public static class SharedBodies
         return 1
         """;
 
+    // KEYS: body, refs. ARGV: ttl ms, member. Returns 0 when the body is gone. The expiry only grows (a released quarantine
+    // copy keeps the body as long as the queue may need it).
+    private const string AddReferenceScript = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        redis.call('SADD', KEYS[2], ARGV[2])
+        if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+          redis.call('PEXPIRE', KEYS[1], ARGV[1])
+          redis.call('PEXPIRE', KEYS[2], ARGV[1])
+        end
+        return 1
+        """;
+
     /// <summary>
     /// How long the pieces of a body still being received live without a new piece (requirements §11, bounded memory): far
     /// longer than the intake's idle timeout between two reads, short enough that a crashed session's pieces go soon.
@@ -115,6 +127,40 @@ public static class SharedBodies
 
     /// <summary>The member of the reference set for one queue entry.</summary>
     public static string Member(string domain, string id) => domain + "|" + id;
+
+    /// <summary>
+    /// The member of the reference set for one quarantine entry (docs/architecture.md "Bodies in pieces"): apart from the queue's,
+    /// since a released entry enters the queue under the same id and both reference the body for a moment.
+    /// </summary>
+    public static string QuarantineMember(string domain, string id) => "q|" + domain + "|" + id;
+
+    /// <summary>
+    /// Adds a reference to a stored body (a quarantined copy released into the queue) and makes sure the body lives at least
+    /// <paramref name="ttl"/> more. False when the body is gone.
+    /// </summary>
+    public static async Task<bool> AddReferenceAsync(IDatabase db, string bodyId, string member, TimeSpan ttl)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        return (long)await db.ScriptEvaluateAsync(AddReferenceScript, [RedisKeys.SharedBody(bodyId), RedisKeys.SharedBodyRefs(bodyId)],
+            [(long)ttl.TotalMilliseconds, member]).ConfigureAwait(false) == 1;
+    }
+
+    /// <summary>
+    /// The first <paramref name="max"/> bytes of one copy's content (docs/architecture.md "Bodies in pieces"): its own
+    /// <paramref name="prefix"/>, then the shared body from <paramref name="from"/> (a DSN returns no more). Null when the body is gone.
+    /// </summary>
+    public static async Task<byte[]?> ReadCopyHeadAsync(IDatabase db, string bodyId, byte[]? prefix, long from, int max)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        prefix ??= [];
+        if (prefix.Length >= max)
+        {
+            return (await db.KeyExistsAsync(RedisKeys.SharedBody(bodyId)).ConfigureAwait(false)) ? prefix[..max] : null;
+        }
+
+        var rest = await SharedBodyStream.ReadHeadAsync(db, RedisKeys.SharedBody(bodyId), max - prefix.Length, from).ConfigureAwait(false);
+        return rest is null ? null : prefix.Length == 0 ? rest : [.. prefix, .. rest];
+    }
 
     /// <summary>Stores <paramref name="body"/> once, referenced by <paramref name="members"/>; both keys expire after <paramref name="ttl"/>.</summary>
     public static async Task StoreAsync(IDatabase db, string bodyId, ReadOnlyMemory<byte> body, IReadOnlyList<string> members, TimeSpan ttl)

@@ -41,13 +41,17 @@ public sealed class SharedBodyStream : Stream
         return await exists.ConfigureAwait(false) ? new SharedBodyStream(db, key, await length.ConfigureAwait(false)) : null;
     }
 
-    /// <summary>The first <paramref name="max"/> bytes of the body under <paramref name="key"/> (a DSN's returned content needs no more); null when it is gone.</summary>
-    public static async Task<byte[]?> ReadHeadAsync(IDatabase db, RedisKey key, int max)
+    /// <summary>
+    /// The first <paramref name="max"/> bytes of the body under <paramref name="key"/> from <paramref name="from"/> on (a DSN's
+    /// returned content needs no more); null when it is gone.
+    /// </summary>
+    public static async Task<byte[]?> ReadHeadAsync(IDatabase db, RedisKey key, int max, long from = 0)
     {
         ArgumentNullException.ThrowIfNull(db);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(max);
+        ArgumentOutOfRangeException.ThrowIfNegative(from);
         var exists = db.KeyExistsAsync(key);
-        var head = db.StringGetRangeAsync(key, 0, max - 1);
+        var head = db.StringGetRangeAsync(key, from, from + max - 1);
         return await exists.ConfigureAwait(false) ? (byte[])(await head.ConfigureAwait(false))! ?? [] : null;
     }
 
