@@ -71,7 +71,7 @@ public sealed class QuarantineAdmin(DomainManager domains, QuarantineStore store
             throw NotFound(owned, messageId);
         }
 
-        var queued = await queue.EnqueueAsync(new QueueEnvelope(message.Domain, message.Direction, message.Sender, message.Recipients)
+        var envelope = new QueueEnvelope(message.Domain, message.Direction, message.Sender, message.Recipients)
         {
             Id = message.Id,
             ClientAddress = message.ClientAddress,
@@ -79,7 +79,24 @@ public sealed class QuarantineAdmin(DomainManager domains, QuarantineStore store
             DsnRet = message.DsnRet,
             DsnEnvelopeId = message.DsnEnvelopeId,
             RecipientDsn = message.RecipientDsn,
-        }, body, cancellationToken).ConfigureAwait(false);
+        };
+        string queued;
+        if (message.BodyRef is { } bodyId)
+        {
+            // A big message: the queue entry references the same shared body (its reference is added before the quarantine's
+            // goes), with the same prefix (docs/architecture.md "Bodies in pieces").
+            if (!await queue.EnqueueSharedAsync(envelope, bodyId, body, message.BodyFrom, message.Size, cancellationToken).ConfigureAwait(false))
+            {
+                throw new GatewayException(ErrorKind.FailedPrecondition, $"Message '{messageId}' cannot be released: its body is no longer stored.");
+            }
+
+            queued = message.Id;
+        }
+        else
+        {
+            queued = await queue.EnqueueAsync(envelope, body, cancellationToken).ConfigureAwait(false);
+        }
+
         await store.RemoveAsync(owned, messageId).ConfigureAwait(false);
         await log.AppendManyAsync(message.Recipients.Select(r => QuarantineLog.Event(message, r, MessageLogEvents.Released, now,
             $"released from quarantine (held by {QuarantineLog.RuleText(message)}); queued as {queued}")).ToList()).ConfigureAwait(false);

@@ -65,6 +65,49 @@ public sealed partial class DkimSigning(DkimKeyStore keys, OutboundMetrics metri
         return copies.Any(c => c.Direction == Gateway.Core.Mail.Direction.Outbound && snapshot.Find(c.Domain)?.Config.Dkim is { Signs: true });
     }
 
+    /// <summary>
+    /// The DKIM-Signature fields for the outbound copies of a message received in pieces (requirements §11, bounded memory;
+    /// docs/architecture.md "Bodies in pieces"): each is put in front of the shared body as the copy's prefix. The message is
+    /// parsed from Redis in persistent mode, so the body hash is computed over blocks read one after the other; returns per
+    /// (domain, direction) the field, or null for a copy that is not signed.
+    /// </summary>
+    public async Task<Func<string, Gateway.Core.Mail.Direction, byte[]?>> SignatureFieldsAsync(Gateway.Core.Snapshot.ConfigSnapshot snapshot,
+        IEnumerable<(string Domain, Gateway.Core.Mail.Direction Direction)> copies, Func<Task<Stream>> open)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        ArgumentNullException.ThrowIfNull(copies);
+        ArgumentNullException.ThrowIfNull(open);
+        Dictionary<string, byte[]>? fields = null;
+        foreach (var domain in copies.Where(c => c.Direction == Gateway.Core.Mail.Direction.Outbound).Select(c => c.Domain).Distinct(StringComparer.Ordinal))
+        {
+            if (snapshot.Find(domain)?.Config.Dkim is { Signs: true } state)
+            {
+                var signer = await SignerAsync(domain, state.Current).ConfigureAwait(false);
+                using var stream = await open().ConfigureAwait(false);
+                MimeMessage message;
+                try
+                {
+                    message = await MimeMessage.LoadAsync(ParserOptions.Default, stream, persistent: true).ConfigureAwait(false);
+                }
+                catch (FormatException)
+                {
+                    metrics.Dkim("unparsable");
+                    continue;
+                }
+
+                using (message)
+                {
+                    (fields ??= new Dictionary<string, byte[]>(StringComparer.Ordinal))[domain] = signer.Sign(message);
+                }
+
+                metrics.Dkim("signed");
+            }
+        }
+
+        return fields is null ? (_, _) => null : (domain, direction) =>
+            direction == Gateway.Core.Mail.Direction.Outbound && fields.TryGetValue(domain, out var f) ? f : null;
+    }
+
     /// <summary>The message with a DKIM-Signature of <paramref name="domain"/>'s current key in front.</summary>
     /// <exception cref="DkimUnavailableException">The key could not be loaded; nothing may be stored unsigned (the client retries).</exception>
     public async Task<byte[]> SignAsync(string domain, DkimState state, byte[] body)

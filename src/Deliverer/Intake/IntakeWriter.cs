@@ -36,7 +36,7 @@ public sealed record IntakeResult(IReadOnlyList<string> Ids, string? RejectReply
 /// rejected recipients of a message others accepted get a DSN instead (one DATA reply serves all recipients).
 /// </summary>
 public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore quarantine, ConfigSnapshot snapshot, BufferedMessageLog log, DeliveryScheduler scheduler,
-    TimeProvider clock, ILogger<IntakeWriter> logger, DkimSigning dkim)
+    TimeProvider clock, ILogger<IntakeWriter> logger, DkimSigning dkim, QuarantineOptions quarantineOptions)
 {
     /// <summary>The buffer for message <paramref name="id"/> being received: it goes to Redis in pieces once it is big (<see cref="MessageBuffer"/>).</summary>
     public MessageBuffer NewBuffer(string id) => new(queue.BodyDatabase, id);
@@ -50,8 +50,9 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
     /// <param name="protection">The scan's verdict (docs/protection.md): its holds join the rules', and each copy is stored with its headers.</param>
     /// <param name="spool">
     /// A message received in pieces (<see cref="MessageBuffer.Spilled"/>, requirements §11 bounded memory): <paramref name="body"/>
-    /// is then only its head, and the copies share the spool as their body, committed once every copy's id is known. A copy
-    /// that needs the message in memory (DKIM-signed, quarantined) reads it back whole first (docs/architecture.md "Bodies in pieces").
+    /// is then only its head, and the copies share the spool as their body, committed once every copy's id is known: queue and
+    /// quarantine copies alike, each with its own prefix (the scan's rewritten header section, or a DKIM-Signature computed over
+    /// the pieces) in front of it (docs/architecture.md "Bodies in pieces").
     /// </param>
     public async Task<IntakeResult> EnqueueAsync(string id, string sender, IReadOnlyList<IntakeRecipient> recipients, bool utf8, string client, byte[] body,
         string? postfixQueueId = null, MessageDsn dsn = default, ProtectionResult? protection = null, MessageBuffer? spool = null)
@@ -85,41 +86,29 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         var index = 0;
         string NextId() => index++ == 0 ? id : $"{id}-{index - 1}";
         var parts = deliver.GroupBy(r => (r.Domain, r.Direction)).ToList();
-        if (spool is not null && (held.Count > 0 || DkimSigning.SignsAny(snapshot, deliver.Select(r => (r.Domain, r.Direction)))))
-        {
-            // Signing and the quarantine need the bytes: the one case of a big message in memory at intake (the spool is
-            // removed with the session's buffer).
-            body = await spool.ReadAllAsync().ConfigureAwait(false) ?? throw new RedisException($"the pieces of message {id} are incomplete");
-            spool = null;
-        }
+        var copies = deliver.Concat(held.Select(v => v.Recipient)).Select(r => (r.Domain, r.Direction));
 
         // Outbound copies of a domain with an active DKIM key are signed once, here, before they are stored (requirements §10;
-        // docs/outbound.md). Throws DkimUnavailableException (the client gets 451) rather than store them unsigned.
-        var signedOf = await dkim.SignCopiesAsync(snapshot, deliver.Concat(held.Select(v => v.Recipient)).Select(r => (r.Domain, r.Direction)), body)
-            .ConfigureAwait(false);
+        // docs/outbound.md). Throws DkimUnavailableException (the client gets 451) rather than store them unsigned. A message in
+        // pieces is signed over its pieces, and the signature is the copy's prefix in front of the shared body.
+        var signedOf = spool is null ? await dkim.SignCopiesAsync(snapshot, copies, body).ConfigureAwait(false) : null;
+        var signatureOf = spool is not null && DkimSigning.SignsAny(snapshot, copies)
+            ? await dkim.SignatureFieldsAsync(snapshot, copies, spool.OpenRequiredAsync).ConfigureAwait(false)
+            : null;
 
         // Protection adds its headers to inbound copies only, DKIM signs outbound copies only: each copy gets one of the two.
         byte[] BodyOf(string domain, Direction direction) =>
-            direction == Direction.Outbound ? signedOf(domain, direction) : protection?.BodyFor(domain, direction) ?? body;
+            signedOf is null ? body : direction == Direction.Outbound ? signedOf(domain, direction) : protection?.BodyFor(domain, direction) ?? body;
+
+        // The same for a copy of a message in pieces: its prefix, and where it goes on in the shared body.
+        (byte[] Prefix, long From) PrefixOf(string domain, Direction direction) =>
+            direction == Direction.Outbound ? (signatureOf?.Invoke(domain, direction) ?? [], 0)
+            : protection?.PrefixFor(domain, direction) is { } p ? (p.Prefix, p.From) : ([], 0);
         // NOTIFY=SUCCESS/DELAY of inbound mail: honoured in one copy only (DsnNotify.ForInboundCopy), the first inbound one.
         var firstInbound = parts.Select(p => p.Key).Concat(held.Select(v => (v.Recipient.Domain, v.Recipient.Direction)))
             .FirstOrDefault(k => k.Direction == Direction.Inbound);
         var partIds = parts.Select(_ => NextId()).ToList();
-        var sharedBody = spool is not null
-            ? await CommitSpoolAsync(spool, parts.Select((p, i) => (p.Key.Item1, partIds[i])).ToList()).ConfigureAwait(false)
-            : await StoreSharedBodiesAsync(parts.Select((p, i) => (p.Key.Item1, partIds[i], BodyOf(p.Key.Item1, p.Key.Direction))).ToList())
-                .ConfigureAwait(false);
-        var tasks = parts.Select((p, i) => queue.EnqueueLeasedWithMessageAsync(
-            new QueueEnvelope(p.Key.Item1, p.Key.Direction, sender, p.Select(r => r.Address).ToList())
-            {
-                Id = partIds[i],
-                ClientAddress = client,
-                Utf8 = utf8,
-                DsnRet = dsn.Ret,
-                DsnEnvelopeId = dsn.EnvelopeId,
-                RecipientDsn = RecipientDsnOf(p, p.Key.Direction == Direction.Outbound || p.Key == firstInbound),
-            }, BodyOf(p.Key.Item1, p.Key.Direction), sharedBody: sharedBody[i], size: size)).ToList();
-        var subject = held.Count > 0 ? MessageContent.Parse(body).Subject : null; // shown in ListQuarantine
+        var subject = held.Count > 0 ? content?.Subject ?? MessageContent.Parse(body).Subject : null; // shown in ListQuarantine (a big message's from its head)
         var holds = held.GroupBy(v => (v.Recipient.Domain, v.Recipient.Direction, v.Rule!.Id)).Select(g => new QuarantinedMessage
         {
             Id = NextId(),
@@ -131,14 +120,33 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             RuleId = g.Key.Id,
             RuleDescription = g.First().Rule!.Description,
             Subject = subject,
-            Size = body.Length,
+            Size = size,
             ClientAddress = client,
             Utf8 = utf8,
             DsnRet = dsn.Ret,
             DsnEnvelopeId = dsn.EnvelopeId,
             RecipientDsn = RecipientDsnOf(g.Select(v => v.Recipient), g.Key.Direction == Direction.Outbound || (g.Key.Item1, g.Key.Direction) == firstInbound),
+            // A big message's quarantine copy references the shared body as the queue copies do (requirements §11).
+            BodyRef = spool?.Id,
+            BodyFrom = spool is null ? 0 : PrefixOf(g.Key.Item1, g.Key.Direction).From,
         }).ToList();
-        var held2 = quarantine.AddManyAsync(holds.Select(h => (h, (ReadOnlyMemory<byte>)BodyOf(h.Domain, h.Direction))).ToList());
+        var sharedBody = spool is not null
+            ? await CommitSpoolAsync(spool, parts.Select((p, i) => (p.Key.Item1, partIds[i])).ToList(), holds.Select(h => (h.Domain, h.Id)).ToList()).ConfigureAwait(false)
+            : await StoreSharedBodiesAsync(parts.Select((p, i) => (p.Key.Item1, partIds[i], BodyOf(p.Key.Item1, p.Key.Direction))).ToList())
+                .ConfigureAwait(false);
+        var tasks = parts.Select((p, i) => queue.EnqueueLeasedWithMessageAsync(
+            new QueueEnvelope(p.Key.Item1, p.Key.Direction, sender, p.Select(r => r.Address).ToList())
+            {
+                Id = partIds[i],
+                ClientAddress = client,
+                Utf8 = utf8,
+                DsnRet = dsn.Ret,
+                DsnEnvelopeId = dsn.EnvelopeId,
+                RecipientDsn = RecipientDsnOf(p, p.Key.Direction == Direction.Outbound || p.Key == firstInbound),
+            }, BodyOf(p.Key.Item1, p.Key.Direction), sharedBody: sharedBody[i], size: size,
+            prefix: spool is null ? default : PrefixOf(p.Key.Item1, p.Key.Direction).Prefix, bodyFrom: spool is null ? 0 : PrefixOf(p.Key.Item1, p.Key.Direction).From)).ToList();
+        var held2 = quarantine.AddManyAsync(holds.Select(h => (h, (ReadOnlyMemory<byte>)(spool is null ? BodyOf(h.Domain, h.Direction) : PrefixOf(h.Domain, h.Direction).Prefix)))
+            .ToList());
         try
         {
             await Task.WhenAll(tasks.Cast<Task>().Append(held2)).ConfigureAwait(false);
@@ -164,6 +172,7 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
             foreach (var h in holds)
             {
                 await UndoAsync(() => quarantine.RemoveAsync(h.Domain, h.Id), h.Id).ConfigureAwait(false);
+                await ReleaseHeldAsync(h).ConfigureAwait(false); // a copy never stored still holds its reference
             }
 
             // References of copies that were never stored: the last one removes the body (a spool committed for nothing).
@@ -181,6 +190,11 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
 
         // Quarantine copies of a domain deleted meanwhile were dropped like its queue copies; nothing stored at all: refused.
         var wanted = holds.Count;
+        foreach (var h in holds.Except(held2.Result))
+        {
+            await ReleaseHeldAsync(h).ConfigureAwait(false);
+        }
+
         holds = [.. held2.Result];
         if (tasks.Count == 0 && holds.Count == 0 && wanted > 0)
         {
@@ -254,9 +268,9 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
     /// Makes the spool of a message received in pieces the shared body of all its copies (one script: complete, renamed,
     /// referenced); a spool that is not all there is a Redis failure (the client gets 451 and sends the message again).
     /// </summary>
-    private async Task<string?[]> CommitSpoolAsync(MessageBuffer spool, IReadOnlyList<(string Domain, string Id)> copies)
+    private async Task<string?[]> CommitSpoolAsync(MessageBuffer spool, IReadOnlyList<(string Domain, string Id)> copies, IReadOnlyList<(string Domain, string Id)> held)
     {
-        if (!await queue.CommitSpoolAsync(spool.Id, spool.Length, copies).ConfigureAwait(false))
+        if (!await queue.CommitSpoolAsync(spool.Id, spool.Length, copies, held, quarantineOptions.Retention).ConfigureAwait(false))
         {
             throw new RedisException($"the pieces of message {spool.Id} are incomplete");
         }
@@ -264,6 +278,11 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
         spool.Committed();
         return copies.Select(_ => (string?)spool.Id).ToArray();
     }
+
+    /// <summary>Releases the body reference of a quarantine copy that was not stored (no-op for one with its own bytes).</summary>
+    private Task ReleaseHeldAsync(QuarantinedMessage h) => h.BodyRef is { } bodyId
+        ? UndoAsync(() => SharedBodies.ReleaseAsync(queue.BodyDatabase, bodyId, SharedBodies.QuarantineMember(h.Domain, h.Id)), h.Id)
+        : Task.CompletedTask;
 
     private static MessageLogEvent IntakeEvent(string domain, string id, Direction direction, string sender, string recipient, string client, long size, DateTimeOffset now,
         string? postfixQueueId) => new()

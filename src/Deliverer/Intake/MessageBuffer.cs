@@ -138,6 +138,19 @@ public sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
     /// <summary>The spool as a stream read in blocks (MIME parsing for the rules without the message in memory); null when it is gone.</summary>
     public Task<SharedBodyStream?> OpenAsync() => _db is null ? Task.FromResult<SharedBodyStream?>(null) : SharedBodyStream.OpenAsync(_db, RedisKeys.SharedBodySpool(Id));
 
+    /// <summary>The spool as a stream; a <see cref="RedisException"/> when it is gone or incomplete (the client gets 451).</summary>
+    public async Task<Stream> OpenRequiredAsync()
+    {
+        var stream = await OpenAsync().ConfigureAwait(false);
+        if (stream is null || stream.Length != Length)
+        {
+            stream?.Dispose();
+            throw new RedisException($"the pieces of message {Id} are gone or incomplete");
+        }
+
+        return stream;
+    }
+
     /// <summary>The spool is now the message's shared body (or was read into memory and is no longer needed): nothing to remove on dispose.</summary>
     public void Committed() => _committed = true;
 

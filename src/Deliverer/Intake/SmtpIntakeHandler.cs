@@ -309,15 +309,15 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
 
         try
         {
-            // A big message was received in pieces (MessageBuffer): the copies share them, and only the head is here. Scanning
-            // needs the whole message in memory (rspamd and clamd get it in one request, and the result headers are added per copy).
-            var spool = m.Body.Spilled && !scanner.Enabled ? m.Body : null;
-            var body = !m.Body.Spilled || spool is not null ? m.Body.WrittenSpan.ToArray()
-                : await m.Body.ReadAllAsync().ConfigureAwait(false) ?? throw new RedisException($"the pieces of message {m.Id} are incomplete");
+            // A big message was received in pieces (MessageBuffer): the copies share them, and only the head is here. rspamd and
+            // clamd read it from Redis as a stream, and each copy's own header fields go in front of it (docs/architecture.md
+            // "Bodies in pieces"), so nothing here holds the whole message (requirements §11).
+            var spool = m.Body.Spilled ? m.Body : null;
+            var body = m.Body.WrittenSpan.ToArray();
 
             // Scanned before it is stored (requirements §9, docs/protection.md): a refusal or deferral is the client's DATA reply.
             var protection = await scanner.ScanAsync(new IntakeScan(m.Id, m.Sender, m.Recipients, m.Client.Address, m.Client.Helo, m.Client.Name), body,
-                CancellationToken.None).ConfigureAwait(false);
+                spool is null || !scanner.Enabled ? null : new SpooledMessage(spool.Length, spool.OpenRequiredAsync), CancellationToken.None).ConfigureAwait(false);
             if (protection?.Reply is { } verdict)
             {
                 metrics.Message(verdict.StartsWith('4') ? "scan_failed" : "rejected");

@@ -31,7 +31,16 @@ public sealed class ClamdClient
     public IReadOnlyList<EndPoint> Servers => _servers.Servers;
 
     /// <summary>The malware's name, or null when the message is clean; <see cref="ScannerException"/> when no server gave a verdict.</summary>
-    public async Task<string?> ScanAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    public Task<string?> ScanAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken) => ScanAsync(message, null, cancellationToken);
+
+    /// <summary>Scans a message received in pieces: its chunks are read from Redis as they are sent (requirements §11, bounded memory).</summary>
+    public Task<string?> ScanAsync(SpooledMessage spooled, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(spooled);
+        return ScanAsync(ReadOnlyMemory<byte>.Empty, spooled, cancellationToken);
+    }
+
+    private async Task<string?> ScanAsync(ReadOnlyMemory<byte> message, SpooledMessage? spooled, CancellationToken cancellationToken)
     {
         var reason = ScannerFailureReasons.Unavailable;
         var detail = "no clamd configured";
@@ -41,7 +50,8 @@ public sealed class ClamdClient
             timeout.CancelAfter(_timeout);
             try
             {
-                var reply = await InstreamAsync(server, message, timeout.Token).ConfigureAwait(false);
+                var reply = spooled is null ? await InstreamAsync(server, message, timeout.Token).ConfigureAwait(false)
+                    : await InstreamAsync(server, spooled, timeout.Token).ConfigureAwait(false);
                 var verdict = ParseReply(reply);
                 _servers.Succeeded(index);
                 return verdict;
@@ -137,6 +147,38 @@ public sealed class ClamdClient
         catch (SocketException)
         {
             // clamd closes the stream early when it exceeds StreamMaxLength; its reply says so.
+        }
+
+        return await ReadReplyAsync(socket, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary><c>INSTREAM</c> of a message read from Redis: one chunk in memory at a time.</summary>
+    private static async Task<string> InstreamAsync(EndPoint server, SpooledMessage spooled, CancellationToken cancellationToken)
+    {
+        using var stream = await spooled.OpenAsync().ConfigureAwait(false);
+        using var socket = await ConnectAsync(server, cancellationToken).ConfigureAwait(false);
+        await socket.SendAsync("zINSTREAM\0"u8.ToArray(), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+        var chunk = System.Buffers.ArrayPool<byte>.Shared.Rent(ChunkSize + 4);
+        try
+        {
+            while (true)
+            {
+                var n = await stream.ReadAtLeastAsync(chunk.AsMemory(4, ChunkSize), ChunkSize, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+                BinaryPrimitives.WriteUInt32BigEndian(chunk, (uint)n);
+                await socket.SendAsync(chunk.AsMemory(0, n + 4), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                if (n == 0)
+                {
+                    break;
+                }
+            }
+        }
+        catch (SocketException)
+        {
+            // clamd closes the stream early when it exceeds StreamMaxLength; its reply says so.
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(chunk);
         }
 
         return await ReadReplyAsync(socket, cancellationToken).ConfigureAwait(false);

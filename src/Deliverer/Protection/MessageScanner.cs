@@ -30,7 +30,14 @@ public sealed partial class MessageScanner(ProtectionOptions options, RspamdClie
 
     public bool Enabled => options.Mode == ProtectionMode.Scan;
 
-    public async Task<ProtectionResult?> ScanAsync(IntakeScan scan, byte[] message, CancellationToken cancellationToken)
+    public Task<ProtectionResult?> ScanAsync(IntakeScan scan, byte[] message, CancellationToken cancellationToken) => ScanAsync(scan, message, null, cancellationToken);
+
+    /// <param name="message">The message, or its head (its first megabyte or so, with the header section) when <paramref name="spooled"/>.</param>
+    /// <param name="spooled">
+    /// A message received in pieces (requirements §11, bounded memory): the engines read it from Redis as a stream, and the
+    /// result gives each copy a prefix in front of the shared body (<see cref="ProtectionResult.PrefixFor"/>) instead of its own bytes.
+    /// </param>
+    public async Task<ProtectionResult?> ScanAsync(IntakeScan scan, byte[] message, SpooledMessage? spooled, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scan);
         ArgumentNullException.ThrowIfNull(message);
@@ -40,9 +47,11 @@ public sealed partial class MessageScanner(ProtectionOptions options, RspamdClie
         }
 
         var started = clock.GetTimestamp();
-        var spamTask = CheckSpamAsync(scan, message, cancellationToken);
-        var malwareTask = options.MalwareScanner == MalwareScanner.Clamd && (options.MalwareScope == MalwareScope.Everything || AttachmentProbe.HasAttachment(message))
-            ? ScanMalwareAsync(message, cancellationToken)
+        var spamTask = CheckSpamAsync(scan, message, spooled, cancellationToken);
+        // A message in pieces is always given to clamd: the attachment probe would read all of it again for little gain.
+        var malwareTask = options.MalwareScanner == MalwareScanner.Clamd &&
+                          (options.MalwareScope == MalwareScope.Everything || spooled is not null || AttachmentProbe.HasAttachment(message))
+            ? ScanMalwareAsync(message, spooled, cancellationToken)
             : null;
         var (spam, spamFailure) = await spamTask.ConfigureAwait(false);
         string? malware = null;
@@ -95,7 +104,7 @@ public sealed partial class MessageScanner(ProtectionOptions options, RspamdClie
         return result;
     }
 
-    private async Task<(RspamdResult?, ScannerException?)> CheckSpamAsync(IntakeScan scan, byte[] message, CancellationToken cancellationToken)
+    private async Task<(RspamdResult?, ScannerException?)> CheckSpamAsync(IntakeScan scan, byte[] message, SpooledMessage? spooled, CancellationToken cancellationToken)
     {
         var started = clock.GetTimestamp();
         try
@@ -103,7 +112,8 @@ public sealed partial class MessageScanner(ProtectionOptions options, RspamdClie
             // Postfix says "unknown" for a client without a verified name (XFORWARD_README); rspamd takes that as no name too.
             var name = scan.ClientName is "unknown" ? null : scan.ClientName;
             var request = new RspamdRequest(scan.Client, scan.Helo, name, scan.Sender, scan.Recipients.Select(r => r.Address).ToList(), scan.Id);
-            var result = await rspamd.CheckAsync(request, message, cancellationToken).ConfigureAwait(false);
+            var result = spooled is null ? await rspamd.CheckAsync(request, message, cancellationToken).ConfigureAwait(false)
+                : await rspamd.CheckAsync(request, spooled, cancellationToken).ConfigureAwait(false);
             metrics.EngineCall(RspamdClient.Engine, clock.GetElapsedTime(started), null);
             return (result, null);
         }
@@ -115,12 +125,13 @@ public sealed partial class MessageScanner(ProtectionOptions options, RspamdClie
         }
     }
 
-    private async Task<(string?, ScannerException?)> ScanMalwareAsync(byte[] message, CancellationToken cancellationToken)
+    private async Task<(string?, ScannerException?)> ScanMalwareAsync(byte[] message, SpooledMessage? spooled, CancellationToken cancellationToken)
     {
         var started = clock.GetTimestamp();
         try
         {
-            var virus = await clamd.ScanAsync(message, cancellationToken).ConfigureAwait(false);
+            var virus = spooled is null ? await clamd.ScanAsync(message, cancellationToken).ConfigureAwait(false)
+                : await clamd.ScanAsync(spooled, cancellationToken).ConfigureAwait(false);
             metrics.EngineCall(ClamdClient.Engine, clock.GetElapsedTime(started), null);
             return (virus, null);
         }
@@ -192,6 +203,7 @@ public sealed class ProtectionResult
     private readonly string _common;
     private readonly string _authServId;
     private readonly Dictionary<(bool Tag, bool Subject, string? Unscanned), byte[]> _variants = [];
+    private readonly Dictionary<(bool Tag, bool Subject, string? Unscanned), (byte[], int)> _prefixes = [];
     private readonly Dictionary<CopyVerdict, string> _summaries = new(ReferenceEqualityComparer.Instance);
 
     internal ProtectionResult(ScanDecision decision, ScanFacts facts, byte[] message, List<HeaderField> fields, string commonHeaders, string authServId)
@@ -226,13 +238,43 @@ public sealed class ProtectionResult
         var key = (tag, tag && v.Copy.Policy.Spam.SubjectTag, v.Unscanned);
         if (!_variants.TryGetValue(key, out var body))
         {
-            var added = _common + (tag ? ScanHeaders.SpamFlag + ": YES\r\n" : string.Empty) +
-                        (v.Unscanned is { } what ? $"{ScanHeaders.Unscanned}: {Fold(what)}\r\n" : string.Empty);
-            _variants[key] = body = ScanHeaders.Rewrite(_message, _fields, _authServId, added, key.Item2);
+            _variants[key] = body = ScanHeaders.Rewrite(_message, _fields, _authServId, Added(v), key.Item2);
         }
 
         return body;
     }
+
+    /// <summary>
+    /// For a message received in pieces (its head is what this result holds; docs/architecture.md "Bodies in pieces"): the
+    /// copy's rewritten header section, to be put in front of the shared body from <c>From</c> on (the end of the original
+    /// header section, so removed or tagged fields are not sent twice). Outbound copies: nothing (their bytes are unchanged).
+    /// Only the fields that end within the head are rewritten: a header section longer than the head keeps the rest as sent.
+    /// </summary>
+    public (byte[] Prefix, int From)? PrefixFor(string domain, Direction direction)
+    {
+        var v = Verdict(domain, direction);
+        if (v is null || direction == Direction.Outbound)
+        {
+            return null;
+        }
+
+        var tag = v.Action == ScanAction.Tag;
+        var key = (tag, tag && v.Copy.Policy.Spam.SubjectTag, v.Unscanned);
+        if (!_prefixes.TryGetValue(key, out var made))
+        {
+            // A field that reaches the head's end may go on in the next piece: it stays in the shared body.
+            var complete = _fields.Where(f => f.End < _message.Length).ToList();
+            var end = complete.Count == 0 ? 0 : complete[^1].End;
+            _prefixes[key] = made = (ScanHeaders.Rewrite(_message.AsSpan(0, end), complete, _authServId, Added(v), key.Item2), end);
+        }
+
+        return made;
+    }
+
+    /// <summary>The fields a copy gets: the common ones (Authentication-Results, score), the spam flag, the "not scanned" note.</summary>
+    private string Added(CopyVerdict v) =>
+        _common + (v.Action == ScanAction.Tag ? ScanHeaders.SpamFlag + ": YES\r\n" : string.Empty) +
+        (v.Unscanned is { } what ? $"{ScanHeaders.Unscanned}: {Fold(what)}\r\n" : string.Empty);
 
     /// <summary>
     /// The intake's rule verdicts with the protection holds merged in: a copy protection holds goes to the quarantine

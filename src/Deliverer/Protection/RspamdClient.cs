@@ -115,7 +115,20 @@ public sealed class RspamdClient : IDisposable
     public IReadOnlyList<Uri> Servers => _servers.Servers;
 
     /// <summary>Scans one message; <see cref="ScannerException"/> when no server gave a verdict.</summary>
-    public async Task<RspamdResult> CheckAsync(RspamdRequest request, ReadOnlyMemory<byte> message, CancellationToken cancellationToken)
+    public Task<RspamdResult> CheckAsync(RspamdRequest request, ReadOnlyMemory<byte> message, CancellationToken cancellationToken) =>
+        CheckAsync(request, message, null, cancellationToken);
+
+    /// <summary>
+    /// Scans a message received in pieces (requirements §11, bounded memory): the request's body is streamed from Redis block
+    /// by block with its Content-Length, opened again for each server tried.
+    /// </summary>
+    public Task<RspamdResult> CheckAsync(RspamdRequest request, SpooledMessage spooled, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(spooled);
+        return CheckAsync(request, ReadOnlyMemory<byte>.Empty, spooled, cancellationToken);
+    }
+
+    private async Task<RspamdResult> CheckAsync(RspamdRequest request, ReadOnlyMemory<byte> message, SpooledMessage? spooled, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         var reason = ScannerFailureReasons.Unavailable;
@@ -126,7 +139,7 @@ public sealed class RspamdClient : IDisposable
             timeout.CancelAfter(_timeout);
             try
             {
-                using var http = Build(server, request, message);
+                using var http = Build(server, request, spooled is null ? new ReadOnlyMemoryContent(message) : await spooled.ContentAsync().ConfigureAwait(false));
                 using var response = await _http.SendAsync(http, HttpCompletionOption.ResponseContentRead, timeout.Token).ConfigureAwait(false);
                 var body = await response.Content.ReadAsByteArrayAsync(timeout.Token).ConfigureAwait(false);
                 if (!response.IsSuccessStatusCode)
@@ -174,11 +187,11 @@ public sealed class RspamdClient : IDisposable
         }
     }
 
-    private HttpRequestMessage Build(Uri server, RspamdRequest request, ReadOnlyMemory<byte> message)
+    private HttpRequestMessage Build(Uri server, RspamdRequest request, HttpContent content)
     {
         var http = new HttpRequestMessage(HttpMethod.Post, new Uri(server, "checkv2"))
         {
-            Content = new ReadOnlyMemoryContent(message),
+            Content = content,
         };
         http.Content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         var h = http.Headers;

@@ -254,10 +254,15 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
     /// they are enqueued with <c>sharedBody</c> = <paramref name="bodyId"/> (<see cref="SharedBodies.CommitSpoolAsync"/>).
     /// False when the spool is not all there.
     /// </summary>
-    public Task<bool> CommitSpoolAsync(string bodyId, long length, IEnumerable<(string Domain, string Id)> entries)
+    /// <param name="held">Quarantine entries (domain, id) that reference the body too (<see cref="SharedBodies.QuarantineMember"/>).</param>
+    /// <param name="heldFor">How long the quarantine keeps them: the body then lives that long (and a day) at least.</param>
+    public Task<bool> CommitSpoolAsync(string bodyId, long length, IEnumerable<(string Domain, string Id)> entries,
+        IEnumerable<(string Domain, string Id)>? held = null, TimeSpan heldFor = default)
     {
         ArgumentNullException.ThrowIfNull(entries);
-        return SharedBodies.CommitSpoolAsync(Db, bodyId, length, entries.Select(e => SharedBodies.Member(e.Domain, e.Id)).ToList(), options.MaxLifetime + TimeSpan.FromDays(1));
+        var members = entries.Select(e => SharedBodies.Member(e.Domain, e.Id)).Concat((held ?? []).Select(e => SharedBodies.QuarantineMember(e.Domain, e.Id))).ToList();
+        var ttl = (options.MaxLifetime > heldFor ? options.MaxLifetime : heldFor) + TimeSpan.FromDays(1);
+        return SharedBodies.CommitSpoolAsync(Db, bodyId, length, members, ttl);
     }
 
     /// <summary>

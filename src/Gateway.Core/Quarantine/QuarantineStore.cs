@@ -46,6 +46,16 @@ public sealed record QuarantinedMessage
 
     /// <summary>RFC 3461 NOTIFY/ORCPT per recipient, kept for its release.</summary>
     public IReadOnlyDictionary<string, RecipientDsn>? RecipientDsn { get; init; }
+
+    /// <summary>
+    /// The shared body this entry references (a big message received in pieces; docs/architecture.md "Bodies in pieces"), with
+    /// its own reference (<see cref="SharedBodies.QuarantineMember"/>); the entry's <c>body</c> field is then its prefix. Null:
+    /// the entry holds its own bytes.
+    /// </summary>
+    public string? BodyRef { get; init; }
+
+    /// <summary>With <see cref="BodyRef"/>: where the copy's content starts in the shared body (after its prefix).</summary>
+    public long BodyFrom { get; init; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, UseStringEnumConverter = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingDefault)]
@@ -105,11 +115,12 @@ public sealed class QuarantineStore(IConnectionMultiplexer redis)
 
     private IDatabase Db => redis.GetDatabase();
 
-    // KEYS: domain config, message, index. ARGV: id, env, body, score. The settings hash is DeleteDomain's tombstone:
-    // nothing is written into the slot of a deleted domain (docs/architecture.md "Delete domain").
+    // KEYS: domain config, message, index. ARGV: id, env, body (or prefix), score, shared body id ('' = none). The settings hash
+    // is DeleteDomain's tombstone: nothing is written into the slot of a deleted domain (docs/architecture.md "Delete domain").
     private const string AddScript = """
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
         redis.call('HSET', KEYS[2], 'env', ARGV[2], 'body', ARGV[3])
+        if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], 'bodyref', ARGV[5]) end
         redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
         return 1
         """;
@@ -127,7 +138,7 @@ public sealed class QuarantineStore(IConnectionMultiplexer redis)
         {
             var (m, body) = messages[i];
             results[i] = db.ScriptEvaluateAsync(AddScript, [RedisKeys.Domain(m.Domain), RedisKeys.QuarantineMessage(m.Domain, m.Id), RedisKeys.DomainQuarantine(m.Domain)],
-                [m.Id, QuarantineJson.Serialize(m), body, MessageQueue.Score(m.QuarantineTime)]);
+                [m.Id, QuarantineJson.Serialize(m), body, MessageQueue.Score(m.QuarantineTime), m.BodyRef ?? string.Empty]);
         }
 
         var stored = await Task.WhenAll(results).ConfigureAwait(false);
@@ -219,17 +230,27 @@ public sealed class QuarantineStore(IConnectionMultiplexer redis)
         return (false, QuarantineJson.Deserialize(parts[0].ToString()), parts[1].IsNull ? [] : (byte[])parts[1]!);
     }
 
-    /// <summary>Removes a message; returns what it was, or null when it is gone.</summary>
+    /// <summary>
+    /// Removes a message (released, deleted, expired); returns what it was (the body, or the prefix of a shared body), or null
+    /// when it is gone. Its reference to a shared body goes with it: the last reference removes the body.
+    /// </summary>
     public async Task<(QuarantinedMessage Message, byte[] Body)?> RemoveAsync(string domain, string id)
     {
-        var r = await Db.ScriptEvaluateAsync(RemoveScript, [RedisKeys.QuarantineMessage(domain, id), RedisKeys.DomainQuarantine(domain)], [id]).ConfigureAwait(false);
+        var db = Db;
+        var r = await db.ScriptEvaluateAsync(RemoveScript, [RedisKeys.QuarantineMessage(domain, id), RedisKeys.DomainQuarantine(domain)], [id]).ConfigureAwait(false);
         if (r.IsNull)
         {
             return null;
         }
 
         var parts = (RedisValue[])r!;
-        return (QuarantineJson.Deserialize(parts[0].ToString()), parts[1].IsNull ? [] : (byte[])parts[1]!);
+        var message = QuarantineJson.Deserialize(parts[0].ToString());
+        if (message.BodyRef is { } bodyId)
+        {
+            await SharedBodies.ReleaseAsync(db, bodyId, SharedBodies.QuarantineMember(domain, id)).ConfigureAwait(false);
+        }
+
+        return (message, parts[1].IsNull ? [] : (byte[])parts[1]!);
     }
 
     /// <summary>Ids of a domain's messages quarantined before <paramref name="cutoff"/>, oldest first, at most <paramref name="limit"/>.</summary>

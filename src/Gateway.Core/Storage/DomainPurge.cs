@@ -60,6 +60,17 @@ internal sealed class DomainPurge(IConnectionMultiplexer redis, int scheduleShar
                 await SharedBodies.ReleaseAsync(db, bodyRef.ToString(), SharedBodies.Member(domain, id)).ConfigureAwait(false);
             }
         }
+
+        // Quarantined copies of big messages reference a shared body too.
+        await foreach (var e in db.SortedSetScanAsync(RedisKeys.DomainQuarantine(domain), pageSize: 1000).WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            var id = e.Element.ToString();
+            var bodyRef = await db.HashGetAsync(RedisKeys.QuarantineMessage(domain, id), SharedBodies.Field).ConfigureAwait(false);
+            if (!bodyRef.IsNullOrEmpty)
+            {
+                await SharedBodies.ReleaseAsync(db, bodyRef.ToString(), SharedBodies.QuarantineMember(domain, id)).ConfigureAwait(false);
+            }
+        }
     }
 
     private async Task<long> UnlinkDomainKeysAsync(string domain, CancellationToken cancellationToken)
