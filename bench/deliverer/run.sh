@@ -13,6 +13,8 @@
 #       in turn (medians); O_DKIM picks variants; O_STS_MODE=testing|enforce|none; O_DELIVERER adds Deliverer settings
 #   (m) memory: M_COUNT (10) concurrent messages of M_SIZE (20 MB) through the intake and out to smtp-sink; the Deliverer's peak
 #       RSS (VmHWM) against the total message bytes (issue 14: target <= 1.5x)
+#   (M) the same with scanning on (Gateway:Protection:Mode=Scan, the production default): rspamd and clamd started by
+#       scripts/scanners.sh (with bench/protection's DNS stub), every message read by both from its pieces in Redis
 #   (s) starvation: delivery latency (intake -> delivered, from the message log) of S_N (200) messages to a healthy domain,
 #       without and then with a black hole (accepts TCP, never greets) holding S_HOLE (500) messages (issue 14: p99 <= 1.2x)
 # N messages of 4 KB (default 20,000), SESSIONS parallel smtp-source sessions (default 20).
@@ -31,6 +33,7 @@ PIDS=()
 POSTFIX_DIRS=()
 
 cleanup() {
+  if [ "${SCANNERS_STARTED:-0}" = 1 ]; then "$ROOT/scripts/scanners.sh" stop >/dev/null 2>&1 || true; fi
   for d in "${POSTFIX_DIRS[@]}"; do postfix -c "$d/conf" stop >/dev/null 2>&1 || true; done
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -242,6 +245,36 @@ if [[ $SCENARIOS == *m* ]]; then
   echo "(m) $M_COUNT x $M_SIZE bytes: $MEM" >&2
   stop_deliverer; stop_sink
 fi
+# (M) the same with scanning on: rspamd and clamd read each message from its pieces (docs/architecture.md "Bodies in pieces")
+MEM_SCAN=n/a
+if [[ $SCENARIOS == *M* ]]; then
+  need rspamd; need clamd
+  M_COUNT=${M_COUNT:-10}; M_SIZE=${M_SIZE:-20971520}
+  DNS_PORT=$(freeport)
+  python3 "$ROOT/bench/protection/dns_stub.py" "$DNS_PORT" & PIDS+=("$!")
+  export GATEWAY_SCANNERS_DIR="$WORK/scanners" GATEWAY_RSPAMD_DNS="127.0.0.1:$DNS_PORT" GATEWAY_RSPAMD_PORT=$(freeport) \
+    GATEWAY_RSPAMD_CONTROLLER_PORT=$(freeport) GATEWAY_CLAMD_PORT=$(freeport) GATEWAY_RSPAMD_REDIS_PORT=$(freeport) \
+    GATEWAY_RSPAMD_HS_CACHE=${GATEWAY_RSPAMD_HS_CACHE:-/tmp/gw-rspamd-hs-cache}
+  mkdir -p "$GATEWAY_SCANNERS_DIR"; chmod 755 "$GATEWAY_SCANNERS_DIR"
+  "$ROOT/scripts/scanners.sh" start >&2
+  SCANNERS_STARTED=1
+  start_sink; start_redis always; add_domain bench.test "127.0.0.1:$SINK:10"
+  start_deliverer ${M_REDIS_TIMEOUT:+--Gateway:Redis=127.0.0.1:$REDIS,asyncTimeout=$M_REDIS_TIMEOUT,syncTimeout=$M_REDIS_TIMEOUT} \
+    --Gateway:Protection:Mode=Scan --Gateway:Protection:RspamdUrls:0="http://127.0.0.1:$GATEWAY_RSPAMD_PORT" \
+    --Gateway:Protection:ClamdServers:0="127.0.0.1:$GATEWAY_CLAMD_PORT" --Gateway:Protection:MalwareScope=Everything \
+    --Gateway:Protection:RspamdTimeout=00:05:00 --Gateway:Protection:ClamdTimeout=00:05:00
+  sleep 2
+  idle_kb=$(awk '/VmRSS/ {print $2}' "/proc/$DELIVERER_PID/status")
+  echo "(M) load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  smtp-source -s "$M_COUNT" -l "$M_SIZE" -m "$M_COUNT" -f sender@remote.test -t user@bench.test "127.0.0.1:$DELIVERER" 2>>"$WORK/source.err"
+  wait_sink "$M_COUNT" 1800
+  peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$DELIVERER_PID/status")
+  MEM_SCAN=$(python3 -c "t=$M_COUNT*$M_SIZE; p=$peak_kb*1024; i=$idle_kb*1024; print(f'peak RSS {p/2**20:.0f} MiB (idle {i/2**20:.0f} MiB, growth {(p-i)/2**20:.0f} MiB) for {t/2**20:.0f} MiB of messages: growth {(p-i)/t:.2f}x, peak {p/t:.2f}x')")
+  echo "(M) $M_COUNT x $M_SIZE bytes, scanning on: $MEM_SCAN; load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  stop_deliverer; stop_sink
+  "$ROOT/scripts/scanners.sh" stop >&2 || true
+  SCANNERS_STARTED=0
+fi
 
 # (s) latency to a healthy domain without and with a black hole holding S_HOLE messages
 declare -A STARVE=()
@@ -300,6 +333,7 @@ cat <<OUT
 | (o) outbound, DKIM Ed25519 on every message | ${RESULT[o_ed25519]:--} ($(ratio_o o_ed25519)) |
 | (o) MTA-STS policy fetches | $STS_FETCHES |
 | (m) Deliverer memory, ${M_COUNT:-10} concurrent messages of ${M_SIZE:-20971520} bytes through the intake to smtp-sink | $MEM |
+| (M) the same with scanning on (rspamd + clamd read every message from its pieces) | $MEM_SCAN |
 | (s) latency intake → delivered to a healthy domain, no black hole | ${STARVE[alone]:-n/a} |
 | (s) the same while a black hole (accepts TCP, never greets) holds ${STARVE[held]:-?} queued messages | ${STARVE[hole]:-n/a} |
 

@@ -22,7 +22,7 @@ public sealed class BoundedMemoryTests(GatewayFixture fx) : IClassFixture<Gatewa
     private Task<List<RedisKey>> KeysAsync(string pattern) => RedisScan.KeysAsync(fx.RedisClient, pattern);
 
     /// <summary>A multipart message of about <paramref name="size"/> bytes: a text part and a base64 attachment (76-character lines), no line starting with a dot.</summary>
-    private static byte[] Message(int size, string marker)
+    internal static byte[] Message(int size, string marker)
     {
         var sb = new StringBuilder(size + 4096);
         sb.Append("From: someone@remote.test\r\nSubject: big ").Append(marker).Append("\r\nMIME-Version: 1.0\r\n")
@@ -47,13 +47,13 @@ public sealed class BoundedMemoryTests(GatewayFixture fx) : IClassFixture<Gatewa
         return Encoding.ASCII.GetBytes(sb.ToString());
     }
 
-    private static async Task<RawSmtp> OpenDataAsync(IPEndPoint intake, IEnumerable<string> recipients)
+    internal static async Task<RawSmtp> OpenDataAsync(IPEndPoint intake, IEnumerable<string> recipients, string sender = "someone@remote.test")
     {
         var c = await RawSmtp.ConnectAsync(intake);
         await c.ReadReplyAsync();
         await c.WriteAsync("EHLO client.test\r\n");
         await c.ReadReplyAsync();
-        await c.WriteAsync("MAIL FROM:<someone@remote.test>\r\n");
+        await c.WriteAsync($"MAIL FROM:<{sender}>\r\n");
         Assert.StartsWith("250", await c.ReadReplyAsync(), StringComparison.Ordinal);
         foreach (var r in recipients)
         {

@@ -5,7 +5,7 @@ using Grpc.Core;
 namespace Deliverer.Tests;
 
 /// <summary>The ControlPlane and the Deliverer share a key-encryption key file and the tests' DNS server; retries after 1 s.</summary>
-public sealed class OutboundProtectionFixture : GatewayFixture
+public class OutboundProtectionFixture : GatewayFixture
 {
     public string KeyFile { get; } = Path.Combine(Path.GetTempPath(), $"gw-kek-{Guid.NewGuid():N}.key");
 
