@@ -80,4 +80,50 @@ public sealed class SharedBodyStreamTests
         stream.Position = SharedBodyStream.BlockSize;
         await Assert.ThrowsAsync<IOException>(async () => await stream.ReadExactlyAsync(new byte[10]));
     }
+
+    [Fact]
+    public async Task SplicedStream_PrefixThenBodyFromOffset_ReadAndSeekAsOneStream_CopyHeadTheSame()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var mux = await redis.ConnectAsync();
+        var db = mux.GetDatabase();
+        var body = Bytes((SharedBodyStream.BlockSize * 2) + 999);
+        await SharedBodies.StoreAsync(db, "s", body, ["d.test|s"], TimeSpan.FromDays(1));
+        var prefix = "Received: from x\r\nX-Spam-Score: 1.00\r\n"u8.ToArray();
+        const int From = 1000;
+        byte[] expected = [.. prefix, .. body.AsSpan(From)];
+
+        using var stream = new SplicedStream(prefix, (await SharedBodyStream.OpenAsync(db, RedisKeys.SharedBody("s")))!, From);
+        Assert.Equal(expected.Length, stream.Length);
+        var all = new MemoryStream();
+        var buffer = new byte[7777];
+        int n;
+        while ((n = await stream.ReadAsync(buffer)) > 0)
+        {
+            all.Write(buffer, 0, n);
+        }
+
+        Assert.True(all.ToArray().AsSpan().SequenceEqual(expected), "prefix then the body from the offset");
+
+        // Back across the seam, and into a later block.
+        stream.Position = prefix.Length - 3;
+        var across = new byte[10];
+        await stream.ReadExactlyAsync(across);
+        Assert.Equal(expected.AsSpan(prefix.Length - 3, 10).ToArray(), across);
+        stream.Seek(-5, SeekOrigin.End);
+        Assert.Equal(expected[^5..], await ReadRestAsync(stream));
+
+        // What a DSN reads: the same bytes, cut at the limit (also inside the prefix).
+        Assert.Equal(expected[..5000], await SharedBodies.ReadCopyHeadAsync(db, "s", prefix, From, 5000));
+        Assert.Equal(prefix[..10], await SharedBodies.ReadCopyHeadAsync(db, "s", prefix, From, 10));
+        Assert.True(await SharedBodies.ReleaseAsync(db, "s", "d.test|s"));
+        Assert.Null(await SharedBodies.ReadCopyHeadAsync(db, "s", prefix, From, 10));
+    }
+
+    private static async Task<byte[]> ReadRestAsync(Stream stream)
+    {
+        var rest = new MemoryStream();
+        await stream.CopyToAsync(rest);
+        return rest.ToArray();
+    }
 }

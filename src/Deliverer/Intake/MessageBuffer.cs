@@ -128,13 +128,6 @@ public sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
         return !Failed;
     }
 
-    /// <summary>The whole message from its spool, for the cases that need it in memory (scanning, DKIM signing, the quarantine); null when the spool is not all there.</summary>
-    public async Task<byte[]?> ReadAllAsync()
-    {
-        var all = _db is null ? null : await SharedBodies.ReadSpoolAsync(_db, Id).ConfigureAwait(false);
-        return all is not null && all.LongLength == Length ? all : null;
-    }
-
     /// <summary>The spool as a stream read in blocks (MIME parsing for the rules without the message in memory); null when it is gone.</summary>
     public Task<SharedBodyStream?> OpenAsync() => _db is null ? Task.FromResult<SharedBodyStream?>(null) : SharedBodyStream.OpenAsync(_db, RedisKeys.SharedBodySpool(Id));
 

@@ -300,7 +300,8 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
         // requirements §3.9: mail through Google's shared ranges must carry the customer's own Google Workspace DKIM signature.
         if (await google.RefusalAsync(m.Recipients.Where(r => r.Direction == Gateway.Core.Mail.Direction.Outbound).Select(r => r.Domain).Distinct(StringComparer.Ordinal),
                 m.Client.Address,
-                async () => m.Body.Spilled ? await m.Body.ReadAllAsync().ConfigureAwait(false) : m.Body.WrittenSpan.ToArray(), CancellationToken.None).ConfigureAwait(false) is { } googleRefusal)
+                async () => m.Body.Spilled ? (Stream?)await m.Body.OpenAsync().ConfigureAwait(false) : new MemoryStream(m.Body.WrittenSpan.ToArray(), writable: false),
+                CancellationToken.None).ConfigureAwait(false) is { } googleRefusal)
         {
             LogProviderBinding(logger, m.Id, m.Client.Address, googleRefusal.Domain, googleRefusal.Reply);
             metrics.Message(googleRefusal.Reply.StartsWith('4') ? "failed" : "rejected");

@@ -60,9 +60,10 @@ public sealed class GoogleWorkspaceBinding(ConfigSnapshot snapshot, ProviderRang
     /// <summary>
     /// The first outbound domain among <paramref name="outboundDomains"/> whose Google binding refuses the message, with
     /// the reply for DATA (<c>550 5.7.1</c>, or <c>451 4.7.0</c> when DNS failed), or null. <paramref name="message"/> is
-    /// asked for only when a domain's binding applies.
+    /// opened only when a domain's binding applies, and parsed in persistent mode: a big message stays in its pieces in Redis
+    /// and the signature's body hash reads it block by block (requirements §11, bounded memory). The stream is disposed here.
     /// </summary>
-    public async Task<(string Domain, string Reply)?> RefusalAsync(IEnumerable<string> outboundDomains, string clientAddress, Func<Task<byte[]?>> message,
+    public async Task<(string Domain, string Reply)?> RefusalAsync(IEnumerable<string> outboundDomains, string clientAddress, Func<Task<Stream?>> message,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(outboundDomains);
@@ -72,31 +73,47 @@ public sealed class GoogleWorkspaceBinding(ConfigSnapshot snapshot, ProviderRang
             return null;
         }
 
+        Stream? source = null;
         MimeMessage? parsed = null;
-        foreach (var name in outboundDomains)
+        try
         {
-            if (snapshot.Find(name) is not { } domain || !Applies(domain, client, ranges.Current))
+            foreach (var name in outboundDomains)
             {
-                continue;
+                if (snapshot.Find(name) is not { } domain || !Applies(domain, client, ranges.Current))
+                {
+                    continue;
+                }
+
+                if (source is null)
+                {
+                    source = await message().ConfigureAwait(false);
+                    parsed = source is null ? null : await ParseAsync(source, cancellationToken).ConfigureAwait(false);
+                }
+
+                var verdict = await CheckAsync(domain, parsed, dns, clock.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+                if (verdict is not null)
+                {
+                    return (domain.Name, verdict);
+                }
             }
 
-            parsed ??= await message().ConfigureAwait(false) is { } bytes ? Parse(bytes) : null;
-            var verdict = await CheckAsync(domain, parsed, dns, clock.GetUtcNow(), cancellationToken).ConfigureAwait(false);
-            if (verdict is not null)
+            return null;
+        }
+        finally
+        {
+            parsed?.Dispose();
+            if (source is not null)
             {
-                return (domain.Name, verdict);
+                await source.DisposeAsync().ConfigureAwait(false);
             }
         }
-
-        return null;
     }
 
-    private static MimeMessage? Parse(ReadOnlyMemory<byte> message)
+    private static async Task<MimeMessage?> ParseAsync(Stream message, CancellationToken cancellationToken)
     {
         try
         {
-            using var stream = new MemoryStream(message.ToArray(), writable: false);
-            return MimeMessage.Load(ParserOptions.Default, stream);
+            return await MimeMessage.LoadAsync(ParserOptions.Default, message, persistent: true, cancellationToken).ConfigureAwait(false);
         }
         catch (FormatException)
         {

@@ -107,14 +107,6 @@ public static class SharedBodies
         return db.KeyDeleteAsync(RedisKeys.SharedBodySpool(bodyId), flags);
     }
 
-    /// <summary>The whole spool (for the cases that need a message in memory: scanning, DKIM signing, the quarantine); null when gone.</summary>
-    public static async Task<byte[]?> ReadSpoolAsync(IDatabase db, string bodyId)
-    {
-        ArgumentNullException.ThrowIfNull(db);
-        var v = await db.StringGetAsync(RedisKeys.SharedBodySpool(bodyId)).ConfigureAwait(false);
-        return v.IsNull ? null : (byte[])v!;
-    }
-
     /// <summary>
     /// What a DSN reads of a shared body at most: more than <c>DsnBuilder.FullReturnLimit</c> (so a bigger message is seen as
     /// too big for RET=FULL) and room for the header section a DSN returns a part of (<c>DsnBuilder.HeaderReturnLimit</c>):
