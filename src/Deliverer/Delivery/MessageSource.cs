@@ -28,8 +28,7 @@ internal sealed class MessageSource(MessageQueue queue, QueuedMessage message, b
         }
 
         _stream?.Dispose();
-        _ = BodyId;
-        _stream = await queue.OpenContentAsync(message).ConfigureAwait(false) ?? throw Missing();
+        _stream = await queue.OpenContentAsync(Shared).ConfigureAwait(false) ?? throw Missing();
         return await MimeMessage.LoadAsync(ParserOptions.Default, _stream, persistent: true, cancellationToken).ConfigureAwait(false);
     }
 
@@ -41,13 +40,12 @@ internal sealed class MessageSource(MessageQueue queue, QueuedMessage message, b
             return bytes;
         }
 
-        _ = BodyId;
-        return _dsnContent ??= await queue.ReadContentHeadAsync(message, SharedBodies.DsnContentLimit).ConfigureAwait(false) ?? throw Missing();
+        return _dsnContent ??= await queue.ReadContentHeadAsync(Shared, SharedBodies.DsnContentLimit).ConfigureAwait(false) ?? throw Missing();
     }
 
     public void Dispose() => _stream?.Dispose();
 
-    private string BodyId => message.BodyRef ?? throw new InvalidOperationException($"message {message.Domain}/{message.Id} has neither a body nor a shared body");
+    private QueuedMessage Shared => message.BodyRef is not null ? message : throw new InvalidOperationException($"message {message.Domain}/{message.Id} has neither a body nor a shared body");
 
     // Never an empty message in place of a lost body: the attempt fails (a deferral) and the message expires at its lifetime.
     private InvalidOperationException Missing() => new($"the shared body {message.BodyRef} of message {message.Domain}/{message.Id} is missing");
