@@ -234,8 +234,7 @@ public sealed class ProtectionResult
         }
 
         // At most a few variants per message (untagged, tagged, tagged with the subject, passed unscanned), each made once.
-        var tag = v.Action == ScanAction.Tag;
-        var key = (tag, tag && v.Copy.Policy.Spam.SubjectTag, v.Unscanned);
+        var key = VariantKey(v);
         if (!_variants.TryGetValue(key, out var body))
         {
             _variants[key] = body = ScanHeaders.Rewrite(_message, _fields, _authServId, Added(v), key.Item2);
@@ -258,8 +257,7 @@ public sealed class ProtectionResult
             return null;
         }
 
-        var tag = v.Action == ScanAction.Tag;
-        var key = (tag, tag && v.Copy.Policy.Spam.SubjectTag, v.Unscanned);
+        var key = VariantKey(v);
         if (!_prefixes.TryGetValue(key, out var made))
         {
             // A field that reaches the head's end may go on in the next piece: it stays in the shared body.
@@ -270,6 +268,10 @@ public sealed class ProtectionResult
 
         return made;
     }
+
+    /// <summary>What makes copies differ: tagged, tagged with the subject, passed unscanned (and why).</summary>
+    private static (bool Tag, bool Subject, string? Unscanned) VariantKey(CopyVerdict v) =>
+        (v.Action == ScanAction.Tag, v.Action == ScanAction.Tag && v.Copy.Policy.Spam.SubjectTag, v.Unscanned);
 
     /// <summary>The fields a copy gets: the common ones (Authentication-Results, score), the spam flag, the "not scanned" note.</summary>
     private string Added(CopyVerdict v) =>

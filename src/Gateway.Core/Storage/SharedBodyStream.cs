@@ -13,7 +13,7 @@ namespace Gateway.Core.Storage;
 /// as a shorter message.
 /// </para>
 /// </summary>
-public sealed class SharedBodyStream : Stream
+public sealed class SharedBodyStream : ReadOnlySeekableStream
 {
     /// <summary>The size of one <c>GETRANGE</c>.</summary>
     public const int BlockSize = 256 * 1024;
@@ -21,7 +21,6 @@ public sealed class SharedBodyStream : Stream
     private readonly IDatabase _db;
     private readonly RedisKey _key;
     private readonly long _length;
-    private long _position;
     private byte[]? _block;
     private long _blockStart = -1;
 
@@ -55,25 +54,7 @@ public sealed class SharedBodyStream : Stream
         return await exists.ConfigureAwait(false) ? (byte[])(await head.ConfigureAwait(false))! ?? [] : null;
     }
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => true;
-
-    public override bool CanWrite => false;
-
     public override long Length => _length;
-
-    public override long Position
-    {
-        get => _position;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value);
-            _position = value;
-        }
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -84,9 +65,6 @@ public sealed class SharedBodyStream : Stream
 
         return CopyOut(buffer);
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -99,30 +77,10 @@ public sealed class SharedBodyStream : Stream
         return CopyOut(buffer.Span);
     }
 
-    public override long Seek(long offset, SeekOrigin origin)
-    {
-        Position = origin switch
-        {
-            SeekOrigin.Begin => offset,
-            SeekOrigin.Current => _position + offset,
-            SeekOrigin.End => _length + offset,
-            _ => throw new ArgumentOutOfRangeException(nameof(origin)),
-        };
-        return _position;
-    }
-
-    public override void Flush()
-    {
-    }
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    private long BlockStart => _position / BlockSize * BlockSize;
+    private long BlockStart => Position / BlockSize * BlockSize;
 
     /// <summary>True when nothing needs reading: the end, or the block holding the position is here.</summary>
-    private bool Cached() => _position >= _length || (_block is not null && _blockStart == BlockStart);
+    private bool Cached() => Position >= _length || (_block is not null && _blockStart == BlockStart);
 
     private void Fill(RedisValue value)
     {
@@ -140,15 +98,15 @@ public sealed class SharedBodyStream : Stream
 
     private int CopyOut(Span<byte> buffer)
     {
-        if (_position >= _length || buffer.Length == 0)
+        if (Position >= _length || buffer.Length == 0)
         {
             return 0;
         }
 
-        var at = (int)(_position - _blockStart);
-        var n = Math.Min(buffer.Length, (int)Math.Min(_block!.Length - at, _length - _position));
+        var at = (int)(Position - _blockStart);
+        var n = Math.Min(buffer.Length, (int)Math.Min(_block!.Length - at, _length - Position));
         _block.AsSpan(at, n).CopyTo(buffer);
-        _position += n;
+        Position += n;
         return n;
     }
 }

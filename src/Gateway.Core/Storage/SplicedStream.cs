@@ -6,12 +6,11 @@ namespace Gateway.Core.Storage;
 /// <c>from</c> on. Read-only and seekable like the body's own stream, so MimeKit's persistent parser keeps offsets into it;
 /// only the prefix is in memory, the body is read block by block.
 /// </summary>
-public sealed class SplicedStream : Stream
+public sealed class SplicedStream : ReadOnlySeekableStream
 {
     private readonly byte[] _prefix;
     private readonly Stream _body;
     private readonly long _from;
-    private long _position;
 
     /// <param name="prefix">The copy's own bytes, read first.</param>
     /// <param name="body">The shared body (seekable); disposed with this stream.</param>
@@ -27,75 +26,34 @@ public sealed class SplicedStream : Stream
         _from = from;
     }
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => true;
-
-    public override bool CanWrite => false;
-
     public override long Length => _prefix.Length + _body.Length - _from;
-
-    public override long Position
-    {
-        get => _position;
-        set
-        {
-            ArgumentOutOfRangeException.ThrowIfNegative(value);
-            _position = value;
-        }
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
-        if (_position < _prefix.Length)
+        if (Position < _prefix.Length)
         {
             return FromPrefix(buffer);
         }
 
-        _body.Position = _from + _position - _prefix.Length;
+        _body.Position = _from + Position - _prefix.Length;
         var n = _body.Read(buffer);
-        _position += n;
+        Position += n;
         return n;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        if (_position < _prefix.Length)
+        if (Position < _prefix.Length)
         {
             return FromPrefix(buffer.Span);
         }
 
-        _body.Position = _from + _position - _prefix.Length;
+        _body.Position = _from + Position - _prefix.Length;
         var n = await _body.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
-        _position += n;
+        Position += n;
         return n;
     }
-
-    public override long Seek(long offset, SeekOrigin origin)
-    {
-        Position = origin switch
-        {
-            SeekOrigin.Begin => offset,
-            SeekOrigin.Current => _position + offset,
-            SeekOrigin.End => Length + offset,
-            _ => throw new ArgumentOutOfRangeException(nameof(origin)),
-        };
-        return _position;
-    }
-
-    public override void Flush()
-    {
-    }
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
@@ -109,9 +67,9 @@ public sealed class SplicedStream : Stream
 
     private int FromPrefix(Span<byte> buffer)
     {
-        var n = Math.Min(buffer.Length, _prefix.Length - (int)_position);
-        _prefix.AsSpan((int)_position, n).CopyTo(buffer);
-        _position += n;
+        var n = Math.Min(buffer.Length, _prefix.Length - (int)Position);
+        _prefix.AsSpan((int)Position, n).CopyTo(buffer);
+        Position += n;
         return n;
     }
 }
