@@ -240,49 +240,43 @@ echo "(d) refused primary -> next host: $FAILOVER" >&2
 stop_deliverer; stop_sink
 fi
 # (m) memory of the Deliverer with big messages in flight
+# M_REDIS_TIMEOUT: with 10 x 20 MB at once the one multiplexed Redis connection carries 200 MB of writes; on a loaded machine
+# that takes longer than StackExchange.Redis's default 5 s and the intake answers 451 (see docs/benchmarks.md).
+measure_memory() { # $1 = label, $2 = seconds to wait for the sink, then Deliverer arguments; sets MEM_RESULT
+  local label=$1 wait=$2; shift 2
+  start_sink; start_redis always; add_domain bench.test "127.0.0.1:$SINK:10"
+  start_deliverer ${M_REDIS_TIMEOUT:+--Gateway:Redis=127.0.0.1:$REDIS,asyncTimeout=$M_REDIS_TIMEOUT,syncTimeout=$M_REDIS_TIMEOUT} "$@"
+  sleep 2
+  local idle_kb peak_kb
+  idle_kb=$(awk '/VmRSS/ {print $2}' "/proc/$DELIVERER_PID/status")
+  echo "($label) load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  smtp-source -s "$M_COUNT" -l "$M_SIZE" -m "$M_COUNT" -f sender@remote.test -t user@bench.test "127.0.0.1:$DELIVERER" 2>>"$WORK/source.err"
+  wait_sink "$M_COUNT" "$wait"
+  peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$DELIVERER_PID/status")
+  MEM_RESULT=$(python3 -c "t=$M_COUNT*$M_SIZE; p=$peak_kb*1024; i=$idle_kb*1024; print(f'peak RSS {p/2**20:.0f} MiB (idle {i/2**20:.0f} MiB, growth {(p-i)/2**20:.0f} MiB) for {t/2**20:.0f} MiB of messages: growth {(p-i)/t:.2f}x, peak {p/t:.2f}x')")
+  echo "($label) $M_COUNT x $M_SIZE bytes: $MEM_RESULT; load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  stop_deliverer; stop_sink
+}
+M_COUNT=${M_COUNT:-10}; M_SIZE=${M_SIZE:-20971520}
 MEM=n/a
 if [[ $SCENARIOS == *m* ]]; then
-  M_COUNT=${M_COUNT:-10}; M_SIZE=${M_SIZE:-20971520}
-  # M_REDIS_TIMEOUT: with 10 x 20 MB at once the one multiplexed Redis connection carries 200 MB of writes; on a loaded machine
-  # that takes longer than StackExchange.Redis's default 5 s and the intake answers 451 (see docs/benchmarks.md).
-  start_sink; start_redis always; add_domain bench.test "127.0.0.1:$SINK:10"
-  start_deliverer ${M_REDIS_TIMEOUT:+--Gateway:Redis=127.0.0.1:$REDIS,asyncTimeout=$M_REDIS_TIMEOUT,syncTimeout=$M_REDIS_TIMEOUT}
-  sleep 2
-  idle_kb=$(awk '/VmRSS/ {print $2}' "/proc/$DELIVERER_PID/status")
-  smtp-source -s "$M_COUNT" -l "$M_SIZE" -m "$M_COUNT" -f sender@remote.test -t user@bench.test "127.0.0.1:$DELIVERER" 2>>"$WORK/source.err"
-  wait_sink "$M_COUNT" 900
-  peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$DELIVERER_PID/status")
-  MEM=$(python3 -c "t=$M_COUNT*$M_SIZE; p=$peak_kb*1024; i=$idle_kb*1024; print(f'peak RSS {p/2**20:.0f} MiB (idle {i/2**20:.0f} MiB, growth {(p-i)/2**20:.0f} MiB) for {t/2**20:.0f} MiB of messages: growth {(p-i)/t:.2f}x, peak {p/t:.2f}x')")
-  echo "(m) $M_COUNT x $M_SIZE bytes: $MEM" >&2
-  stop_deliverer; stop_sink
+  measure_memory m 900; MEM=$MEM_RESULT
 fi
 # (M) the same with scanning on: rspamd and clamd read each message from its pieces (docs/architecture.md "Bodies in pieces")
 MEM_SCAN=n/a
 if [[ $SCENARIOS == *M* ]]; then
   need rspamd; need clamd
-  M_COUNT=${M_COUNT:-10}; M_SIZE=${M_SIZE:-20971520}
   DNS_PORT=$(freeport)
   python3 "$ROOT/bench/protection/dns_stub.py" "$DNS_PORT" & PIDS+=("$!")
   export GATEWAY_SCANNERS_DIR="$WORK/scanners" GATEWAY_RSPAMD_DNS="127.0.0.1:$DNS_PORT" GATEWAY_RSPAMD_PORT=$(freeport) \
     GATEWAY_RSPAMD_CONTROLLER_PORT=$(freeport) GATEWAY_CLAMD_PORT=$(freeport) GATEWAY_RSPAMD_REDIS_PORT=$(freeport) \
-    GATEWAY_RSPAMD_HS_CACHE=${GATEWAY_RSPAMD_HS_CACHE:-/tmp/gw-rspamd-hs-cache}
+    GATEWAY_RSPAMD_WORKERS=${RSPAMD_WORKERS:-$(nproc)} GATEWAY_RSPAMD_HS_CACHE=${GATEWAY_RSPAMD_HS_CACHE:-/tmp/gw-rspamd-hs-cache}
   mkdir -p "$GATEWAY_SCANNERS_DIR"; chmod 755 "$GATEWAY_SCANNERS_DIR"
   "$ROOT/scripts/scanners.sh" start >&2
   SCANNERS_STARTED=1
-  start_sink; start_redis always; add_domain bench.test "127.0.0.1:$SINK:10"
-  start_deliverer ${M_REDIS_TIMEOUT:+--Gateway:Redis=127.0.0.1:$REDIS,asyncTimeout=$M_REDIS_TIMEOUT,syncTimeout=$M_REDIS_TIMEOUT} \
-    --Gateway:Protection:Mode=Scan --Gateway:Protection:RspamdUrls:0="http://127.0.0.1:$GATEWAY_RSPAMD_PORT" \
-    --Gateway:Protection:ClamdServers:0="127.0.0.1:$GATEWAY_CLAMD_PORT" --Gateway:Protection:MalwareScope=Everything \
-    --Gateway:Protection:RspamdTimeout=00:05:00 --Gateway:Protection:ClamdTimeout=00:05:00
-  sleep 2
-  idle_kb=$(awk '/VmRSS/ {print $2}' "/proc/$DELIVERER_PID/status")
-  echo "(M) load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-  smtp-source -s "$M_COUNT" -l "$M_SIZE" -m "$M_COUNT" -f sender@remote.test -t user@bench.test "127.0.0.1:$DELIVERER" 2>>"$WORK/source.err"
-  wait_sink "$M_COUNT" 1800
-  peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$DELIVERER_PID/status")
-  MEM_SCAN=$(python3 -c "t=$M_COUNT*$M_SIZE; p=$peak_kb*1024; i=$idle_kb*1024; print(f'peak RSS {p/2**20:.0f} MiB (idle {i/2**20:.0f} MiB, growth {(p-i)/2**20:.0f} MiB) for {t/2**20:.0f} MiB of messages: growth {(p-i)/t:.2f}x, peak {p/t:.2f}x')")
-  echo "(M) $M_COUNT x $M_SIZE bytes, scanning on: $MEM_SCAN; load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-  stop_deliverer; stop_sink
+  measure_memory M 1800 --Gateway:Protection:Mode=Scan --Gateway:Protection:RspamdUrls:0="http://127.0.0.1:$GATEWAY_RSPAMD_PORT" \
+    --Gateway:Protection:ClamdServers:0="127.0.0.1:$GATEWAY_CLAMD_PORT" --Gateway:Protection:RspamdTimeout=00:05:00 --Gateway:Protection:ClamdTimeout=00:05:00
+  MEM_SCAN=$MEM_RESULT
   "$ROOT/scripts/scanners.sh" stop >&2 || true
   SCANNERS_STARTED=0
 fi
