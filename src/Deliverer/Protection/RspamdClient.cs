@@ -157,7 +157,8 @@ public sealed class RspamdClient : IDisposable
             }
             catch (HttpRequestException e)
             {
-                (reason, detail) = (ScannerFailureReasons.Unavailable, $"{server}: {e.Message}");
+                // The cause says more than "an error occurred while sending the request" (refused, reset, a body read from Redis that failed).
+                (reason, detail) = (ScannerFailureReasons.Unavailable, $"{server}: {e.Message}{(e.InnerException is { } inner ? " (" + inner.Message + ")" : string.Empty)}");
             }
             catch (FormatException e)
             {
