@@ -128,8 +128,12 @@ public sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
         return !Failed;
     }
 
-    /// <summary>The spool as a stream read in blocks (MIME parsing for the rules without the message in memory); null when it is gone.</summary>
-    public Task<SharedBodyStream?> OpenAsync() => _db is null ? Task.FromResult<SharedBodyStream?>(null) : SharedBodyStream.OpenAsync(_db, RedisKeys.SharedBodySpool(Id));
+    /// <summary>
+    /// The spool as a stream read in blocks (the scanners, DKIM signing, MIME parsing for the rules, without the message in
+    /// memory); null when it is gone. Blocks below the large object heap (<see cref="SharedBodyStream.SmallBlockSize"/>).
+    /// </summary>
+    public Task<SharedBodyStream?> OpenAsync() =>
+        _db is null ? Task.FromResult<SharedBodyStream?>(null) : SharedBodyStream.OpenAsync(_db, RedisKeys.SharedBodySpool(Id), SharedBodyStream.SmallBlockSize);
 
     /// <summary>The spool as a stream; a <see cref="RedisException"/> when it is gone or incomplete (the client gets 451).</summary>
     public async Task<Stream> OpenRequiredAsync()
