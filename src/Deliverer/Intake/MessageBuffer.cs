@@ -123,6 +123,9 @@ public sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
         if (_piece is not null)
         {
             await FlushAsync().ConfigureAwait(false);
+            // Nothing more is written: the piece's buffer goes back now, not when the session has stored the message (a scan
+            // of a big message takes seconds).
+            _piece.Dispose();
         }
 
         return !Failed;
@@ -130,10 +133,9 @@ public sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
 
     /// <summary>
     /// The spool as a stream read in blocks (the scanners, DKIM signing, MIME parsing for the rules, without the message in
-    /// memory); null when it is gone. Blocks below the large object heap (<see cref="SharedBodyStream.SmallBlockSize"/>).
+    /// memory); null when it is gone.
     /// </summary>
-    public Task<SharedBodyStream?> OpenAsync() =>
-        _db is null ? Task.FromResult<SharedBodyStream?>(null) : SharedBodyStream.OpenAsync(_db, RedisKeys.SharedBodySpool(Id), SharedBodyStream.SmallBlockSize);
+    public Task<SharedBodyStream?> OpenAsync() => _db is null ? Task.FromResult<SharedBodyStream?>(null) : SharedBodyStream.OpenAsync(_db, RedisKeys.SharedBodySpool(Id));
 
     /// <summary>The spool as a stream; a <see cref="RedisException"/> when it is gone or incomplete (the client gets 451).</summary>
     public async Task<Stream> OpenRequiredAsync()

@@ -15,16 +15,12 @@ namespace Gateway.Core.Storage;
 /// </summary>
 public sealed class SharedBodyStream : ReadOnlySeekableStream
 {
-    /// <summary>The size of one <c>GETRANGE</c>.</summary>
-    public const int BlockSize = 256 * 1024;
-
     /// <summary>
-    /// A block below the large object heap's 85,000 bytes, for streams that read a whole body once from start to end (the
-    /// scanners' requests, DKIM signing): each block is then short-lived gen0 garbage instead of a large object that waits
-    /// for a gen2 collection (bench/deliverer (M): ten 20 MB messages read by rspamd and clamd left 2.0× their size in
-    /// uncollected 256 kB blocks).
+    /// The size of one <c>GETRANGE</c>: below the large object heap's 85,000 bytes, so each block read is short-lived gen0
+    /// garbage instead of a large object that waits for a gen2 collection (bench/deliverer (M): with 256 kB blocks, ten 20 MB
+    /// messages read by rspamd, clamd and the delivery left the Deliverer at 2.0× their size, mostly uncollected blocks).
     /// </summary>
-    public const int SmallBlockSize = 64 * 1024;
+    public const int BlockSize = 64 * 1024;
 
     private readonly IDatabase _db;
     private readonly RedisKey _key;
@@ -41,14 +37,13 @@ public sealed class SharedBodyStream : ReadOnlySeekableStream
         _blockSize = blockSize;
     }
 
-    /// <summary>Opens the body under <paramref name="key"/>, read in blocks of <paramref name="blockSize"/>; null when the key does not exist.</summary>
-    public static async Task<SharedBodyStream?> OpenAsync(IDatabase db, RedisKey key, int blockSize = BlockSize)
+    /// <summary>Opens the body under <paramref name="key"/>; null when the key does not exist.</summary>
+    public static async Task<SharedBodyStream?> OpenAsync(IDatabase db, RedisKey key)
     {
         ArgumentNullException.ThrowIfNull(db);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
         var exists = db.KeyExistsAsync(key);
         var length = db.StringLengthAsync(key);
-        return await exists.ConfigureAwait(false) ? new SharedBodyStream(db, key, await length.ConfigureAwait(false), blockSize) : null;
+        return await exists.ConfigureAwait(false) ? new SharedBodyStream(db, key, await length.ConfigureAwait(false), BlockSize) : null;
     }
 
     /// <summary>
