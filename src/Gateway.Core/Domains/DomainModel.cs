@@ -80,7 +80,7 @@ public sealed record DomainSettings(bool InboundEnabled, IReadOnlyList<InboundSe
 
     /// <summary>
     /// Inbound protection policy (requirements §9); domains stored before it existed get the defaults (the source-generated
-    /// JSON reader sets a missing member to null: without the fallback every scan of such a domain's mail threw).
+    /// JSON reader sets a missing member to null: without the fallback every scan of such a domain failed).
     /// </summary>
     public ProtectionSettings Protection
     {
