@@ -281,6 +281,30 @@ public sealed class BoundedMemoryScanTests(ScanningGatewayFixture fx) : IClassFi
     }
 
     [Fact]
+    public async Task Quarantine_BigMessageHeld_DomainDeleted_PurgeReleasesTheReference_BodyGone()
+    {
+        var held = await TaggingDomainAsync("qpurge", "127.0.0.3", FreePort.Get(IPAddress.Parse("127.0.0.3")));
+        var rules = new PolicyRuleService.PolicyRuleServiceClient(fx.AsTenant());
+        var rule = await rules.CreateRuleAsync(new CreateRuleRequest
+        {
+            Domain = held, Rule = new PolicyRule { Recipients = { "*@" + held }, Action = RuleAction.Quarantine, Description = "hold" },
+        });
+        var snapshot = fx.DelivererServices!.GetRequiredService<ConfigSnapshot>();
+        await Eventually.WaitAsync(() => snapshot.Find(held)?.Rules?.Rules.Any(r => r.Rule.Id == rule.Id) == true, TimeSpan.FromSeconds(5), "the rule in the snapshot");
+        Assert.StartsWith("250", await SendAsync(fx.Intake, ["user@" + held], BoundedMemoryTests.Message(2 * 1024 * 1024, Guid.NewGuid().ToString("N"))),
+            StringComparison.Ordinal);
+        var quarantine = new QuarantineService.QuarantineServiceClient(fx.AsTenant());
+        var listed = Assert.Single((await quarantine.ListQuarantineAsync(new ListQuarantineRequest { Domain = held })).Messages);
+        var bodyId = (await Db.HashGetAsync(RedisKeys.QuarantineMessage(held, listed.MessageId), SharedBodies.Field)).ToString();
+        Assert.True(await Db.KeyExistsAsync(RedisKeys.SharedBody(bodyId)));
+
+        await fx.Domains.DeleteDomainAsync(new DeleteDomainRequest { Name = held, Force = true });
+
+        await Eventually.WaitAsync(async () => !await Db.KeyExistsAsync(RedisKeys.SharedBody(bodyId)) && !await Db.KeyExistsAsync(RedisKeys.SharedBodyRefs(bodyId)),
+            TimeSpan.FromSeconds(15), "the body removed when the purge released the quarantine's reference");
+    }
+
+    [Fact]
     public async Task ScannerClients_FirstServerDown_SpooledMessageOpenedAgainForTheNext_BothEnginesAnswer()
     {
         // A spool in Redis, as the intake leaves it, and engines listed after a server that refuses connections.
