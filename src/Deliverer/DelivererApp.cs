@@ -47,6 +47,8 @@ public static class DelivererApp
         builder.Services.AddSingleton<DestinationLimiter>();
         builder.Services.AddSingleton<DeadHosts>();
         builder.Services.AddSingleton<MessageDeliverer>();
+        builder.Services.AddSingleton<FailureDsnCoalescer>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<FailureDsnCoalescer>());
         builder.Services.AddSingleton<DeliveryScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());
         builder.Services.AddSingleton<IntakeWriter>();

@@ -127,6 +127,15 @@ public sealed class DelivererOptions
     [Range(0, 10_000)]
     public int ConnectionCachePerHost { get; set; } = 64;
 
+    /// <summary>
+    /// How long the failures of one copy of a message to several managed domains wait for the other copies' failures, so the
+    /// sender gets one DSN for the message rather than one per copy (requirements §11; docs/architecture.md "One failure DSN per
+    /// message"). The DSN goes at once when the last copy is done. 5 minutes: Postfix's first retry (<c>minimal_backoff_time</c>
+    /// 300 s) comes no sooner, so a copy deferred once is not waited for, and a failure notice that is minutes late misleads no one.
+    /// A message of one copy never waits.
+    /// </summary>
+    public TimeSpan FailureDsnWindow { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>How often to look for queued messages that lost their schedule entry.</summary>
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromMinutes(5);
 
@@ -159,7 +168,7 @@ public sealed class DelivererOptions
         o.EffectiveTrustedNetworks.All(n => IPNetwork.TryParse(AsCidr(n), out _)) &&
         o.MaxSessions > 0 && o.IdleTimeout > TimeSpan.Zero && o.PollInterval > TimeSpan.Zero && o.ConnectTimeout > TimeSpan.Zero && o.CommandTimeout > TimeSpan.Zero &&
         o.SweepInterval > TimeSpan.Zero && o.BusyRetryDelay > TimeSpan.Zero && o.AttemptDeadline > TimeSpan.Zero && o.GreetingTimeout > TimeSpan.Zero &&
-        o.DeadHostTime >= TimeSpan.Zero && o.ConnectionCacheTime >= TimeSpan.Zero && o.QueueSampleInterval > TimeSpan.Zero &&
+        o.DeadHostTime >= TimeSpan.Zero && o.FailureDsnWindow > TimeSpan.Zero && o.ConnectionCacheTime >= TimeSpan.Zero && o.QueueSampleInterval > TimeSpan.Zero &&
         (o.HttpUrl.Length == 0 || Gateway.Core.Hosting.KestrelUrls.TryParse(o.HttpUrl, out _, out _, out _)) &&
         (o.MetricsUrl.Length == 0 || Gateway.Core.Hosting.KestrelUrls.TryParse(o.MetricsUrl, out _, out _, out _));
 

@@ -118,6 +118,9 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
                 DsnRet = dsn.Ret,
                 DsnEnvelopeId = dsn.EnvelopeId,
                 RecipientDsn = RecipientDsnOf(p, p.Key.Direction == Direction.Outbound || p.Key == firstInbound),
+                // Copies of one message to several domains: their failures make one DSN (FailureDsnRecords; requirements §11).
+                DsnGroup = parts.Count > 1 && sender.Length > 0 ? id : null,
+                DsnGroupSize = parts.Count,
             }, BodyOf(p.Key.Item1, p.Key.Direction), sharedBody: sharedBody[i], size: size)).ToList();
         var subject = held.Count > 0 ? MessageContent.Parse(body).Subject : null; // shown in ListQuarantine
         var holds = held.GroupBy(v => (v.Recipient.Domain, v.Recipient.Direction, v.Rule!.Id)).Select(g => new QuarantinedMessage
