@@ -52,6 +52,7 @@ public static class DelivererApp
         builder.Services.AddSingleton<DeliveryScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());
         builder.Services.AddSingleton<IntakeWriter>();
+        builder.Services.AddSingleton<SpoolQuota>();
         builder.Services.AddDkimKeys(builder.Configuration, createKeyFile: false); // the ControlPlane generates the key file
         builder.Services.AddSingleton<DkimSigning>();
         builder.Services.AddTlsVerification(builder.Configuration); // Gateway:Tls (docs/outbound.md)

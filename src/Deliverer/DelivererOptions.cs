@@ -54,6 +54,15 @@ public sealed class DelivererOptions
     /// </summary>
     public int MaxSessions { get; set; } = 100;
 
+    /// <summary>
+    /// The most bytes one client (XFORWARD ADDR, else the peer) may hold at once in unfinished spools of this process, the
+    /// pieces of big messages still being received (requirements §11; <c>Intake/SpoolQuota.cs</c>). A message that would pass it
+    /// gets <c>452 4.3.1 Insufficient system storage</c> at its end and its pieces are removed at once. 0: twice
+    /// <see cref="MaxMessageSize"/> (two messages of the largest size at once).
+    /// </summary>
+    [Range(0, long.MaxValue)]
+    public long MaxSpoolBytesPerClient { get; set; }
+
     /// <summary>How long the intake waits for the client's next bytes (RFC 5321 §4.5.3.2.7 suggests 5 minutes).</summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
 

@@ -39,7 +39,8 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
     TimeProvider clock, ILogger<IntakeWriter> logger, DkimSigning dkim)
 {
     /// <summary>The buffer for message <paramref name="id"/> being received: it goes to Redis in pieces once it is big (<see cref="MessageBuffer"/>).</summary>
-    public MessageBuffer NewBuffer(string id) => new(queue.BodyDatabase, id);
+    /// <param name="budget">The client's cap on spooled bytes (<see cref="SpoolQuota"/>).</param>
+    public MessageBuffer NewBuffer(string id, ISpoolBudget? budget = null) => new(queue.BodyDatabase, id) { Budget = budget };
 
     /// <summary>The reply prefix of a rule's refusal at intake.</summary>
     public const string RejectPrefix = RuleDefaults.RejectPrefix;

@@ -56,6 +56,12 @@ public sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
     /// <summary>A write to the spool failed: the message cannot be stored (the client gets 451), the rest is read and dropped.</summary>
     public bool Failed { get; private set; }
 
+    /// <summary>The per-client cap on spooled bytes this message counts against (<see cref="SpoolQuota"/>); null: none.</summary>
+    public ISpoolBudget? Budget { get; init; }
+
+    /// <summary>The message would pass its client's cap on spooled bytes: it is <see cref="Failed"/>, its pieces are removed.</summary>
+    public bool OverBudget { get; private set; }
+
     /// <summary>The message's size so far.</summary>
     public long Length => _head.WrittenCount + (_piece is null ? 0 : _spooled - _head.WrittenCount + _piece.WrittenCount);
 
@@ -89,6 +95,21 @@ public sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
     {
         if (_db is null || Failed)
         {
+            return;
+        }
+
+        if (Budget is { } budget && !budget.TryTake(_piece is null ? _head.WrittenCount : _piece.WrittenCount))
+        {
+            // Over the client's cap (SpoolQuota): the rest is read and dropped, the pieces go now, the client gets 452.
+            OverBudget = true;
+            Failed = true;
+            _piece?.Dispose();
+            _piece ??= new PooledBufferWriter();
+            if (_spooled > 0)
+            {
+                _ = SharedBodies.DiscardSpoolAsync(_db, Id, CommandFlags.FireAndForget);
+            }
+
             return;
         }
 
@@ -145,6 +166,7 @@ public sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
     {
         _head.Dispose();
         _piece?.Dispose();
+        Budget?.Dispose();
         if (_db is not null && _spooled > 0 && !_committed)
         {
             // An aborted or refused message: its pieces go now (and by their expiry if Redis is away).
