@@ -147,6 +147,52 @@ public sealed class RecipientVerifierTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ApplyAsync_PositiveOlderThanRefresh_AnsweredFromCache_RenewedInBackground_UnknownKept_RemovedMailboxThen550()
+    {
+        await using var sink = AnnOnly("127.0.0.5");
+        var clock = new ManualClock(DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())); // the cache keeps ms
+        var options = Fast();
+        Assert.Equal(TimeSpan.FromHours(12), options.PositiveRefresh); // the default
+        var verifier = Verifier(options, clock: clock);
+        var domain = Domain(sink.Host, sink.Port);
+        var cache = new VerificationCache(_mux);
+
+        Assert.Equal(RelayOutcome.Accept, (await AskAsync(verifier, domain, "ann")).Outcome);
+        Assert.Equal(1, sink.Connections);
+
+        // An hour later: the cache answers, nothing is renewed.
+        clock.Advance(TimeSpan.FromHours(1));
+        Assert.Equal(RelayOutcome.Accept, (await AskAsync(verifier, domain, "ann")).Outcome);
+        await Task.Delay(300);
+        Assert.Equal(1, sink.Connections);
+
+        // 13 hours after the probe: still answered from the cache at once, and a probe renews it in the background.
+        clock.Advance(TimeSpan.FromHours(12));
+        Assert.Equal(RelayOutcome.Accept, (await AskAsync(verifier, domain, "ann")).Outcome);
+        await Eventually.WaitAsync(() => sink.Connections == 2 && verifier.Running == 0, TimeSpan.FromSeconds(10), "the background refresh");
+        var renewed = await cache.GetAsync(domain.Name, $"ann@{domain.Name}", clock.GetUtcNow());
+        Assert.Equal(clock.GetUtcNow() + RecipientVerificationSettings.DefaultPositiveTtl, renewed!.Expires);
+
+        // A refresh that learns nothing (451) keeps the answer (optimistic caching) and is not tried again at once.
+        sink.Behavior = SinkBehavior.Accept with { RcptReply = _ => "451 4.3.0 try later" };
+        clock.Advance(TimeSpan.FromHours(13));
+        Assert.Equal(RelayOutcome.Accept, (await AskAsync(verifier, domain, "ann")).Outcome);
+        await Eventually.WaitAsync(() => sink.Connections == 3 && verifier.Running == 0, TimeSpan.FromSeconds(10), "the refresh that learned nothing");
+        Assert.Equal(RelayOutcome.Accept, (await AskAsync(verifier, domain, "ann")).Outcome);
+        await Task.Delay(300);
+        Assert.Equal(3, sink.Connections);
+
+        // The mailbox is removed at the customer's server: the next refresh learns it, and the RCPT after it gets 550.
+        sink.Behavior = SinkBehavior.Accept with { RcptReply = r => $"550 5.1.1 <{r}>: Recipient address rejected: User unknown" };
+        clock.Advance(TimeSpan.FromMinutes(2));
+        Assert.Equal(RelayOutcome.Accept, (await AskAsync(verifier, domain, "ann")).Outcome);
+        await Eventually.WaitAsync(() => sink.Connections == 4 && verifier.Running == 0, TimeSpan.FromSeconds(10), "the refresh that finds the mailbox gone");
+        Assert.Equal(RelayOutcome.Reject, (await AskAsync(verifier, domain, "ann")).Outcome);
+        Assert.Equal(4, sink.Connections);
+        Assert.DoesNotContain(sink.Commands, c => c.Verb is "DATA" or "BDAT");
+    }
+
+    [Fact]
     public async Task ApplyAsync_DictionaryAttack_AtMostRateProbes_Rest450_CacheBoundedPositiveKept()
     {
         await using var sink = AnnOnly("127.0.0.5");
