@@ -193,6 +193,97 @@ public sealed class RecipientVerifierTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ApplyAsync_ServerOffersStartTls_ProbeRunsInsideTls_AcceptedAnd550()
+    {
+        using var certificate = TestCertificates.SelfSigned("mx.customer.test");
+        await using var sink = AnnOnly("127.0.0.6");
+        sink.Behavior = sink.Behavior with { TlsCertificate = certificate };
+        var verifier = Verifier();
+        var domain = Domain(sink.Host, sink.Port);
+
+        Assert.Equal(RelayOutcome.Accept, (await AskAsync(verifier, domain, "ann")).Outcome);
+        Assert.Equal(RelayOutcome.Reject, (await AskAsync(verifier, domain, "bob")).Outcome);
+
+        // Each probe: EHLO in the clear, STARTTLS, then the session starts over inside TLS (RFC 3207 §4.2) with the
+        // self-signed certificate taken (opportunistic, as delivery takes it), and MAIL/RCPT only inside it.
+        Assert.Equal(2, sink.Connections);
+        Assert.Equal(0, sink.TlsFailures);
+        foreach (var connection in sink.Commands.Select(c => c.Connection).Distinct())
+        {
+            Assert.Equal(["EHLO", "STAR", "EHLO", "MAIL", "RCPT", "RSET", "QUIT"], sink.Commands.Where(c => c.Connection == connection).Select(c => c.Verb));
+        }
+    }
+
+    [Fact]
+    public async Task ApplyAsync_StartTlsHandshakeBroken_Unknown450_Never550()
+    {
+        // A server that offers STARTTLS, says 220 to it, then answers the TLS ClientHello with plain text and hangs up.
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Parse("127.0.0.7"), 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        using var stop = new CancellationTokenSource();
+        var connections = 0;
+        var server = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var client = await listener.AcceptTcpClientAsync(stop.Token);
+                Interlocked.Increment(ref connections);
+                var stream = client.GetStream();
+                var reader = new StreamReader(stream, System.Text.Encoding.ASCII);
+                async Task Say(string line) => await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(line + "\r\n"), stop.Token);
+                await Say("220 broken.test ESMTP");
+                await reader.ReadLineAsync(stop.Token); // EHLO
+                await Say("250-broken.test\r\n250-STARTTLS\r\n250 8BITMIME");
+                await reader.ReadLineAsync(stop.Token); // STARTTLS
+                await Say("220 2.0.0 Ready to start TLS");
+                _ = await stream.ReadAsync(new byte[512], stop.Token); // the ClientHello (some of it)
+                await Say("this is not TLS at all");
+            }
+        });
+
+        var verifier = Verifier();
+        var domain = Domain("127.0.0.7", port);
+        var answer = await AskAsync(verifier, domain, "ann");
+
+        Assert.Equal(RelayOutcome.TryLater, answer.Outcome);
+        Assert.StartsWith($"450 4.1.1 <ann@{domain.Name}>: Recipient address rejected: unverified address: ", answer.Refusal!.Value.ForRecipient($"ann@{domain.Name}"),
+            StringComparison.Ordinal);
+        var cached = await new VerificationCache(_mux).GetAsync(domain.Name, $"ann@{domain.Name}", DateTimeOffset.UtcNow);
+        Assert.Equal(VerifyStatus.Unknown, cached!.Status); // cached briefly as unknown, never as undeliverable
+        Assert.Equal(1, Volatile.Read(ref connections));
+        await stop.CancelAsync();
+        listener.Stop();
+        await Assert.ThrowsAnyAsync<Exception>(() => server);
+    }
+
+    [Fact]
+    public async Task ApplyAsync_RowDemandsVerifiedTls_SelfSignedCertificate_Unknown450_NoRcpt()
+    {
+        using var certificate = TestCertificates.SelfSigned("mx.customer.test");
+        await using var sink = AnnOnly("127.0.0.8");
+        sink.Behavior = sink.Behavior with { TlsCertificate = certificate };
+        var verifier = Verifier();
+        var plain = Domain(sink.Host, sink.Port);
+        var config = plain.Config with
+        {
+            Settings = plain.Config.Settings with
+            {
+                InboundServers = [.. plain.Config.Settings.InboundServers.Select(r => r with { Tls = TlsMode.Verify, TlsName = "mx.customer.test" })],
+            },
+        };
+        var domain = new DomainEntry(config);
+
+        var answer = await AskAsync(verifier, domain, "ann");
+
+        Assert.Equal(RelayOutcome.TryLater, answer.Outcome);
+        // The probe refused the certificate no one vouches for, inside the handshake: nothing was asked.
+        Assert.Contains("remote certificate was rejected", answer.ReplyText, StringComparison.Ordinal);
+        Assert.Equal(["EHLO", "STAR"], sink.Commands.Select(c => c.Verb));
+        Assert.DoesNotContain(sink.Commands, c => c.Verb is "MAIL" or "RCPT");
+    }
+
+    [Fact]
     public async Task ApplyAsync_DictionaryAttack_AtMostRateProbes_Rest450_CacheBoundedPositiveKept()
     {
         await using var sink = AnnOnly("127.0.0.5");
