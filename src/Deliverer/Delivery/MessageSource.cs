@@ -21,8 +21,9 @@ internal sealed class MessageSource(MessageQueue queue, QueuedMessage message, b
     {
         if (bytes is not null)
         {
-            using var memory = new MemoryStream(bytes, writable: false);
-            return await MimeMessage.LoadAsync(memory, cancellationToken).ConfigureAwait(false);
+            // Persistent over the bytes already in memory: the parts stay offsets into them instead of copies, and parsing a
+            // buffer needs no asynchronous reads. The stream is not disposed: MailKit reads the parts from it as it sends.
+            return MimeMessage.Load(ParserOptions.Default, new MemoryStream(bytes, writable: false), persistent: true, cancellationToken);
         }
 
         _stream?.Dispose();
