@@ -98,6 +98,30 @@ public sealed partial class CombinedDsnTests(LongDsnWindowFixture fx) : IClassFi
     }
 
     [Fact]
+    public async Task FailureDsn_OtherCopyDeferred_ThenDeletedByOperator_DsnSentWithoutWaitingForTheWindow()
+    {
+        await using var refusing = SmtpSink.Start("127.0.0.10");
+        refusing.Behavior = new SinkBehavior { RcptReply = Refuse };
+        await using var deferring = SmtpSink.Start("127.0.0.11");
+        deferring.Behavior = new SinkBehavior { RcptReply = _ => "451 4.3.0 try again later" };
+        var bad = await fx.CreateInboundDomainAsync(GatewayFixture.NewDomainName("opbad"), ("*@{d}", refusing.Host, refusing.Port, 10));
+        var stuck = await fx.CreateInboundDomainAsync(GatewayFixture.NewDomainName("opstuck"), ("*@{d}", deferring.Host, deferring.Port, 10));
+        var (senderDomain, senderMx) = await ExternalSenderAsync(fx, "operator", 65);
+        await using var _m = senderMx;
+
+        await fx.SendAsync("victim@" + senderDomain, ["a@" + bad, "b@" + stuck], subject: "one copy stuck");
+        await fx.WaitForLogAsync(bad, e => e["event"] == "bounced", "the failure collected");
+        var deferred = await fx.WaitForLogAsync(stuck, e => e["event"] == "deferred", "the other copy deferred");
+        await Task.Delay(1000);
+        Assert.Empty(senderMx.Messages); // waiting for the other copy (the window is two minutes)
+
+        // The operator deletes the stuck copy: it is done, so the collected failure goes now.
+        await fx.Queue.DeleteMessageAsync(new Gateway.Api.V1.DeleteMessageRequest { Domain = stuck, MessageId = deferred["message_id"] });
+        var dsn = Assert.Single(await senderMx.WaitForMessagesAsync(1, Wait));
+        Assert.Equal(["a@" + bad], FinalRecipients(dsn));
+    }
+
+    [Fact]
     public async Task FailureDsn_OneCopy_SentAtOnceWithoutWaiting()
     {
         await using var server = SmtpSink.Start("127.0.0.7");

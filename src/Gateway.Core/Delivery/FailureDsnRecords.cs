@@ -149,6 +149,25 @@ public static partial class FailureDsnRecords
         return new FailureGroupState((long)r[0], (long)r[1], (long)r[2]);
     }
 
+    /// <summary>
+    /// A grouped copy removed by an operator (bounced with its own DSN, or deleted): it is done, so the message's combined DSN
+    /// does not wait for it; when it was the last, the DSN is made due now (a Deliverer's poller sends it).
+    /// </summary>
+    public static async Task CopyRemovedAsync(IDatabase db, QueuedMessage copy, TimeSpan ttl, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(copy);
+        if (copy.DsnGroup is not { } group)
+        {
+            return;
+        }
+
+        var state = await AddAsync(db, copy, [], ReadOnlyMemory<byte>.Empty, done: true, ttl).ConfigureAwait(false);
+        if (state is { AllDone: true, Failures: > 0 })
+        {
+            await RescheduleAsync(db, group, now).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Claims a group's waiting failures for <paramref name="token"/> until <paramref name="until"/> (another worker's claim is respected until it ends).</summary>
     public static async Task<FailureClaim> ClaimAsync(IDatabase db, string group, string token, DateTimeOffset now, DateTimeOffset until)
     {
