@@ -69,11 +69,13 @@ public sealed class RecipientVerifierTests : IAsyncLifetime
         verifier.ApplyAsync(new RelayRequest { Stage = SmtpStage.Rcpt, Sender = "someone@remote.test", Recipient = $"{local}@{domain.Name}", ClientAddress = "192.0.2.1" },
             VerificationRulesTests.Accept(domain), "test", CancellationToken.None).AsTask();
 
-    private static SmtpSink AnnOnly(string address)
+    /// <summary>A server that knows only ann@; with <paramref name="certificate"/> it offers STARTTLS.</summary>
+    private static SmtpSink AnnOnly(string address, System.Security.Cryptography.X509Certificates.X509Certificate2? certificate = null)
     {
         var sink = SmtpSink.Start(address);
         sink.Behavior = SinkBehavior.Accept with
         {
+            TlsCertificate = certificate,
             RcptReply = r => r.StartsWith("ann@", StringComparison.Ordinal) ? "250 2.1.5 Ok" : $"550 5.1.1 <{r}>: Recipient address rejected: User unknown in local recipient table",
         };
         return sink;
@@ -196,8 +198,7 @@ public sealed class RecipientVerifierTests : IAsyncLifetime
     public async Task ApplyAsync_ServerOffersStartTls_ProbeRunsInsideTls_AcceptedAnd550()
     {
         using var certificate = TestCertificates.SelfSigned("mx.customer.test");
-        await using var sink = AnnOnly("127.0.0.6");
-        sink.Behavior = sink.Behavior with { TlsCertificate = certificate };
+        await using var sink = AnnOnly("127.0.0.6", certificate);
         var verifier = Verifier();
         var domain = Domain(sink.Host, sink.Port);
 
@@ -261,8 +262,7 @@ public sealed class RecipientVerifierTests : IAsyncLifetime
     public async Task ApplyAsync_RowDemandsVerifiedTls_SelfSignedCertificate_Unknown450_NoRcpt()
     {
         using var certificate = TestCertificates.SelfSigned("mx.customer.test");
-        await using var sink = AnnOnly("127.0.0.8");
-        sink.Behavior = sink.Behavior with { TlsCertificate = certificate };
+        await using var sink = AnnOnly("127.0.0.8", certificate);
         var verifier = Verifier();
         var plain = Domain(sink.Host, sink.Port);
         var config = plain.Config with
