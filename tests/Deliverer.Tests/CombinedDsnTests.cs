@@ -117,7 +117,7 @@ public sealed partial class CombinedDsnTests(LongDsnWindowFixture fx) : IClassFi
 
         // The operator deletes the stuck copy: it is done, so the collected failure goes now.
         await fx.Queue.DeleteMessageAsync(new Gateway.Api.V1.DeleteMessageRequest { Domain = stuck, MessageId = deferred["message_id"] });
-        var dsn = Assert.Single(await senderMx.WaitForMessagesAsync(1, Wait));
+        var dsn = Assert.Single(await senderMx.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30))); // due now: the next poll (10 s at most) sends it
         Assert.Equal(["a@" + bad], FinalRecipients(dsn));
     }
 
