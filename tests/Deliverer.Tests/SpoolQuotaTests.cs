@@ -114,7 +114,7 @@ public sealed class SpoolQuotaTests(SpoolQuotaFixture fx) : IClassFixture<SpoolQ
         var quota = new SpoolQuota(new Gateway.Deliverer.DelivererOptions { MaxSpoolBytesPerClient = 3000 });
         var db = fx.RedisClient.GetDatabase();
         var id = "quota" + Guid.NewGuid().ToString("N")[..8];
-        var buffer = new MessageBuffer(db, id, spillAt: 1024, pieceSize: 1024) { Budget = quota.For(Hostile) };
+        var buffer = new MessageBuffer(db, id, spillAt: 1024, pieceSize: 1024) { Quota = quota, Client = Hostile };
         using (buffer)
         {
             // The head (1 kB) and one piece (1 kB) fit in 3,000 bytes: both in the spool.

@@ -39,8 +39,8 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
     TimeProvider clock, ILogger<IntakeWriter> logger, DkimSigning dkim)
 {
     /// <summary>The buffer for message <paramref name="id"/> being received: it goes to Redis in pieces once it is big (<see cref="MessageBuffer"/>).</summary>
-    /// <param name="budget">The client's cap on spooled bytes (<see cref="SpoolQuota"/>).</param>
-    public MessageBuffer NewBuffer(string id, ISpoolBudget? budget = null) => new(queue.BodyDatabase, id) { Budget = budget };
+    /// <param name="quota">The per-client cap on spooled bytes (<see cref="SpoolQuota"/>) that <paramref name="client"/>'s pieces count against.</param>
+    public MessageBuffer NewBuffer(string id, SpoolQuota? quota = null, string client = "") => new(queue.BodyDatabase, id) { Quota = quota, Client = client };
 
     /// <summary>The reply prefix of a rule's refusal at intake.</summary>
     public const string RejectPrefix = RuleDefaults.RejectPrefix;

@@ -96,7 +96,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
         }
 
         var scope = connection.Items.TryGetValue(ScopeKey, out var s) && s is RelayScope listenerScope ? listenerScope : RelayScope.Any;
-        using var session = new SmtpSession(_settings, remote, scope, relay.Decide, clock, (id, client) => intake.NewBuffer(id, spoolQuota.For(client)));
+        using var session = new SmtpSession(_settings, remote, scope, relay.Decide, clock, (id, client) => intake.NewBuffer(id, spoolQuota, client));
         using var idle = new CancellationTokenSource();
         try
         {
