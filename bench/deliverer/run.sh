@@ -126,11 +126,11 @@ run_source() { # $1 = port [, $2 = sender, $3 = recipient]; prints seconds from 
 }
 # A fresh Deliverer spends its first thousands of messages in the JIT: .NET compiles each method quickly first, then again
 # optimised once it is hot (tiered compilation), and that second pass was still 15-20 % of its CPU after 3,000 messages.
-# (c) measures the steady state of a running gateway: WARM (10,000) messages to another domain first, not timed.
+# (c) measures the steady state of a running gateway: WARM (10,000) messages to another domain first, not timed (warm.test,
+# added with bench.test before the Deliverer starts: it reads the domains at start).
 SINK_BASE=0
 warm_deliverer() {
   [ "${WARM:-10000}" -gt 0 ] || { SINK_BASE=0; return 0; }
-  add_domain warm.test "127.0.0.1:$SINK:10"
   smtp-source -s "$SESSIONS" -l "$SIZE" -m "${WARM:-10000}" -f sender@remote.test -t user@warm.test "127.0.0.1:$DELIVERER" 2>>"$WORK/source.err"
   wait_sink "${WARM:-10000}" 900; sleep 1; SINK_BASE=$(sink_count)
 }
@@ -165,7 +165,8 @@ fi
 # (c) smtp-source -> Deliverer -> smtp-sink
 for fsync in always everysec; do
   [[ $SCENARIOS == *c* ]] || continue
-  start_sink; start_redis "$fsync"; add_domain bench.test "127.0.0.1:$SINK:10"; start_deliverer; warm_deliverer
+  start_sink; start_redis "$fsync"; add_domain bench.test "127.0.0.1:$SINK:10"; add_domain warm.test "127.0.0.1:$SINK:10"
+  start_deliverer; warm_deliverer
   s=$(run_source "$DELIVERER"); RESULT[c_$fsync]=$(rate "$s"); SINK_BASE=0; echo "(c) Deliverer ($fsync) -> smtp-sink: $s s, ${RESULT[c_$fsync]} msg/s" >&2
   redis-cli -p "$REDIS" INFO commandstats > "$WORK/redis-commands-c-$fsync.txt" # kept with KEEP=1: Redis calls per message
   stop_deliverer; stop_sink
@@ -177,7 +178,7 @@ if [[ $SCENARIOS == *C* && -n "${BASELINE_DLL:-}" ]]; then
   declare -a CUR=() BASE=()
   for i in $(seq 1 "${REPEAT_C:-3}"); do
     for which in current baseline; do
-      start_sink; start_redis always; add_domain bench.test "127.0.0.1:$SINK:10"
+      start_sink; start_redis always; add_domain bench.test "127.0.0.1:$SINK:10"; add_domain warm.test "127.0.0.1:$SINK:10"
       if [ "$which" = current ]; then start_deliverer; else USE_DLL=$BASELINE_DLL start_deliverer; fi
       warm_deliverer; s=$(run_source "$DELIVERER"); r=$(rate "$s"); SINK_BASE=0
       if [ "$which" = current ]; then CUR+=("$r"); else BASE+=("$r"); fi

@@ -8,10 +8,9 @@
 #   (m) Postfix + rspamd as a milter (proxy worker, smtpd_milters; clamd via rspamd's antivirus module) -> smtp-sink:
 #       the do-it-yourself stack, with the same rspamd and clamd, the same messages, in the same run
 #   (r1) and (i1) one message at a time: rspamd's own scan time, and the Deliverer intake's DATA-to-250 time ((i0): the
-#        intake without scanning). (g) and (m) first get STACK_WARMUP (4000) messages of the training half, (r1)/(i1)/(i0)
-#        WARMUP (1000), untimed: a .NET
-#        program JIT-compiles (and re-compiles at tier 1) for its first thousand messages or so; with 50, JIT took 44 %
-#        of the Deliverer's CPU samples during a timed run and doubled its CPU per message (docs/benchmarks.md).
+#        intake without scanning). (g), (m), (i1) and (i0) first get STACK_WARMUP (5000) messages of the training half,
+#        (r1) WARMUP (1000), untimed: a .NET program JIT-compiles (and re-compiles at tier 1) for its first few thousand
+#        messages; with scanning that was most of the Deliverer's CPU for its first 5,000 (docs/benchmarks.md "Steady state").
 # Same envelope everywhere: client 127.0.0.1, MAIL FROM the message's Return-Path, RCPT user@bench.test.
 # ROUNDS (2) alternates (m) and (g); CONCURRENCY (16) sessions; LATENCY_N (300) messages for (r1)/(i1); KEEP=1 keeps
 # the work folder; TEST_LIMIT / TRAIN_LIMIT cut the sets for a quick try. DNS answers SERVFAIL to everything (a local
@@ -72,9 +71,9 @@ if [ -n "${TEST_LIMIT:-}" ]; then sed -n "1,${TEST_LIMIT}p" "$WORK/test.txt" >"$
 sed -n "1,${LATENCY_N}p" "$WORK/test.txt" >"$WORK/latency.txt"
 # Warm-up messages (JIT, connection pools, caches) from the training half, sent to every stack before its timed run.
 find "$CORPUS/easy-ham-1" -name '*.txt' | sort | sed -n "1,${WARMUP:-1000}p" | sed 's/^/ham /' >"$WORK/warmup.txt"
-# (g) and (m) get STACK_WARMUP (4,000) of them: the Deliverer's tiered JIT was still compiling after 3,000 messages (a sixth
+# (g) and (m) get STACK_WARMUP (5,000) of them: with scanning, the Deliverer JIT-compiled for its first 5,000 messages (most
 # of its CPU then; docs/benchmarks.md "Steady state"), and the timed run is to compare the two stacks as they run for days.
-find "$CORPUS/easy-ham-1" -name '*.txt' | sort | sed 's/^/ham /' | python3 -c "import itertools,sys; l=sys.stdin.read().splitlines(); print('\n'.join(itertools.islice(itertools.cycle(l), int(sys.argv[1]))))" "${STACK_WARMUP:-4000}" >"$WORK/warmup-stack.txt"
+find "$CORPUS/easy-ham-1" -name '*.txt' | sort | sed 's/^/ham /' | python3 -c "import itertools,sys; l=sys.stdin.read().splitlines(); print('\n'.join(itertools.islice(itertools.cycle(l), int(sys.argv[1]))))" "${STACK_WARMUP:-5000}" >"$WORK/warmup-stack.txt"
 TEST_N=$(wc -l <"$WORK/test.txt")
 
 # ---- engines: a DNS stub, then rspamd (normal workers + milter proxy), clamd and rspamd's Redis via scripts/scanners.sh
@@ -230,7 +229,7 @@ fi
 proc_cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # clock ticks
 for i in i1 i0; do
   start_sink; start_redis; start_deliverer "$([ $i = i0 ] && echo --Gateway:Protection:Mode=Off)"
-  python3 "$HERE/load.py" smtp "$DELIVERER" --list "$WORK/warmup.txt" --concurrency 1 --xforward >"$WORK/$i-warmup.json"
+  python3 "$HERE/load.py" smtp "$DELIVERER" --list "$WORK/warmup-stack.txt" --concurrency 1 --xforward >"$WORK/$i-warmup.json"
   wait_sink "$(accepted "$WORK/$i-warmup.json")"
   before=$(sink_count); before=${before:-0}
   d0=$(proc_cpu "$DELIVERER_PID"); r0=$(proc_cpu "$REDIS_PID"); e0=$(cg_usage engines)

@@ -364,6 +364,14 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
             metrics.Message("failed");
             return session.NotStored(domainDeleted: false);
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Anything else (a bug, an input nobody foresaw) is this message's 451, not a connection dropped without an
+            // answer: the client keeps the message and tries again, the session goes on, and the log says why.
+            LogStoreFailed(logger, m.Id, e);
+            metrics.Message("failed");
+            return session.NotStored(domainDeleted: false);
+        }
     }
 
     /// <summary>Metrics and the message log for a recipient the relay rule decided on.</summary>
@@ -414,4 +422,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Error, Message = "Intake: message {Id} could not be queued; answered 451: {Reason}")]
     private static partial void LogEnqueueFailed(ILogger logger, string id, string reason);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Error, Message = "Intake: message {Id} failed unexpectedly; answered 451")]
+    private static partial void LogStoreFailed(ILogger logger, string id, Exception exception);
 }

@@ -78,8 +78,17 @@ public sealed record DomainSettings(bool InboundEnabled, IReadOnlyList<InboundSe
 {
     public static readonly DomainSettings Empty = new(false, [], OutboundSettings.Disabled);
 
-    /// <summary>Inbound protection policy (requirements §9); domains stored before it existed get the defaults.</summary>
-    public ProtectionSettings Protection { get; init; } = ProtectionSettings.Default;
+    /// <summary>
+    /// Inbound protection policy (requirements §9); domains stored before it existed get the defaults (the source-generated
+    /// JSON reader sets a missing member to null: without the fallback every scan of such a domain failed).
+    /// </summary>
+    public ProtectionSettings Protection
+    {
+        get => _protection;
+        init => _protection = value ?? ProtectionSettings.Default;
+    }
+
+    private readonly ProtectionSettings _protection = ProtectionSettings.Default;
 
     /// <summary>
     /// Recipient verification at RCPT (docs/operations.md "Recipient verification"); off for domains stored before it existed
