@@ -44,7 +44,7 @@ public sealed partial class DomainRecheckService(OnboardingRound round, Onboardi
         }
     }
 
-    [LoggerMessage(EventId = 560, Level = LogLevel.Information, Message = "Background domain checks are off (Gateway:Onboarding:BackgroundChecks)")]
+    [LoggerMessage(EventId = 563, Level = LogLevel.Information, Message = "Background domain checks are off (Gateway:Onboarding:BackgroundChecks)")]
     private static partial void LogDisabled(ILogger logger);
 
     [LoggerMessage(EventId = 561, Level = LogLevel.Debug, Message = "Background round checked {Count} domains")]

@@ -335,9 +335,9 @@ public sealed partial class MtaStsPolicySource : IDisposable
         throw new HttpRequestException($"cannot connect to {host}: {last?.Message}", last);
     }
 
-    [LoggerMessage(EventId = 1300, Level = LogLevel.Information, Message = "MTA-STS policy of {Domain} fetched: id {Id}, mode {Mode}, max_age {MaxAge} s")]
+    [LoggerMessage(EventId = 1310, Level = LogLevel.Information, Message = "MTA-STS policy of {Domain} fetched: id {Id}, mode {Mode}, max_age {MaxAge} s")]
     private static partial void LogFetched(ILogger logger, string domain, string id, MtaStsMode mode, long maxAge);
 
-    [LoggerMessage(EventId = 1301, Level = LogLevel.Warning, Message = "MTA-STS policy of {Domain} could not be fetched: {Reason}")]
+    [LoggerMessage(EventId = 1311, Level = LogLevel.Warning, Message = "MTA-STS policy of {Domain} could not be fetched: {Reason}")]
     private static partial void LogFetchFailed(ILogger logger, string domain, string reason);
 }

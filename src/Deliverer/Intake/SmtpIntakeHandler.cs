@@ -408,7 +408,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
     [LoggerMessage(EventId = 1000, Level = LogLevel.Warning, Message = "Intake: refused client {Client}: not in a trusted network")]
     private static partial void LogUntrusted(ILogger logger, IPAddress client);
 
-    [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "Intake: refused client {Client} with 421: {Limit} sessions are open (Gateway:Deliverer:MaxSessions)")]
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Intake: refused client {Client} with 421: {Limit} sessions are open (Gateway:Deliverer:MaxSessions)")]
     private static partial void LogBusy(ILogger logger, IPAddress client, int limit);
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Intake: client {Client} idle too long; closing")]
