@@ -417,7 +417,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
     [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "Intake: message {Id} from {Client} refused at DATA for {Domain}: {Reason}")]
     private static partial void LogProviderBinding(ILogger logger, string id, string client, string domain, string reason);
 
-    [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Intake: message {Id} refused with 452: client {Client} would hold more than {Cap} bytes in unfinished spools")]
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Intake: message {Id} refused with 452: client {Client} would hold more than {Cap} bytes in unfinished spools")]
     private static partial void LogSpoolCap(ILogger logger, string id, string client, long cap);
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Error, Message = "Intake: message {Id} could not be queued; answered 451: {Reason}")]
