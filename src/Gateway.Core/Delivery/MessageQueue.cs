@@ -202,6 +202,8 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
             Utf8 = envelope.Utf8,
             IsDsn = envelope.IsDsn,
             BodyRef = sharedBody,
+            DsnGroup = envelope.DsnGroup,
+            DsnGroupSize = envelope.DsnGroup is null ? 0 : envelope.DsnGroupSize,
             Claim = string.Empty, // stored here, not taken by anyone yet: a later taker's claim fences this copy's save
         };
         var item = new ScheduledItem(message.Domain, message.Id, ShardOf(message.Id), Token);
