@@ -47,9 +47,12 @@ public static class DelivererApp
         builder.Services.AddSingleton<DestinationLimiter>();
         builder.Services.AddSingleton<DeadHosts>();
         builder.Services.AddSingleton<MessageDeliverer>();
+        builder.Services.AddSingleton<FailureDsnCoalescer>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<FailureDsnCoalescer>());
         builder.Services.AddSingleton<DeliveryScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());
         builder.Services.AddSingleton<IntakeWriter>();
+        builder.Services.AddSingleton<SpoolQuota>();
         builder.Services.AddDkimKeys(builder.Configuration, createKeyFile: false); // the ControlPlane generates the key file
         builder.Services.AddSingleton<DkimSigning>();
         builder.Services.AddTlsVerification(builder.Configuration); // Gateway:Tls (docs/outbound.md)

@@ -54,6 +54,15 @@ public sealed class DelivererOptions
     /// </summary>
     public int MaxSessions { get; set; } = 100;
 
+    /// <summary>
+    /// The most bytes one client (XFORWARD ADDR, else the peer) may hold at once in unfinished spools of this process, the
+    /// pieces of big messages still being received (requirements §11; <c>Intake/SpoolQuota.cs</c>). A message that would pass it
+    /// gets <c>452 4.3.1 Insufficient system storage</c> at its end and its pieces are removed at once. 0: twice
+    /// <see cref="MaxMessageSize"/> (two messages of the largest size at once).
+    /// </summary>
+    [Range(0, long.MaxValue)]
+    public long MaxSpoolBytesPerClient { get; set; }
+
     /// <summary>How long the intake waits for the client's next bytes (RFC 5321 §4.5.3.2.7 suggests 5 minutes).</summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
@@ -127,6 +136,15 @@ public sealed class DelivererOptions
     [Range(0, 10_000)]
     public int ConnectionCachePerHost { get; set; } = 64;
 
+    /// <summary>
+    /// How long the failures of one copy of a message to several managed domains wait for the other copies' failures, so the
+    /// sender gets one DSN for the message rather than one per copy (requirements §11; docs/architecture.md "One failure DSN per
+    /// message"). The DSN goes at once when the last copy is done. 5 minutes: Postfix's first retry (<c>minimal_backoff_time</c>
+    /// 300 s) comes no sooner, so a copy deferred once is not waited for, and a failure notice that is minutes late misleads no one.
+    /// A message of one copy never waits.
+    /// </summary>
+    public TimeSpan FailureDsnWindow { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>How often to look for queued messages that lost their schedule entry.</summary>
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromMinutes(5);
 
@@ -159,7 +177,7 @@ public sealed class DelivererOptions
         o.EffectiveTrustedNetworks.All(n => IPNetwork.TryParse(AsCidr(n), out _)) &&
         o.MaxSessions > 0 && o.IdleTimeout > TimeSpan.Zero && o.PollInterval > TimeSpan.Zero && o.ConnectTimeout > TimeSpan.Zero && o.CommandTimeout > TimeSpan.Zero &&
         o.SweepInterval > TimeSpan.Zero && o.BusyRetryDelay > TimeSpan.Zero && o.AttemptDeadline > TimeSpan.Zero && o.GreetingTimeout > TimeSpan.Zero &&
-        o.DeadHostTime >= TimeSpan.Zero && o.ConnectionCacheTime >= TimeSpan.Zero && o.QueueSampleInterval > TimeSpan.Zero &&
+        o.DeadHostTime >= TimeSpan.Zero && o.FailureDsnWindow > TimeSpan.Zero && o.ConnectionCacheTime >= TimeSpan.Zero && o.QueueSampleInterval > TimeSpan.Zero &&
         (o.HttpUrl.Length == 0 || Gateway.Core.Hosting.KestrelUrls.TryParse(o.HttpUrl, out _, out _, out _)) &&
         (o.MetricsUrl.Length == 0 || Gateway.Core.Hosting.KestrelUrls.TryParse(o.MetricsUrl, out _, out _, out _));
 

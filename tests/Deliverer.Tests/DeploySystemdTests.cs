@@ -43,6 +43,26 @@ public sealed partial class DeploySystemdTests
         Assert.True(exposure <= 2.0, $"{unit}: exposure {exposure}");
     }
 
+    [Theory]
+    [MemberData(nameof(Units))]
+    public async Task Unit_StartsTheAssemblyThatItsPublishCommandProduces(string unit)
+    {
+        // systemd-analyze checks that /usr/bin/dotnet exists, not the DLL it is given: the units named Deliverer.dll and
+        // the like while `dotnet publish` writes Gateway.Deliverer.dll (the projects' AssemblyName), so an installed unit
+        // could not start.
+        var root = DeployRedisTests.RepoRoot();
+        var text = await File.ReadAllTextAsync(Path.Combine(root, "deploy", "systemd", unit));
+        var publish = PublishCommand().Match(text);
+        Assert.True(publish.Success, $"{unit}: no 'dotnet publish src/<project> -c Release -o <dir>' install line");
+        var start = ExecStart().Match(text);
+        Assert.True(start.Success, $"{unit}: no ExecStart=/usr/bin/dotnet <dir>/<assembly>.dll");
+        Assert.Equal(publish.Groups["dir"].Value, start.Groups["dir"].Value);
+        var project = Directory.GetFiles(Path.Combine(root, publish.Groups["project"].Value), "*.csproj").Single();
+        var assembly = AssemblyName().Match(await File.ReadAllTextAsync(project));
+        Assert.True(assembly.Success, project);
+        Assert.Equal(assembly.Groups[1].Value + ".dll", start.Groups["dll"].Value);
+    }
+
     [Fact]
     public async Task Verify_MisspeltDirective_Complains()
     {
@@ -75,6 +95,15 @@ public sealed partial class DeploySystemdTests
         await p.WaitForExitAsync();
         return (p.ExitCode, args[0] == "verify" ? (await stderr).Trim() : await stdout + await stderr);
     }
+
+    [GeneratedRegex(@"dotnet publish (?<project>src/[A-Za-z.]+) -c Release -o (?<dir>/\S+?)\)")]
+    private static partial Regex PublishCommand();
+
+    [GeneratedRegex(@"^ExecStart=/usr/bin/dotnet (?<dir>/\S+)/(?<dll>[^/\s]+\.dll)\s*$", RegexOptions.Multiline)]
+    private static partial Regex ExecStart();
+
+    [GeneratedRegex(@"<AssemblyName>([^<]+)</AssemblyName>")]
+    private static partial Regex AssemblyName();
 
     [GeneratedRegex(@"Overall exposure level for \S+: ([0-9.]+)")]
     private static partial Regex Exposure();

@@ -74,6 +74,7 @@ public sealed class QueueAdmin(DomainManager domains, DomainStore store, Message
         }
 
         var dsn = await Bounces.SendDsnAsync(queue, message, body, failed, senderInbound, now, cancellationToken).ConfigureAwait(false);
+        await CopyRemovedAsync(message, now).ConfigureAwait(false);
         await log.AppendManyAsync(failed.Select(f => new MessageLogEvent
         {
             Domain = owned, Event = MessageLogEvents.Bounced, Time = now, MessageId = messageId, Direction = message.Direction,
@@ -90,6 +91,7 @@ public sealed class QueueAdmin(DomainManager domains, DomainStore store, Message
         var removed = await queue.RemoveAsync(owned, messageId).ConfigureAwait(false) ?? throw MessageNotFound(owned, messageId);
         var message = removed.Message;
         var now = clock.GetUtcNow();
+        await CopyRemovedAsync(message, now).ConfigureAwait(false);
         var pending = message.Pending.Select(r => (string?)r.Address).DefaultIfEmpty(null);
         await log.AppendManyAsync(pending.Select(r => new MessageLogEvent
         {
@@ -99,6 +101,10 @@ public sealed class QueueAdmin(DomainManager domains, DomainStore store, Message
         }).ToList()).ConfigureAwait(false);
         return message;
     }
+
+    /// <summary>A copy of a message to several domains is done: the others' combined failure DSN does not wait for it (FailureDsnRecords).</summary>
+    private Task CopyRemovedAsync(QueuedMessage message, DateTimeOffset now) =>
+        FailureDsnRecords.CopyRemovedAsync(queue.BodyDatabase, message, queue.Options.MaxLifetime + TimeSpan.FromDays(1), now);
 
     private async Task<(string Domain, string Id)> ResolveAsync(string companyId, string? domain, string? id)
     {

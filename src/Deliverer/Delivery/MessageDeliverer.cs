@@ -33,7 +33,8 @@ public sealed partial class MessageDeliverer(
     DelivererMetrics metrics,
     ILogger<MessageDeliverer> logger,
     MtaStsPolicySource mtaSts,
-    OutboundMetrics outboundMetrics)
+    OutboundMetrics outboundMetrics,
+    FailureDsnCoalescer coalescer)
 {
     private const string Program = "deliverer";
 
@@ -319,15 +320,27 @@ public sealed partial class MessageDeliverer(
                 await WhileRedisAwayAsync(message.Id, () => queue.SaveStateAsync(delivered, finished: false), cancellationToken).ConfigureAwait(false);
             }
 
-            var dsn = await SendDsnAsync(message, body, update, now, cancellationToken).ConfigureAwait(false);
+            // A copy of a message to several domains: its failures join the other copies' in one DSN (FailureDsnCoalescer);
+            // success notices go as before.
+            var grouped = message.DsnGroup is not null && update.Failed.Count > 0;
+            var dsn = grouped && update.Relayed.Count == 0 ? (DsnSent.None, null)
+                : await SendDsnAsync(message, body, grouped ? update with { Failed = [] } : update, now, cancellationToken).ConfigureAwait(false);
+            var combined = grouped ? await CollectAsync(message, body, update, cancellationToken).ConfigureAwait(false) : null;
             foreach (var f in update.Failed)
             {
-                var detail = dsn.Sent.Reports(f.Address) ? "DSN " + dsn.Sent.Id
+                var detail = grouped ? combined
+                    : dsn.Sent.Reports(f.Address) ? "DSN " + dsn.Sent.Id
                     : dsn.Error is { } error ? "no DSN: it could not be built (" + error + ")"
                     : "no DSN (null sender, a DSN itself, or NOTIFY without FAILURE)";
                 log.Post(Event(message, f.Expired ? MessageLogEvents.Expired : MessageLogEvents.Bounced, f.Address, f.RemoteHost, f.Reply, detail));
                 metrics.Delivery(f.Expired ? "expired" : "bounced", message.Direction);
             }
+        }
+
+        if (message.DsnGroup is not null && update.Finished && update.Failed.Count == 0)
+        {
+            // Done without a failure: the message's combined DSN need not wait for this copy.
+            await CollectAsync(message, body, update, cancellationToken).ConfigureAwait(false);
         }
 
         // The destinations have answered: keep the outcome until Redis takes it. Giving up here (Redis restarting,
@@ -359,6 +372,27 @@ public sealed partial class MessageDeliverer(
             LogDsnFailed(logger, message.Id, e);
             metrics.AttemptError(message.Direction, "dsn");
             return (DsnSent.None, e.GetType().Name);
+        }
+    }
+
+    /// <summary>
+    /// Adds a grouped copy's failures to its message's combined DSN (and marks it done when finished); returns the log detail.
+    /// Redis away is waited out like the state write; any other error is logged and counted, and the recipients' fate stands.
+    /// </summary>
+    private async Task<string> CollectAsync(QueuedMessage message, MessageSource body, AttemptUpdate update, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await WhileRedisAwayAsync(message.Id,
+                () => coalescer.CollectAsync(message, update.Failed, body.DsnContentAsync, update.Finished, cancellationToken), cancellationToken).ConfigureAwait(false);
+            return "DSN combined with the other copies of message " + message.DsnGroup + " (sent when they are done, or "
+                + options.FailureDsnWindow.ToString("c", CultureInfo.InvariantCulture) + " after the first failure)";
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && !RedisAway(e))
+        {
+            LogDsnFailed(logger, message.Id, e);
+            metrics.AttemptError(message.Direction, "dsn");
+            return "no DSN: it could not be collected (" + e.GetType().Name + ")";
         }
     }
 

@@ -39,7 +39,8 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
     TimeProvider clock, ILogger<IntakeWriter> logger, DkimSigning dkim, QuarantineOptions quarantineOptions)
 {
     /// <summary>The buffer for message <paramref name="id"/> being received: it goes to Redis in pieces once it is big (<see cref="MessageBuffer"/>).</summary>
-    public MessageBuffer NewBuffer(string id) => new(queue.BodyDatabase, id);
+    /// <param name="quota">The per-client cap on spooled bytes (<see cref="SpoolQuota"/>) that <paramref name="client"/>'s pieces count against.</param>
+    public MessageBuffer NewBuffer(string id, SpoolQuota? quota = null, string client = "") => new(queue.BodyDatabase, id) { Quota = quota, Client = client };
 
     /// <summary>The reply prefix of a rule's refusal at intake.</summary>
     public const string RejectPrefix = RuleDefaults.RejectPrefix;
@@ -143,6 +144,9 @@ public sealed partial class IntakeWriter(MessageQueue queue, QuarantineStore qua
                 DsnRet = dsn.Ret,
                 DsnEnvelopeId = dsn.EnvelopeId,
                 RecipientDsn = RecipientDsnOf(p, p.Key.Direction == Direction.Outbound || p.Key == firstInbound),
+                // Copies of one message to several domains: their failures make one DSN (FailureDsnRecords; requirements §11).
+                DsnGroup = parts.Count > 1 && sender.Length > 0 ? id : null,
+                DsnGroupSize = parts.Count,
             }, BodyOf(p.Key.Item1, p.Key.Direction), sharedBody: sharedBody[i], size: size,
             prefix: spool is null ? default : PrefixOf(p.Key.Item1, p.Key.Direction).Prefix, bodyFrom: spool is null ? 0 : PrefixOf(p.Key.Item1, p.Key.Direction).From)).ToList();
         var held2 = quarantine.AddManyAsync(holds.Select(h => (h, (ReadOnlyMemory<byte>)(spool is null ? BodyOf(h.Domain, h.Direction) : PrefixOf(h.Domain, h.Direction).Prefix)))

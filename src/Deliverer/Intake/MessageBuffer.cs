@@ -27,6 +27,7 @@ public sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
     private PooledBufferWriter? _piece;
     private long _spooled;
     private bool _committed;
+    private long _quotaTaken;
 
     /// <summary>A buffer that keeps the whole message in memory (no Redis; unit tests and the default session).</summary>
     public MessageBuffer()
@@ -55,6 +56,15 @@ public sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
 
     /// <summary>A write to the spool failed: the message cannot be stored (the client gets 451), the rest is read and dropped.</summary>
     public bool Failed { get; private set; }
+
+    /// <summary>The per-client cap on spooled bytes this message counts against, for <see cref="Client"/>; null: none.</summary>
+    public SpoolQuota? Quota { get; init; }
+
+    /// <summary>The real client (XFORWARD ADDR, else the peer) whose share of <see cref="Quota"/> the pieces take.</summary>
+    public string Client { get; init; } = string.Empty;
+
+    /// <summary>The message would pass its client's cap on spooled bytes: it is <see cref="Failed"/>, its pieces are removed.</summary>
+    public bool OverBudget { get; private set; }
 
     /// <summary>The message's size so far.</summary>
     public long Length => _head.WrittenCount + (_piece is null ? 0 : _spooled - _head.WrittenCount + _piece.WrittenCount);
@@ -92,6 +102,23 @@ public sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
             return;
         }
 
+        var bytes = _piece is null ? _head.WrittenCount : _piece.WrittenCount;
+        if (Quota is { } quota && !quota.TryTake(Client, bytes))
+        {
+            // Over the client's cap (SpoolQuota): the rest is read and dropped, the pieces go now, the client gets 452.
+            OverBudget = true;
+            Failed = true;
+            _piece?.Dispose();
+            _piece ??= new PooledBufferWriter();
+            if (_spooled > 0)
+            {
+                _ = SharedBodies.DiscardSpoolAsync(_db, Id, CommandFlags.FireAndForget);
+            }
+
+            return;
+        }
+
+        _quotaTaken += Quota is null ? 0 : bytes;
         try
         {
             if (_piece is null)
@@ -157,6 +184,12 @@ public sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
     {
         _head.Dispose();
         _piece?.Dispose();
+        if (_quotaTaken > 0)
+        {
+            Quota!.Give(Client, _quotaTaken);
+            _quotaTaken = 0;
+        }
+
         if (_db is not null && _spooled > 0 && !_committed)
         {
             // An aborted or refused message: its pieces go now (and by their expiry if Redis is away).

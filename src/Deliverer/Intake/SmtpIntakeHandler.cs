@@ -22,7 +22,8 @@ namespace Gateway.Deliverer.Intake;
 public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider relay, ConfigSnapshot snapshot, BufferedMessageLog messageLog,
     DelivererOptions options, QueueOptions queueOptions, TimeProvider clock, DelivererMetrics metrics, ILogger<SmtpIntakeHandler> logger, MessageScanner scanner,
     Gateway.Core.Verification.RecipientVerifier verifier,
-    GoogleWorkspaceBinding google)
+    GoogleWorkspaceBinding google,
+    SpoolQuota spoolQuota)
     : ConnectionHandler
 {
     private const string Program = "deliverer";
@@ -95,7 +96,7 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
         }
 
         var scope = connection.Items.TryGetValue(ScopeKey, out var s) && s is RelayScope listenerScope ? listenerScope : RelayScope.Any;
-        using var session = new SmtpSession(_settings, remote, scope, relay.Decide, clock, intake.NewBuffer);
+        using var session = new SmtpSession(_settings, remote, scope, relay.Decide, clock, (id, client) => intake.NewBuffer(id, spoolQuota, client));
         using var idle = new CancellationTokenSource();
         try
         {
@@ -282,6 +283,14 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
         var m = session.Pending!;
         if (!await m.Body.CompleteAsync().ConfigureAwait(false))
         {
+            if (m.Body.OverBudget)
+            {
+                // The client holds its share of spooled bytes (SpoolQuota): try later, when its other messages are through.
+                LogSpoolCap(logger, m.Id, m.Client.Address, spoolQuota.Cap);
+                metrics.Message("over_quota");
+                return session.Stored(new IntakeResult([], "452 4.3.1 Insufficient system storage"));
+            }
+
             // A piece of a big message did not reach Redis: never store it incomplete.
             LogEnqueueFailed(logger, m.Id, "a piece of the message could not be written");
             metrics.Message("failed");
@@ -408,6 +417,9 @@ public sealed partial class SmtpIntakeHandler(IntakeWriter intake, RelayDecider 
 
     [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "Intake: message {Id} from {Client} refused at DATA for {Domain}: {Reason}")]
     private static partial void LogProviderBinding(ILogger logger, string id, string client, string domain, string reason);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Intake: message {Id} refused with 452: client {Client} would hold more than {Cap} bytes in unfinished spools")]
+    private static partial void LogSpoolCap(ILogger logger, string id, string client, long cap);
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Error, Message = "Intake: message {Id} could not be queued; answered 451: {Reason}")]
     private static partial void LogEnqueueFailed(ILogger logger, string id, string reason);

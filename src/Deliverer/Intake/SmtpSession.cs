@@ -61,11 +61,11 @@ public sealed record SmtpSessionSettings(string HostName, long MaxMessageSize, i
 /// client: XFORWARD ADDR when the peer sent one (only trusted networks reach the intake), else the peer itself, and the
 /// listener's scope. A local process talking to the intake therefore gets no more than Postfix's client would.
 /// Addresses are put in canonical form once (<see cref="EnvelopeAddress"/>); everything after uses that form.
-/// <paramref name="buffers"/> makes the buffer for a message id (the intake's spills big messages to Redis in pieces,
+/// <paramref name="buffers"/> makes the buffer for a message id and its real client (the intake's spills big messages to Redis in pieces,
 /// <see cref="MessageBuffer"/>); by default a message stays in memory.
 /// </summary>
 public sealed class SmtpSession(SmtpSessionSettings settings, IPAddress peer, RelayScope scope, Func<RelayRequest, RelayDecision> relay, TimeProvider clock,
-    Func<string, MessageBuffer>? buffers = null)
+    Func<string, string, MessageBuffer>? buffers = null)
     : IDisposable
 {
     /// <summary>Postfix's XFORWARD attributes (XFORWARD_README), announced in EHLO.</summary>
@@ -521,7 +521,7 @@ public sealed class SmtpSession(SmtpSessionSettings settings, IPAddress peer, Re
 
         var now = clock.GetUtcNow();
         _id = MessageId.New(now);
-        Data = buffers?.Invoke(_id) ?? new MessageBuffer();
+        Data = buffers?.Invoke(_id, ClientAddress) ?? new MessageBuffer();
         // The real client (XFORWARD), not the proxy in front: downstream filters look for the message's origin here.
         var protocol = _utf8 ? "UTF8SMTP" : _esmtp ? "ESMTP" : "SMTP";
         var forClause = _recipients.Count == 1 ? $"\r\n\tfor <{_recipients[0].Address}>" : string.Empty;

@@ -208,6 +208,8 @@ public sealed class MessageQueue(IConnectionMultiplexer redis, QueueOptions opti
             BodyRef = sharedBody,
             BodyFrom = sharedBody is null ? 0 : bodyFrom,
             BodyPrefix = sharedBody is null || prefix.IsEmpty ? null : prefix.ToArray(),
+            DsnGroup = envelope.DsnGroup,
+            DsnGroupSize = envelope.DsnGroup is null ? 0 : envelope.DsnGroupSize,
             Claim = string.Empty, // stored here, not taken by anyone yet: a later taker's claim fences this copy's save
         };
         var item = new ScheduledItem(message.Domain, message.Id, ShardOf(message.Id), Token);

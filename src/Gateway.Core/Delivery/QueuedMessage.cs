@@ -140,6 +140,15 @@ public sealed record QueuedMessage
     /// <summary>RFC 3461 RET: <c>FULL</c> returns the whole message in a failure DSN, <c>HDRS</c> (and by default) its header.</summary>
     public string? DsnRet { get; init; }
 
+    /// <summary>
+    /// The id that groups the queue copies of one message to several managed domains (the intake id; null for a message of one
+    /// copy): their failures make one DSN (<see cref="FailureDsnRecords"/>, requirements §11).
+    /// </summary>
+    public string? DsnGroup { get; init; }
+
+    /// <summary>How many queue copies share <see cref="DsnGroup"/>: when all are done, the combined DSN goes at once.</summary>
+    public int DsnGroupSize { get; init; }
+
     /// <summary>RFC 3461 ENVID, xtext-decoded; reported as Original-Envelope-Id.</summary>
     public string? DsnEnvelopeId { get; init; }
 
@@ -195,6 +204,12 @@ public sealed record QueueEnvelope(string Domain, Direction Direction, string Se
 
     /// <summary>RFC 3461 NOTIFY/ORCPT per recipient address, for recipients that had any.</summary>
     public IReadOnlyDictionary<string, RecipientDsn>? RecipientDsn { get; init; }
+
+    /// <inheritdoc cref="QueuedMessage.DsnGroup"/>
+    public string? DsnGroup { get; init; }
+
+    /// <inheritdoc cref="QueuedMessage.DsnGroupSize"/>
+    public int DsnGroupSize { get; init; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, UseStringEnumConverter = true,

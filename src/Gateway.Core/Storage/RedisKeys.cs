@@ -142,6 +142,15 @@ public static class RedisKeys
     /// <summary>Set: the queue entries (<c>&lt;domain&gt;|&lt;id&gt;</c>) that reference a shared body; the last one out removes it.</summary>
     public static RedisKey SharedBodyRefs(string bodyId) => $"gw:{{b:{bodyId}}}:refs";
 
+    /// <summary>
+    /// Hash: the failures of a message's copies waiting for one combined DSN, in the slot of its body (<see cref="Delivery.FailureDsnRecords"/>;
+    /// docs/architecture.md "One failure DSN per message").
+    /// </summary>
+    public static RedisKey FailureDsn(string groupId) => $"gw:{{b:{groupId}}}:dsn";
+
+    /// <summary>Sorted set in its own slot: message groups with failures waiting, by when their combined DSN is due (unix ms).</summary>
+    public static readonly RedisKey FailureDsnDue = "gw:{dsn}:due";
+
     /// <summary>Counter of one route group (hosts of equal preference) for round robin across the whole fleet.</summary>
     public static RedisKey RoundRobin(string domain, string groupKey) => $"gw:{DomainTag(domain)}:rr:{groupKey}";
 

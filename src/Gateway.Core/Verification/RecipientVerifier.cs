@@ -35,6 +35,8 @@ public sealed partial class RecipientVerifier : IDisposable
     private readonly Counter<long> _answers;
     private readonly Counter<long> _probes;
     private readonly Histogram<double> _probeTime;
+    private readonly Counter<long> _refreshes;
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _refreshTried = new(StringComparer.Ordinal);
 
     public RecipientVerifier(VerificationCache cache, SmtpCallout callout, VerificationOptions options, TimeProvider clock, ILogger<RecipientVerifier> logger,
         IMeterFactory meters, BufferedMessageLog? log = null)
@@ -50,6 +52,8 @@ public sealed partial class RecipientVerifier : IDisposable
         _answers = meter.CreateCounter<long>("gateway.verification.answers", "{answer}",
             "Recipient verification answers at RCPT by source (cache, probe, pending, rate_limited, unavailable) and status (deliverable, undeliverable, unknown).");
         _probes = meter.CreateCounter<long>("gateway.verification.probes", "{probe}", "Callouts to customers' servers by status (deliverable, undeliverable, unknown).");
+        _refreshes = meter.CreateCounter<long>("gateway.verification.refreshes", "{probe}",
+            "Background probes renewing a cached positive answer older than Gateway:RecipientVerification:PositiveRefresh.");
         _probeTime = meter.CreateHistogram<double>("gateway.verification.probe.duration", "s", "Time of one callout, every address tried.");
     }
 
@@ -82,13 +86,19 @@ public sealed partial class RecipientVerifier : IDisposable
             return Unavailable(decision, domain.Name, e);
         }
 
+        var key = domain.Name + "|" + VerificationCache.Field(recipient);
         if (cached is not null)
         {
             Count("cache", cached.Status);
+            if (VerificationRules.NeedsRefresh(cached, domain.Config.Settings.RecipientVerification.EffectivePositiveTtl, _options.PositiveRefresh, now))
+            {
+                // Answered from the cache now; the renewal runs on its own (never on this RCPT's time).
+                _ = RefreshAsync(key, domain, recipient, program, request, now);
+            }
+
             return VerificationRules.Apply(decision, cached);
         }
 
-        var key = domain.Name + "|" + VerificationCache.Field(recipient);
         if (!_running.TryGetValue(key, out var probe))
         {
             bool allowed;
@@ -131,7 +141,46 @@ public sealed partial class RecipientVerifier : IDisposable
         }
     }
 
-    private async Task<VerifyResult> ProbeAndStoreAsync(string key, DomainEntry domain, string recipient, string program, RelayRequest request)
+    /// <summary>
+    /// Renews an old positive answer in the background: one probe per recipient at a time in this process, at most one try per
+    /// <see cref="VerificationOptions.TempfailTtl"/> per recipient here, within the domain's fleet-wide rate (a refresh that finds
+    /// the minute's probes used waits for a later RCPT). What it learns is stored unless it is "unknown" (optimistic caching).
+    /// </summary>
+    private async Task RefreshAsync(string key, DomainEntry domain, string recipient, string program, RelayRequest request, DateTimeOffset now)
+    {
+        if (_running.ContainsKey(key) || (_refreshTried.TryGetValue(key, out var tried) && now - tried < _options.TempfailTtl))
+        {
+            return;
+        }
+
+        if (_refreshTried.Count >= _options.MaxEntriesPerDomain)
+        {
+            _refreshTried.Clear(); // a memory of recent tries, not a cache: bounded by forgetting
+        }
+
+        _refreshTried[key] = now;
+        try
+        {
+            if (!await _cache.TryTakeProbeAsync(domain.Name, _options.MaxProbesPerDomainPerMinute, now).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            var mine = new Lazy<Task<VerifyResult>>(() => ProbeAndStoreAsync(key, domain, recipient, program, request, refresh: true),
+                LazyThreadSafetyMode.ExecutionAndPublication);
+            if (_running.GetOrAdd(key, mine) == mine)
+            {
+                _refreshes.Add(1);
+                await mine.Value.ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            LogStoreFailed(_logger, domain.Name, e.Message);
+        }
+    }
+
+    private async Task<VerifyResult> ProbeAndStoreAsync(string key, DomainEntry domain, string recipient, string program, RelayRequest request, bool refresh = false)
     {
         // Off the caller's path: the RCPT that started it may be answered 450 long before this ends.
         await Task.Yield();
@@ -179,6 +228,12 @@ public sealed partial class RecipientVerifier : IDisposable
 
             try
             {
+                if (refresh && result.Status == VerifyStatus.Unknown)
+                {
+                    // Optimistic caching (Postfix): a refresh that learns nothing keeps the positive answer until it expires.
+                    return result;
+                }
+
                 var lifetime = VerificationRules.Lifetime(result.Status, domain.Config.Settings.RecipientVerification, _options);
                 await _cache.StoreAsync(domain.Name, recipient, result, lifetime, _options.MaxEntriesPerDomain, _clock.GetUtcNow()).ConfigureAwait(false);
             }

@@ -27,6 +27,16 @@ public sealed class VerificationOptions
     /// <summary>How long "unknown" (a 4xx, a timeout, no connection) is kept, so a dead server is not probed per RCPT.</summary>
     public TimeSpan TempfailTtl { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// A cached "deliverable" older than this is renewed: the RCPT is answered from the cache at once and a probe runs in the
+    /// background (within <see cref="MaxProbesPerDomainPerMinute"/>), as Postfix's <c>address_verify_positive_refresh_time</c>
+    /// (7 d of a 31 d expiry there). 12 h of the 7-day positive lifetime: a mailbox removed at the customer's server is refused
+    /// at RCPT within about half a day of its next mail rather than a week, for at most two probes a day per recipient that
+    /// gets mail. A refresh that learns nothing (4xx, timeout) keeps the answer (Postfix's optimistic caching); a 5xx to RCPT
+    /// replaces it. Zero turns refreshing off (the answer is asked again only when it expires).
+    /// </summary>
+    public TimeSpan PositiveRefresh { get; set; } = TimeSpan.FromHours(12);
+
     /// <summary>Probes per domain per minute, fleet-wide (a Redis counter): a dictionary attack of random recipients costs the customer's server at most this.</summary>
     public int MaxProbesPerDomainPerMinute { get; set; } = 60;
 
@@ -49,7 +59,7 @@ public sealed class VerificationOptions
     {
         ArgumentNullException.ThrowIfNull(o);
         return o.ProbeWait > TimeSpan.Zero && o.ConnectTimeout > TimeSpan.Zero && o.CommandTimeout > TimeSpan.Zero &&
-               o.ProbeDeadline > TimeSpan.Zero && o.TempfailTtl > TimeSpan.Zero && o.MaxProbesPerDomainPerMinute > 0 &&
+               o.ProbeDeadline > TimeSpan.Zero && o.TempfailTtl > TimeSpan.Zero && o.PositiveRefresh >= TimeSpan.Zero && o.MaxProbesPerDomainPerMinute > 0 &&
                o.MaxConcurrentPerDestination > 0 && o.MaxEntriesPerDomain > 0 && o.MaxAddresses > 0 &&
                (o.ProbeSender.Length == 0 || Mail.EnvelopeAddress.TryParse(o.ProbeSender, out _, out _)) &&
                !o.HeloName.Any(c => c is ' ' or '\r' or '\n');

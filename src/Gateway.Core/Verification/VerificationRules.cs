@@ -20,7 +20,11 @@ public enum VerifyStatus
 /// <summary>The answer of one probe (or of the cache), with the remote reply or the reason for the log.</summary>
 /// <param name="Reply">The server's reply to RCPT (one line, cut to <see cref="VerificationRules.MaxReplyLength"/>), or why nothing is known.</param>
 /// <param name="Host">The server that answered (<c>host[ip]:port</c>), when one did.</param>
-public sealed record VerifyResult(VerifyStatus Status, string Reply, string? Host = null);
+public sealed record VerifyResult(VerifyStatus Status, string Reply, string? Host = null)
+{
+    /// <summary>When a cached answer expires (null: a fresh answer, not read from the cache).</summary>
+    public DateTimeOffset? Expires { get; init; }
+}
 
 /// <summary>
 /// The decision table of recipient verification, pure (Postfix ADDRESS_VERIFICATION_README, <c>reject_unverified_recipient</c>):
@@ -63,6 +67,19 @@ public static class VerificationRules
             VerifyStatus.Undeliverable => settings.EffectiveNegativeTtl,
             _ => options.TempfailTtl,
         };
+    }
+
+    /// <summary>
+    /// A cached "deliverable" that is older than <paramref name="refreshAfter"/> (Postfix's
+    /// <c>address_verify_positive_refresh_time</c>): it still answers the RCPT, and a probe renews it in the background. Its age
+    /// is the positive lifetime minus what is left of it (the cache keeps the expiry only, so a lifetime changed since
+    /// moves the refresh, never the answer).
+    /// </summary>
+    public static bool NeedsRefresh(VerifyResult cached, TimeSpan positiveLifetime, TimeSpan refreshAfter, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(cached);
+        return cached is { Status: VerifyStatus.Deliverable, Expires: { } expires } && refreshAfter > TimeSpan.Zero && refreshAfter < positiveLifetime &&
+               positiveLifetime - (expires - now) >= refreshAfter;
     }
 
     /// <summary>True when <paramref name="decision"/> is an inbound accept at a domain that verifies recipients.</summary>
@@ -133,6 +150,6 @@ public static class VerificationRules
         }
 
         VerifyStatus? status = parts[0][0] switch { 'D' => VerifyStatus.Deliverable, 'U' => VerifyStatus.Undeliverable, 'T' => VerifyStatus.Unknown, _ => null };
-        return status is { } s ? new VerifyResult(s, parts[3], parts[2].Length == 0 ? null : parts[2]) : null;
+        return status is { } s ? new VerifyResult(s, parts[3], parts[2].Length == 0 ? null : parts[2]) { Expires = DateTimeOffset.FromUnixTimeMilliseconds(expires) } : null;
     }
 }

@@ -69,11 +69,13 @@ public sealed class RecipientVerifierTests : IAsyncLifetime
         verifier.ApplyAsync(new RelayRequest { Stage = SmtpStage.Rcpt, Sender = "someone@remote.test", Recipient = $"{local}@{domain.Name}", ClientAddress = "192.0.2.1" },
             VerificationRulesTests.Accept(domain), "test", CancellationToken.None).AsTask();
 
-    private static SmtpSink AnnOnly(string address)
+    /// <summary>A server that knows only ann@; with <paramref name="certificate"/> it offers STARTTLS.</summary>
+    private static SmtpSink AnnOnly(string address, System.Security.Cryptography.X509Certificates.X509Certificate2? certificate = null)
     {
         var sink = SmtpSink.Start(address);
         sink.Behavior = SinkBehavior.Accept with
         {
+            TlsCertificate = certificate,
             RcptReply = r => r.StartsWith("ann@", StringComparison.Ordinal) ? "250 2.1.5 Ok" : $"550 5.1.1 <{r}>: Recipient address rejected: User unknown in local recipient table",
         };
         return sink;
@@ -144,6 +146,141 @@ public sealed class RecipientVerifierTests : IAsyncLifetime
         private readonly DateTimeOffset _now = DateTimeOffset.FromUnixTimeSeconds((DateTimeOffset.UtcNow.ToUnixTimeSeconds() / 60 * 60) + 5);
 
         public override DateTimeOffset GetUtcNow() => _now;
+    }
+
+    [Fact]
+    public async Task ApplyAsync_PositiveOlderThanRefresh_AnsweredFromCache_RenewedInBackground_UnknownKept_RemovedMailboxThen550()
+    {
+        await using var sink = AnnOnly("127.0.0.5");
+        var clock = new ManualClock(DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())); // the cache keeps ms
+        var options = Fast();
+        Assert.Equal(TimeSpan.FromHours(12), options.PositiveRefresh); // the default
+        var verifier = Verifier(options, clock: clock);
+        var domain = Domain(sink.Host, sink.Port);
+        var cache = new VerificationCache(_mux);
+
+        Assert.Equal(RelayOutcome.Accept, (await AskAsync(verifier, domain, "ann")).Outcome);
+        Assert.Equal(1, sink.Connections);
+
+        // An hour later: the cache answers, nothing is renewed.
+        clock.Advance(TimeSpan.FromHours(1));
+        Assert.Equal(RelayOutcome.Accept, (await AskAsync(verifier, domain, "ann")).Outcome);
+        await Task.Delay(300);
+        Assert.Equal(1, sink.Connections);
+
+        // 13 hours after the probe: still answered from the cache at once, and a probe renews it in the background.
+        clock.Advance(TimeSpan.FromHours(12));
+        Assert.Equal(RelayOutcome.Accept, (await AskAsync(verifier, domain, "ann")).Outcome);
+        await Eventually.WaitAsync(() => sink.Connections == 2 && verifier.Running == 0, TimeSpan.FromSeconds(10), "the background refresh");
+        var renewed = await cache.GetAsync(domain.Name, $"ann@{domain.Name}", clock.GetUtcNow());
+        Assert.Equal(clock.GetUtcNow() + RecipientVerificationSettings.DefaultPositiveTtl, renewed!.Expires);
+
+        // A refresh that learns nothing (451) keeps the answer (optimistic caching) and is not tried again at once.
+        sink.Behavior = SinkBehavior.Accept with { RcptReply = _ => "451 4.3.0 try later" };
+        clock.Advance(TimeSpan.FromHours(13));
+        Assert.Equal(RelayOutcome.Accept, (await AskAsync(verifier, domain, "ann")).Outcome);
+        await Eventually.WaitAsync(() => sink.Connections == 3 && verifier.Running == 0, TimeSpan.FromSeconds(10), "the refresh that learned nothing");
+        Assert.Equal(RelayOutcome.Accept, (await AskAsync(verifier, domain, "ann")).Outcome);
+        await Task.Delay(300);
+        Assert.Equal(3, sink.Connections);
+
+        // The mailbox is removed at the customer's server: the next refresh learns it, and the RCPT after it gets 550.
+        sink.Behavior = SinkBehavior.Accept with { RcptReply = r => $"550 5.1.1 <{r}>: Recipient address rejected: User unknown" };
+        clock.Advance(TimeSpan.FromMinutes(2));
+        Assert.Equal(RelayOutcome.Accept, (await AskAsync(verifier, domain, "ann")).Outcome);
+        await Eventually.WaitAsync(() => sink.Connections == 4 && verifier.Running == 0, TimeSpan.FromSeconds(10), "the refresh that finds the mailbox gone");
+        Assert.Equal(RelayOutcome.Reject, (await AskAsync(verifier, domain, "ann")).Outcome);
+        Assert.Equal(4, sink.Connections);
+        Assert.DoesNotContain(sink.Commands, c => c.Verb is "DATA" or "BDAT");
+    }
+
+    [Fact]
+    public async Task ApplyAsync_ServerOffersStartTls_ProbeRunsInsideTls_AcceptedAnd550()
+    {
+        using var certificate = TestCertificates.SelfSigned("mx.customer.test");
+        await using var sink = AnnOnly("127.0.0.6", certificate);
+        var verifier = Verifier();
+        var domain = Domain(sink.Host, sink.Port);
+
+        Assert.Equal(RelayOutcome.Accept, (await AskAsync(verifier, domain, "ann")).Outcome);
+        Assert.Equal(RelayOutcome.Reject, (await AskAsync(verifier, domain, "bob")).Outcome);
+
+        // Each probe: EHLO in the clear, STARTTLS, then the session starts over inside TLS (RFC 3207 §4.2) with the
+        // self-signed certificate taken (opportunistic, as delivery takes it), and MAIL/RCPT only inside it.
+        Assert.Equal(2, sink.Connections);
+        Assert.Equal(0, sink.TlsFailures);
+        foreach (var connection in sink.Commands.Select(c => c.Connection).Distinct())
+        {
+            Assert.Equal(["EHLO", "STAR", "EHLO", "MAIL", "RCPT", "RSET", "QUIT"], sink.Commands.Where(c => c.Connection == connection).Select(c => c.Verb));
+        }
+    }
+
+    [Fact]
+    public async Task ApplyAsync_StartTlsHandshakeBroken_Unknown450_Never550()
+    {
+        // A server that offers STARTTLS, says 220 to it, then answers the TLS ClientHello with plain text and hangs up.
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Parse("127.0.0.7"), 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        using var stop = new CancellationTokenSource();
+        var connections = 0;
+        var server = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var client = await listener.AcceptTcpClientAsync(stop.Token);
+                Interlocked.Increment(ref connections);
+                var stream = client.GetStream();
+                var reader = new StreamReader(stream, System.Text.Encoding.ASCII);
+                async Task Say(string line) => await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(line + "\r\n"), stop.Token);
+                await Say("220 broken.test ESMTP");
+                await reader.ReadLineAsync(stop.Token); // EHLO
+                await Say("250-broken.test\r\n250-STARTTLS\r\n250 8BITMIME");
+                await reader.ReadLineAsync(stop.Token); // STARTTLS
+                await Say("220 2.0.0 Ready to start TLS");
+                _ = await stream.ReadAsync(new byte[512], stop.Token); // the ClientHello (some of it)
+                await Say("this is not TLS at all");
+            }
+        });
+
+        var verifier = Verifier();
+        var domain = Domain("127.0.0.7", port);
+        var answer = await AskAsync(verifier, domain, "ann");
+
+        Assert.Equal(RelayOutcome.TryLater, answer.Outcome);
+        Assert.StartsWith($"450 4.1.1 <ann@{domain.Name}>: Recipient address rejected: unverified address: ", answer.Refusal!.Value.ForRecipient($"ann@{domain.Name}"),
+            StringComparison.Ordinal);
+        var cached = await new VerificationCache(_mux).GetAsync(domain.Name, $"ann@{domain.Name}", DateTimeOffset.UtcNow);
+        Assert.Equal(VerifyStatus.Unknown, cached!.Status); // cached briefly as unknown, never as undeliverable
+        Assert.Equal(1, Volatile.Read(ref connections));
+        await stop.CancelAsync();
+        listener.Stop();
+        await Assert.ThrowsAnyAsync<Exception>(() => server);
+    }
+
+    [Fact]
+    public async Task ApplyAsync_RowDemandsVerifiedTls_SelfSignedCertificate_Unknown450_NoRcpt()
+    {
+        using var certificate = TestCertificates.SelfSigned("mx.customer.test");
+        await using var sink = AnnOnly("127.0.0.8", certificate);
+        var verifier = Verifier();
+        var plain = Domain(sink.Host, sink.Port);
+        var config = plain.Config with
+        {
+            Settings = plain.Config.Settings with
+            {
+                InboundServers = [.. plain.Config.Settings.InboundServers.Select(r => r with { Tls = TlsMode.Verify, TlsName = "mx.customer.test" })],
+            },
+        };
+        var domain = new DomainEntry(config);
+
+        var answer = await AskAsync(verifier, domain, "ann");
+
+        Assert.Equal(RelayOutcome.TryLater, answer.Outcome);
+        // The probe refused the certificate no one vouches for, inside the handshake: nothing was asked.
+        Assert.Contains("remote certificate was rejected", answer.ReplyText, StringComparison.Ordinal);
+        Assert.Equal(["EHLO", "STAR"], sink.Commands.Select(c => c.Verb));
+        Assert.DoesNotContain(sink.Commands, c => c.Verb is "MAIL" or "RCPT");
     }
 
     [Fact]

@@ -107,12 +107,28 @@ public sealed class VerificationRulesTests
     }
 
     [Fact]
+    public void NeedsRefresh_DeliverableOlderThanRefresh_True_YoungerNegativeOrOff_False()
+    {
+        var now = DateTimeOffset.FromUnixTimeSeconds(1_800_000_000);
+        var week = TimeSpan.FromDays(7);
+        var refresh = TimeSpan.FromHours(12);
+        VerifyResult Cached(VerifyStatus status, TimeSpan age) => new(status, "250 ok") { Expires = now - age + week };
+        Assert.True(VerificationRules.NeedsRefresh(Cached(VerifyStatus.Deliverable, TimeSpan.FromHours(12)), week, refresh, now));
+        Assert.True(VerificationRules.NeedsRefresh(Cached(VerifyStatus.Deliverable, TimeSpan.FromDays(6)), week, refresh, now));
+        Assert.False(VerificationRules.NeedsRefresh(Cached(VerifyStatus.Deliverable, TimeSpan.FromHours(11)), week, refresh, now));
+        Assert.False(VerificationRules.NeedsRefresh(Cached(VerifyStatus.Undeliverable, TimeSpan.FromDays(1)), week, refresh, now));
+        Assert.False(VerificationRules.NeedsRefresh(Cached(VerifyStatus.Deliverable, TimeSpan.FromDays(1)), week, TimeSpan.Zero, now));
+        Assert.False(VerificationRules.NeedsRefresh(Cached(VerifyStatus.Deliverable, TimeSpan.FromHours(13)), TimeSpan.FromHours(12), refresh, now));
+        Assert.False(VerificationRules.NeedsRefresh(new VerifyResult(VerifyStatus.Deliverable, "250 ok"), week, refresh, now));
+    }
+
+    [Fact]
     public void FormatParse_RoundTrip_ExpiredIsNothing()
     {
         var now = DateTimeOffset.FromUnixTimeSeconds(1_800_000_000);
         var r = new VerifyResult(VerifyStatus.Undeliverable, "550 5.1.1 no|such user", "mx[127.0.0.5]:25");
         var text = VerificationRules.Format(r, now.AddHours(3));
-        Assert.Equal(r, VerificationRules.Parse(text, now));
+        Assert.Equal(r with { Expires = now.AddHours(3) }, VerificationRules.Parse(text, now));
         Assert.Null(VerificationRules.Parse(text, now.AddHours(3)));
         Assert.Null(VerificationRules.Parse("X|1|h|r", now));
         Assert.Null(VerificationRules.Parse("garbage", now));
