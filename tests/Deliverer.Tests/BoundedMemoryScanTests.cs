@@ -83,6 +83,26 @@ public sealed class BoundedMemoryScanTests(ScanningGatewayFixture fx) : IClassFi
         return created.Name;
     }
 
+    /// <summary>A 2 MB message held by a QUARANTINE rule at a new domain: the domain, the held copy's id and the shared body it references.</summary>
+    private async Task<(string Domain, string Id, string BodyId)> HoldBigMessageAsync(string label)
+    {
+        var held = await TaggingDomainAsync(label, "127.0.0.3", FreePort.Get(IPAddress.Parse("127.0.0.3")));
+        var rules = new PolicyRuleService.PolicyRuleServiceClient(fx.AsTenant());
+        var rule = await rules.CreateRuleAsync(new CreateRuleRequest
+        {
+            Domain = held, Rule = new PolicyRule { Recipients = { "*@" + held }, Action = RuleAction.Quarantine, Description = "hold" },
+        });
+        var snapshot = fx.DelivererServices!.GetRequiredService<ConfigSnapshot>();
+        await Eventually.WaitAsync(() => snapshot.Find(held)?.Rules?.Rules.Any(r => r.Rule.Id == rule.Id) == true, TimeSpan.FromSeconds(5), "the rule in the snapshot");
+        Assert.StartsWith("250", await SendAsync(fx.Intake, ["user@" + held], BoundedMemoryTests.Message(2 * 1024 * 1024, Guid.NewGuid().ToString("N"))),
+            StringComparison.Ordinal);
+        var quarantine = new QuarantineService.QuarantineServiceClient(fx.AsTenant());
+        var listed = Assert.Single((await quarantine.ListQuarantineAsync(new ListQuarantineRequest { Domain = held })).Messages);
+        var bodyId = (await Db.HashGetAsync(RedisKeys.QuarantineMessage(held, listed.MessageId), SharedBodies.Field)).ToString();
+        Assert.True(await Db.KeyExistsAsync(RedisKeys.SharedBody(bodyId)), "the held copy names a stored shared body");
+        return (held, listed.MessageId, bodyId);
+    }
+
     /// <summary>A domain's message log in words, for a failure's message.</summary>
     private async Task<string> LogTextAsync(string domain) =>
         string.Join("\n", (await fx.LogAsync(domain)).Select(e => string.Join(' ', e.Select(kv => $"{kv.Key}={kv.Value}"))));
@@ -256,25 +276,12 @@ public sealed class BoundedMemoryScanTests(ScanningGatewayFixture fx) : IClassFi
     [Fact]
     public async Task Quarantine_BigMessageDeleted_BodyRemovedWithItsOnlyReference()
     {
-        var held = await TaggingDomainAsync("qdel", "127.0.0.3", FreePort.Get(IPAddress.Parse("127.0.0.3")));
-        var rules = new PolicyRuleService.PolicyRuleServiceClient(fx.AsTenant());
-        var rule = await rules.CreateRuleAsync(new CreateRuleRequest
-        {
-            Domain = held, Rule = new PolicyRule { Recipients = { "*@" + held }, Action = RuleAction.Quarantine, Description = "hold" },
-        });
-        var snapshot = fx.DelivererServices!.GetRequiredService<ConfigSnapshot>();
-        await Eventually.WaitAsync(() => snapshot.Find(held)?.Rules?.Rules.Any(r => r.Rule.Id == rule.Id) == true, TimeSpan.FromSeconds(5), "the rule in the snapshot");
-
-        Assert.StartsWith("250", await SendAsync(fx.Intake, ["user@" + held], BoundedMemoryTests.Message(2 * 1024 * 1024, Guid.NewGuid().ToString("N"))),
-            StringComparison.Ordinal);
+        var (held, messageId, bodyId) = await HoldBigMessageAsync("qdel");
         var quarantine = new QuarantineService.QuarantineServiceClient(fx.AsTenant());
-        var listed = Assert.Single((await quarantine.ListQuarantineAsync(new ListQuarantineRequest { Domain = held })).Messages);
-        var bodyId = (await Db.HashGetAsync(RedisKeys.QuarantineMessage(held, listed.MessageId), SharedBodies.Field)).ToString();
-        Assert.True(await Db.KeyExistsAsync(RedisKeys.SharedBody(bodyId)));
         var ttl = await Db.KeyTimeToLiveAsync(RedisKeys.SharedBody(bodyId));
         Assert.True(ttl > TimeSpan.FromDays(30), $"the body lives as long as the quarantine keeps it: {ttl}");
 
-        await quarantine.DeleteQuarantinedAsync(new DeleteQuarantinedRequest { Domain = held, MessageId = listed.MessageId });
+        await quarantine.DeleteQuarantinedAsync(new DeleteQuarantinedRequest { Domain = held, MessageId = messageId });
 
         Assert.False(await Db.KeyExistsAsync(RedisKeys.SharedBody(bodyId)), "the body went with its last reference");
         Assert.False(await Db.KeyExistsAsync(RedisKeys.SharedBodyRefs(bodyId)));
@@ -283,20 +290,7 @@ public sealed class BoundedMemoryScanTests(ScanningGatewayFixture fx) : IClassFi
     [Fact]
     public async Task Quarantine_BigMessageHeld_DomainDeleted_PurgeReleasesTheReference_BodyGone()
     {
-        var held = await TaggingDomainAsync("qpurge", "127.0.0.3", FreePort.Get(IPAddress.Parse("127.0.0.3")));
-        var rules = new PolicyRuleService.PolicyRuleServiceClient(fx.AsTenant());
-        var rule = await rules.CreateRuleAsync(new CreateRuleRequest
-        {
-            Domain = held, Rule = new PolicyRule { Recipients = { "*@" + held }, Action = RuleAction.Quarantine, Description = "hold" },
-        });
-        var snapshot = fx.DelivererServices!.GetRequiredService<ConfigSnapshot>();
-        await Eventually.WaitAsync(() => snapshot.Find(held)?.Rules?.Rules.Any(r => r.Rule.Id == rule.Id) == true, TimeSpan.FromSeconds(5), "the rule in the snapshot");
-        Assert.StartsWith("250", await SendAsync(fx.Intake, ["user@" + held], BoundedMemoryTests.Message(2 * 1024 * 1024, Guid.NewGuid().ToString("N"))),
-            StringComparison.Ordinal);
-        var quarantine = new QuarantineService.QuarantineServiceClient(fx.AsTenant());
-        var listed = Assert.Single((await quarantine.ListQuarantineAsync(new ListQuarantineRequest { Domain = held })).Messages);
-        var bodyId = (await Db.HashGetAsync(RedisKeys.QuarantineMessage(held, listed.MessageId), SharedBodies.Field)).ToString();
-        Assert.True(await Db.KeyExistsAsync(RedisKeys.SharedBody(bodyId)));
+        var (held, _, bodyId) = await HoldBigMessageAsync("qpurge");
 
         await fx.Domains.DeleteDomainAsync(new DeleteDomainRequest { Name = held, Force = true });
 
