@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Gateway.Testing;
 
 namespace Gateway.Core.Tests;
 
@@ -13,7 +14,7 @@ public sealed partial class EventIdsTests
     [Fact]
     public void LoggerMessages_EveryEventIdIsUsedOnce()
     {
-        var src = SourceFolder();
+        var src = RepositoryPaths.Get("src");
         var seen = new Dictionary<int, string>();
         var duplicates = new List<string>();
         foreach (var file in Directory.EnumerateFiles(src, "*.cs", SearchOption.AllDirectories))
@@ -36,19 +37,6 @@ public sealed partial class EventIdsTests
 
         Assert.True(seen.Count > 50, $"only {seen.Count} event ids found under {src}");
         Assert.Empty(duplicates);
-    }
-
-    private static string SourceFolder()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Gateway.sln")))
-            {
-                return Path.Combine(dir.FullName, "src");
-            }
-        }
-
-        throw new DirectoryNotFoundException("no Gateway.sln above " + AppContext.BaseDirectory);
     }
 
     [GeneratedRegex(@"LoggerMessage\(\s*EventId\s*=\s*(\d+)")]

@@ -63,7 +63,7 @@ public sealed partial class TestKindsTests
         }
     }
 
-    private static string TestsFolder() => RspamdInstance.RepositoryPath("tests");
+    private static string TestsFolder() => RepositoryPaths.Get("tests");
 
     [GeneratedRegex(@"\[(Fact|Theory)\b")]
     private static partial Regex TestAttribute();

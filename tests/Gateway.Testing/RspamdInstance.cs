@@ -118,18 +118,7 @@ public sealed class RspamdInstance : IAsyncDisposable
     }
 
     /// <summary>A file of the repository (walking up from the test binaries to <c>Gateway.sln</c>).</summary>
-    public static string RepositoryPath(params string[] parts)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Gateway.sln")))
-            {
-                return Path.Combine([dir.FullName, .. parts]);
-            }
-        }
-
-        throw new InvalidOperationException("the repository (Gateway.sln) was not found above " + AppContext.BaseDirectory);
-    }
+    public static string RepositoryPath(params string[] parts) => RepositoryPaths.Get(parts);
 
     /// <summary>The log so far.</summary>
     public string ReadLog()
